@@ -1,0 +1,85 @@
+//! Wiring of the `ecom` binary: which domain modules make up the store and how the
+//! server starts and stops. No domain logic lives here.
+
+use anyhow::Context;
+use ecom_core::db::{Database, PoolOptions, build_pool};
+use ecom_core::migrate::{self, Direction};
+use ecom_core::settings::{Settings, resolve_secret_key};
+use ecom_core::{AppContext, Module, build_app};
+
+/// Every domain's routes and OpenAPI fragment, in the order they are mounted.
+pub fn modules() -> Vec<Module> {
+    Vec::new()
+}
+
+/// Builds the app context the server and the end-to-end tests share.
+pub fn app_context(
+    settings: Settings,
+    pool: ecom_core::db::PgPool,
+    secret: &ecom_core::settings::SecretString,
+) -> anyhow::Result<AppContext> {
+    AppContext::new(settings, pool, secret, modules()).map_err(anyhow::Error::msg)
+}
+
+/// `ecom serve`: open (or start) the database, migrate, serve until SIGTERM/SIGINT,
+/// then finish in-flight requests, close the pool and stop the private PostgreSQL.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    if settings.uses_private_database() {
+        tracing::info!(dir = %settings.ecom_data_dir.display(), "no DATABASE_URL: using the private PostgreSQL");
+    }
+    let database = Database::open(&settings).await?;
+    let result = serve_on(&settings, &database.url).await;
+    database.shutdown().await;
+    result
+}
+
+async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
+    let applied = migrate::migrate(url, Direction::Up).await?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "applied migrations");
+    }
+    let secret = resolve_secret_key(settings)?;
+    if settings.debug() {
+        tracing::warn!("DEBUG is on (development mode); do not use it in production");
+    }
+    let pool =
+        build_pool(url, &PoolOptions::from_settings(settings)).map_err(anyhow::Error::msg)?;
+    let ctx = app_context(settings.clone(), pool.clone(), &secret)?;
+    let server = actix_web::HttpServer::new(move || build_app(&ctx))
+        .shutdown_timeout(30)
+        .bind((settings.host.as_str(), settings.port))
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (HOST, PORT)",
+                settings.host, settings.port
+            )
+        })?;
+    for addr in server.addrs() {
+        tracing::info!(%addr, "listening; API docs at http://{addr}/docs");
+    }
+    server.run().await.context("server failed")?;
+    tracing::info!("stopped accepting; in-flight requests finished");
+    pool.close();
+    Ok(())
+}
+
+/// `ecom migrate [--revert]`.
+pub async fn migrate_command(settings: Settings, revert: bool) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let direction = if revert {
+        Direction::RevertLast
+    } else {
+        Direction::Up
+    };
+    let result = migrate::migrate(&database.url, direction).await;
+    database.shutdown().await;
+    let versions = result?;
+    let verb = if revert { "reverted" } else { "applied" };
+    if versions.is_empty() {
+        println!("nothing to do: the database is up to date");
+    }
+    for v in versions {
+        println!("{verb} {v}");
+    }
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The PostgreSQL pool (diesel-async on deadpool) and database administration helpers.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+use crate::settings::Settings;
+
+/// The shared connection pool.
+pub type PgPool = Pool<AsyncPgConnection>;
+/// A connection checked out of the pool.
+pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+/// Why no connection could be handed out (timeout or database down): answers 503.
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+/// The connection type every service function takes.
+pub use diesel_async::AsyncPgConnection as PgConn;
+
+/// Pool options taken from [`Settings`].
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: usize,
+    pub wait_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub application_name: String,
+}
+
+impl PoolOptions {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            max_size: settings.database_pool_size,
+            wait_timeout: Duration::from_millis(settings.database_pool_timeout_ms),
+            statement_timeout: Duration::from_millis(settings.database_statement_timeout_ms),
+            application_name: settings.project_name.clone(),
+        }
+    }
+}
+
+/// Builds the pool. Connections are made lazily, so this succeeds even while the database is down.
+pub fn build_pool(url: &str, options: &PoolOptions) -> Result<PgPool, String> {
+    let setup_sql = format!(
+        "SET application_name = {}; SET statement_timeout = {}; SET TIME ZONE 'UTC';",
+        quote_literal(&options.application_name),
+        options.statement_timeout.as_millis()
+    );
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let setup_sql = setup_sql.clone();
+        let url = url.to_string();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.batch_execute(&setup_sql)
+                .await
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+    Pool::builder(manager)
+        .max_size(options.max_size)
+        .wait_timeout(Some(options.wait_timeout))
+        .create_timeout(Some(options.wait_timeout))
+        .recycle_timeout(Some(options.wait_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Quotes a string as an SQL literal.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+/// Quotes an SQL identifier (database names built by tests and the launcher).
+pub fn quote_ident(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
+/// Opens one connection outside any pool (start-up and administration).
+pub async fn connect(url: &str) -> Result<AsyncPgConnection, diesel::ConnectionError> {
+    AsyncPgConnection::establish(url).await
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = Bool)]
+    exists: bool,
+}
+
+/// Whether a database of that name exists on the server `conn` is connected to.
+pub async fn database_exists(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<bool> {
+    let row: Exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(name)
+            .get_result(conn)
+            .await?;
+    Ok(row.exists)
+}
+
+/// `CREATE DATABASE name [TEMPLATE template]`.
+pub async fn create_database(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    template: Option<&str>,
+) -> QueryResult<()> {
+    let mut sql = format!("CREATE DATABASE {}", quote_ident(name));
+    if let Some(t) = template {
+        sql.push_str(&format!(" TEMPLATE {}", quote_ident(t)));
+    }
+    conn.batch_execute(&sql).await
+}
+
+/// Drops a database, disconnecting its sessions first.
+pub async fn drop_database(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()> {
+    conn.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    ))
+    .await
+}
+
+/// Replaces the database part of a PostgreSQL URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{database}?{q}"),
+        None => format!("{host_part}/{database}"),
+    }
+}
+
+/// Exposes the pool's size and use as Prometheus gauges, read at scrape time.
+pub struct PoolCollector {
+    pool: PgPool,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+impl PoolCollector {
+    pub fn new(pool: PgPool) -> Self {
+        let desc = |name: &str, help: &str| {
+            prometheus::core::Desc::new(name.into(), help.into(), vec![], Default::default())
+                .expect("static metric description is valid")
+        };
+        let descs = vec![
+            desc(
+                "ecom_db_pool_max_size",
+                "Largest number of connections the pool may hold.",
+            ),
+            desc(
+                "ecom_db_pool_size",
+                "Connections currently open in the pool.",
+            ),
+            desc("ecom_db_pool_available", "Open connections not in use."),
+            desc(
+                "ecom_db_pool_in_use",
+                "Connections checked out by requests.",
+            ),
+            desc("ecom_db_pool_waiting", "Requests waiting for a connection."),
+        ];
+        Self { pool, descs }
+    }
+}
+
+impl prometheus::core::Collector for PoolCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let s = self.pool.status();
+        let in_use = s.size.saturating_sub(s.available);
+        let values = [s.max_size, s.size, s.available, in_use, s.waiting];
+        self.descs
+            .iter()
+            .zip(values)
+            .map(|(desc, value)| {
+                let gauge = prometheus::Gauge::with_opts(prometheus::Opts::new(
+                    desc.fq_name.clone(),
+                    desc.help.clone(),
+                ))
+                .expect("static gauge options are valid");
+                gauge.set(value as f64);
+                prometheus::core::Collector::collect(&gauge).remove(0)
+            })
+            .collect()
+    }
+}
+
+/// The database the server runs on: the configured one, or the private PostgreSQL.
+#[derive(Debug)]
+pub struct Database {
+    pub url: String,
+    /// Set when running on the private PostgreSQL.
+    pub private: Option<crate::private_pg::PrivatePostgres>,
+}
+
+/// Name of the store's database on the private PostgreSQL.
+pub const PRIVATE_DATABASE: &str = "ecom";
+
+/// Why no database could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Private(#[from] crate::private_pg::PrivatePgError),
+    #[error("could not prepare the private database: {0}")]
+    Prepare(String),
+}
+
+impl Database {
+    /// Uses `DATABASE_URL`, or starts (or reuses) the private PostgreSQL and its `ecom` database.
+    pub async fn open(settings: &Settings) -> Result<Self, OpenError> {
+        if let Some(url) = &settings.database_url {
+            return Ok(Self {
+                url: url.expose().to_string(),
+                private: None,
+            });
+        }
+        let options = crate::private_pg::LaunchOptions {
+            data_dir: settings.ecom_data_dir.clone(),
+            ephemeral: false,
+        };
+        let pg = tokio::task::spawn_blocking(move || {
+            crate::private_pg::PrivatePostgres::start(&options)
+        })
+        .await
+        .map_err(|e| OpenError::Prepare(e.to_string()))??;
+        let mut admin = connect(&pg.url("postgres"))
+            .await
+            .map_err(|e| OpenError::Prepare(e.to_string()))?;
+        if !database_exists(&mut admin, PRIVATE_DATABASE)
+            .await
+            .map_err(|e| OpenError::Prepare(e.to_string()))?
+        {
+            create_database(&mut admin, PRIVATE_DATABASE, None)
+                .await
+                .map_err(|e| OpenError::Prepare(e.to_string()))?;
+        }
+        Ok(Self {
+            url: pg.url(PRIVATE_DATABASE),
+            private: Some(pg),
+        })
+    }
+
+    /// Stops the private PostgreSQL if this process started it.
+    pub async fn shutdown(self) {
+        let Some(pg) = self.private else { return };
+        if !pg.started_here() {
+            return;
+        }
+        match tokio::task::spawn_blocking(move || pg.stop()).await {
+            Ok(Ok(())) => tracing::info!("stopped the private PostgreSQL"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
+            Err(e) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
+        }
+    }
+}

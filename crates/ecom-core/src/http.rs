@@ -1,0 +1,353 @@
+//! The app factory shared by the binary and the tests: app data, extractor limits,
+//! middleware, the operational endpoints and the merged OpenAPI document.
+
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Condition, ErrorHandlerResponse, ErrorHandlers, from_fn};
+use actix_web::{App, Error, HttpRequest, HttpResponse, web};
+use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::access_token::AccessTokens;
+use crate::db::{PgPool, PoolCollector};
+use crate::error::{AppError, FieldError, PROBLEM_JSON, problem, problem_response};
+use crate::principal::SharedResolver;
+use crate::settings::{SecretString, Settings};
+use crate::telemetry::request_context;
+
+/// Largest request body accepted, in bytes (API.md: over 64 KiB → 413).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// What a domain crate contributes to the app: its routes and its OpenAPI fragment.
+#[derive(Clone)]
+pub struct Module {
+    pub name: &'static str,
+    pub configure: Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>,
+    pub openapi: utoipa::openapi::OpenApi,
+}
+
+impl Module {
+    pub fn new(
+        name: &'static str,
+        configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+        openapi: utoipa::openapi::OpenApi,
+    ) -> Self {
+        Self {
+            name,
+            configure: Arc::new(configure),
+            openapi,
+        }
+    }
+}
+
+/// Everything the app factory needs, built once and cloned into each worker.
+#[derive(Clone)]
+pub struct AppContext {
+    pub settings: web::Data<Settings>,
+    pub pool: web::Data<PgPool>,
+    pub tokens: web::Data<AccessTokens>,
+    resolver: Option<web::Data<SharedResolver>>,
+    metrics: PrometheusMetrics,
+    openapi: utoipa::openapi::OpenApi,
+    modules: Vec<Module>,
+}
+
+impl AppContext {
+    /// Builds the shared state; `secret` signs access tokens.
+    pub fn new(
+        settings: Settings,
+        pool: PgPool,
+        secret: &SecretString,
+        modules: Vec<Module>,
+    ) -> Result<Self, String> {
+        let registry = prometheus::Registry::new();
+        registry
+            .register(Box::new(PoolCollector::new(pool.clone())))
+            .map_err(|e| e.to_string())?;
+        let metrics = PrometheusMetricsBuilder::new("ecom")
+            .registry(registry)
+            .mask_unmatched_patterns("unmatched")
+            .exclude_regex("^/docs")
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut openapi = crate::openapi::base_document(&settings.project_name);
+        for module in &modules {
+            openapi.merge(module.openapi.clone());
+        }
+        let tokens = AccessTokens::new(secret, settings.access_token_expire_minutes);
+        Ok(Self {
+            settings: web::Data::new(settings),
+            pool: web::Data::new(pool),
+            tokens: web::Data::new(tokens),
+            resolver: None,
+            metrics,
+            openapi,
+            modules,
+        })
+    }
+
+    /// Installs the resolver the principal extractor asks for the caller's current state.
+    pub fn with_resolver(mut self, resolver: SharedResolver) -> Self {
+        self.resolver = Some(web::Data::new(resolver));
+        self
+    }
+
+    /// The merged OpenAPI document served at `/openapi.json`.
+    pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
+        &self.openapi
+    }
+}
+
+/// The whole application: core endpoints, every module, middleware, error shaping.
+pub fn build_app(
+    ctx: &AppContext,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody + use<>>,
+        Error = Error,
+        InitError = (),
+    > + use<>,
+> {
+    let origins = ctx.settings.cors_origins();
+    let app = App::new()
+        .app_data(ctx.settings.clone())
+        .app_data(ctx.pool.clone())
+        .app_data(ctx.tokens.clone())
+        .app_data(
+            web::JsonConfig::default()
+                .limit(BODY_LIMIT)
+                .error_handler(json_error),
+        )
+        .app_data(
+            web::FormConfig::default()
+                .limit(BODY_LIMIT)
+                .error_handler(form_error),
+        )
+        .app_data(web::PayloadConfig::new(BODY_LIMIT))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error));
+    let app = app.app_data(web::Data::new(ctx.metrics.registry.clone()));
+    let app = match &ctx.resolver {
+        Some(resolver) => app.app_data(resolver.clone()),
+        None => app,
+    };
+    app.configure(crate::openapi::configure_ops)
+        .configure(|cfg| {
+            for module in &ctx.modules {
+                (module.configure)(cfg);
+            }
+        })
+        .service(crate::openapi::swagger_ui(ctx.openapi.clone()))
+        .default_service(web::to(unmatched))
+        .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
+        .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
+        .wrap(ctx.metrics.clone())
+        .wrap(from_fn(request_context))
+}
+
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let base = actix_cors::Cors::default()
+        .allow_any_method()
+        .allow_any_header()
+        .expose_headers(["x-request-id", "retry-after", "www-authenticate"])
+        .max_age(3600);
+    if origins.iter().any(|o| o == "*") {
+        return base.allow_any_origin();
+    }
+    origins.iter().fold(base, |cors, o| cors.allowed_origin(o))
+}
+
+async fn unmatched(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    Err(AppError::not_found(format!(
+        "no resource at {}",
+        req.path()
+    )))
+}
+
+/// Rewrites any error response that is not problem+json yet (405 from routing, actix
+/// internals) into the same shape as every other error.
+fn problem_for_bare_errors<B: MessageBody>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "the resource does not exist"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than 64 KiB",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send application/json"),
+        s if s.is_server_error() => ("internal_error", "an internal error occurred"),
+        _ => ("bad_request", "the request is not valid"),
+    };
+    let body = problem(status, code, detail, &[]);
+    let (req, old) = res.into_parts();
+    let mut new = problem_response(status, &body, None);
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = old.headers().get(&name) {
+            new.headers_mut().insert(name, v.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, new)
+            .map_into_right_body::<B>()
+            .map_body(|_, b: EitherBody<B, BoxBody>| b),
+    ))
+}
+
+fn too_large() -> AppError {
+    AppError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "the request body is larger than 64 KiB",
+    )
+}
+
+fn unsupported_media() -> AppError {
+    AppError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send the body as application/json",
+    )
+}
+
+/// serde reports "unknown field `role`"; name that field for the client.
+fn field_of(message: &str) -> String {
+    for marker in ["unknown field `", "missing field `", "duplicate field `"] {
+        if let Some((_, rest)) = message.split_once(marker)
+            && let Some((field, _)) = rest.split_once('`')
+        {
+            return field.to_string();
+        }
+    }
+    "body".to_string()
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
+    let app = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            too_large()
+        }
+        JsonPayloadError::ContentType => unsupported_media(),
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            let message = e.to_string();
+            let clean = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            AppError::validation(vec![FieldError::new(field_of(&clean), clean)])
+        }
+        JsonPayloadError::Deserialize(e) => {
+            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        }
+        _ => AppError::bad_request("bad_request", "the request body could not be read"),
+    };
+    app.into()
+}
+
+fn form_error(err: UrlencodedError, _req: &HttpRequest) -> Error {
+    let app = match &err {
+        UrlencodedError::Overflow { .. } => too_large(),
+        UrlencodedError::ContentType => unsupported_media(),
+        UrlencodedError::Parse(e) => {
+            let message = e.to_string();
+            AppError::validation(vec![FieldError::new(field_of(&message), message)])
+        }
+        _ => AppError::bad_request("bad_request", "the form body could not be read"),
+    };
+    app.into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> Error {
+    let detail = match &err {
+        QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
+        _ => "invalid query string".to_string(),
+    };
+    AppError::bad_request("invalid_query", detail).into()
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> Error {
+    let detail = match &err {
+        PathError::Deserialize(e) => format!("invalid path parameter: {e}"),
+        _ => "invalid path parameter".to_string(),
+    };
+    AppError::bad_request("invalid_path", detail).into()
+}
+
+/// Body of `/health` and `/ready`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "ops", operation_id = "health",
+    responses((status = 200, description = "The process is alive", body = Status)))]
+pub async fn health() -> web::Json<Status> {
+    web::Json(Status { status: "ok" })
+}
+
+/// Readiness: the database answers a query.
+#[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready to serve", body = Status),
+        (status = 503, description = "The database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn ready(pool: web::Data<PgPool>) -> Result<web::Json<Status>, AppError> {
+    let mut conn = pool.get().await?;
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map_err(AppError::unavailable)?;
+    Ok(web::Json(Status { status: "ready" }))
+}
+
+/// Prometheus text: request counts and latency histograms per route and status, pool gauges.
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+pub async fn metrics(req: HttpRequest) -> HttpResponse {
+    // actix-web-prom keeps the registry; read it back from the middleware's app data.
+    let families = req
+        .app_data::<web::Data<prometheus::Registry>>()
+        .map(|r| r.gather())
+        .unwrap_or_default();
+    let mut text = String::new();
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut text) {
+        return AppError::internal(e.to_string()).into_response();
+    }
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        ))
+        .body(text)
+}
+
+impl AppError {
+    /// Renders this error directly (for handlers that build responses by hand).
+    pub fn into_response(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}

@@ -1,0 +1,210 @@
+//! Exact money: `NUMERIC(12,2)` in the database, a decimal in Rust, a two-place string in JSON.
+
+use std::fmt;
+use std::str::FromStr;
+
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Numeric;
+use rust_decimal::Decimal;
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
+
+/// Largest amount the store accepts: 99,999,999.99 (what `NUMERIC(12,2)` holds).
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(1_410_065_407, 2, 0, false, 2);
+
+/// A non-negative amount of money with at most two decimal places.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Numeric)]
+pub struct Money(Decimal);
+
+/// Why a value is not money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("must be a decimal number")]
+    NotANumber,
+    #[error("must have at most 2 decimal places")]
+    TooPrecise,
+    #[error("must not be negative")]
+    Negative,
+    #[error("must not exceed 99999999.99")]
+    TooLarge,
+}
+
+impl Money {
+    pub const ZERO: Money = Money(Decimal::ZERO);
+
+    /// Validates scale and range.
+    pub fn new(value: Decimal) -> Result<Self, MoneyError> {
+        let value = value.normalize();
+        if value.scale() > 2 {
+            return Err(MoneyError::TooPrecise);
+        }
+        if value.is_sign_negative() && !value.is_zero() {
+            return Err(MoneyError::Negative);
+        }
+        if value > MAX_AMOUNT {
+            return Err(MoneyError::TooLarge);
+        }
+        Ok(Money(value))
+    }
+
+    /// Whole currency units and cents, e.g. `Money::from_cents(999)` is 9.99.
+    pub fn from_cents(cents: i64) -> Result<Self, MoneyError> {
+        Self::new(Decimal::new(cents, 2))
+    }
+
+    pub fn as_decimal(&self) -> Decimal {
+        self.0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0.is_zero()
+    }
+
+    /// `self × quantity`, failing beyond the storable range.
+    pub fn times(&self, quantity: i64) -> Result<Self, MoneyError> {
+        let product = self
+            .0
+            .checked_mul(Decimal::from(quantity))
+            .ok_or(MoneyError::TooLarge)?;
+        Self::new(product)
+    }
+
+    /// `self + other`, failing beyond the storable range.
+    pub fn plus(&self, other: Money) -> Result<Self, MoneyError> {
+        let sum = self.0.checked_add(other.0).ok_or(MoneyError::TooLarge)?;
+        Self::new(sum)
+    }
+}
+
+impl FromStr for Money {
+    type Err = MoneyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let plain = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !plain {
+            return Err(MoneyError::NotANumber);
+        }
+        let d = Decimal::from_str_exact(s).map_err(|_| MoneyError::NotANumber)?;
+        Money::new(d)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.2}", self.0)
+    }
+}
+
+impl fmt::Debug for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Money({self})")
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MoneyVisitor)
+    }
+}
+
+struct MoneyVisitor;
+
+impl Visitor<'_> for MoneyVisitor {
+    type Value = Money;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an amount as a JSON number or a decimal string, with at most 2 decimal places")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
+        v.parse().map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+        Money::new(Decimal::from(v)).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+        Money::new(Decimal::from(v)).map_err(E::custom)
+    }
+
+    /// JSON numbers arrive as f64; its shortest round-trip text is the digits the client
+    /// wrote for any amount in range, so `19.99` stays exactly 19.99 and `1.005` is refused.
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+        if !v.is_finite() {
+            return Err(E::custom(MoneyError::NotANumber));
+        }
+        format!("{v}").parse().map_err(E::custom)
+    }
+}
+
+impl ToSql<Numeric, Pg> for Money {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <Decimal as ToSql<Numeric, Pg>>::to_sql(&self.0, out)
+    }
+}
+
+impl FromSql<Numeric, Pg> for Money {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let d = <Decimal as FromSql<Numeric, Pg>>::from_sql(bytes)?;
+        Ok(Money(d.round_dp(2)))
+    }
+}
+
+impl utoipa::PartialSchema for Money {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::Custom("decimal".into())))
+            .pattern(Some(r"^\d{1,8}(\.\d{1,2})?$"))
+            .description(Some(
+                "Exact amount with two decimal places, sent as a string (\"999.99\"). \
+                 Requests may also send a JSON number; more than 2 decimal places is refused.",
+            ))
+            .examples(["999.99"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_strings_parse_exactly() {
+        let m: Money = serde_json::from_str("19.99").expect("number");
+        assert_eq!(m.to_string(), "19.99");
+        let m: Money = serde_json::from_str("\"0.10\"").expect("string");
+        assert_eq!(m.times(3).expect("in range").to_string(), "0.30");
+        let m: Money = serde_json::from_str("7").expect("integer");
+        assert_eq!(serde_json::to_string(&m).expect("ser"), "\"7.00\"");
+    }
+
+    #[test]
+    fn bad_amounts_are_refused() {
+        assert!(serde_json::from_str::<Money>("1.005").is_err());
+        assert!(serde_json::from_str::<Money>("\"1.005\"").is_err());
+        assert!(serde_json::from_str::<Money>("-1").is_err());
+        assert!(serde_json::from_str::<Money>("100000000").is_err());
+        assert!(serde_json::from_str::<Money>("\"1e3\"").is_err());
+        assert!(serde_json::from_str::<Money>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<Money>("99999999.99").is_ok());
+        assert_eq!(MAX_AMOUNT.to_string(), "99999999.99");
+    }
+}

@@ -1,0 +1,186 @@
+//! The list envelope and the `limit` / `offset` (alias `skip`) query shared by every listing.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{AppError, FieldError};
+
+pub const DEFAULT_LIMIT: i64 = 20;
+pub const MAX_LIMIT: i64 = 100;
+
+/// Paging parameters as they arrive. Embed with `#[serde(flatten)]` in a listing's query type.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1..=100 (default 20).
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub limit: Option<i64>,
+    /// Items to skip, ≥ 0 (default 0).
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    #[param(minimum = 0, default = 0)]
+    pub offset: Option<i64>,
+    /// Alias of `offset`, kept for the original service's clients.
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    #[param(minimum = 0)]
+    pub skip: Option<i64>,
+}
+
+/// Validated paging.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl PageQuery {
+    /// Checks bounds: 422 naming the field when out of range.
+    pub fn validate(&self) -> Result<PageRequest, AppError> {
+        let mut errors = Vec::new();
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            errors.push(FieldError::new("limit", "must be between 1 and 100"));
+        }
+        if self.offset.is_some() && self.skip.is_some() && self.offset != self.skip {
+            errors.push(FieldError::new(
+                "skip",
+                "is an alias of offset; send one of them",
+            ));
+        }
+        let offset = self.offset.or(self.skip).unwrap_or(0);
+        if offset < 0 {
+            errors.push(FieldError::new(
+                if self.offset.is_some() {
+                    "offset"
+                } else {
+                    "skip"
+                },
+                "must not be negative",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(AppError::validation(errors));
+        }
+        Ok(PageRequest { limit, offset })
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Matching items in all pages.
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl<T> Page<T> {
+    pub fn new(items: Vec<T>, total: i64, page: PageRequest) -> Self {
+        Self {
+            items,
+            total,
+            limit: page.limit,
+            offset: page.offset,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            total: self.total,
+            limit: self.limit,
+            offset: self.offset,
+        }
+    }
+}
+
+/// Deserializers for query strings: under `#[serde(flatten)]` every value arrives as text.
+pub mod de {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum IntOrText {
+        Int(i64),
+        Text(String),
+    }
+
+    /// An optional integer given as a number or as text.
+    pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<IntOrText>::deserialize(d)? {
+            None => Ok(None),
+            Some(IntOrText::Int(i)) => Ok(Some(i)),
+            Some(IntOrText::Text(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an integer"))),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrText {
+        Bool(bool),
+        Text(String),
+    }
+
+    /// An optional boolean given as `true`/`false` (also `1`/`0`).
+    pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        match Option::<BoolOrText>::deserialize(d)? {
+            None => Ok(None),
+            Some(BoolOrText::Bool(b)) => Ok(Some(b)),
+            Some(BoolOrText::Text(s)) => match s.trim() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                other => Err(serde::de::Error::custom(format!(
+                    "`{other}` is not a boolean"
+                ))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Result<PageRequest, AppError> {
+        let q: PageQuery = serde_urlencoded_like(s);
+        q.validate()
+    }
+
+    fn serde_urlencoded_like(s: &str) -> PageQuery {
+        let q = actix_web::web::Query::<PageQuery>::from_query(s).expect("parses");
+        q.into_inner()
+    }
+
+    #[test]
+    fn defaults_aliases_and_bounds() {
+        assert_eq!(
+            q("").expect("ok"),
+            PageRequest {
+                limit: 20,
+                offset: 0
+            }
+        );
+        assert_eq!(
+            q("limit=5&skip=10").expect("ok"),
+            PageRequest {
+                limit: 5,
+                offset: 10
+            }
+        );
+        assert_eq!(q("offset=3").expect("ok").offset, 3);
+        assert_eq!(
+            q("limit=0").expect_err("too small").field_errors()[0].field,
+            "limit"
+        );
+        assert_eq!(q("limit=101").expect_err("too big").status().as_u16(), 422);
+        assert_eq!(
+            q("offset=-1").expect_err("negative").field_errors()[0].field,
+            "offset"
+        );
+    }
+}

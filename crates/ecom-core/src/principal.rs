@@ -1,0 +1,198 @@
+//! Who is calling: the bearer-token extractor and the permission guard.
+//!
+//! Core verifies the token; a [`PrincipalResolver`] (implemented by ecom-auth) then
+//! reads the user's *current* role, permissions and ban state, so a ban or a role
+//! change applies on the very next request whatever tokens the user holds.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access_token::{AccessTokens, TokenError};
+use crate::error::AppError;
+
+/// The fine-grained permissions of the store (API.md's Permissions line).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+pub enum Permission {
+    #[serde(rename = "create:product")]
+    CreateProduct,
+    #[serde(rename = "edit:product")]
+    EditProduct,
+    #[serde(rename = "delete:product")]
+    DeleteProduct,
+    #[serde(rename = "manage:products")]
+    ManageProducts,
+    #[serde(rename = "manage:orders")]
+    ManageOrders,
+    #[serde(rename = "manage:users")]
+    ManageUsers,
+    #[serde(rename = "view:reports")]
+    ViewReports,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 7] = [
+        Permission::CreateProduct,
+        Permission::EditProduct,
+        Permission::DeleteProduct,
+        Permission::ManageProducts,
+        Permission::ManageOrders,
+        Permission::ManageUsers,
+        Permission::ViewReports,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Permission::CreateProduct => "create:product",
+            Permission::EditProduct => "edit:product",
+            Permission::DeleteProduct => "delete:product",
+            Permission::ManageProducts => "manage:products",
+            Permission::ManageOrders => "manage:orders",
+            Permission::ManageUsers => "manage:users",
+            Permission::ViewReports => "view:reports",
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Permission {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Permission::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// The user's state as the resolver reads it now.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub user_id: i64,
+    pub role: String,
+    pub permissions: BTreeSet<Permission>,
+    pub is_active: bool,
+}
+
+/// Reads a user's current role, permissions and ban state (implemented by ecom-auth).
+#[async_trait::async_trait]
+pub trait PrincipalResolver: Send + Sync {
+    /// `None` when the user no longer exists.
+    async fn resolve(&self, user_id: i64) -> Result<Option<Account>, AppError>;
+}
+
+/// The resolver as stored in app data.
+pub type SharedResolver = Arc<dyn PrincipalResolver>;
+
+/// An authenticated, active user. Extracting it answers 401 without a valid bearer
+/// token and 403 `account_banned` for a banned account.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: i64,
+    pub role: String,
+    pub permissions: BTreeSet<Permission>,
+    /// The token's `jti`, for logs and audit.
+    pub token_id: String,
+}
+
+impl Principal {
+    pub fn has(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    /// 403 `forbidden` unless the principal holds the permission.
+    pub fn require(&self, permission: Permission) -> Result<(), AppError> {
+        if self.has(permission) {
+            Ok(())
+        } else {
+            Err(AppError::forbidden(
+                "forbidden",
+                format!("this action needs the `{permission}` permission"),
+            ))
+        }
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
+    let token = bearer_token(&req).ok_or_else(|| {
+        AppError::unauthorized("not_authenticated", "a bearer access token is required")
+    })?;
+    let tokens = req
+        .app_data::<web::Data<AccessTokens>>()
+        .ok_or_else(|| AppError::internal("AccessTokens missing from app data"))?;
+    let (user_id, claims) = tokens.verify(token).map_err(|e| match e {
+        TokenError::Expired => {
+            AppError::unauthorized("token_expired", "the access token has expired")
+        }
+        _ => AppError::unauthorized("invalid_token", "the access token is invalid"),
+    })?;
+    let resolver = req
+        .app_data::<web::Data<SharedResolver>>()
+        .ok_or_else(|| AppError::internal("PrincipalResolver missing from app data"))?;
+    let account = resolver
+        .resolve(user_id)
+        .await?
+        .ok_or_else(|| AppError::unauthorized("invalid_token", "the access token is invalid"))?;
+    if !account.is_active {
+        return Err(AppError::forbidden(
+            "account_banned",
+            "this account is banned",
+        ));
+    }
+    Ok(Principal {
+        user_id: account.user_id,
+        role: account.role,
+        permissions: account.permissions,
+        token_id: claims.jti,
+    })
+}
+
+impl FromRequest for Principal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(authenticate(req.clone()))
+    }
+}
+
+/// A principal when a token is sent, none otherwise; a bad token is still refused.
+#[derive(Debug, Clone)]
+pub struct MaybePrincipal(pub Option<Principal>);
+
+impl FromRequest for MaybePrincipal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if req.headers().get(header::AUTHORIZATION).is_none() {
+                return Ok(MaybePrincipal(None));
+            }
+            authenticate(req).await.map(|p| MaybePrincipal(Some(p)))
+        })
+    }
+}

@@ -1,0 +1,304 @@
+//! Typed settings: defaults < `ecom.toml` < `.env` < process environment < explicit overrides.
+//!
+//! Names are the environment variables of API.md (`DATABASE_URL`, `PORT`, ...); in
+//! `ecom.toml` the same names are written in lower case.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Smallest accepted `SECRET_KEY` outside development mode, in bytes.
+pub const MIN_SECRET_KEY_BYTES: usize = 32;
+
+/// Why the settings cannot be used; the message always names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+    #[error("could not read settings: {0}")]
+    Read(String),
+}
+
+/// A value that must never reach a log line.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting of the server. Build with [`Settings::load`] or [`SettingsLoader`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// PostgreSQL URL; `None` means "run on the private PostgreSQL" (development mode).
+    pub database_url: Option<SecretString>,
+    pub secret_key: Option<SecretString>,
+    /// Explicit `DEBUG`; see [`Settings::debug`] for the effective value.
+    #[serde(rename = "debug")]
+    pub debug_flag: Option<bool>,
+    pub project_name: String,
+    pub access_token_expire_minutes: i64,
+    pub refresh_token_expire_days: i64,
+    pub host: String,
+    pub port: u16,
+    pub database_pool_size: usize,
+    /// How long a request waits for a pooled connection before answering 503.
+    pub database_pool_timeout_ms: u64,
+    /// `statement_timeout` set on every pooled connection.
+    pub database_statement_timeout_ms: u64,
+    pub log_format: LogFormat,
+    pub ecom_data_dir: PathBuf,
+    /// Comma-separated origins allowed by CORS; empty allows none, `*` allows any.
+    pub cors_allowed_origins: String,
+}
+
+/// Builder that decides which sources are read; tests use it to pass settings
+/// without touching the process environment.
+#[derive(Debug, Default)]
+pub struct SettingsLoader {
+    file: Option<PathBuf>,
+    dotenv: Option<PathBuf>,
+    read_process_env: bool,
+    overrides: HashMap<String, String>,
+}
+
+impl SettingsLoader {
+    /// Nothing but defaults and explicit overrides.
+    pub fn isolated() -> Self {
+        Self::default()
+    }
+
+    /// The sources the server reads: `ecom.toml` and `.env` in the working directory, then the environment.
+    pub fn from_environment() -> Self {
+        Self {
+            file: Some(PathBuf::from("ecom.toml")),
+            dotenv: Some(PathBuf::from(".env")),
+            read_process_env: true,
+            overrides: HashMap::new(),
+        }
+    }
+
+    /// Sets one value by its environment name (`PORT`, `DATABASE_URL`, ...).
+    pub fn set(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.overrides
+            .insert(name.to_ascii_uppercase(), value.into());
+        self
+    }
+
+    pub fn load(self) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder()
+            .set_default("project_name", "ecom")
+            .and_then(|b| b.set_default("access_token_expire_minutes", 30))
+            .and_then(|b| b.set_default("refresh_token_expire_days", 7))
+            .and_then(|b| b.set_default("host", "127.0.0.1"))
+            .and_then(|b| b.set_default("port", 8080))
+            .and_then(|b| b.set_default("database_pool_size", 16))
+            .and_then(|b| b.set_default("database_pool_timeout_ms", 3000))
+            .and_then(|b| b.set_default("database_statement_timeout_ms", 15000))
+            .and_then(|b| b.set_default("log_format", "text"))
+            .and_then(|b| b.set_default("ecom_data_dir", "./.ecom"))
+            .and_then(|b| b.set_default("cors_allowed_origins", ""))
+            .map_err(|e| SettingsError::Read(e.to_string()))?;
+        if let Some(file) = &self.file {
+            builder = builder.add_source(config::File::from(file.as_path()).required(false));
+        }
+        if let Some(path) = &self.dotenv {
+            builder = builder.add_source(env_source(read_dotenv(path)?));
+        }
+        if self.read_process_env {
+            builder = builder.add_source(env_source(std::env::vars().collect()));
+        }
+        builder = builder.add_source(env_source(self.overrides));
+        let raw = builder
+            .build()
+            .map_err(|e| SettingsError::Read(name_settings(&e.to_string())))?;
+        let settings: Settings = raw
+            .try_deserialize()
+            .map_err(|e| SettingsError::Invalid(name_settings(&e.to_string())))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+/// Keeps only our own names, so unrelated variables (`PATH`, `HOME`) never reach the parser.
+fn env_source(vars: HashMap<String, String>) -> config::Environment {
+    let ours: config::Map<String, String> = vars
+        .into_iter()
+        .filter(|(k, _)| KNOWN_NAMES.contains(&k.to_ascii_uppercase().as_str()))
+        .map(|(k, v)| (k.to_ascii_uppercase(), v))
+        .collect();
+    config::Environment::default()
+        .source(Some(ours))
+        .try_parsing(true)
+}
+
+/// Every setting's environment name.
+pub const KNOWN_NAMES: &[&str] = &[
+    "DATABASE_URL",
+    "SECRET_KEY",
+    "DEBUG",
+    "PROJECT_NAME",
+    "ACCESS_TOKEN_EXPIRE_MINUTES",
+    "REFRESH_TOKEN_EXPIRE_DAYS",
+    "HOST",
+    "PORT",
+    "DATABASE_POOL_SIZE",
+    "DATABASE_POOL_TIMEOUT_MS",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
+    "LOG_FORMAT",
+    "ECOM_DATA_DIR",
+    "CORS_ALLOWED_ORIGINS",
+];
+
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
+    match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter
+            .map(|item| item.map_err(|e| SettingsError::Read(format!("{}: {e}", path.display()))))
+            .collect(),
+        Err(e) if e.not_found() => Ok(HashMap::new()),
+        Err(e) => Err(SettingsError::Read(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// `config` reports keys in lower case (`for key "port"`); say the name the operator sets.
+fn name_settings(message: &str) -> String {
+    let mut out = message.to_string();
+    for name in KNOWN_NAMES {
+        let lower = name.to_ascii_lowercase();
+        out = out.replace(&format!("\"{lower}\""), name);
+        out = out.replace(&format!("`{lower}`"), name);
+    }
+    out
+}
+
+impl Settings {
+    /// Reads the server's sources (see [`SettingsLoader::from_environment`]).
+    pub fn load() -> Result<Self, SettingsError> {
+        SettingsLoader::from_environment().load()
+    }
+
+    /// Whether the server runs on its private PostgreSQL (no `DATABASE_URL`).
+    pub fn uses_private_database(&self) -> bool {
+        self.database_url.is_none()
+    }
+
+    /// `DEBUG` as set, else true only on the private PostgreSQL.
+    pub fn debug(&self) -> bool {
+        self.debug_flag.unwrap_or(self.uses_private_database())
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |m: &str| Err(SettingsError::Invalid(m.to_string()));
+        if let Some(url) = &self.database_url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return invalid("DATABASE_URL must start with postgres:// or postgresql://");
+            }
+        }
+        if !(1..=24 * 60).contains(&self.access_token_expire_minutes) {
+            return invalid("ACCESS_TOKEN_EXPIRE_MINUTES must be between 1 and 1440");
+        }
+        if !(1..=365).contains(&self.refresh_token_expire_days) {
+            return invalid("REFRESH_TOKEN_EXPIRE_DAYS must be between 1 and 365");
+        }
+        if !(1..=1000).contains(&self.database_pool_size) {
+            return invalid("DATABASE_POOL_SIZE must be between 1 and 1000");
+        }
+        if !(1..=600_000).contains(&self.database_pool_timeout_ms) {
+            return invalid("DATABASE_POOL_TIMEOUT_MS must be between 1 and 600000");
+        }
+        if !(1..=3_600_000).contains(&self.database_statement_timeout_ms) {
+            return invalid("DATABASE_STATEMENT_TIMEOUT_MS must be between 1 and 3600000");
+        }
+        if self.host.trim().is_empty() {
+            return invalid("HOST must not be empty");
+        }
+        if self.project_name.trim().is_empty() {
+            return invalid("PROJECT_NAME must not be empty");
+        }
+        if !self.debug() {
+            match &self.secret_key {
+                None => {
+                    return invalid(
+                        "SECRET_KEY is required outside DEBUG (at least 32 bytes, e.g. `openssl rand -hex 32`)",
+                    );
+                }
+                Some(k) if k.expose().len() < MIN_SECRET_KEY_BYTES => {
+                    return invalid("SECRET_KEY must be at least 32 bytes outside DEBUG");
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The CORS origins as a list (empty when none are allowed).
+    pub fn cors_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// In development mode the signing key is made once and kept in the data folder,
+/// so tokens survive restarts. Outside it, `SECRET_KEY` is mandatory (checked by `load`).
+pub fn resolve_secret_key(settings: &Settings) -> Result<SecretString, SettingsError> {
+    if let Some(key) = &settings.secret_key {
+        return Ok(key.clone());
+    }
+    let path = settings.ecom_data_dir.join("secret_key");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        if existing.len() >= MIN_SECRET_KEY_BYTES {
+            return Ok(SecretString(existing));
+        }
+    }
+    std::fs::create_dir_all(&settings.ecom_data_dir).map_err(|e| {
+        SettingsError::Read(format!(
+            "ECOM_DATA_DIR {}: {e}",
+            settings.ecom_data_dir.display()
+        ))
+    })?;
+    let key = crate::random_hex(32);
+    write_private_file(&path, &key)
+        .map_err(|e| SettingsError::Read(format!("ECOM_DATA_DIR {}: {e}", path.display())))?;
+    Ok(SecretString(key))
+}
+
+/// Writes a file readable by its owner only.
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}

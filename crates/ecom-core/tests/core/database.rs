@@ -1,0 +1,113 @@
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+use ecom_core::migrate::{self, Direction, MIGRATIONS};
+use ecom_testkit::TestDb;
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct Setting {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+async fn applied(db: &TestDb) -> i64 {
+    let mut conn = db.connect().await;
+    let row: Count = diesel::sql_query("SELECT count(*) AS n FROM __diesel_schema_migrations")
+        .get_result(&mut conn)
+        .await
+        .expect("migration table");
+    row.n
+}
+
+#[actix_web::test]
+async fn migrations_go_up_down_and_up_again() {
+    use diesel::migration::MigrationSource;
+    let total = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .expect("embedded")
+        .len() as i64;
+    assert!(total >= 1);
+    let db = TestDb::empty().await;
+    let up = migrate::migrate(&db.url, Direction::Up).await.expect("up");
+    assert_eq!(up.len() as i64, total);
+    assert_eq!(applied(&db).await, total);
+    assert!(
+        migrate::migrate(&db.url, Direction::Up)
+            .await
+            .expect("idempotent")
+            .is_empty()
+    );
+
+    let down = migrate::migrate(&db.url, Direction::RevertAll)
+        .await
+        .expect("down");
+    assert_eq!(down.len() as i64, total);
+    assert_eq!(applied(&db).await, 0);
+
+    migrate::migrate(&db.url, Direction::Up)
+        .await
+        .expect("up again");
+    assert_eq!(applied(&db).await, total);
+    let last = migrate::migrate(&db.url, Direction::RevertLast)
+        .await
+        .expect("revert one");
+    assert_eq!(last.len(), 1);
+    assert_eq!(applied(&db).await, total - 1);
+}
+
+#[actix_web::test]
+async fn concurrent_migrations_serialize_on_the_advisory_lock() {
+    let db = TestDb::empty().await;
+    let (a, b) = tokio::join!(
+        migrate::migrate(&db.url, Direction::Up),
+        migrate::migrate(&db.url, Direction::Up)
+    );
+    let (a, b) = (a.expect("first"), b.expect("second"));
+    assert!(
+        a.is_empty() != b.is_empty(),
+        "exactly one replica applies the migrations"
+    );
+}
+
+#[actix_web::test]
+async fn parallel_tests_do_not_see_each_other() {
+    let (one, two) = tokio::join!(TestDb::new(), TestDb::new());
+    assert_ne!(one.name, two.name);
+    let mut c1 = one.connect().await;
+    c1.batch_execute("CREATE TABLE scratch (v int); INSERT INTO scratch VALUES (1)")
+        .await
+        .expect("write in one");
+    let mut c2 = two.connect().await;
+    let seen = diesel::sql_query("SELECT count(*) AS n FROM scratch")
+        .get_result::<Count>(&mut c2)
+        .await;
+    assert!(seen.is_err(), "the other database has no such table");
+}
+
+#[actix_web::test]
+async fn pooled_connections_carry_timeouts_and_name() {
+    let db = TestDb::new().await;
+    let pool = db.pool();
+    let mut conn = pool.get().await.expect("conn");
+    let timeout: Setting =
+        diesel::sql_query("SELECT current_setting('statement_timeout') AS value")
+            .get_result(&mut conn)
+            .await
+            .expect("setting");
+    assert_eq!(timeout.value, "30s");
+    let name: Setting = diesel::sql_query("SELECT current_setting('application_name') AS value")
+        .get_result(&mut conn)
+        .await
+        .expect("setting");
+    assert_eq!(name.value, "ecom-test");
+    let tz: Setting = diesel::sql_query("SELECT current_setting('TimeZone') AS value")
+        .get_result(&mut conn)
+        .await
+        .expect("setting");
+    assert_eq!(tz.value, "UTC");
+}

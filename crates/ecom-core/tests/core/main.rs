@@ -1,0 +1,8 @@
+//! ecom-core's integration tests, against the real PostgreSQL (see ecom-testkit).
+
+mod database;
+mod http_errors;
+mod principal;
+mod private_pg;
+mod settings;
+mod support;

@@ -1,0 +1,396 @@
+//! Test support for every crate of the workspace.
+//!
+//! - [`TestDb`]: a fresh database per test, cloned from a template migrated once per
+//!   migration set, dropped when the test ends. The server is `TEST_DATABASE_URL`
+//!   (default `postgres://postgres@127.0.0.1:5432/postgres`), or a private PostgreSQL
+//!   started in the temp folder when nothing answers there.
+//! - [`TestApp`]: the real app factory in process, with JSON request helpers.
+//! - [`spawn_server`]: the same app on a real socket, port 0.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::TestRequest;
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use ecom_core::db::{self, PgPool, PoolOptions};
+use ecom_core::migrate::{self, Direction};
+use ecom_core::settings::{SecretString, Settings, SettingsLoader};
+use ecom_core::{AppContext, Module};
+use serde_json::Value;
+
+/// Default server for tests.
+pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Signing key used by test apps.
+pub const TEST_SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
+
+struct Server {
+    admin_url: String,
+    template: String,
+}
+
+static SERVER: OnceLock<Server> = OnceLock::new();
+
+/// Runs a future to completion on a private runtime in its own thread, so it can be
+/// called from sync code (Drop, OnceLock) inside or outside a test's runtime.
+fn run_detached<T: Send + 'static>(f: impl AsyncFnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("test runtime builds");
+        rt.block_on(f())
+    })
+    .join()
+    .expect("test helper thread panicked")
+}
+
+fn server() -> &'static Server {
+    SERVER.get_or_init(|| run_detached(init_server))
+}
+
+async fn reachable(url: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), db::connect(url)).await,
+        Ok(Ok(_))
+    )
+}
+
+async fn init_server() -> Server {
+    let explicit = std::env::var("TEST_DATABASE_URL").ok();
+    let candidate = explicit
+        .clone()
+        .unwrap_or_else(|| DEFAULT_TEST_DATABASE_URL.to_string());
+    let admin_url = if reachable(&candidate).await {
+        candidate
+    } else if explicit.is_some() {
+        panic!("TEST_DATABASE_URL is set but its server does not answer");
+    } else {
+        let options = ecom_core::private_pg::LaunchOptions {
+            data_dir: std::env::temp_dir().join("ecom-test-postgres"),
+            ephemeral: true,
+        };
+        let pg = tokio::task::spawn_blocking(move || {
+            ecom_core::private_pg::PrivatePostgres::start(&options)
+        })
+        .await
+        .expect("launcher task")
+        .unwrap_or_else(|e| {
+            panic!("no PostgreSQL at {DEFAULT_TEST_DATABASE_URL} and the private one failed: {e}")
+        });
+        // Left running for the next test binary; it lives in the temp folder.
+        pg.url("postgres")
+    };
+    let template = format!("ecom_tpl_{}", migrate::FINGERPRINT);
+    prepare_template(&admin_url, &template).await;
+    Server {
+        admin_url,
+        template,
+    }
+}
+
+/// Creates the migrated template once; other processes wait on the advisory lock.
+async fn prepare_template(admin_url: &str, template: &str) {
+    let mut admin = db::connect(admin_url)
+        .await
+        .expect("connect to the test server");
+    admin
+        .batch_execute("SELECT pg_advisory_lock(7231)")
+        .await
+        .expect("template lock");
+    if !db::database_exists(&mut admin, template)
+        .await
+        .expect("query pg_database")
+    {
+        let building = format!("{template}_building");
+        db::drop_database(&mut admin, &building)
+            .await
+            .expect("drop stale build");
+        db::create_database(&mut admin, &building, None)
+            .await
+            .expect("create template");
+        migrate::migrate(&db::with_database(admin_url, &building), Direction::Up)
+            .await
+            .expect("migrations apply to the template");
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                db::quote_ident(&building),
+                db::quote_ident(template)
+            ))
+            .await
+            .expect("publish template");
+    }
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(7231)")
+        .await
+        .expect("template unlock");
+}
+
+/// A database of its own for one test, dropped when the value is.
+#[derive(Debug)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    /// A migrated, empty database cloned from the template.
+    pub async fn new() -> Self {
+        Self::create(true).await
+    }
+
+    /// An empty database with no migrations applied (for migration tests).
+    pub async fn empty() -> Self {
+        Self::create(false).await
+    }
+
+    async fn create(migrated: bool) -> Self {
+        let server = server();
+        let name = format!("ecom_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = db::connect(&server.admin_url)
+            .await
+            .expect("connect to the test server");
+        let template = migrated.then_some(server.template.as_str());
+        db::create_database(&mut admin, &name, template)
+            .await
+            .expect("create the test database");
+        Self {
+            url: db::with_database(&server.admin_url, &name),
+            admin_url: server.admin_url.clone(),
+            name,
+        }
+    }
+
+    /// One connection to this database.
+    pub async fn connect(&self) -> AsyncPgConnection {
+        db::connect(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// A small pool on this database.
+    pub fn pool(&self) -> PgPool {
+        let options = PoolOptions {
+            max_size: 8,
+            wait_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            application_name: "ecom-test".into(),
+        };
+        db::build_pool(&self.url, &options).expect("build test pool")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        run_detached(async move || {
+            if let Ok(mut admin) = db::connect(&admin_url).await {
+                let _ = db::drop_database(&mut admin, &name).await;
+            }
+        });
+    }
+}
+
+/// Settings for a test app on `db`: fixed secret, DEBUG off, extra values by name.
+pub fn test_settings(db: &TestDb, extra: &[(&str, &str)]) -> Settings {
+    let mut loader = SettingsLoader::isolated()
+        .set("DATABASE_URL", db.url.clone())
+        .set("SECRET_KEY", TEST_SECRET)
+        .set("DEBUG", "false")
+        .set("DATABASE_POOL_SIZE", "8");
+    for (name, value) in extra {
+        loader = loader.set(name, *value);
+    }
+    loader.load().expect("test settings are valid")
+}
+
+/// Builds the app context for a test on `db` with the given modules.
+pub fn test_context(db: &TestDb, modules: Vec<Module>, extra: &[(&str, &str)]) -> AppContext {
+    let settings = test_settings(db, extra);
+    AppContext::new(
+        settings,
+        db.pool(),
+        &SecretString::new(TEST_SECRET),
+        modules,
+    )
+    .expect("app context builds")
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    /// The body as JSON (`Value::Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            self.text()
+        );
+        self
+    }
+
+    /// Asserts a problem+json error with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some(ecom_core::error::PROBLEM_JSON),
+            "errors are problem+json"
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "problem code; body: {body}");
+        assert_eq!(body["status"], status, "problem status field");
+        self
+    }
+}
+
+/// The app in process: requests go through the real factory and middleware.
+pub struct TestApp<S> {
+    service: S,
+    pub ctx: AppContext,
+}
+
+/// Starts the app in process for `ctx`.
+pub async fn test_app(
+    ctx: AppContext,
+) -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    let service = actix_web::test::init_service(ecom_core::build_app(&ctx)).await;
+    TestApp { service, ctx }
+}
+
+impl<S, B> TestApp<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// Sends a prepared request.
+    pub async fn send(&self, req: TestRequest) -> TestResponse {
+        let res = actix_web::test::call_service(&self.service, req.to_request()).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = actix_web::test::read_body(res).await.to_vec();
+        TestResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request with an optional JSON body and bearer token.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> TestResponse {
+        let mut req = TestRequest::default().method(method).uri(path);
+        if let Some(b) = body {
+            req = req.set_json(b);
+        }
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path, None, None).await
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> TestResponse {
+        self.request(Method::GET, path, None, Some(token)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::PUT, path, Some(body), token).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::PATCH, path, Some(body), token).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, None, token).await
+    }
+}
+
+/// The app on a real socket (127.0.0.1, port 0); stopped when dropped.
+pub struct RunningServer {
+    pub base_url: String,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Starts the real HTTP server for `ctx` on a free port.
+pub fn spawn_server(ctx: AppContext) -> RunningServer {
+    let server = actix_web::HttpServer::new(move || ecom_core::build_app(&ctx))
+        .workers(2)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .expect("bind a free port");
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    RunningServer {
+        base_url: format!("http://{addr}"),
+        handle,
+    }
+}
+
+impl RunningServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Graceful stop: finishes in-flight requests.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// An HTTP client for [`RunningServer`].
+pub fn http_client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}

@@ -1,0 +1,2 @@
+-- Extensions shared by the domains: trigram matching for typo-tolerant search.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;

@@ -1,0 +1,18 @@
+//! End-to-end tests of the whole `ecom` app (every domain module, as the binary wires
+//! them) over HTTP, against the real PostgreSQL.
+
+mod binary;
+mod ops;
+
+use ecom_core::settings::SecretString;
+use ecom_testkit::{TEST_SECRET, TestDb, test_settings};
+
+/// The app context exactly as `ecom serve` builds it, on a fresh test database.
+pub fn store_context(db: &TestDb) -> ecom_core::AppContext {
+    ecom_api::app_context(
+        test_settings(db, &[]),
+        db.pool(),
+        &SecretString::new(TEST_SECRET),
+    )
+    .expect("the store's context builds")
+}
