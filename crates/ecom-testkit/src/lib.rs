@@ -394,3 +394,54 @@ pub fn http_client() -> awc::Client {
         .timeout(Duration::from_secs(30))
         .finish()
 }
+
+/// A principal resolver over accounts kept in memory, for crates that test their
+/// permission checks without ecom-auth. Changes apply on the next request.
+#[derive(Default)]
+pub struct FixedAccounts(
+    std::sync::Mutex<std::collections::HashMap<i64, ecom_core::principal::Account>>,
+);
+
+impl FixedAccounts {
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::default())
+    }
+
+    /// Adds or replaces an account.
+    pub fn set(
+        &self,
+        user_id: i64,
+        role: &str,
+        permissions: &[ecom_core::Permission],
+        is_active: bool,
+    ) {
+        let account = ecom_core::principal::Account {
+            user_id,
+            role: role.to_string(),
+            permissions: permissions.iter().copied().collect(),
+            is_active,
+        };
+        self.0
+            .lock()
+            .expect("accounts lock")
+            .insert(user_id, account);
+    }
+}
+
+#[async_trait::async_trait]
+impl ecom_core::principal::PrincipalResolver for FixedAccounts {
+    async fn resolve(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<ecom_core::principal::Account>, ecom_core::AppError> {
+        Ok(self.0.lock().expect("accounts lock").get(&user_id).cloned())
+    }
+}
+
+/// An access token for `user_id`, signed with [`TEST_SECRET`] as test apps expect.
+pub fn access_token(user_id: i64) -> String {
+    ecom_core::access_token::AccessTokens::new(&SecretString::new(TEST_SECRET), 30)
+        .issue(user_id)
+        .expect("sign a test token")
+        .token
+}

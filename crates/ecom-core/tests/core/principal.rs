@@ -1,63 +1,21 @@
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-
+use ecom_core::Permission;
 use ecom_core::access_token::AccessTokens;
-use ecom_core::principal::{Account, PrincipalResolver, SharedResolver};
 use ecom_core::settings::SecretString;
-use ecom_core::{AppError, Permission};
-use ecom_testkit::{TEST_SECRET, TestDb, test_app, test_context};
+use ecom_testkit::{
+    FixedAccounts, TEST_SECRET, TestDb, access_token as token, test_app, test_context,
+};
 
 use crate::support;
-
-/// Accounts kept in memory, changeable while the test runs.
-#[derive(Default)]
-struct Accounts(Mutex<HashMap<i64, Account>>);
-
-#[async_trait::async_trait]
-impl PrincipalResolver for Accounts {
-    async fn resolve(&self, user_id: i64) -> Result<Option<Account>, AppError> {
-        Ok(self.0.lock().expect("lock").get(&user_id).cloned())
-    }
-}
-
-fn account(user_id: i64, permissions: &[Permission], is_active: bool) -> Account {
-    Account {
-        user_id,
-        role: if permissions.is_empty() {
-            "user"
-        } else {
-            "staff"
-        }
-        .into(),
-        permissions: permissions.iter().copied().collect::<BTreeSet<_>>(),
-        is_active,
-    }
-}
-
-fn token(user_id: i64) -> String {
-    AccessTokens::new(&SecretString::new(TEST_SECRET), 30)
-        .issue(user_id)
-        .expect("sign")
-        .token
-}
 
 #[actix_web::test]
 async fn guard_allows_refuses_and_follows_current_state() {
     let db = TestDb::new().await;
-    let accounts = Arc::new(Accounts::default());
-    accounts
-        .0
-        .lock()
-        .expect("lock")
-        .insert(1, account(1, &[Permission::ManageOrders], true));
-    accounts
-        .0
-        .lock()
-        .expect("lock")
-        .insert(2, account(2, &[], true));
-    let resolver: SharedResolver = accounts.clone();
+    let accounts = FixedAccounts::new();
+    accounts.set(1, "staff", &[Permission::ManageOrders], true);
+    accounts.set(2, "user", &[], true);
     let app =
-        test_app(test_context(&db, vec![support::module()], &[]).with_resolver(resolver)).await;
+        test_app(test_context(&db, vec![support::module()], &[]).with_resolver(accounts.clone()))
+            .await;
 
     let staff = token(1);
     let shopper = token(2);
@@ -74,21 +32,13 @@ async fn guard_allows_refuses_and_follows_current_state() {
     app.get_as("/t/whoami", &shopper).await.assert_status(200);
 
     // A ban applies to a token issued before it, on the very next request.
-    accounts
-        .0
-        .lock()
-        .expect("lock")
-        .insert(2, account(2, &[], false));
+    accounts.set(2, "user", &[], false);
     app.get_as("/t/whoami", &shopper)
         .await
         .assert_problem(403, "account_banned");
 
     // A role change too.
-    accounts
-        .0
-        .lock()
-        .expect("lock")
-        .insert(1, account(1, &[], true));
+    accounts.set(1, "user", &[], true);
     app.get_as("/t/guarded", &staff)
         .await
         .assert_problem(403, "forbidden");
@@ -102,12 +52,8 @@ async fn guard_allows_refuses_and_follows_current_state() {
 #[actix_web::test]
 async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
     let db = TestDb::new().await;
-    let accounts = Arc::new(Accounts::default());
-    accounts
-        .0
-        .lock()
-        .expect("lock")
-        .insert(1, account(1, &[], true));
+    let accounts = FixedAccounts::new();
+    accounts.set(1, "user", &[], true);
     let app =
         test_app(test_context(&db, vec![support::module()], &[]).with_resolver(accounts)).await;
 
