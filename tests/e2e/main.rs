@@ -2,6 +2,7 @@
 //! them) over HTTP, against the real PostgreSQL.
 
 mod binary;
+mod catalog;
 mod ops;
 
 use ecom_core::settings::SecretString;

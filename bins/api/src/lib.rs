@@ -9,7 +9,7 @@ use ecom_core::{AppContext, Module, build_app};
 
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted.
 pub fn modules() -> Vec<Module> {
-    Vec::new()
+    vec![ecom_catalog::module()]
 }
 
 /// Builds the app context the server and the end-to-end tests share.

@@ -1,0 +1,506 @@
+//! Request and response bodies of /categories and /products, and their validation.
+
+use chrono::{DateTime, Utc};
+use ecom_core::pagination::de::{opt_bool, opt_i64};
+use ecom_core::{FieldError, Money, PageQuery};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::CatalogError;
+use crate::model::{
+    CategoryChoice, CategoryRef, CategorySummary, NewProduct, NewReview, Product, ProductChanges,
+    ProductFilter, ProductSort, Review,
+};
+
+const NAME_MAX: usize = 200;
+const DESCRIPTION_MAX: usize = 10_000;
+const CATEGORY_NAME_MAX: usize = 100;
+const COMMENT_MAX: usize = 5_000;
+const SEARCH_MAX: usize = 200;
+
+// ---------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------
+
+/// A category as shown on a product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryBrief {
+    pub id: i64,
+    #[schema(example = "Electronics")]
+    pub name: String,
+}
+
+/// A product of the catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductOut {
+    pub id: i64,
+    #[schema(example = "Wireless Keyboard")]
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub stock: i32,
+    pub category: Option<CategoryBrief>,
+    /// Average of the ratings, two decimals; `null` until the first review.
+    #[schema(example = 4.5)]
+    pub avg_rating: Option<f64>,
+    pub review_count: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Product> for ProductOut {
+    fn from(p: Product) -> Self {
+        let r = p.row;
+        Self {
+            id: r.id,
+            name: r.name,
+            description: r.description,
+            price: r.price,
+            stock: r.stock,
+            category: p
+                .category
+                .map(|CategoryRef { id, name }| CategoryBrief { id, name }),
+            avg_rating: r.avg_rating.map(|a| (a * 100.0).round() / 100.0),
+            review_count: r.review_count,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A category with its number of live products.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryOut {
+    pub id: i64,
+    #[schema(example = "Electronics")]
+    pub name: String,
+    pub product_count: i64,
+}
+
+impl From<CategorySummary> for CategoryOut {
+    fn from(c: CategorySummary) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            product_count: c.product_count,
+        }
+    }
+}
+
+/// A review of a product.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewOut {
+    pub id: i64,
+    pub user_id: i64,
+    pub product_id: i64,
+    #[schema(minimum = 1, maximum = 5)]
+    pub rating: i16,
+    pub comment: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Review> for ReviewOut {
+    fn from(r: Review) -> Self {
+        Self {
+            id: r.id,
+            user_id: r.user_id,
+            product_id: r.product_id,
+            rating: r.rating,
+            comment: r.comment,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// `{items, total, limit, offset}` of products.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductPage {
+    pub items: Vec<ProductOut>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// `{items, total, limit, offset}` of categories.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CategoryPage {
+    pub items: Vec<CategoryOut>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// `{items, total, limit, offset}` of reviews.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewPage {
+    pub items: Vec<ReviewOut>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+macro_rules! page_from {
+    ($page:ty, $item:ty, $from:ty) => {
+        impl From<ecom_core::Page<$from>> for $page {
+            fn from(p: ecom_core::Page<$from>) -> Self {
+                let p = p.map(<$item>::from);
+                Self {
+                    items: p.items,
+                    total: p.total,
+                    limit: p.limit,
+                    offset: p.offset,
+                }
+            }
+        }
+    };
+}
+page_from!(ProductPage, ProductOut, Product);
+page_from!(CategoryPage, CategoryOut, CategorySummary);
+page_from!(ReviewPage, ReviewOut, Review);
+
+// ---------------------------------------------------------------------------------------
+// Query strings
+// ---------------------------------------------------------------------------------------
+
+/// Sort order of `GET /products`.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductSortParam {
+    Relevance,
+    Newest,
+    PriceAsc,
+    PriceDesc,
+    Rating,
+}
+
+/// Filters and sort of `GET /products`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProductListQuery {
+    /// Full-text search over name (weighted higher) and description; websearch syntax
+    /// (`"exact phrase"`, `or`, `-exclude`). Plain queries also match word prefixes and,
+    /// by trigram similarity, names with small typos.
+    #[param(max_length = 200)]
+    pub search: Option<String>,
+    /// Alias of `search`, kept for the original service's clients.
+    #[param(max_length = 200)]
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "opt_i64")]
+    pub category_id: Option<i64>,
+    /// Lowest price, inclusive.
+    #[param(value_type = Option<String>, example = "10.00")]
+    pub min_price: Option<String>,
+    /// Highest price, inclusive.
+    #[param(value_type = Option<String>, example = "99.99")]
+    pub max_price: Option<String>,
+    /// `true`: only products in stock; `false`: only sold-out products.
+    #[serde(default, deserialize_with = "opt_bool")]
+    pub in_stock: Option<bool>,
+    /// `relevance` (default with a search; needs one), `newest` (default), `price_asc`,
+    /// `price_desc`, `rating` (unrated last).
+    #[param(value_type = Option<ProductSortParam>)]
+    pub sort: Option<String>,
+    /// `limit`, `offset` and `skip` (documented by [`PageQuery`]).
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub page: PageQuery,
+}
+
+fn parse_price(field: &str, value: &Option<String>, errors: &mut Vec<FieldError>) -> Option<Money> {
+    let raw = value.as_deref()?;
+    match raw.parse::<Money>() {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(FieldError::new(field, e.to_string()));
+            None
+        }
+    }
+}
+
+impl ProductListQuery {
+    /// Checks every parameter; 422 listing each bad one.
+    pub fn validate(&self) -> Result<ProductFilter, CatalogError> {
+        let mut errors = Vec::new();
+        let search = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let name = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let search = match (search, name) {
+            (Some(s), Some(n)) if s != n => {
+                errors.push(FieldError::new(
+                    "name",
+                    "is an alias of search; send one of them",
+                ));
+                Some(s)
+            }
+            (s, n) => s.or(n),
+        };
+        if search.is_some_and(|s| s.chars().count() > SEARCH_MAX) {
+            errors.push(FieldError::new("search", "must be at most 200 characters"));
+        }
+        let min_price = parse_price("min_price", &self.min_price, &mut errors);
+        let max_price = parse_price("max_price", &self.max_price, &mut errors);
+        if let (Some(min), Some(max)) = (min_price, max_price)
+            && min > max
+        {
+            errors.push(FieldError::new("max_price", "must not be below min_price"));
+        }
+        let sort = match self.sort.as_deref().map(str::trim) {
+            None | Some("") => {
+                if search.is_some() {
+                    ProductSort::Relevance
+                } else {
+                    ProductSort::Newest
+                }
+            }
+            Some(s) => match ProductSort::parse(s) {
+                Some(ProductSort::Relevance) if search.is_none() => {
+                    errors.push(FieldError::new("sort", "relevance needs a search"));
+                    ProductSort::Newest
+                }
+                Some(sort) => sort,
+                None => {
+                    errors.push(FieldError::new(
+                        "sort",
+                        format!("must be one of {}", ProductSort::NAMES.join(", ")),
+                    ));
+                    ProductSort::Newest
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(CatalogError::Invalid(errors));
+        }
+        Ok(ProductFilter {
+            search: search.map(str::to_string),
+            category_id: self.category_id,
+            min_price,
+            max_price,
+            in_stock: self.in_stock,
+            sort,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bodies
+// ---------------------------------------------------------------------------------------
+
+/// `POST /categories`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCategoryRequest {
+    #[schema(example = "Electronics", min_length = 1, max_length = 100)]
+    pub name: String,
+}
+
+impl CreateCategoryRequest {
+    pub fn validate(self) -> Result<String, CatalogError> {
+        category_name("name", &self.name)
+    }
+}
+
+fn category_name(field: &str, raw: &str) -> Result<String, CatalogError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > CATEGORY_NAME_MAX {
+        return Err(CatalogError::invalid(field, "must be 1 to 100 characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// `POST /products`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProductRequest {
+    #[schema(example = "Wireless Keyboard", min_length = 1, max_length = 200)]
+    pub name: String,
+    #[serde(default)]
+    #[schema(max_length = 10000)]
+    pub description: String,
+    /// More than 2 decimal places, ≤ 0 or over 99,999,999.99 is refused.
+    #[schema(value_type = Money)]
+    pub price: serde_json::Value,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub stock: i64,
+    /// An existing category.
+    pub category_id: Option<i64>,
+    /// A category by name, created when it does not exist yet. Not with `category_id`.
+    #[schema(max_length = 100)]
+    pub category_name: Option<String>,
+}
+
+/// Collects field errors while building a validated value.
+#[derive(Default)]
+struct Checks(Vec<FieldError>);
+
+impl Checks {
+    fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    fn name(&mut self, raw: &str) -> String {
+        let name = raw.trim();
+        if name.is_empty() || name.chars().count() > NAME_MAX {
+            self.fail("name", "must be 1 to 200 characters");
+        }
+        name.to_string()
+    }
+
+    fn description(&mut self, raw: &str) -> String {
+        if raw.chars().count() > DESCRIPTION_MAX {
+            self.fail("description", "must be at most 10000 characters");
+        }
+        raw.trim().to_string()
+    }
+
+    fn price(&mut self, raw: &serde_json::Value) -> Money {
+        match Money::deserialize(raw) {
+            Ok(m) if m.is_zero() => {
+                self.fail("price", "must be greater than 0");
+                m
+            }
+            Ok(m) => m,
+            Err(e) => {
+                self.fail("price", e.to_string());
+                Money::ZERO
+            }
+        }
+    }
+
+    fn stock(&mut self, raw: i64) -> i32 {
+        match i32::try_from(raw) {
+            Ok(s) if s >= 0 => s,
+            Ok(_) => {
+                self.fail("stock", "must not be negative");
+                0
+            }
+            Err(_) => {
+                self.fail("stock", "must be between 0 and 2147483647");
+                0
+            }
+        }
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, CatalogError> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(CatalogError::Invalid(self.0))
+        }
+    }
+}
+
+impl CreateProductRequest {
+    pub fn validate(self) -> Result<NewProduct, CatalogError> {
+        let mut checks = Checks::default();
+        let name = checks.name(&self.name);
+        let description = checks.description(&self.description);
+        let price = checks.price(&self.price);
+        let stock = checks.stock(self.stock);
+        let category = match (self.category_id, self.category_name) {
+            (Some(_), Some(_)) => {
+                checks.fail(
+                    "category_name",
+                    "send category_id or category_name, not both",
+                );
+                None
+            }
+            (Some(id), None) => Some(CategoryChoice::Id(id)),
+            (None, Some(name)) => match category_name("category_name", &name) {
+                Ok(name) => Some(CategoryChoice::Name(name)),
+                Err(CatalogError::Invalid(mut errors)) => {
+                    checks.0.append(&mut errors);
+                    None
+                }
+                Err(_) => None,
+            },
+            (None, None) => None,
+        };
+        checks.finish(NewProduct {
+            name,
+            description,
+            price,
+            stock,
+            category,
+        })
+    }
+}
+
+/// `PUT`/`PATCH /products/{id}`: every field optional; `category_id: null` removes the
+/// product from its category.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProductRequest {
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    #[schema(max_length = 10000)]
+    pub description: Option<String>,
+    #[schema(value_type = Option<Money>)]
+    pub price: Option<serde_json::Value>,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub stock: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
+    pub category_id: Option<Option<i64>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl UpdateProductRequest {
+    pub fn validate(self) -> Result<ProductChanges, CatalogError> {
+        let mut checks = Checks::default();
+        let changes = ProductChanges {
+            name: self.name.as_deref().map(|n| checks.name(n)),
+            description: self.description.as_deref().map(|d| checks.description(d)),
+            price: self.price.as_ref().map(|p| checks.price(p)),
+            stock: self.stock.map(|s| checks.stock(s)),
+            category_id: self.category_id,
+        };
+        checks.finish(changes)
+    }
+}
+
+/// `POST /products/{id}/reviews`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReviewRequest {
+    #[schema(minimum = 1, maximum = 5, example = 5)]
+    pub rating: i64,
+    #[schema(max_length = 5000, example = "Great keyboard, quiet keys.")]
+    pub comment: Option<String>,
+}
+
+impl CreateReviewRequest {
+    pub fn validate(self) -> Result<NewReview, CatalogError> {
+        let mut checks = Checks::default();
+        let rating = match i16::try_from(self.rating) {
+            Ok(r) if (1..=5).contains(&r) => r,
+            _ => {
+                checks.fail("rating", "must be between 1 and 5");
+                0
+            }
+        };
+        let comment = self
+            .comment
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        if comment
+            .as_deref()
+            .is_some_and(|c| c.chars().count() > COMMENT_MAX)
+        {
+            checks.fail("comment", "must be at most 5000 characters");
+        }
+        checks.finish(NewReview { rating, comment })
+    }
+}

@@ -1,0 +1,65 @@
+//! ecom-catalog: categories, products, reviews, full-text search and stock;
+//! `/categories` and `/products`.
+//!
+//! - [`module`]: the routes and OpenAPI fragment that `bins/api` mounts
+//! - [`service`]: the use cases, including the stock interface ecom-orders calls inside
+//!   its own transaction ([`reserve_stock`], [`return_stock`])
+//! - [`seed`]: a realistic demo catalog in bulk ([`seed_demo`])
+
+pub mod api;
+pub mod error;
+pub mod model;
+pub mod routes;
+pub mod schema;
+pub mod seed;
+pub mod service;
+
+use utoipa::OpenApi;
+
+pub use error::CatalogError;
+pub use model::{ReservedLine, SeedSummary, Shortage, StockLine, StockShortfall};
+pub use seed::seed_demo;
+pub use service::{reserve_stock, return_stock};
+
+/// The catalog's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::list_categories,
+        routes::create_category,
+        routes::list_products,
+        routes::create_product,
+        routes::get_product,
+        routes::update_product,
+        routes::patch_product,
+        routes::delete_product,
+        routes::list_product_reviews,
+        routes::create_product_review,
+    ),
+    components(schemas(
+        api::ProductOut,
+        api::ProductPage,
+        api::CategoryBrief,
+        api::CategoryOut,
+        api::CategoryPage,
+        api::ReviewOut,
+        api::ReviewPage,
+        api::CreateCategoryRequest,
+        api::CreateProductRequest,
+        api::UpdateProductRequest,
+        api::CreateReviewRequest,
+        api::ProductSortParam,
+    )),
+    tags((name = "catalog", description = "Categories, products, search and reviews"))
+)]
+pub struct CatalogApi;
+
+/// The catalog's OpenAPI fragment.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    CatalogApi::openapi()
+}
+
+/// The catalog's routes and OpenAPI fragment, for the app factory.
+pub fn module() -> ecom_core::Module {
+    ecom_core::Module::new("catalog", routes::configure, openapi())
+}

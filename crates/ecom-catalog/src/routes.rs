@@ -1,0 +1,273 @@
+//! Handlers of /categories and /products: parse, authorize, call a service, render.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use ecom_core::db::PgPool;
+use ecom_core::error::Problem;
+use ecom_core::{AppResult, PageQuery, Permission, Principal};
+
+use crate::api::{
+    CategoryOut, CategoryPage, CreateCategoryRequest, CreateProductRequest, CreateReviewRequest,
+    ProductListQuery, ProductOut, ProductPage, ReviewOut, ReviewPage, UpdateProductRequest,
+};
+use crate::service;
+
+/// Mounts the catalog's resources; one route per method, so other methods answer 405.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/categories")
+            .route(web::get().to(list_categories))
+            .route(web::post().to(create_category)),
+    )
+    .service(
+        web::resource("/products")
+            .route(web::get().to(list_products))
+            .route(web::post().to(create_product)),
+    )
+    .service(
+        web::resource("/products/{id}")
+            .route(web::get().to(get_product))
+            .route(web::put().to(update_product))
+            .route(web::patch().to(patch_product))
+            .route(web::delete().to(delete_product)),
+    )
+    .service(
+        web::resource("/products/{id}/reviews")
+            .route(web::get().to(list_product_reviews))
+            .route(web::post().to(create_product_review)),
+    );
+}
+
+fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(body)
+}
+
+/// Categories by name, each with its number of products in the catalog.
+#[utoipa::path(get, path = "/categories", tag = "catalog", operation_id = "listCategories",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of categories", body = CategoryPage),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_categories(
+    pool: web::Data<PgPool>,
+    query: web::Query<PageQuery>,
+) -> AppResult<web::Json<CategoryPage>> {
+    let page = query.validate()?;
+    let mut conn = pool.get().await?;
+    let categories = service::list_categories(&mut conn, page).await?;
+    Ok(web::Json(categories.into()))
+}
+
+/// Creates a category (`manage:products`). Names are unique regardless of case.
+#[utoipa::path(post, path = "/categories", tag = "catalog", operation_id = "createCategory",
+    request_body = CreateCategoryRequest,
+    responses(
+        (status = 201, description = "Created", body = CategoryOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:products`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`category_exists`: the name is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name or unknown field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_category(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    body: web::Json<CreateCategoryRequest>,
+) -> AppResult<HttpResponse> {
+    principal.require(Permission::ManageProducts)?;
+    let name = body.into_inner().validate()?;
+    let mut conn = pool.get().await?;
+    let category = service::create_category(&mut conn, &name).await?;
+    Ok(created(
+        format!("/categories/{}", category.id),
+        CategoryOut::from(category),
+    ))
+}
+
+/// The catalog: filtered, sorted and paged; `search` is full-text, ranked by relevance.
+#[utoipa::path(get, path = "/products", tag = "catalog", operation_id = "listProducts",
+    params(ProductListQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of products", body = ProductPage),
+        (status = 400, description = "Malformed query (e.g. a non-integer category_id)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter out of range (limit, offset, prices, sort)", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_products(
+    pool: web::Data<PgPool>,
+    query: web::Query<ProductListQuery>,
+) -> AppResult<web::Json<ProductPage>> {
+    let page = query.page.validate()?;
+    let filter = query.validate()?;
+    let mut conn = pool.get().await?;
+    let products = service::list_products(&mut conn, &filter, page).await?;
+    Ok(web::Json(products.into()))
+}
+
+/// Creates a product (`create:product`); a new `category_name` creates that category.
+#[utoipa::path(post, path = "/products", tag = "catalog", operation_id = "createProduct",
+    request_body = CreateProductRequest,
+    responses(
+        (status = 201, description = "Created", body = ProductOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `create:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, unknown field, or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_product(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    body: web::Json<CreateProductRequest>,
+) -> AppResult<HttpResponse> {
+    principal.require(Permission::CreateProduct)?;
+    let new = body.into_inner().validate()?;
+    let mut conn = pool.get().await?;
+    let product = service::create_product(&mut conn, new).await?;
+    Ok(created(
+        format!("/products/{}", product.row.id),
+        ProductOut::from(product),
+    ))
+}
+
+/// A product of the catalog; deleted and missing products are 404.
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog", operation_id = "getProduct",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 200, description = "The product", body = ProductOut),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_product(
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<ProductOut>> {
+    let mut conn = pool.get().await?;
+    let product = service::get_product(&mut conn, id.into_inner()).await?;
+    Ok(web::Json(product.into()))
+}
+
+async fn apply_update(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: i64,
+    body: UpdateProductRequest,
+) -> AppResult<web::Json<ProductOut>> {
+    principal.require(Permission::EditProduct)?;
+    let changes = body.validate()?;
+    let mut conn = pool.get().await?;
+    let product = service::update_product(&mut conn, id, changes).await?;
+    Ok(web::Json(product.into()))
+}
+
+/// Partial update (`edit:product`): only the fields sent change. PATCH does the same.
+#[utoipa::path(put, path = "/products/{id}", tag = "catalog", operation_id = "updateProduct",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = UpdateProductRequest,
+    responses(
+        (status = 200, description = "The updated product", body = ProductOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `edit:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, unknown field, or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn update_product(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    body: web::Json<UpdateProductRequest>,
+) -> AppResult<web::Json<ProductOut>> {
+    apply_update(principal, pool, id.into_inner(), body.into_inner()).await
+}
+
+/// Partial update (`edit:product`), the same as PUT.
+#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", operation_id = "patchProduct",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = UpdateProductRequest,
+    responses(
+        (status = 200, description = "The updated product", body = ProductOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `edit:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field, unknown field, or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn patch_product(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    body: web::Json<UpdateProductRequest>,
+) -> AppResult<web::Json<ProductOut>> {
+    apply_update(principal, pool, id.into_inner(), body.into_inner()).await
+}
+
+/// Takes a product out of the catalog (`delete:product`); past orders keep their lines.
+#[utoipa::path(delete, path = "/products/{id}", tag = "catalog", operation_id = "deleteProduct",
+    params(("id" = i64, Path, description = "Product id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `delete:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn delete_product(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+) -> AppResult<HttpResponse> {
+    principal.require(Permission::DeleteProduct)?;
+    let mut conn = pool.get().await?;
+    service::delete_product(&mut conn, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reviews of a product, newest first.
+#[utoipa::path(get, path = "/products/{id}/reviews", tag = "catalog", operation_id = "listProductReviews",
+    params(("id" = i64, Path, description = "Product id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of reviews", body = ReviewPage),
+        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_product_reviews(
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> AppResult<web::Json<ReviewPage>> {
+    let page = query.validate()?;
+    let mut conn = pool.get().await?;
+    let reviews = service::list_reviews(&mut conn, id.into_inner(), page).await?;
+    Ok(web::Json(reviews.into()))
+}
+
+/// Reviews a product as the signed-in user; one review per user and product.
+#[utoipa::path(post, path = "/products/{id}/reviews", tag = "catalog", operation_id = "createProductReview",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = CreateReviewRequest,
+    responses(
+        (status = 201, description = "Created", body = ReviewOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_reviewed`: the user has reviewed this product", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Rating outside 1..=5, comment too long, or unknown field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_product_review(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    body: web::Json<CreateReviewRequest>,
+) -> AppResult<HttpResponse> {
+    let product_id = id.into_inner();
+    let new = body.into_inner().validate()?;
+    let mut conn = pool.get().await?;
+    let review = service::create_review(&mut conn, product_id, principal.user_id, new).await?;
+    Ok(created(
+        format!("/products/{product_id}/reviews"),
+        ReviewOut::from(review),
+    ))
+}

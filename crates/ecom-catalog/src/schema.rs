@@ -1,0 +1,54 @@
+// @generated automatically by Diesel CLI.
+// Written by hand in the exact shape `diesel print-schema --schema-key catalog` produces
+// (the CLI is not installed here); keep it in step with migrations/*_catalog_*.
+
+pub mod sql_types {
+    #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]
+    #[diesel(postgres_type(name = "tsvector", schema = "pg_catalog"))]
+    pub struct Tsvector;
+}
+
+diesel::table! {
+    categories (id) {
+        id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    use diesel::sql_types::*;
+    use super::sql_types::Tsvector;
+
+    products (id) {
+        id -> Int8,
+        name -> Text,
+        description -> Text,
+        price -> Numeric,
+        stock -> Int4,
+        category_id -> Nullable<Int8>,
+        review_count -> Int4,
+        rating_sum -> Int8,
+        avg_rating -> Nullable<Float8>,
+        search_vector -> Tsvector,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    reviews (id) {
+        id -> Int8,
+        product_id -> Int8,
+        user_id -> Int8,
+        rating -> Int2,
+        comment -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(products -> categories (category_id));
+diesel::joinable!(reviews -> products (product_id));
+
+diesel::allow_tables_to_appear_in_same_query!(categories, products, reviews,);

@@ -1,0 +1,12 @@
+//! ecom-catalog's tests, against the real PostgreSQL (a database per test, see ecom-testkit).
+
+mod categories;
+mod listing;
+mod openapi;
+mod products;
+mod reviews;
+mod search;
+mod seed;
+mod statements;
+mod stock;
+mod support;

@@ -1,0 +1,178 @@
+//! The catalog through the whole store: anonymous browsing, search and refusals.
+//! (Signed-in flows are covered in ecom-catalog's own tests with fixed accounts.)
+
+use ecom_testkit::{TestDb, http_client, spawn_server, test_app};
+
+use crate::store_context;
+
+async fn seeded(db: &TestDb, products: usize) -> ecom_catalog::SeedSummary {
+    let mut conn = db.connect().await;
+    ecom_catalog::seed_demo(&mut conn, products, &[7001, 7002, 7003])
+        .await
+        .expect("seed the demo catalog")
+}
+
+fn ids(body: &serde_json::Value) -> Vec<i64> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect()
+}
+
+#[actix_web::test]
+async fn shoppers_browse_search_and_read_reviews_without_signing_in() {
+    let db = TestDb::new().await;
+    let summary = seeded(&db, 300).await;
+    let app = test_app(store_context(&db)).await;
+
+    let page = app.get("/products?limit=7").await.assert_status(200).json();
+    assert_eq!(page["total"], summary.products);
+    assert_eq!(ids(&page).len(), 7);
+    let newest: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["created_at"].as_str().expect("created_at"))
+        .collect();
+    assert!(newest.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    let cheap = app.get("/products?sort=price_asc&limit=50").await.json();
+    let prices: Vec<f64> = cheap["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| {
+            p["price"]
+                .as_str()
+                .expect("price as string")
+                .parse()
+                .expect("number")
+        })
+        .collect();
+    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
+
+    let in_stock = app.get("/products?in_stock=true&limit=100").await.json();
+    assert!(
+        in_stock["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|p| p["stock"].as_i64() > Some(0))
+    );
+
+    let found = app.get("/products?search=keyboard&limit=100").await.json();
+    assert!(found["total"].as_i64() > Some(0));
+    assert!(
+        found["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|p| p["name"].as_str().expect("name").contains("Keyboard"))
+    );
+    let alias = app.get("/products?name=keyboard&limit=100").await.json();
+    assert_eq!(ids(&alias), ids(&found));
+
+    let categories = app.get("/categories").await.assert_status(200).json();
+    assert_eq!(categories["total"], 12);
+    let counted: i64 = categories["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["product_count"].as_i64().expect("count"))
+        .sum();
+    assert_eq!(counted, summary.products);
+
+    let rated = app.get("/products?sort=rating&limit=1").await.json();
+    let top = &rated["items"][0];
+    let id = top["id"].as_i64().expect("id");
+    let product = app
+        .get(&format!("/products/{id}"))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(&product, top);
+    let reviews = app
+        .get(&format!("/products/{id}/reviews"))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(reviews["total"], product["review_count"]);
+    app.get("/products/0")
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[actix_web::test]
+async fn catalog_writes_are_refused_without_a_token() {
+    let db = TestDb::new().await;
+    seeded(&db, 5).await;
+    let app = test_app(store_context(&db)).await;
+    let id = ids(&app.get("/products").await.json())[0];
+    let body = serde_json::json!({"name": "X", "description": "", "price": "1.00", "stock": 1});
+    for res in [
+        app.post("/products", body.clone(), None).await,
+        app.put(&format!("/products/{id}"), body.clone(), None)
+            .await,
+        app.patch(&format!("/products/{id}"), body.clone(), None)
+            .await,
+        app.delete(&format!("/products/{id}"), None).await,
+        app.post("/categories", serde_json::json!({"name": "X"}), None)
+            .await,
+        app.post(
+            &format!("/products/{id}/reviews"),
+            serde_json::json!({"rating": 5}),
+            None,
+        )
+        .await,
+    ] {
+        res.assert_problem(401, "not_authenticated");
+        assert_eq!(res.header("www-authenticate"), Some("Bearer"));
+    }
+    app.post("/products", body, Some("forged.token.value"))
+        .await
+        .assert_problem(401, "invalid_token");
+    app.get("/products?limit=500")
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/products?sort=cheapest")
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/products?category_id=abc")
+        .await
+        .assert_problem(400, "invalid_query");
+    assert_eq!(app.get("/products").await.json()["total"], 5);
+}
+
+#[actix_web::test]
+async fn the_store_documents_and_serves_the_catalog_over_a_socket() {
+    let db = TestDb::new().await;
+    seeded(&db, 20).await;
+    let app = test_app(store_context(&db)).await;
+    let doc = app.get("/openapi.json").await.json();
+    for path in [
+        "/categories",
+        "/products",
+        "/products/{id}",
+        "/products/{id}/reviews",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert_eq!(
+        doc["paths"]["/products"]["get"]["operationId"],
+        "listProducts"
+    );
+
+    let server = spawn_server(store_context(&db));
+    let mut res = http_client()
+        .get(server.url("/products?limit=3&sort=price_desc"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(res.status().as_u16(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["total"], 20);
+    assert_eq!(ids(&body).len(), 3);
+    server.stop().await;
+}
