@@ -61,8 +61,61 @@ async fn serves_on_a_database_url_and_stops_on_sigterm() {
         ("PORT", port.to_string()),
     ]);
     wait_healthy(port, &mut child).await;
+    let login = http_client()
+        .post(format!("http://127.0.0.1:{port}/auth/login"))
+        .send_json(&serde_json::json!({"email": "admin@example.com", "password": "admin123"}))
+        .await
+        .expect("login answers");
+    assert_eq!(
+        login.status().as_u16(),
+        401,
+        "no development admin outside DEBUG"
+    );
     let status = terminate(&mut child);
     assert!(status.success(), "graceful exit, got {status}");
+}
+
+#[actix_web::test]
+async fn create_admin_reads_the_password_from_stdin() {
+    use std::io::Write;
+    let db = TestDb::new().await;
+    let run = |password: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ecom"))
+            .args([
+                "create-admin",
+                "--email",
+                "Root@Example.com",
+                "--password-stdin",
+            ])
+            .env_clear()
+            .env("DATABASE_URL", &db.url)
+            .env("SECRET_KEY", TEST_SECRET)
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{password}").expect("write password");
+        drop(stdin);
+        child.wait_with_output().expect("exits")
+    };
+    let weak = run("admin123");
+    assert!(!weak.status.success(), "the policy applies to create-admin");
+    let ok = run("granite-walrus-teapot-3");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("root@example.com"));
+    let mut conn = db.connect().await;
+    let user = ecom_auth::service::accounts::find_by_email(&mut conn, "root@example.com")
+        .await
+        .expect("query")
+        .expect("created");
+    assert_eq!(user.role, "admin");
 }
 
 #[actix_web::test]
@@ -75,6 +128,16 @@ async fn with_no_settings_it_runs_on_its_private_postgres_and_stops_it() {
         ("ECOM_DATA_DIR", data_dir.to_string_lossy().into_owned()),
     ]);
     wait_healthy(port, &mut child).await;
+    let login = http_client()
+        .post(format!("http://127.0.0.1:{port}/auth/login"))
+        .send_json(&serde_json::json!({"email": "admin@example.com", "password": "admin123"}))
+        .await
+        .expect("login answers");
+    assert_eq!(
+        login.status().as_u16(),
+        200,
+        "the development admin exists in DEBUG"
+    );
     assert!(
         data_dir.join("postgres/PG_VERSION").exists(),
         "cluster created in the data folder"

@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole `ecom` app (every domain module, as the binary wires
 //! them) over HTTP, against the real PostgreSQL.
 
+mod auth;
 mod binary;
 mod catalog;
 mod ops;

@@ -9,7 +9,7 @@ use ecom_core::{AppContext, Module, build_app};
 
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted.
 pub fn modules() -> Vec<Module> {
-    vec![ecom_catalog::module()]
+    vec![ecom_auth::module(), ecom_catalog::module()]
 }
 
 /// Builds the app context the server and the end-to-end tests share.
@@ -18,7 +18,9 @@ pub fn app_context(
     pool: ecom_core::db::PgPool,
     secret: &ecom_core::settings::SecretString,
 ) -> anyhow::Result<AppContext> {
-    AppContext::new(settings, pool, secret, modules()).map_err(anyhow::Error::msg)
+    let resolver = ecom_auth::resolver(pool.clone());
+    let ctx = AppContext::new(settings, pool, secret, modules()).map_err(anyhow::Error::msg)?;
+    Ok(ctx.with_resolver(resolver))
 }
 
 /// `ecom serve`: open (or start) the database, migrate, serve until SIGTERM/SIGINT,
@@ -39,11 +41,18 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
         tracing::info!(count = applied.len(), "applied migrations");
     }
     let secret = resolve_secret_key(settings)?;
-    if settings.debug() {
-        tracing::warn!("DEBUG is on (development mode); do not use it in production");
-    }
     let pool =
         build_pool(url, &PoolOptions::from_settings(settings)).map_err(anyhow::Error::msg)?;
+    if settings.debug() {
+        tracing::warn!("DEBUG is on (development mode); do not use it in production");
+        let mut conn = pool.get().await.context("database connection")?;
+        if ecom_auth::service::accounts::ensure_development_admin(&mut conn).await? {
+            tracing::warn!(
+                email = ecom_auth::service::accounts::DEV_ADMIN_EMAIL,
+                "created the development admin with the documented password; DEBUG only"
+            );
+        }
+    }
     let ctx = app_context(settings.clone(), pool.clone(), &secret)?;
     let server = actix_web::HttpServer::new(move || build_app(&ctx))
         .shutdown_timeout(30)
@@ -82,4 +91,36 @@ pub async fn migrate_command(settings: Settings, revert: bool) -> anyhow::Result
         println!("{verb} {v}");
     }
     Ok(())
+}
+
+/// `ecom create-admin --email E`: creates an administrator, or makes an existing
+/// account one, with a password that meets the policy. Works in any mode.
+pub async fn create_admin_command(
+    settings: Settings,
+    email: &str,
+    password: String,
+) -> anyhow::Result<()> {
+    let database = Database::open(&settings).await?;
+    let result = async {
+        migrate::migrate(&database.url, Direction::Up).await?;
+        let mut conn = ecom_core::db::connect(&database.url).await?;
+        let user = ecom_auth::service::accounts::create_admin(&mut conn, email, password)
+            .await
+            .map_err(|e| match e {
+                ecom_auth::AuthError::Invalid(fields) => anyhow::anyhow!(
+                    "{}",
+                    fields
+                        .iter()
+                        .map(|f| format!("{}: {}", f.field, f.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                other => anyhow::Error::new(other),
+            })?;
+        println!("administrator {} (id {}) is ready", user.email, user.id);
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown().await;
+    result
 }

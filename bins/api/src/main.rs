@@ -20,6 +20,15 @@ enum Command {
         #[arg(long)]
         revert: bool,
     },
+    /// Create an administrator (or make an existing account one).
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[actix_web::main]
@@ -30,5 +39,28 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => ecom_api::serve(settings).await,
         Command::Migrate { revert } => ecom_api::migrate_command(settings, revert).await,
+        Command::CreateAdmin {
+            email,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            ecom_api::create_admin_command(settings, &email, password).await
+        }
     }
+}
+
+/// The new administrator's password: one line of standard input, or a prompt without echo.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Repeat the password: ")?;
+        anyhow::ensure!(first == again, "the passwords differ");
+        first
+    };
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    Ok(password)
 }

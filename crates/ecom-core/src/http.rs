@@ -243,24 +243,28 @@ fn field_of(message: &str) -> String {
     "body".to_string()
 }
 
+/// The problem for a JSON body that serde refused: 400 when it is not JSON at all,
+/// 422 naming the field when its content is wrong (unknown field, wrong type).
+pub fn json_body_error(e: &serde_json::Error) -> AppError {
+    if e.is_data() {
+        let message = e.to_string();
+        let clean = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        return AppError::validation(vec![FieldError::new(field_of(&clean), clean)]);
+    }
+    AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+}
+
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> Error {
     let app = match &err {
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             too_large()
         }
         JsonPayloadError::ContentType => unsupported_media(),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            let message = e.to_string();
-            let clean = message
-                .split(" at line ")
-                .next()
-                .unwrap_or(&message)
-                .to_string();
-            AppError::validation(vec![FieldError::new(field_of(&clean), clean)])
-        }
-        JsonPayloadError::Deserialize(e) => {
-            AppError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        }
+        JsonPayloadError::Deserialize(e) => json_body_error(e),
         _ => AppError::bad_request("bad_request", "the request body could not be read"),
     };
     app.into()

@@ -90,6 +90,13 @@ pub struct Account {
     pub is_active: bool,
 }
 
+impl Account {
+    /// Whether every listed permission is held.
+    pub fn has_all(&self, permissions: &[Permission]) -> bool {
+        permissions.iter().all(|p| self.permissions.contains(p))
+    }
+}
+
 /// Reads a user's current role, permissions and ban state (implemented by ecom-auth).
 #[async_trait::async_trait]
 pub trait PrincipalResolver: Send + Sync {

@@ -1,0 +1,130 @@
+//! Request and response bodies of /auth and /users.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+use crate::model::User;
+
+/// `POST /auth/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com", "password": "correct horse battery", "full_name": "Ada Lovelace"}))]
+pub struct RegisterRequest {
+    /// Trimmed and lower-cased before use.
+    #[schema(format = "email", max_length = 254)]
+    pub email: String,
+    /// 8 to 128 characters, not a common password.
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+    #[schema(max_length = 100)]
+    pub full_name: Option<String>,
+}
+
+/// `POST /auth/login` as JSON.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /auth/login` as an OAuth2 password-grant form (Swagger's Authorize button).
+#[derive(Deserialize, ToSchema)]
+pub struct LoginForm {
+    /// The email.
+    pub username: String,
+    pub password: String,
+    /// `password` when sent.
+    pub grant_type: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// `POST /auth/refresh` and `POST /auth/revoke`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// A new access token and refresh token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    /// JWT (HS256) to send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Opaque; exchange it at `/auth/refresh`. Each use returns a new one.
+    pub refresh_token: String,
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 1800)]
+    pub expires_in: i64,
+}
+
+/// The caller's own account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserProfile {
+    pub id: i64,
+    pub email: String,
+    #[schema(example = "user")]
+    pub role: String,
+    pub is_active: bool,
+    pub full_name: Option<String>,
+    pub bio: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for UserProfile {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            role: u.role,
+            is_active: u.is_active,
+            full_name: u.full_name,
+            bio: u.bio,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// What anyone may see of a user: never the email.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicProfile {
+    pub id: i64,
+    pub full_name: Option<String>,
+    pub bio: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<User> for PublicProfile {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            full_name: u.full_name,
+            bio: u.bio,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// `PUT`/`PATCH /users/me`: absent fields stay, `null` clears.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfileRequest {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub full_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    pub bio: Option<Option<String>>,
+}
+
+/// Tells "sent as null" (`Some(None)`) from "not sent" (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}

@@ -1,0 +1,220 @@
+//! Handlers of /auth and /users: parse, call a service, render.
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use ecom_core::access_token::AccessTokens;
+use ecom_core::db::PgPool;
+use ecom_core::error::Problem;
+use ecom_core::settings::Settings;
+use ecom_core::{AppError, AppResult, Principal};
+
+use crate::api::{
+    LoginForm, LoginRequest, PublicProfile, RefreshRequest, RegisterRequest, TokenPair,
+    UpdateProfileRequest, UserProfile,
+};
+use crate::service::accounts;
+use crate::service::sessions::{self, SessionPolicy};
+use crate::service::throttle::LoginThrottle;
+
+/// Mounts /auth and /users.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/auth/register").route(web::post().to(register)))
+        .service(web::resource("/auth/login").route(web::post().to(login)))
+        .service(web::resource("/auth/refresh").route(web::post().to(refresh)))
+        .service(web::resource("/auth/revoke").route(web::post().to(revoke)))
+        .service(
+            web::resource("/users/me")
+                .route(web::get().to(get_me))
+                .route(web::put().to(update_me))
+                .route(web::patch().to(update_me)),
+        )
+        .service(web::resource("/users/{id}").route(web::get().to(get_user)));
+}
+
+fn policy<'a>(tokens: &'a AccessTokens, settings: &Settings) -> SessionPolicy<'a> {
+    SessionPolicy {
+        tokens,
+        refresh_ttl: chrono::Duration::days(settings.refresh_token_expire_days),
+    }
+}
+
+/// Token responses must not be cached (RFC 6749 §5.1).
+fn token_response(pair: TokenPair) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(pair)
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "register",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = UserProfile),
+        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: bad email, weak password, unknown field", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn register(
+    pool: web::Data<PgPool>,
+    body: web::Json<RegisterRequest>,
+) -> AppResult<HttpResponse> {
+    let mut conn = pool.get().await?;
+    let user = accounts::register(&mut conn, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(UserProfile::from(user)))
+}
+
+/// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
+#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login",
+    request_body(content(
+        (LoginRequest = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "A new access and refresh token", body = TokenPair),
+        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many failed logins; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn login(
+    req: HttpRequest,
+    body: web::Bytes,
+    pool: web::Data<PgPool>,
+    tokens: web::Data<AccessTokens>,
+    settings: web::Data<Settings>,
+    throttle: web::Data<dyn LoginThrottle>,
+) -> AppResult<HttpResponse> {
+    let (email, password) = parse_login(&req, &body)?;
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let pair = sessions::login(
+        &pool,
+        policy(&tokens, &settings),
+        throttle.get_ref(),
+        &email,
+        password,
+        &address,
+    )
+    .await?;
+    Ok(token_response(pair))
+}
+
+/// JSON or `application/x-www-form-urlencoded`, chosen by `Content-Type`.
+fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let form: LoginForm = serde_urlencoded::from_bytes(body)
+            .map_err(|e| AppError::invalid_field("body", e.to_string()))?;
+        if form.grant_type.as_deref().is_some_and(|g| g != "password") {
+            return Err(AppError::invalid_field(
+                "grant_type",
+                "only the `password` grant is supported",
+            ));
+        }
+        return Ok((form.username, form.password));
+    }
+    if content_type.starts_with(ContentType::json().0.essence_str()) {
+        let json: LoginRequest =
+            serde_json::from_slice(body).map_err(|e| ecom_core::http::json_body_error(&e))?;
+        return Ok((json.email, json.password));
+    }
+    Err(AppError::new(
+        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "send application/json or application/x-www-form-urlencoded",
+    ))
+}
+
+/// Exchange a refresh token for a new pair (rotation). A token already exchanged
+/// revokes its whole login.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refreshToken",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
+        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    pool: web::Data<PgPool>,
+    tokens: web::Data<AccessTokens>,
+    settings: web::Data<Settings>,
+    body: web::Json<RefreshRequest>,
+) -> AppResult<HttpResponse> {
+    let pair = sessions::refresh(&pool, policy(&tokens, &settings), &body.refresh_token).await?;
+    Ok(token_response(pair))
+}
+
+/// Log out: the refresh token (and its login) can no longer refresh.
+#[utoipa::path(post, path = "/auth/revoke", tag = "auth", operation_id = "revokeToken",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Revoked (also answered for unknown tokens)"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn revoke(
+    pool: web::Data<PgPool>,
+    body: web::Json<RefreshRequest>,
+) -> AppResult<HttpResponse> {
+    sessions::revoke(&pool, &body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/users/me", tag = "users", operation_id = "getCurrentUser",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = UserProfile),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_me(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+) -> AppResult<web::Json<UserProfile>> {
+    let mut conn = pool.get().await?;
+    let user = accounts::find(&mut conn, principal.user_id).await?;
+    Ok(web::Json(user.into()))
+}
+
+/// Update the caller's profile (`full_name`, `bio`); PATCH is accepted too.
+#[utoipa::path(put, path = "/users/me", tag = "users", operation_id = "updateCurrentUser",
+    security(("bearer" = [])),
+    request_body = UpdateProfileRequest,
+    responses(
+        (status = 200, description = "The updated account", body = UserProfile),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, including fields that cannot be set here", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn update_me(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    body: web::Json<UpdateProfileRequest>,
+) -> AppResult<web::Json<UserProfile>> {
+    let mut conn = pool.get().await?;
+    let user = accounts::update_profile(&mut conn, principal.user_id, body.into_inner()).await?;
+    Ok(web::Json(user.into()))
+}
+
+/// A user's public profile (never the email).
+#[utoipa::path(get, path = "/users/{id}", tag = "users", operation_id = "getUser",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Public profile", body = PublicProfile),
+        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_user(
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<PublicProfile>> {
+    let mut conn = pool.get().await?;
+    let user = accounts::find(&mut conn, id.into_inner()).await?;
+    Ok(web::Json(user.into()))
+}

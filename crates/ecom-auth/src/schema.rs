@@ -1,0 +1,74 @@
+// @generated automatically by Diesel CLI (`diesel print-schema --schema-key auth`); do not edit by hand.
+
+diesel::table! {
+    permissions (name) {
+        name -> Text,
+        description -> Text,
+    }
+}
+
+diesel::table! {
+    refresh_families (id) {
+        id -> Int8,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Int8,
+        family_id -> Int8,
+        token_hash -> Bytea,
+        parent_id -> Nullable<Int8>,
+        issued_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    role_permissions (role, permission) {
+        role -> Text,
+        permission -> Text,
+    }
+}
+
+diesel::table! {
+    roles (name) {
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        email -> Text,
+        password_hash -> Text,
+        full_name -> Nullable<Text>,
+        bio -> Nullable<Text>,
+        role -> Text,
+        is_active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(refresh_families -> users (user_id));
+diesel::joinable!(refresh_tokens -> refresh_families (family_id));
+diesel::joinable!(role_permissions -> permissions (permission));
+diesel::joinable!(role_permissions -> roles (role));
+diesel::joinable!(users -> roles (role));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    permissions,
+    refresh_families,
+    refresh_tokens,
+    role_permissions,
+    roles,
+    users,
+);

@@ -1,0 +1,198 @@
+//! Accounts: registration, profiles, and the administrators' bootstrap.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::api::{RegisterRequest, UpdateProfileRequest};
+use crate::error::{AuthError, AuthResult};
+use crate::model::{ADMIN_ROLE, NewUser, USER_ROLE, User};
+use crate::schema::users;
+use crate::service::password;
+use ecom_core::FieldError;
+
+/// The development administrator of API.md's "Running it" (DEBUG only).
+pub const DEV_ADMIN_EMAIL: &str = "admin@example.com";
+pub const DEV_ADMIN_PASSWORD: &str = "admin123";
+
+const MAX_FULL_NAME: usize = 100;
+const MAX_BIO: usize = 1000;
+
+/// Trims, lower-cases and validates an email.
+pub fn normalize_email(raw: &str) -> AuthResult<String> {
+    let email = raw.trim().to_lowercase();
+    if email.len() > 254 || !email_address::EmailAddress::is_valid(&email) || !email.contains('.') {
+        return Err(AuthError::field("email", "must be a valid email address"));
+    }
+    Ok(email)
+}
+
+fn clean_text(
+    value: Option<&str>,
+    field: &str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    let v = value?.trim();
+    if v.chars().count() > max {
+        errors.push(FieldError::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+/// Creates an account with the `user` role.
+pub async fn register(conn: &mut AsyncPgConnection, req: RegisterRequest) -> AuthResult<User> {
+    let mut errors = Vec::new();
+    let email = match normalize_email(&req.email) {
+        Ok(e) => Some(e),
+        Err(AuthError::Invalid(mut f)) => {
+            errors.append(&mut f);
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Err(AuthError::Invalid(mut f)) =
+        password::check_policy(&req.password, email.as_deref().unwrap_or_default())
+    {
+        errors.append(&mut f);
+    }
+    let full_name = clean_text(
+        req.full_name.as_deref(),
+        "full_name",
+        MAX_FULL_NAME,
+        &mut errors,
+    );
+    let Some(email) = email.filter(|_| errors.is_empty()) else {
+        return Err(AuthError::Invalid(errors));
+    };
+    let hash = password::hash(req.password).await?;
+    insert_user(conn, &email, &hash, full_name.as_deref(), USER_ROLE).await
+}
+
+async fn insert_user(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    password_hash: &str,
+    full_name: Option<&str>,
+    role: &str,
+) -> AuthResult<User> {
+    diesel::insert_into(users::table)
+        .values(NewUser {
+            email,
+            password_hash,
+            full_name,
+            role,
+        })
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => AuthError::EmailTaken,
+            other => other.into(),
+        })
+}
+
+/// The account with this id.
+pub async fn find(conn: &mut AsyncPgConnection, user_id: i64) -> AuthResult<User> {
+    users::table
+        .find(user_id)
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AuthError::UserNotFound(user_id))
+}
+
+/// The account with this (already normalized) email, if any.
+pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> AuthResult<Option<User>> {
+    Ok(users::table
+        .filter(users::email.eq(email))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Applies a partial profile update: absent fields stay, `null` or "" clears.
+pub async fn update_profile(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    req: UpdateProfileRequest,
+) -> AuthResult<User> {
+    let mut errors = Vec::new();
+    let full_name = req
+        .full_name
+        .map(|v| clean_text(v.as_deref(), "full_name", MAX_FULL_NAME, &mut errors));
+    let bio = req
+        .bio
+        .map(|v| clean_text(v.as_deref(), "bio", MAX_BIO, &mut errors));
+    if !errors.is_empty() {
+        return Err(AuthError::Invalid(errors));
+    }
+    let current = find(conn, user_id).await?;
+    diesel::update(users::table.find(user_id))
+        .set((
+            users::full_name.eq(full_name.unwrap_or(current.full_name)),
+            users::bio.eq(bio.unwrap_or(current.bio)),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(Into::into)
+}
+
+/// Creates an administrator, or makes an existing account one with this password
+/// (`ecom create-admin`). The password must meet the policy.
+pub async fn create_admin(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    password_text: String,
+) -> AuthResult<User> {
+    let email = normalize_email(email)?;
+    password::check_policy(&password_text, &email)?;
+    let hash = password::hash(password_text).await?;
+    match find_by_email(conn, &email).await? {
+        None => insert_user(conn, &email, &hash, Some("Administrator"), ADMIN_ROLE).await,
+        Some(existing) => diesel::update(users::table.find(existing.id))
+            .set((
+                users::role.eq(ADMIN_ROLE),
+                users::password_hash.eq(&hash),
+                users::is_active.eq(true),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+            .map_err(Into::into),
+    }
+}
+
+/// In DEBUG only: when no administrator exists, creates `admin@example.com` /
+/// `admin123` (the original service's documented flow). Returns whether it did.
+pub async fn ensure_development_admin(conn: &mut AsyncPgConnection) -> AuthResult<bool> {
+    let admins: i64 = users::table
+        .filter(users::role.eq(ADMIN_ROLE))
+        .count()
+        .get_result(conn)
+        .await?;
+    if admins > 0 || find_by_email(conn, DEV_ADMIN_EMAIL).await?.is_some() {
+        return Ok(false);
+    }
+    // The development password is deliberately weak and bypasses the policy.
+    let hash = password::hash(DEV_ADMIN_PASSWORD.to_string()).await?;
+    insert_user(
+        conn,
+        DEV_ADMIN_EMAIL,
+        &hash,
+        Some("Development admin"),
+        ADMIN_ROLE,
+    )
+    .await?;
+    Ok(true)
+}

@@ -1,0 +1,213 @@
+//! Administration of users and roles: ban, role changes, search, permission sets.
+//! ecom-admin calls these; each returns the state before and after for its audit trail.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_core::{PageRequest, Permission};
+
+use crate::error::{AuthError, AuthResult};
+use crate::model::{ADMIN_ROLE, Role, User};
+use crate::schema::{role_permissions, roles, users};
+use crate::service::{accounts, sessions};
+
+/// Filters of the user list.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of the email or the full name.
+    pub search: Option<String>,
+    pub role: Option<String>,
+    pub is_active: Option<bool>,
+}
+
+/// Bans (`active = false`) or unbans a user. A ban revokes every refresh family of
+/// the user in the same transaction; access tokens stop working on the next request
+/// because the principal resolver reads `is_active`.
+pub async fn set_active(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    user_id: i64,
+    active: bool,
+) -> AuthResult<(User, User)> {
+    if actor_id == user_id {
+        return Err(AuthError::CannotModifySelf);
+    }
+    conn.transaction(async |conn| {
+        let before = accounts::find(conn, user_id).await?;
+        let after: User = diesel::update(users::table.find(user_id))
+            .set((
+                users::is_active.eq(active),
+                users::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await?;
+        if !active {
+            sessions::revoke_all_for_user(conn, user_id, "banned").await?;
+        }
+        Ok((before, after))
+    })
+    .await
+}
+
+/// Gives a user another existing role.
+pub async fn change_role(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    user_id: i64,
+    role: &str,
+) -> AuthResult<(User, User)> {
+    if actor_id == user_id {
+        return Err(AuthError::CannotModifySelf);
+    }
+    conn.transaction(async |conn| {
+        let exists: bool = diesel::select(diesel::dsl::exists(roles::table.find(role)))
+            .get_result(conn)
+            .await?;
+        if !exists {
+            return Err(AuthError::UnknownRole(role.to_string()));
+        }
+        let before = accounts::find(conn, user_id).await?;
+        let after: User = diesel::update(users::table.find(user_id))
+            .set((users::role.eq(role), users::updated_at.eq(diesel::dsl::now)))
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await?;
+        Ok((before, after))
+    })
+    .await
+}
+
+/// One page of users, newest first, with the total.
+pub async fn list_users(
+    conn: &mut AsyncPgConnection,
+    filter: &UserFilter,
+    page: PageRequest,
+) -> AuthResult<(Vec<User>, i64)> {
+    let query = || {
+        let mut q = users::table.into_boxed();
+        if let Some(search) = filter
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let pattern = format!("%{}%", escape_like(search));
+            q = q.filter(
+                users::email
+                    .ilike(pattern.clone())
+                    .or(users::full_name.ilike(pattern)),
+            );
+        }
+        if let Some(role) = &filter.role {
+            q = q.filter(users::role.eq(role.clone()));
+        }
+        if let Some(active) = filter.is_active {
+            q = q.filter(users::is_active.eq(active));
+        }
+        q
+    };
+    let total: i64 = query().count().get_result(conn).await?;
+    let items = query()
+        .select(User::as_select())
+        .order((users::created_at.desc(), users::id.desc()))
+        .limit(page.limit)
+        .offset(page.offset)
+        .load(conn)
+        .await?;
+    Ok((items, total))
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern.
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Every role with its permissions, by name.
+pub async fn list_roles(conn: &mut AsyncPgConnection) -> AuthResult<Vec<Role>> {
+    let rows: Vec<(String, Option<String>)> = roles::table
+        .left_join(role_permissions::table)
+        .select((roles::name, role_permissions::permission.nullable()))
+        .order((roles::name, role_permissions::permission))
+        .load(conn)
+        .await?;
+    let mut by_role: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (role, permission) in rows {
+        let entry = by_role.entry(role).or_default();
+        entry.extend(permission);
+    }
+    Ok(by_role
+        .into_iter()
+        .map(|(name, permissions)| Role { name, permissions })
+        .collect())
+}
+
+/// Creates a role or replaces its permission set. `admin` always keeps every
+/// permission, whatever is asked. Returns the role before (if it existed) and after.
+pub async fn put_role(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    permissions: &[String],
+) -> AuthResult<(Option<Role>, Role)> {
+    if !name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        || name.len() > 50
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(AuthError::field(
+            "name",
+            "must start with a lower-case letter and use only a-z, 0-9, '_' and '-' (at most 50)",
+        ));
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    for p in permissions {
+        let parsed: Permission = p
+            .parse()
+            .map_err(|_| AuthError::UnknownPermission(p.clone()))?;
+        wanted.push(parsed.as_str().to_string());
+    }
+    if name == ADMIN_ROLE {
+        wanted = Permission::ALL
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect();
+    }
+    wanted.sort();
+    wanted.dedup();
+    conn.transaction(async |conn| {
+        let before = list_roles(conn).await?.into_iter().find(|r| r.name == name);
+        diesel::insert_into(roles::table)
+            .values(roles::name.eq(name))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        diesel::delete(role_permissions::table.filter(role_permissions::role.eq(name)))
+            .execute(conn)
+            .await?;
+        let rows: Vec<_> = wanted
+            .iter()
+            .map(|p| {
+                (
+                    role_permissions::role.eq(name),
+                    role_permissions::permission.eq(p),
+                )
+            })
+            .collect();
+        diesel::insert_into(role_permissions::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+        Ok((
+            before,
+            Role {
+                name: name.to_string(),
+                permissions: wanted.clone(),
+            },
+        ))
+    })
+    .await
+}

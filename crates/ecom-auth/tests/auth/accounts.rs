@@ -1,0 +1,239 @@
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use ecom_auth::schema::users;
+use ecom_auth::service::accounts;
+use ecom_testkit::{TestDb, test_app};
+use serde_json::json;
+
+use crate::{PASSWORD, auth_context, signed_up};
+
+#[actix_web::test]
+async fn register_normalizes_email_and_never_returns_the_hash() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let res = app
+        .post(
+            "/auth/register",
+            json!({"email": "  Ada@Example.COM ", "password": PASSWORD, "full_name": "Ada"}),
+            None,
+        )
+        .await;
+    res.assert_status(201);
+    let body = res.json();
+    assert_eq!(body["email"], "ada@example.com");
+    assert_eq!(body["role"], "user");
+    assert_eq!(body["is_active"], true);
+    assert_eq!(body["full_name"], "Ada");
+    assert!(body.get("password_hash").is_none() && body.get("password").is_none());
+
+    let mut conn = db.connect().await;
+    let hash: String = users::table
+        .select(users::password_hash)
+        .first(&mut conn)
+        .await
+        .expect("stored");
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "OWASP argon2id PHC string: {hash}"
+    );
+
+    let dup = app
+        .post(
+            "/auth/register",
+            json!({"email": "ADA@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    dup.assert_problem(409, "email_taken");
+}
+
+#[actix_web::test]
+async fn register_refuses_bad_input() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let cases = [
+        (
+            json!({"email": "not-an-email", "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"email": "a@b.com", "password": "short1!"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.com", "password": "x".repeat(129)}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.com", "password": "password123"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.com", "password": "qwertyuiop"}),
+            "password",
+        ),
+        (
+            json!({"email": "a@b.com", "password": PASSWORD, "role": "admin"}),
+            "role",
+        ),
+        (
+            json!({"email": "a@b.com", "password": PASSWORD, "is_active": false}),
+            "is_active",
+        ),
+        (json!({"email": "a@b.com"}), "password"),
+    ];
+    for (body, field) in cases {
+        let res = app.post("/auth/register", body.clone(), None).await;
+        res.assert_problem(422, "validation_failed");
+        let fields: Vec<String> = res.json()["errors"]
+            .as_array()
+            .expect("errors list")
+            .iter()
+            .map(|e| e["field"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert!(
+            fields.contains(&field.to_string()),
+            "{body} should name {field}: {}",
+            res.json()
+        );
+    }
+    let mut conn = db.connect().await;
+    let count: i64 = users::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(count, 0, "nothing was written");
+}
+
+#[actix_web::test]
+async fn profile_read_update_and_mass_assignment_refused() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (id, pair) = signed_up!(app, "bo@example.com");
+    let token = pair["access_token"].as_str().expect("token");
+
+    let me = app.get_as("/users/me", token).await;
+    me.assert_status(200);
+    assert_eq!(me.json()["id"], id);
+    assert_eq!(me.json()["email"], "bo@example.com");
+    for key in [
+        "id",
+        "email",
+        "role",
+        "is_active",
+        "full_name",
+        "bio",
+        "created_at",
+    ] {
+        assert!(me.json().get(key).is_some(), "{key} in /users/me");
+    }
+
+    let put = app
+        .put(
+            "/users/me",
+            json!({"full_name": "Bo Diddley", "bio": "guitars"}),
+            Some(token),
+        )
+        .await;
+    put.assert_status(200);
+    assert_eq!(put.json()["full_name"], "Bo Diddley");
+
+    let patch = app
+        .patch("/users/me", json!({"bio": null}), Some(token))
+        .await;
+    patch.assert_status(200);
+    assert_eq!(patch.json()["bio"], serde_json::Value::Null, "null clears");
+    assert_eq!(patch.json()["full_name"], "Bo Diddley", "absent stays");
+
+    for body in [
+        json!({"role": "admin"}),
+        json!({"is_active": false}),
+        json!({"email": "x@y.com"}),
+    ] {
+        app.put("/users/me", body, Some(token))
+            .await
+            .assert_problem(422, "validation_failed");
+    }
+    let me = app.get_as("/users/me", token).await.json();
+    assert_eq!(me["role"], "user");
+    assert_eq!(me["email"], "bo@example.com");
+
+    app.patch(
+        "/users/me",
+        json!({"full_name": "x".repeat(101)}),
+        Some(token),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.put("/users/me", json!({"bio": "hi"}), None)
+        .await
+        .assert_problem(401, "not_authenticated");
+}
+
+#[actix_web::test]
+async fn public_profile_never_shows_the_email() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (id, _) = signed_up!(app, "cy@example.com");
+    let res = app.get(&format!("/users/{id}")).await;
+    res.assert_status(200);
+    let body = res.json();
+    assert_eq!(body["id"], id);
+    assert!(body.get("email").is_none(), "{body}");
+    assert!(!res.text().contains("cy@example.com"));
+    app.get("/users/999999")
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[actix_web::test]
+async fn development_admin_and_create_admin() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let mut conn = db.connect().await;
+    assert!(
+        accounts::ensure_development_admin(&mut conn)
+            .await
+            .expect("created")
+    );
+    assert!(
+        !accounts::ensure_development_admin(&mut conn)
+            .await
+            .expect("only once")
+    );
+    let login = app
+        .post(
+            "/auth/login",
+            json!({"email": "admin@example.com", "password": "admin123"}),
+            None,
+        )
+        .await;
+    login.assert_status(200);
+    let me = app
+        .get_as(
+            "/users/me",
+            login.json()["access_token"].as_str().expect("token"),
+        )
+        .await;
+    assert_eq!(me.json()["role"], "admin");
+
+    let weak = accounts::create_admin(&mut conn, "boss@example.com", "admin123".into()).await;
+    assert!(weak.is_err(), "create-admin enforces the password policy");
+    let boss = accounts::create_admin(&mut conn, "Boss@Example.com", PASSWORD.into())
+        .await
+        .expect("created");
+    assert_eq!(boss.role, "admin");
+    assert_eq!(boss.email, "boss@example.com");
+
+    let (id, _) = signed_up!(app, "promote@example.com");
+    let promoted = accounts::create_admin(
+        &mut conn,
+        "promote@example.com",
+        "another-plum-orbit-77".into(),
+    )
+    .await
+    .expect("promoted");
+    assert_eq!(promoted.id, id);
+    assert_eq!(promoted.role, "admin");
+}

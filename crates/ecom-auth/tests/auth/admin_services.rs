@@ -1,0 +1,150 @@
+use ecom_auth::AuthError;
+use ecom_auth::service::resolver::AccountResolver;
+use ecom_auth::service::roles::{self, UserFilter};
+use ecom_core::principal::PrincipalResolver;
+use ecom_core::{PageRequest, Permission};
+use ecom_testkit::{TestDb, test_app};
+
+use crate::{auth_context, signed_up};
+
+#[actix_web::test]
+async fn roles_change_and_apply_through_the_resolver() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (admin, _) = signed_up!(app, "pat@example.com");
+    let (user, _) = signed_up!(app, "quin@example.com");
+    let resolver = AccountResolver::new(db.pool());
+    let mut conn = db.connect().await;
+
+    let account = resolver
+        .resolve(user)
+        .await
+        .expect("resolve")
+        .expect("exists");
+    assert_eq!(account.role, "user");
+    assert!(account.permissions.is_empty());
+
+    roles::put_role(&mut conn, "analyst", &["view:reports".to_string()])
+        .await
+        .expect("create role");
+    let (before, after) = roles::change_role(&mut conn, admin, user, "analyst")
+        .await
+        .expect("change");
+    assert_eq!(
+        (before.role.as_str(), after.role.as_str()),
+        ("user", "analyst")
+    );
+    let account = resolver
+        .resolve(user)
+        .await
+        .expect("resolve")
+        .expect("exists");
+    assert_eq!(
+        account.permissions.into_iter().collect::<Vec<_>>(),
+        vec![Permission::ViewReports]
+    );
+
+    // Editing the role's permissions applies to its holders at once.
+    roles::put_role(
+        &mut conn,
+        "analyst",
+        &["view:reports".into(), "manage:orders".into()],
+    )
+    .await
+    .expect("replace");
+    let account = resolver
+        .resolve(user)
+        .await
+        .expect("resolve")
+        .expect("exists");
+    assert!(account.has_all(&[Permission::ViewReports, Permission::ManageOrders]));
+
+    assert!(matches!(
+        roles::change_role(&mut conn, admin, user, "wizard").await,
+        Err(AuthError::UnknownRole(_))
+    ));
+    assert!(matches!(
+        roles::change_role(&mut conn, admin, admin, "user").await,
+        Err(AuthError::CannotModifySelf)
+    ));
+    assert!(matches!(
+        roles::put_role(&mut conn, "analyst", &["fly:planes".into()]).await,
+        Err(AuthError::UnknownPermission(_))
+    ));
+    assert!(resolver.resolve(987654).await.expect("resolve").is_none());
+}
+
+#[actix_web::test]
+async fn admin_keeps_every_permission() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let (_, after) = roles::put_role(&mut conn, "admin", &[]).await.expect("put");
+    assert_eq!(after.permissions.len(), Permission::ALL.len());
+    let listed = roles::list_roles(&mut conn).await.expect("list");
+    let admin = listed
+        .iter()
+        .find(|r| r.name == "admin")
+        .expect("admin role");
+    assert_eq!(admin.permissions.len(), 7);
+    let user = listed.iter().find(|r| r.name == "user").expect("user role");
+    assert!(user.permissions.is_empty());
+}
+
+#[actix_web::test]
+async fn users_list_filters_and_counts() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (admin, _) = signed_up!(app, "rita@example.com");
+    let (sam, _) = signed_up!(app, "sam@shop.example");
+    signed_up!(app, "tom@shop.example");
+    let mut conn = db.connect().await;
+    roles::set_active(&mut conn, admin, sam, false)
+        .await
+        .expect("ban");
+    let page = PageRequest {
+        limit: 10,
+        offset: 0,
+    };
+
+    let (all, total) = roles::list_users(&mut conn, &UserFilter::default(), page)
+        .await
+        .expect("all");
+    assert_eq!((all.len(), total), (3, 3));
+    assert_eq!(all[0].email, "tom@shop.example", "newest first");
+
+    let search = UserFilter {
+        search: Some("SHOP.example".into()),
+        ..Default::default()
+    };
+    let (_, total) = roles::list_users(&mut conn, &search, page)
+        .await
+        .expect("search");
+    assert_eq!(total, 2);
+
+    let banned = UserFilter {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let (items, total) = roles::list_users(&mut conn, &banned, page)
+        .await
+        .expect("banned");
+    assert_eq!((items[0].id, total), (sam, 1));
+
+    let literal = UserFilter {
+        search: Some("%".into()),
+        ..Default::default()
+    };
+    let (_, total) = roles::list_users(&mut conn, &literal, page)
+        .await
+        .expect("escaped");
+    assert_eq!(total, 0, "% is matched literally");
+
+    let second_page = PageRequest {
+        limit: 2,
+        offset: 2,
+    };
+    let (items, total) = roles::list_users(&mut conn, &UserFilter::default(), second_page)
+        .await
+        .expect("page");
+    assert_eq!((items.len(), total), (1, 3));
+}

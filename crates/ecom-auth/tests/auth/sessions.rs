@@ -1,0 +1,221 @@
+use actix_web::test::TestRequest;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use ecom_auth::schema::refresh_tokens;
+use ecom_auth::service::roles;
+use ecom_testkit::{TestDb, test_app};
+use serde_json::json;
+
+use crate::{PASSWORD, auth_context, login_body, signed_up};
+
+#[actix_web::test]
+async fn login_with_json_and_with_the_oauth2_form() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    signed_up!(app, "dee@example.com");
+
+    let res = app
+        .post("/auth/login", login_body("DEE@example.com "), None)
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.header("cache-control"), Some("no-store"));
+    let pair = res.json();
+    assert_eq!(pair["token_type"], "bearer");
+    assert_eq!(pair["expires_in"], 1800);
+    assert!(
+        pair["refresh_token"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 43),
+        "256-bit token"
+    );
+
+    let form = TestRequest::post()
+        .uri("/auth/login")
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(format!(
+            "grant_type=password&username=dee%40example.com&password={PASSWORD}&scope="
+        ));
+    let res = app.send(form).await;
+    res.assert_status(200);
+    let token = res.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    app.get_as("/users/me", &token).await.assert_status(200);
+
+    let bad_grant = TestRequest::post()
+        .uri("/auth/login")
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(format!(
+            "grant_type=client_credentials&username=dee%40example.com&password={PASSWORD}"
+        ));
+    app.send(bad_grant)
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
+#[actix_web::test]
+async fn unknown_email_and_wrong_password_look_the_same() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    signed_up!(app, "eve@example.com");
+    let wrong = app
+        .post(
+            "/auth/login",
+            json!({"email": "eve@example.com", "password": "not-the-password-1"}),
+            None,
+        )
+        .await;
+    let unknown = app
+        .post("/auth/login", login_body("nobody@example.com"), None)
+        .await;
+    wrong.assert_problem(401, "invalid_credentials");
+    unknown.assert_problem(401, "invalid_credentials");
+    assert_eq!(wrong.json()["detail"], unknown.json()["detail"]);
+    assert_eq!(wrong.header("www-authenticate"), Some("Bearer"));
+}
+
+#[actix_web::test]
+async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (_, pair) = signed_up!(app, "fay@example.com");
+    let first = pair["refresh_token"].as_str().expect("rt").to_string();
+
+    let rotated = app
+        .post("/auth/refresh", json!({"refresh_token": first}), None)
+        .await;
+    rotated.assert_status(200);
+    let second = rotated.json()["refresh_token"]
+        .as_str()
+        .expect("rt")
+        .to_string();
+    assert_ne!(first, second);
+    let access = rotated.json()["access_token"]
+        .as_str()
+        .expect("at")
+        .to_string();
+    app.get_as("/users/me", &access).await.assert_status(200);
+
+    // The old token again: theft. 401, and the legitimate new token dies with it.
+    app.post("/auth/refresh", json!({"refresh_token": first}), None)
+        .await
+        .assert_problem(401, "refresh_token_reused");
+    app.post("/auth/refresh", json!({"refresh_token": second}), None)
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+
+    // Another login is another family, untouched.
+    let other = app
+        .post("/auth/login", login_body("fay@example.com"), None)
+        .await
+        .json();
+    app.post(
+        "/auth/refresh",
+        json!({"refresh_token": other["refresh_token"]}),
+        None,
+    )
+    .await
+    .assert_status(200);
+}
+
+#[actix_web::test]
+async fn revoke_logs_out_and_tokens_are_stored_hashed() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (_, pair) = signed_up!(app, "gus@example.com");
+    let rt = pair["refresh_token"].as_str().expect("rt").to_string();
+
+    let mut conn = db.connect().await;
+    let hashes: Vec<Vec<u8>> = refresh_tokens::table
+        .select(refresh_tokens::token_hash)
+        .load(&mut conn)
+        .await
+        .expect("rows");
+    assert_eq!(hashes.len(), 1);
+    assert_ne!(hashes[0], rt.as_bytes(), "only a hash is stored");
+    assert_eq!(hashes[0].len(), 32, "SHA-256");
+
+    app.post("/auth/revoke", json!({"refresh_token": rt}), None)
+        .await
+        .assert_status(204);
+    app.post("/auth/refresh", json!({"refresh_token": rt}), None)
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    app.post(
+        "/auth/revoke",
+        json!({"refresh_token": "never-issued"}),
+        None,
+    )
+    .await
+    .assert_status(204);
+    app.post(
+        "/auth/refresh",
+        json!({"refresh_token": "never-issued"}),
+        None,
+    )
+    .await
+    .assert_problem(401, "invalid_refresh_token");
+    app.post("/auth/refresh", json!({"token": "x"}), None)
+        .await
+        .assert_problem(422, "validation_failed");
+}
+
+#[actix_web::test]
+async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (_, pair) = signed_up!(app, "hal@example.com");
+    let rt = pair["refresh_token"].clone();
+    let attempts = (0..10).map(|_| app.post("/auth/refresh", json!({"refresh_token": rt}), None));
+    let results = futures_util::future::join_all(attempts).await;
+    let wins = results.iter().filter(|r| r.status.as_u16() == 200).count();
+    assert_eq!(wins, 1, "exactly one rotation wins");
+    for r in results.iter().filter(|r| r.status.as_u16() != 200) {
+        assert_eq!(r.status.as_u16(), 401, "losers get 401: {}", r.text());
+    }
+}
+
+#[actix_web::test]
+async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (admin_id, _) = signed_up!(app, "ida@example.com");
+    let (id, pair) = signed_up!(app, "jon@example.com");
+    let access = pair["access_token"].as_str().expect("at");
+    app.get_as("/users/me", access).await.assert_status(200);
+
+    let mut conn = db.connect().await;
+    let (before, after) = roles::set_active(&mut conn, admin_id, id, false)
+        .await
+        .expect("ban");
+    assert!(before.is_active && !after.is_active);
+
+    app.get_as("/users/me", access)
+        .await
+        .assert_problem(403, "account_banned");
+    app.post(
+        "/auth/refresh",
+        json!({"refresh_token": pair["refresh_token"]}),
+        None,
+    )
+    .await
+    .assert_problem(401, "invalid_refresh_token");
+    app.post("/auth/login", login_body("jon@example.com"), None)
+        .await
+        .assert_problem(403, "account_banned");
+
+    roles::set_active(&mut conn, admin_id, id, true)
+        .await
+        .expect("unban");
+    app.get_as("/users/me", access).await.assert_status(200);
+    app.post("/auth/login", login_body("jon@example.com"), None)
+        .await
+        .assert_status(200);
+
+    assert!(matches!(
+        roles::set_active(&mut conn, admin_id, admin_id, false).await,
+        Err(ecom_auth::AuthError::CannotModifySelf)
+    ));
+    let _ = PASSWORD;
+}

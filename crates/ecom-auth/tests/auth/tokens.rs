@@ -1,0 +1,134 @@
+use ecom_core::access_token::{AUDIENCE, AccessClaims, ISSUER};
+use ecom_testkit::{TEST_SECRET, TestDb, test_app};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+use crate::{auth_context, signed_up};
+
+fn sign(claims: &AccessClaims, key: &str, alg: Algorithm) -> String {
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(key.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn claims(user_id: i64) -> AccessClaims {
+    let now = chrono::Utc::now().timestamp();
+    AccessClaims {
+        sub: user_id.to_string(),
+        iat: now,
+        exp: now + 600,
+        iss: ISSUER.into(),
+        aud: AUDIENCE.into(),
+        jti: "t".into(),
+        typ: "access".into(),
+    }
+}
+
+#[actix_web::test]
+async fn forged_and_misused_tokens_are_refused() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (id, pair) = signed_up!(app, "kim@example.com");
+
+    let good = sign(&claims(id), TEST_SECRET, Algorithm::HS256);
+    app.get_as("/users/me", &good).await.assert_status(200);
+
+    let other_key = sign(
+        &claims(id),
+        "a-completely-different-secret-key-0000",
+        Algorithm::HS256,
+    );
+    app.get_as("/users/me", &other_key)
+        .await
+        .assert_problem(401, "invalid_token");
+
+    let hs512 = sign(&claims(id), TEST_SECRET, Algorithm::HS512);
+    app.get_as("/users/me", &hs512)
+        .await
+        .assert_problem(401, "invalid_token");
+
+    let payload = good.split('.').nth(1).expect("payload");
+    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    app.get_as("/users/me", &alg_none)
+        .await
+        .assert_problem(401, "invalid_token");
+
+    let mut expired = claims(id);
+    expired.iat -= 7200;
+    expired.exp = chrono::Utc::now().timestamp() - 3600;
+    app.get_as("/users/me", &sign(&expired, TEST_SECRET, Algorithm::HS256))
+        .await
+        .assert_problem(401, "token_expired");
+
+    let mut wrong_aud = claims(id);
+    wrong_aud.aud = "another-service".into();
+    app.get_as(
+        "/users/me",
+        &sign(&wrong_aud, TEST_SECRET, Algorithm::HS256),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+
+    let mut wrong_iss = claims(id);
+    wrong_iss.iss = "someone-else".into();
+    app.get_as(
+        "/users/me",
+        &sign(&wrong_iss, TEST_SECRET, Algorithm::HS256),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+
+    let mut not_access = claims(id);
+    not_access.typ = "refresh".into();
+    app.get_as(
+        "/users/me",
+        &sign(&not_access, TEST_SECRET, Algorithm::HS256),
+    )
+    .await
+    .assert_problem(401, "invalid_token");
+
+    // The opaque refresh token can never pass for an access token, nor the reverse.
+    let refresh = pair["refresh_token"].as_str().expect("rt");
+    app.get_as("/users/me", refresh)
+        .await
+        .assert_problem(401, "invalid_token");
+    let access = pair["access_token"].clone();
+    app.post(
+        "/auth/refresh",
+        serde_json::json!({"refresh_token": access}),
+        None,
+    )
+    .await
+    .assert_problem(401, "invalid_refresh_token");
+}
+
+#[actix_web::test]
+async fn the_document_lists_every_auth_endpoint() {
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let doc = app.get("/openapi.json").await.json();
+    for (path, method, op) in [
+        ("/auth/register", "post", "register"),
+        ("/auth/login", "post", "login"),
+        ("/auth/refresh", "post", "refreshToken"),
+        ("/auth/revoke", "post", "revokeToken"),
+        ("/users/me", "get", "getCurrentUser"),
+        ("/users/me", "put", "updateCurrentUser"),
+        ("/users/me", "patch", "patchCurrentUser"),
+        ("/users/{id}", "get", "getUser"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["operationId"], op,
+            "{method} {path}"
+        );
+    }
+    let login = &doc["paths"]["/auth/login"]["post"]["requestBody"]["content"];
+    assert!(login["application/json"].is_object());
+    assert!(
+        login["application/x-www-form-urlencoded"].is_object(),
+        "password flow form documented"
+    );
+    assert!(doc["paths"]["/users/me"]["get"]["security"].is_array());
+}

@@ -1,0 +1,103 @@
+//! Identity through the whole store: the shopper's account lifecycle.
+
+use ecom_testkit::{TestDb, test_app};
+use serde_json::json;
+
+use crate::store_context;
+
+const PASSWORD: &str = "lantern-mosaic-river-8";
+
+#[actix_web::test]
+async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+
+    let reg = app
+        .post(
+            "/auth/register",
+            json!({"email": "Una@Example.com", "password": PASSWORD, "full_name": "Una"}),
+            None,
+        )
+        .await;
+    reg.assert_status(201);
+    let id = reg.json()["id"].as_i64().expect("id");
+
+    let login = app
+        .post(
+            "/auth/login",
+            json!({"email": "una@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await;
+    login.assert_status(200);
+    let pair = login.json();
+    let access = pair["access_token"].as_str().expect("access");
+
+    let me = app.get_as("/users/me", access).await;
+    me.assert_status(200);
+    assert_eq!(me.json()["id"], id);
+
+    let updated = app
+        .patch("/users/me", json!({"bio": "hello"}), Some(access))
+        .await;
+    assert_eq!(updated.assert_status(200).json()["bio"], "hello");
+    let public = app.get(&format!("/users/{id}")).await.json();
+    assert_eq!(public["bio"], "hello");
+    assert!(public.get("email").is_none());
+
+    let refreshed = app
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": pair["refresh_token"]}),
+            None,
+        )
+        .await;
+    refreshed.assert_status(200);
+    let new_refresh = refreshed.json()["refresh_token"].clone();
+    app.post("/auth/revoke", json!({"refresh_token": new_refresh}), None)
+        .await
+        .assert_status(204);
+    app.post("/auth/refresh", json!({"refresh_token": new_refresh}), None)
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+}
+
+#[actix_web::test]
+async fn a_banned_shopper_is_stopped_on_the_next_request() {
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+    for email in ["vic@example.com", "wes@example.com"] {
+        app.post(
+            "/auth/register",
+            json!({"email": email, "password": PASSWORD}),
+            None,
+        )
+        .await
+        .assert_status(201);
+    }
+    let login = app
+        .post(
+            "/auth/login",
+            json!({"email": "wes@example.com", "password": PASSWORD}),
+            None,
+        )
+        .await
+        .json();
+    let access = login["access_token"].as_str().expect("access");
+    app.get_as("/users/me", access).await.assert_status(200);
+
+    let mut conn = db.connect().await;
+    let admin =
+        ecom_auth::service::accounts::create_admin(&mut conn, "vic@example.com", PASSWORD.into())
+            .await
+            .expect("admin");
+    let wes = app.get_as("/users/me", access).await.json()["id"]
+        .as_i64()
+        .expect("id");
+    ecom_auth::service::roles::set_active(&mut conn, admin.id, wes, false)
+        .await
+        .expect("ban");
+    app.get_as("/users/me", access)
+        .await
+        .assert_problem(403, "account_banned");
+}
