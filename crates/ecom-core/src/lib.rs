@@ -5,9 +5,11 @@
 //! - [`error`]: the one error type, rendered as problem+json
 //! - [`money`], [`pagination`]: exact money and the list envelope
 //! - [`access_token`], [`principal`]: bearer tokens, the caller, permissions
+//! - [`audit`]: the append-only trail of administrative actions
 //! - [`http`], [`telemetry`], [`openapi`]: the app factory, request context, docs
 
 pub mod access_token;
+pub mod audit;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -102,10 +102,17 @@ async fn prepare_template(admin_url: &str, template: &str) {
         .batch_execute("SELECT pg_advisory_lock(7231)")
         .await
         .expect("template lock");
-    if !db::database_exists(&mut admin, template)
+    let exists = db::database_exists(&mut admin, template)
         .await
-        .expect("query pg_database")
-    {
+        .expect("query pg_database");
+    let stale = exists && !has_every_migration(admin_url, template).await;
+    if stale {
+        // A template built from another checkout's migrations under the same name.
+        db::drop_database(&mut admin, template)
+            .await
+            .expect("drop stale template");
+    }
+    if !exists || stale {
         let building = format!("{template}_building");
         db::drop_database(&mut admin, &building)
             .await
@@ -129,6 +136,39 @@ async fn prepare_template(admin_url: &str, template: &str) {
         .batch_execute("SELECT pg_advisory_unlock(7231)")
         .await
         .expect("template unlock");
+}
+
+/// Whether the template has exactly the migrations embedded in this build.
+async fn has_every_migration(admin_url: &str, template: &str) -> bool {
+    use diesel::migration::MigrationSource;
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let Ok(mut conn) = db::connect(&db::with_database(admin_url, template)).await else {
+        return false;
+    };
+    let applied: Vec<Version> =
+        match diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load(&mut conn)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(_) => return false,
+        };
+    drop(conn);
+    let mut applied: Vec<String> = applied.into_iter().map(|v| v.version).collect();
+    let mut embedded: Vec<String> =
+        MigrationSource::<diesel::pg::Pg>::migrations(&migrate::MIGRATIONS)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.name().version().to_string())
+            .collect();
+    applied.sort();
+    embedded.sort();
+    applied == embedded
 }
 
 /// A database of its own for one test, dropped when the value is.

@@ -111,3 +111,72 @@ async fn pooled_connections_carry_timeouts_and_name() {
         .expect("setting");
     assert_eq!(tz.value, "UTC");
 }
+
+#[actix_web::test]
+async fn audit_records_are_listed_newest_first_and_cannot_be_changed() {
+    use ecom_core::PageRequest;
+    use ecom_core::audit::{self, AuditEntry, AuditFilter};
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    for (actor, action) in [(1, "user.ban"), (2, "role.put"), (1, "user.role_change")] {
+        audit::record(
+            &mut conn,
+            AuditEntry {
+                actor_id: actor,
+                action,
+                target_type: "user",
+                target_id: "7".into(),
+                before: Some(serde_json::json!({"is_active": true})),
+                after: Some(serde_json::json!({"is_active": false})),
+            },
+        )
+        .await
+        .expect("record");
+    }
+    let page = PageRequest {
+        limit: 10,
+        offset: 0,
+    };
+    let (all, total) = audit::list(&mut conn, &AuditFilter::default(), page)
+        .await
+        .expect("list");
+    assert_eq!(total, 3);
+    assert_eq!(all[0].action, "user.role_change", "newest first");
+    let by_actor = AuditFilter {
+        actor_id: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        audit::list(&mut conn, &by_actor, page)
+            .await
+            .expect("list")
+            .1,
+        2
+    );
+    let by_action = AuditFilter {
+        action: Some("role.put".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        audit::list(&mut conn, &by_action, page)
+            .await
+            .expect("list")
+            .1,
+        1
+    );
+    let future = AuditFilter {
+        from: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+        ..Default::default()
+    };
+    assert_eq!(
+        audit::list(&mut conn, &future, page).await.expect("list").1,
+        0
+    );
+
+    let tamper = conn
+        .batch_execute("UPDATE audit_log SET action = 'nothing'")
+        .await;
+    assert!(tamper.is_err(), "append-only");
+    let erase = conn.batch_execute("DELETE FROM audit_log").await;
+    assert!(erase.is_err(), "append-only");
+}
