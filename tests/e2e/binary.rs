@@ -167,3 +167,36 @@ fn refuses_to_start_without_a_secret_outside_debug() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SECRET_KEY"), "names the setting: {stderr}");
 }
+
+#[actix_web::test]
+async fn seed_demo_loads_shoppers_products_and_reviews() {
+    let db = TestDb::new().await;
+    let output = Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["seed-demo", "--products", "300", "--shoppers", "5"])
+        .env_clear()
+        .env("DATABASE_URL", &db.url)
+        .env("SECRET_KEY", TEST_SECRET)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let app = ecom_testkit::test_app(crate::store_context(&db)).await;
+    let page = app.get("/products?limit=1").await.json();
+    assert_eq!(page["total"], 300);
+    let token = app
+        .login(
+            "shopper1@demo.example",
+            ecom_auth::service::accounts::DEMO_SHOPPER_PASSWORD,
+        )
+        .await;
+    app.get_as("/users/me", &token).await.assert_status(200);
+    let reviewed = app.get("/products?sort=rating&limit=1").await.json();
+    assert!(
+        reviewed["items"][0]["review_count"].as_i64().unwrap_or(0) > 0,
+        "reviews were written"
+    );
+}

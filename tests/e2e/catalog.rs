@@ -176,3 +176,68 @@ async fn the_store_documents_and_serves_the_catalog_over_a_socket() {
     assert_eq!(ids(&body).len(), 3);
     server.stop().await;
 }
+
+/// Permissions through real accounts: an admin writes, a shopper cannot, and a custom
+/// role grants exactly what it lists.
+#[actix_web::test]
+async fn catalog_permissions_follow_roles_of_real_accounts() {
+    use serde_json::json;
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+    let admin_id = crate::make_admin(&db, "chief@example.com").await;
+    let admin = app.login("chief@example.com", crate::PASSWORD).await;
+    let (clerk_id, clerk) = app.sign_up("clerk@example.com", crate::PASSWORD).await;
+    let (_, shopper) = app.sign_up("shopper@example.com", crate::PASSWORD).await;
+
+    let product = json!({"name": "Teapot", "description": "Cast iron", "price": "24.50", "stock": 5, "category_name": "Kitchen"});
+    let created = app.post("/products", product.clone(), Some(&admin)).await;
+    created.assert_status(201);
+    let id = created.json()["id"].as_i64().expect("id");
+    app.post("/products", product.clone(), Some(&shopper))
+        .await
+        .assert_problem(403, "forbidden");
+
+    let mut conn = db.connect().await;
+    ecom_auth::service::roles::put_role(&mut conn, "clerk", &["create:product".into()])
+        .await
+        .expect("role");
+    ecom_auth::service::roles::change_role(&mut conn, admin_id, clerk_id, "clerk")
+        .await
+        .expect("grant");
+    app.post(
+        "/products",
+        json!({"name": "Mug", "description": "", "price": 5, "stock": 1}),
+        Some(&clerk),
+    )
+    .await
+    .assert_status(201);
+    app.delete(&format!("/products/{id}"), Some(&clerk))
+        .await
+        .assert_problem(403, "forbidden");
+
+    let review = app
+        .post(
+            &format!("/products/{id}/reviews"),
+            json!({"rating": 4, "comment": "Pours well"}),
+            Some(&shopper),
+        )
+        .await;
+    review.assert_status(201);
+    app.post(
+        &format!("/products/{id}/reviews"),
+        json!({"rating": 5, "comment": "again"}),
+        Some(&shopper),
+    )
+    .await
+    .assert_status(409);
+    let read = app.get(&format!("/products/{id}")).await.json();
+    assert_eq!(read["review_count"], 1);
+    assert_eq!(read["avg_rating"], 4.0);
+
+    app.delete(&format!("/products/{id}"), Some(&admin))
+        .await
+        .assert_status(204);
+    app.get(&format!("/products/{id}"))
+        .await
+        .assert_problem(404, "not_found");
+}

@@ -18,3 +18,15 @@ pub fn store_context(db: &TestDb) -> ecom_core::AppContext {
     )
     .expect("the store's context builds")
 }
+
+/// A strong password for the accounts the end-to-end tests create.
+pub const PASSWORD: &str = "lantern-mosaic-river-8";
+
+/// Makes `email` an administrator (as `ecom create-admin` would) and returns its id.
+pub async fn make_admin(db: &TestDb, email: &str) -> i64 {
+    let mut conn = db.connect().await;
+    ecom_auth::service::accounts::create_admin(&mut conn, email, PASSWORD.into())
+        .await
+        .expect("create admin")
+        .id
+}

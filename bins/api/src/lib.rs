@@ -124,3 +124,36 @@ pub async fn create_admin_command(
     database.shutdown().await;
     result
 }
+
+/// `ecom seed-demo`: demo shoppers (from ecom-auth) and a demo catalog reviewed by them.
+pub async fn seed_demo_command(
+    settings: Settings,
+    products: usize,
+    shoppers: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=10_000).contains(&shoppers),
+        "--shoppers must be between 1 and 10000"
+    );
+    let database = Database::open(&settings).await?;
+    let result = async {
+        migrate::migrate(&database.url, Direction::Up).await?;
+        let mut conn = ecom_core::db::connect(&database.url).await?;
+        let started = std::time::Instant::now();
+        let reviewers = ecom_auth::service::accounts::seed_demo_shoppers(&mut conn, shoppers).await?;
+        let summary = ecom_catalog::seed::seed_demo(&mut conn, products, &reviewers).await?;
+        println!(
+            "seeded {} shoppers (password `{}`), {} new categories, {} products, {} reviews in {:.1?}",
+            reviewers.len(),
+            ecom_auth::service::accounts::DEMO_SHOPPER_PASSWORD,
+            summary.categories,
+            summary.products,
+            summary.reviews,
+            started.elapsed()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    database.shutdown().await;
+    result
+}

@@ -20,6 +20,15 @@ enum Command {
         #[arg(long)]
         revert: bool,
     },
+    /// Load a demo store: shoppers, categories, products and reviews.
+    SeedDemo {
+        /// How many products to create.
+        #[arg(long, default_value_t = 1000)]
+        products: usize,
+        /// How many demo shoppers write the reviews.
+        #[arg(long, default_value_t = 50)]
+        shoppers: usize,
+    },
     /// Create an administrator (or make an existing account one).
     CreateAdmin {
         /// The administrator's email.
@@ -39,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => ecom_api::serve(settings).await,
         Command::Migrate { revert } => ecom_api::migrate_command(settings, revert).await,
+        Command::SeedDemo { products, shoppers } => {
+            ecom_api::seed_demo_command(settings, products, shoppers).await
+        }
         Command::CreateAdmin {
             email,
             password_stdin,

@@ -392,6 +392,36 @@ where
     pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
         self.request(Method::DELETE, path, None, token).await
     }
+
+    /// Logs in through `POST /auth/login`; returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let res = self
+            .post(
+                "/auth/login",
+                serde_json::json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        res.assert_status(200);
+        res.json()["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// Registers through `POST /auth/register` and logs in; returns (user id, access token).
+    pub async fn sign_up(&self, email: &str, password: &str) -> (i64, String) {
+        let res = self
+            .post(
+                "/auth/register",
+                serde_json::json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        res.assert_status(201);
+        let id = res.json()["id"].as_i64().expect("user id");
+        (id, self.login(email, password).await)
+    }
 }
 
 /// The app on a real socket (127.0.0.1, port 0); stopped when dropped.

@@ -196,3 +196,41 @@ pub async fn ensure_development_admin(conn: &mut AsyncPgConnection) -> AuthResul
     .await?;
     Ok(true)
 }
+
+/// Password of the demo shoppers made by `ecom seed-demo`.
+pub const DEMO_SHOPPER_PASSWORD: &str = "demo-shopper-password";
+
+/// Demo shoppers `shopper1@demo.example` … `shopperN@demo.example` (all with
+/// [`DEMO_SHOPPER_PASSWORD`]), created if missing; returns their ids. One hash is
+/// computed and shared, so a thousand shoppers load in one statement.
+pub async fn seed_demo_shoppers(
+    conn: &mut AsyncPgConnection,
+    count: usize,
+) -> AuthResult<Vec<i64>> {
+    let hash = password::hash(DEMO_SHOPPER_PASSWORD.to_string()).await?;
+    let emails: Vec<String> = (1..=count)
+        .map(|i| format!("shopper{i}@demo.example"))
+        .collect();
+    let names: Vec<String> = (1..=count).map(|i| format!("Demo Shopper {i}")).collect();
+    let rows: Vec<_> = emails
+        .iter()
+        .zip(&names)
+        .map(|(email, name)| NewUser {
+            email,
+            password_hash: &hash,
+            full_name: Some(name),
+            role: USER_ROLE,
+        })
+        .collect();
+    diesel::insert_into(users::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(users::table
+        .filter(users::email.eq_any(&emails))
+        .select(users::id)
+        .order(users::id)
+        .load(conn)
+        .await?)
+}
