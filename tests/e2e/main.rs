@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod catalog;
 mod ops;
+mod orders;
 
 use ecom_core::settings::SecretString;
 use ecom_testkit::{TEST_SECRET, TestDb, test_settings};

@@ -9,7 +9,11 @@ use ecom_core::{AppContext, Module, build_app};
 
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted.
 pub fn modules() -> Vec<Module> {
-    vec![ecom_auth::module(), ecom_catalog::module()]
+    vec![
+        ecom_auth::module(),
+        ecom_catalog::module(),
+        ecom_orders::module(),
+    ]
 }
 
 /// Builds the app context the server and the end-to-end tests share.

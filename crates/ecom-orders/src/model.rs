@@ -1,0 +1,288 @@
+//! Rows and domain types of orders.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::prelude::*;
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use ecom_core::Money;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::schema::{order_lines, order_status_history, orders};
+
+/// Where an order is in its lifecycle:
+/// `pending → paid → shipped → delivered`, and `pending | paid → cancelled`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    AsExpression,
+    FromSqlRow,
+)]
+#[serde(rename_all = "lowercase")]
+#[diesel(sql_type = Text)]
+pub enum OrderStatus {
+    Pending,
+    Paid,
+    Shipped,
+    Delivered,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 5] = [
+        OrderStatus::Pending,
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Cancelled,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Shipped => "shipped",
+            OrderStatus::Delivered => "delivered",
+            OrderStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the lifecycle allows going from `self` to `to`.
+    pub fn can_become(&self, to: OrderStatus) -> bool {
+        use OrderStatus::*;
+        matches!(
+            (self, to),
+            (Pending, Paid)
+                | (Paid, Shipped)
+                | (Shipped, Delivered)
+                | (Pending, Cancelled)
+                | (Paid, Cancelled)
+        )
+    }
+}
+
+impl fmt::Display for OrderStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Unknown status names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an order status (pending, paid, shipped, delivered, cancelled)")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for OrderStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
+        OrderStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+impl ToSql<Text, Pg> for OrderStatus {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl FromSql<Text, Pg> for OrderStatus {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        Ok(text.parse()?)
+    }
+}
+
+/// An order row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = orders, check_for_backend(diesel::pg::Pg))]
+pub struct OrderRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub total_price: Money,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One line of an order: the product's name and unit price as they were at purchase.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, Deserialize)]
+#[diesel(table_name = order_lines, check_for_backend(diesel::pg::Pg))]
+pub struct OrderLine {
+    #[serde(skip)]
+    pub order_id: i64,
+    pub product_id: i64,
+    pub product_name: String,
+    pub quantity: i32,
+    pub unit_price: Money,
+    pub line_total: Money,
+}
+
+/// An order with its lines (in product-id order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub total_price: Money,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub items: Vec<OrderLine>,
+}
+
+impl Order {
+    pub(crate) fn from_row(row: OrderRow, items: Vec<OrderLine>) -> Self {
+        Self {
+            id: row.id,
+            user_id: row.user_id,
+            status: row.status,
+            total_price: row.total_price,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            items,
+        }
+    }
+}
+
+/// One line of a checkout request as the client sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestedLine {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+/// What `POST /orders` produced: a new order, or the replay of an earlier one with the
+/// same `Idempotency-Key` and body.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub order: Order,
+    pub replayed: bool,
+}
+
+/// One recorded status change.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = order_status_history, check_for_backend(diesel::pg::Pg))]
+pub struct StatusChangeRecord {
+    pub id: i64,
+    pub order_id: i64,
+    /// `None` for the placing of the order.
+    pub from_status: Option<OrderStatus>,
+    pub to_status: OrderStatus,
+    pub actor_id: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An order before and after a status change, for the caller's audit trail.
+#[derive(Debug, Clone)]
+pub struct StatusChange {
+    pub before: Order,
+    pub after: Order,
+}
+
+/// Filters of the admin listing of every order. Dates are UTC days, both inclusive.
+#[derive(Debug, Clone, Default)]
+pub struct AdminOrderFilter {
+    pub status: Option<OrderStatus>,
+    pub user_id: Option<i64>,
+    pub created_from: Option<NaiveDate>,
+    pub created_to: Option<NaiveDate>,
+}
+
+/// A report's period: UTC days `from..=to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// Headline figures of a period. Cancelled orders are left out of every figure except
+/// `active_customers` (anyone who placed an order counts as active).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SalesTotals {
+    /// Orders placed in the period and not cancelled.
+    pub total_orders: i64,
+    /// Sum of their totals.
+    pub total_revenue: Money,
+    /// `total_revenue / total_orders`, rounded to cents; zero without orders.
+    pub average_order_value: Money,
+    /// Distinct users who placed at least one order in the period (cancelled or not).
+    pub active_customers: i64,
+}
+
+/// Orders placed in a period per status, every status present (zero when none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusCounts {
+    pub pending: i64,
+    pub paid: i64,
+    pub shipped: i64,
+    pub delivered: i64,
+    pub cancelled: i64,
+}
+
+impl StatusCounts {
+    pub fn get(&self, status: OrderStatus) -> i64 {
+        match status {
+            OrderStatus::Pending => self.pending,
+            OrderStatus::Paid => self.paid,
+            OrderStatus::Shipped => self.shipped,
+            OrderStatus::Delivered => self.delivered,
+            OrderStatus::Cancelled => self.cancelled,
+        }
+    }
+
+    pub(crate) fn set(&mut self, status: OrderStatus, n: i64) {
+        match status {
+            OrderStatus::Pending => self.pending = n,
+            OrderStatus::Paid => self.paid = n,
+            OrderStatus::Shipped => self.shipped = n,
+            OrderStatus::Delivered => self.delivered = n,
+            OrderStatus::Cancelled => self.cancelled = n,
+        }
+    }
+}
+
+/// A best-selling product of a period (cancelled orders left out). `name` is the name on
+/// its most recent order line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TopProduct {
+    pub product_id: i64,
+    pub name: String,
+    pub units_sold: i64,
+    pub revenue: Money,
+}
+
+/// One UTC day of a period: orders placed that day and not cancelled, and their revenue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DailySales {
+    pub date: NaiveDate,
+    pub orders: i64,
+    pub revenue: Money,
+}
+
+/// Every order figure of the admin's sales report, read from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SalesReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub totals: SalesTotals,
+    pub orders_by_status: StatusCounts,
+    pub top_products: Vec<TopProduct>,
+    pub daily: Vec<DailySales>,
+}

@@ -1,0 +1,157 @@
+//! Handlers of /orders: parse, authorize, call a service, render.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use ecom_core::db::PgPool;
+use ecom_core::error::Problem;
+use ecom_core::{AppError, AppResult, PageQuery, Permission, Principal};
+
+use crate::api::{CreateOrderRequest, OrderListQuery, OrderOut, OrderPage};
+use crate::service;
+
+/// Request header carrying the client's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
+/// Response header set to `true` when a 201 is the replay of an earlier request.
+pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
+
+/// Mounts the orders' resources; one route per method, so other methods answer 405.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/orders")
+            .route(web::get().to(list_orders))
+            .route(web::post().to(create_order)),
+    )
+    .service(web::resource("/orders/{id}").route(web::get().to(get_order)))
+    .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order)));
+}
+
+fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
+    match req.headers().get(IDEMPOTENCY_KEY) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(|s| Some(s.to_string())).map_err(|_| {
+            AppError::invalid_field(IDEMPOTENCY_KEY, "must be visible ASCII characters")
+        }),
+    }
+}
+
+/// Places an order, all or nothing: every product must be in the catalog and have the
+/// stock; prices are the catalog's at this moment. With `Idempotency-Key`, repeating the
+/// same request within 24 h returns the first order again (same id, header
+/// `Idempotent-Replayed: true`, no second stock decrement), even when the requests race.
+#[utoipa::path(post, path = "/orders", tag = "orders", operation_id = "createOrder",
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "Client-chosen key (1..=255 visible ASCII characters). The same key and body from the same user within 24 h replay the first 201; the same key with another body is 422 `idempotency_key_reused`."),
+    ),
+    request_body = CreateOrderRequest,
+    responses(
+        (status = 201, description = "The order (or the replay of the first order with this Idempotency-Key)", body = OrderOut,
+            headers(
+                ("Location" = String, description = "/orders/{id}"),
+                ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
+            )),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_order(
+    req: HttpRequest,
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    body: web::Json<CreateOrderRequest>,
+) -> AppResult<HttpResponse> {
+    let key = idempotency_key(&req)?;
+    let lines = body.lines();
+    let mut conn = pool.get().await?;
+    let checkout =
+        service::place_order(&mut conn, principal.user_id, &lines, key.as_deref()).await?;
+    let mut res = HttpResponse::Created();
+    res.insert_header((header::LOCATION, format!("/orders/{}", checkout.order.id)));
+    if checkout.replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    Ok(res.json(OrderOut::from(checkout.order)))
+}
+
+/// The caller's orders, newest first; `status` filters.
+#[utoipa::path(get, path = "/orders", tag = "orders", operation_id = "listOrders",
+    params(OrderListQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of the caller's orders", body = OrderPage),
+        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown status, or limit/offset out of range", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_orders(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    query: web::Query<OrderListQuery>,
+) -> AppResult<web::Json<OrderPage>> {
+    let page = query.page.validate()?;
+    let status = query.status()?;
+    let mut conn = pool.get().await?;
+    let orders = service::list_user_orders(&mut conn, principal.user_id, status, page).await?;
+    Ok(web::Json(orders.into()))
+}
+
+/// One order: the caller's own, or any with `manage:orders`. Another user's order is 404.
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", operation_id = "getOrder",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderOut),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or another user's", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn get_order(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<OrderOut>> {
+    let mut conn = pool.get().await?;
+    let order = service::get_order_for(
+        &mut conn,
+        id.into_inner(),
+        principal.user_id,
+        principal.has(Permission::ManageOrders),
+    )
+    .await?;
+    Ok(web::Json(order.into()))
+}
+
+/// Cancels an order and returns its stock: the owner while `pending`, a holder of
+/// `manage:orders` while `pending` or `paid` (audited when it is someone else's order).
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", operation_id = "cancelOrder",
+    params(("id" = i64, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderOut),
+        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn cancel_order(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+) -> AppResult<web::Json<OrderOut>> {
+    let mut conn = pool.get().await?;
+    let change = service::cancel_order(
+        &mut conn,
+        id.into_inner(),
+        principal.user_id,
+        principal.has(Permission::ManageOrders),
+    )
+    .await?;
+    Ok(web::Json(change.after.into()))
+}

@@ -1,0 +1,60 @@
+// @generated automatically by Diesel CLI.
+// Written by hand in the exact shape `diesel print-schema --schema-key orders` produces
+// (the CLI is not installed here); keep it in step with migrations/*_orders_*.
+
+diesel::table! {
+    order_idempotency (user_id, key) {
+        user_id -> Int8,
+        key -> Text,
+        fingerprint -> Text,
+        order_id -> Nullable<Int8>,
+        response -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    order_lines (id) {
+        id -> Int8,
+        order_id -> Int8,
+        product_id -> Int8,
+        product_name -> Text,
+        unit_price -> Numeric,
+        quantity -> Int4,
+        line_total -> Numeric,
+    }
+}
+
+diesel::table! {
+    order_status_history (id) {
+        id -> Int8,
+        order_id -> Int8,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        actor_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Int8,
+        user_id -> Int8,
+        status -> Text,
+        total_price -> Numeric,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(order_idempotency -> orders (order_id));
+diesel::joinable!(order_lines -> orders (order_id));
+diesel::joinable!(order_status_history -> orders (order_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    order_idempotency,
+    order_lines,
+    order_status_history,
+    orders,
+);

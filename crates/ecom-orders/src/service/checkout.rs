@@ -1,0 +1,285 @@
+//! `POST /orders`: one transaction that reserves stock through ecom-catalog, prices the
+//! lines from the catalog and records the order; optionally under an `Idempotency-Key`.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_catalog::{ReservedLine, StockLine, reserve_stock};
+use ecom_core::Money;
+use sha2::{Digest, Sha256};
+
+use super::Result;
+use crate::error::OrdersError;
+use crate::model::{Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine};
+use crate::schema::{order_idempotency, order_lines, order_status_history, orders};
+
+/// Largest quantity of one product in one order (after duplicate lines are merged).
+pub const MAX_QUANTITY: i64 = 1000;
+/// Most lines one request may send.
+pub const MAX_LINES: usize = 100;
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL_HOURS: i32 = 24;
+/// Longest accepted `Idempotency-Key`.
+pub const MAX_KEY_LEN: usize = 255;
+/// Expired idempotency records removed per opportunistic clean-up.
+const PURGE_BATCH: i32 = 500;
+
+/// Validates the lines and merges duplicates: product id → quantity, in id order.
+fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
+    if lines.is_empty() {
+        return Err(OrdersError::invalid("items", "must not be empty"));
+    }
+    if lines.len() > MAX_LINES {
+        return Err(OrdersError::invalid(
+            "items",
+            format!("must have at most {MAX_LINES} lines"),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut merged: BTreeMap<i64, i64> = BTreeMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            errors.push(ecom_core::FieldError::new(
+                format!("items[{i}].quantity"),
+                format!("must be between 1 and {MAX_QUANTITY}"),
+            ));
+            continue;
+        }
+        let total = merged.entry(line.product_id).or_insert(0);
+        *total += line.quantity;
+        if *total > MAX_QUANTITY && *total - line.quantity <= MAX_QUANTITY {
+            errors.push(ecom_core::FieldError::new(
+                format!("items[{i}].quantity"),
+                format!(
+                    "product {} totals more than {MAX_QUANTITY} units over its lines",
+                    line.product_id
+                ),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(OrdersError::Invalid(errors));
+    }
+    // Every merged quantity is within 1..=1000 here, so it fits an i32.
+    Ok(merged
+        .into_iter()
+        .map(|(id, q)| (id, i32::try_from(q).unwrap_or(i32::MAX)))
+        .collect())
+}
+
+/// Checks an `Idempotency-Key`: 1..=255 visible ASCII characters.
+fn check_key(key: &str) -> Result<()> {
+    let valid =
+        !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(())
+    } else {
+        Err(OrdersError::invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        ))
+    }
+}
+
+/// SHA-256 of the canonical request (the merged lines in product-id order), so two bodies
+/// asking for the same goods are the same request whatever their line order or splitting.
+fn fingerprint(merged: &BTreeMap<i64, i32>) -> String {
+    let mut hasher = Sha256::new();
+    for (product_id, quantity) in merged {
+        hasher.update(format!("{product_id}:{quantity};").as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Line totals and the order total, exact; beyond what NUMERIC(12,2) holds is a 422.
+fn price(reserved: &[ReservedLine]) -> Result<(Vec<(ReservedLine, Money)>, Money)> {
+    let too_large = || OrdersError::invalid("items", "the order total must not exceed 99999999.99");
+    let mut total = Money::ZERO;
+    let mut priced = Vec::with_capacity(reserved.len());
+    for line in reserved {
+        let line_total = line
+            .unit_price
+            .times(i64::from(line.quantity))
+            .map_err(|_| too_large())?;
+        total = total.plus(line_total).map_err(|_| too_large())?;
+        priced.push((line.clone(), line_total));
+    }
+    Ok((priced, total))
+}
+
+/// What the idempotency record says about this request.
+enum KeyState {
+    /// This request owns the key: go on and place the order.
+    Owned,
+    /// An earlier request with the same body placed this order.
+    Replay(Box<Order>),
+}
+
+/// Claims `key` for this request inside the order's transaction. A concurrent request
+/// holding the same uncommitted key makes the insert wait until it commits or rolls back.
+async fn claim_key(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    key: &str,
+    fingerprint: &str,
+) -> Result<KeyState> {
+    diesel::delete(
+        order_idempotency::table
+            .filter(order_idempotency::user_id.eq(user_id))
+            .filter(order_idempotency::key.eq(key))
+            .filter(order_idempotency::expires_at.le(diesel::dsl::now)),
+    )
+    .execute(conn)
+    .await?;
+    let inserted = diesel::insert_into(order_idempotency::table)
+        .values((
+            order_idempotency::user_id.eq(user_id),
+            order_idempotency::key.eq(key),
+            order_idempotency::fingerprint.eq(fingerprint),
+            order_idempotency::expires_at.eq(diesel::dsl::sql::<Timestamptz>(
+                "now() + make_interval(hours => ",
+            )
+            .bind::<Integer, _>(IDEMPOTENCY_TTL_HOURS)
+            .sql(")")),
+        ))
+        .on_conflict((order_idempotency::user_id, order_idempotency::key))
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    if inserted == 1 {
+        return Ok(KeyState::Owned);
+    }
+    let (stored_fingerprint, response): (String, Option<serde_json::Value>) =
+        order_idempotency::table
+            .find((user_id, key))
+            .select((order_idempotency::fingerprint, order_idempotency::response))
+            .first(conn)
+            .await?;
+    if stored_fingerprint != fingerprint {
+        return Err(OrdersError::IdempotencyKeyReused);
+    }
+    let response = response.ok_or_else(|| {
+        OrdersError::Database(diesel::result::Error::DeserializationError(
+            "idempotency record committed without its response".into(),
+        ))
+    })?;
+    let mut order: Order = serde_json::from_value(response)?;
+    for line in &mut order.items {
+        line.order_id = order.id;
+    }
+    Ok(KeyState::Replay(Box::new(order)))
+}
+
+/// Places an order for `user_id`, all or nothing: merges duplicate lines, checks
+/// quantities (1..=1000 per product), reserves stock through ecom-catalog on this
+/// transaction, copies each product's name and current price, computes exact totals,
+/// and records the order, its lines and its first history entry.
+///
+/// With `idempotency_key`, the same user, key and request within 24 h replay the first
+/// order (`replayed: true`, nothing reserved again), also when the requests race; the same
+/// key with different lines is [`OrdersError::IdempotencyKeyReused`]. Only placed orders
+/// are remembered: a refused request may be retried with its key.
+pub async fn place_order(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    lines: &[RequestedLine],
+    idempotency_key: Option<&str>,
+) -> Result<Checkout> {
+    if let Some(key) = idempotency_key {
+        check_key(key)?;
+    }
+    let merged = merge(lines)?;
+    let fingerprint = fingerprint(&merged);
+    if idempotency_key.is_some()
+        && let Err(e) = purge_expired_idempotency(conn).await
+    {
+        tracing::warn!(error = %e, "could not purge expired idempotency records");
+    }
+    conn.transaction(async |conn| {
+        if let Some(key) = idempotency_key
+            && let KeyState::Replay(order) = claim_key(conn, user_id, key, &fingerprint).await?
+        {
+            return Ok(Checkout {
+                order: *order,
+                replayed: true,
+            });
+        }
+        let stock: Vec<StockLine> = merged
+            .iter()
+            .map(|(&product_id, &quantity)| StockLine {
+                product_id,
+                quantity,
+            })
+            .collect();
+        let reserved = reserve_stock(conn, &stock).await?;
+        let (priced, total) = price(&reserved)?;
+        let row: OrderRow = diesel::insert_into(orders::table)
+            .values((
+                orders::user_id.eq(user_id),
+                orders::status.eq(OrderStatus::Pending),
+                orders::total_price.eq(total),
+            ))
+            .returning(OrderRow::as_returning())
+            .get_result(conn)
+            .await?;
+        let values: Vec<_> = priced
+            .iter()
+            .map(|(line, line_total)| {
+                (
+                    order_lines::order_id.eq(row.id),
+                    order_lines::product_id.eq(line.product_id),
+                    order_lines::product_name.eq(&line.name),
+                    order_lines::unit_price.eq(line.unit_price),
+                    order_lines::quantity.eq(line.quantity),
+                    order_lines::line_total.eq(*line_total),
+                )
+            })
+            .collect();
+        let mut items: Vec<OrderLine> = diesel::insert_into(order_lines::table)
+            .values(&values)
+            .returning(OrderLine::as_returning())
+            .get_results(conn)
+            .await?;
+        items.sort_by_key(|l| l.product_id);
+        diesel::insert_into(order_status_history::table)
+            .values((
+                order_status_history::order_id.eq(row.id),
+                order_status_history::to_status.eq(OrderStatus::Pending),
+                order_status_history::actor_id.eq(user_id),
+            ))
+            .execute(conn)
+            .await?;
+        let order = Order::from_row(row, items);
+        if let Some(key) = idempotency_key {
+            diesel::update(order_idempotency::table.find((user_id, key)))
+                .set((
+                    order_idempotency::order_id.eq(order.id),
+                    order_idempotency::response.eq(serde_json::to_value(&order)?),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok(Checkout {
+            order,
+            replayed: false,
+        })
+    })
+    .await
+}
+
+/// Deletes up to a batch of expired idempotency records, skipping rows another
+/// transaction holds; returns how many went. Called opportunistically by
+/// [`place_order`]; safe to call from a periodic job as well.
+pub async fn purge_expired_idempotency(conn: &mut AsyncPgConnection) -> Result<usize> {
+    let deleted = diesel::sql_query(
+        "DELETE FROM order_idempotency WHERE (user_id, key) IN ( \
+             SELECT user_id, key FROM order_idempotency WHERE expires_at <= now() \
+             ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<Integer, _>(PURGE_BATCH)
+    .execute(conn)
+    .await?;
+    Ok(deleted)
+}

@@ -1,0 +1,180 @@
+//! The order lifecycle: `pending → paid → shipped → delivered`, `pending | paid →
+//! cancelled`. Each change locks the order row, is recorded in the status history, and
+//! a cancellation returns the stock through ecom-catalog in the same transaction.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_catalog::{StockLine, return_stock};
+use ecom_core::audit::{self, AuditEntry};
+
+use super::Result;
+use super::queries::lines_of;
+use crate::error::OrdersError;
+use crate::model::{Order, OrderRow, OrderStatus, StatusChange, StatusChangeRecord};
+use crate::schema::{order_status_history, orders};
+
+/// Audit action written for order status changes made by someone other than the owner.
+pub const AUDIT_ACTION: &str = "order.status_change";
+/// Audit target type of orders.
+pub const AUDIT_TARGET: &str = "order";
+
+/// Who may make a change, checked against the locked row; `Ok(true)` when the change
+/// must also be written to the audit trail.
+type Guard<'a> = &'a (dyn Fn(&OrderRow) -> Result<bool> + Sync);
+
+/// The one transition routine: lock, check, update, record, return stock on cancel,
+/// and audit when the guard asks for it.
+async fn transition(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    to: OrderStatus,
+    actor_id: i64,
+    guard: Guard<'_>,
+) -> Result<StatusChange> {
+    conn.transaction(async |conn| {
+        let row: OrderRow = orders::table
+            .find(order_id)
+            .select(OrderRow::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(OrdersError::OrderNotFound(order_id))?;
+        let audited = guard(&row)?;
+        if !row.status.can_become(to) {
+            return Err(OrdersError::InvalidTransition {
+                order_id,
+                from: row.status,
+                to,
+            });
+        }
+        let updated: OrderRow = diesel::update(orders::table.find(order_id))
+            .set((
+                orders::status.eq(to),
+                orders::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(OrderRow::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::insert_into(order_status_history::table)
+            .values((
+                order_status_history::order_id.eq(order_id),
+                order_status_history::from_status.eq(Some(row.status)),
+                order_status_history::to_status.eq(to),
+                order_status_history::actor_id.eq(actor_id),
+            ))
+            .execute(conn)
+            .await?;
+        let items = lines_of(conn, &[order_id])
+            .await?
+            .remove(&order_id)
+            .unwrap_or_default();
+        if to == OrderStatus::Cancelled {
+            let stock: Vec<StockLine> = items
+                .iter()
+                .map(|l| StockLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                })
+                .collect();
+            if !stock.is_empty() {
+                return_stock(conn, &stock).await?;
+            }
+        }
+        let before = Order::from_row(row, items.clone());
+        let after = Order::from_row(updated, items);
+        if audited {
+            audit::record(
+                conn,
+                AuditEntry {
+                    actor_id,
+                    action: AUDIT_ACTION,
+                    target_type: AUDIT_TARGET,
+                    target_id: order_id.to_string(),
+                    before: Some(audit_view(&before)),
+                    after: Some(audit_view(&after)),
+                },
+            )
+            .await?;
+        }
+        Ok(StatusChange { before, after })
+    })
+    .await
+}
+
+/// What the audit trail keeps of an order: enough to see what changed.
+fn audit_view(order: &Order) -> serde_json::Value {
+    serde_json::json!({
+        "id": order.id,
+        "user_id": order.user_id,
+        "status": order.status,
+        "total_price": order.total_price,
+        "updated_at": order.updated_at,
+    })
+}
+
+/// Moves an order along the lifecycle on behalf of `actor_id` (an administrator or a
+/// payment/shipping process); illegal jumps are [`OrdersError::InvalidTransition`].
+/// Locks the order row, records the change in the history and, on cancellation, returns
+/// the stock, all in one transaction (a savepoint of the caller's, if open). Returns the
+/// order before and after. Writes no audit entry: see [`change_status_audited`].
+pub async fn change_status(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    to: OrderStatus,
+    actor_id: i64,
+) -> Result<StatusChange> {
+    transition(conn, order_id, to, actor_id, &|_| Ok(false)).await
+}
+
+/// [`change_status`] plus an audit entry (`order.status_change` on `order`, before and
+/// after) in the same transaction: what ecom-admin's `PATCH /admin/orders/{id}/status` needs.
+pub async fn change_status_audited(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    to: OrderStatus,
+    actor_id: i64,
+) -> Result<StatusChange> {
+    transition(conn, order_id, to, actor_id, &|_| Ok(true)).await
+}
+
+/// `POST /orders/{id}/cancel` by `caller`: the owner may cancel while `pending`; a holder
+/// of `manage:orders` (`can_manage`) while `pending` or `paid`. Someone else's order is
+/// [`OrdersError::OrderNotFound`] without `manage:orders`; when a manager cancels someone
+/// else's order, an audit entry is written too. Stock is returned exactly once: a second
+/// cancel finds the order cancelled and is refused.
+pub async fn cancel_order(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    caller: i64,
+    can_manage: bool,
+) -> Result<StatusChange> {
+    let guard = move |row: &OrderRow| {
+        if row.user_id != caller && !can_manage {
+            return Err(OrdersError::OrderNotFound(order_id));
+        }
+        if !can_manage && row.status != OrderStatus::Pending {
+            return Err(OrdersError::InvalidTransition {
+                order_id,
+                from: row.status,
+                to: OrderStatus::Cancelled,
+            });
+        }
+        // A manager acting on another user's order leaves an audit entry.
+        Ok(row.user_id != caller)
+    };
+    transition(conn, order_id, OrderStatus::Cancelled, caller, &guard).await
+}
+
+/// Every status change of an order, oldest first (the placing of the order included).
+pub async fn status_history(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+) -> Result<Vec<StatusChangeRecord>> {
+    Ok(order_status_history::table
+        .filter(order_status_history::order_id.eq(order_id))
+        .order(order_status_history::id)
+        .select(StatusChangeRecord::as_select())
+        .load(conn)
+        .await?)
+}

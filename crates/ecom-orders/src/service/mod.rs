@@ -1,0 +1,25 @@
+//! The orders' use cases. Functions take a connection; those that write run in a
+//! transaction (a savepoint when the caller already opened one), so ecom-admin can wrap
+//! them in its own transaction.
+//!
+//! - [`checkout`]: `POST /orders`, stock reservation and `Idempotency-Key`
+//! - [`queries`]: reading orders (a user's, one, every order for the admin)
+//! - [`lifecycle`]: status changes with their history, cancellation returning stock
+//! - [`reports`]: the figures of the admin's sales report
+
+pub mod checkout;
+pub mod lifecycle;
+pub mod queries;
+pub mod reports;
+
+pub use checkout::{
+    IDEMPOTENCY_TTL_HOURS, MAX_LINES, MAX_QUANTITY, place_order, purge_expired_idempotency,
+};
+pub use lifecycle::{cancel_order, change_status, change_status_audited, status_history};
+pub use queries::{get_order, get_order_for, list_orders, list_user_orders};
+pub use reports::{
+    MAX_REPORT_DAYS, MAX_TOP_PRODUCTS, daily_sales, orders_by_status, sales_report, sales_totals,
+    top_products,
+};
+
+pub(crate) type Result<T> = std::result::Result<T, crate::error::OrdersError>;

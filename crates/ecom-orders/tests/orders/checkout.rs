@@ -1,0 +1,256 @@
+//! POST /orders: pricing, stock, all-or-nothing and validation.
+
+use ecom_testkit::TestDb;
+use serde_json::json;
+
+use crate::app;
+use crate::support::{OTHER, SHOPPER, body, count, product, stock_of, token};
+
+#[actix_web::test]
+async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let dime = product(&mut conn, "Dime sticker", "0.10", 10).await;
+    let book = product(&mut conn, "Book", "19.99", 5).await;
+    let app = app!(&db);
+
+    let res = app
+        .post(
+            "/orders",
+            body(&[(book, 1), (dime, 3)]),
+            Some(&token(SHOPPER)),
+        )
+        .await;
+    res.assert_status(201);
+    let order = res.json();
+    let id = order["id"].as_i64().expect("id");
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/orders/{id}").as_str())
+    );
+    assert_eq!(order["user_id"], SHOPPER);
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["total_price"], "20.29");
+    // Lines in product-id order, the name and unit price copied from the catalog.
+    assert_eq!(order["items"][0]["product_id"], dime);
+    assert_eq!(order["items"][0]["product_name"], "Dime sticker");
+    assert_eq!(order["items"][0]["unit_price"], "0.10");
+    assert_eq!(order["items"][0]["quantity"], 3);
+    assert_eq!(order["items"][0]["line_total"], "0.30");
+    assert_eq!(order["items"][1]["line_total"], "19.99");
+    assert_eq!(stock_of(&mut conn, dime).await, 7);
+    assert_eq!(stock_of(&mut conn, book).await, 4);
+
+    // The placing is the first entry of the history.
+    let history = ecom_orders::status_history(&mut conn, id)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].from_status, None);
+    assert_eq!(history[0].to_status, ecom_orders::OrderStatus::Pending);
+    assert_eq!(history[0].actor_id, SHOPPER);
+
+    // A later price change does not touch the order.
+    app.put(
+        &format!("/products/{dime}"),
+        json!({"price": "5.00"}),
+        Some(&token(crate::support::ADMIN)),
+    )
+    .await
+    .assert_status(200);
+    let again = app
+        .get_as(&format!("/orders/{id}"), &token(SHOPPER))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(again["items"][0]["unit_price"], "0.10");
+    assert_eq!(again["total_price"], "20.29");
+}
+
+#[actix_web::test]
+async fn duplicate_lines_are_merged_into_one() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let app = app!(&db);
+
+    let order = app
+        .post(
+            "/orders",
+            body(&[(mug, 2), (mug, 3)]),
+            Some(&token(SHOPPER)),
+        )
+        .await
+        .assert_status(201)
+        .json();
+    let items = order["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["quantity"], 5);
+    assert_eq!(items[0]["line_total"], "42.50");
+    assert_eq!(order["total_price"], "42.50");
+    assert_eq!(stock_of(&mut conn, mug).await, 5);
+}
+
+#[actix_web::test]
+async fn a_short_second_line_changes_nothing_and_names_the_product() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let plenty = product(&mut conn, "Plenty", "1.00", 10).await;
+    let scarce = product(&mut conn, "Scarce", "2.00", 1).await;
+    let app = app!(&db);
+
+    let res = app
+        .post(
+            "/orders",
+            body(&[(plenty, 2), (scarce, 5)]),
+            Some(&token(SHOPPER)),
+        )
+        .await;
+    res.assert_problem(409, "insufficient_stock");
+    let detail = res.json()["detail"].as_str().expect("detail").to_string();
+    assert!(
+        detail.contains(&format!("product {scarce}: 5 requested, 1 available")),
+        "{detail}"
+    );
+    assert!(!detail.contains(&format!("product {plenty}")), "{detail}");
+    assert_eq!(
+        stock_of(&mut conn, plenty).await,
+        10,
+        "first line untouched"
+    );
+    assert_eq!(stock_of(&mut conn, scarce).await, 1);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        0
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM order_lines").await,
+        0
+    );
+
+    // Two short products are both named.
+    let res = app
+        .post(
+            "/orders",
+            body(&[(plenty, 11), (scarce, 2)]),
+            Some(&token(SHOPPER)),
+        )
+        .await;
+    res.assert_problem(409, "insufficient_stock");
+    let detail = res.json()["detail"].as_str().expect("detail").to_string();
+    assert!(detail.contains(&format!("product {plenty}: 11 requested, 10 available")));
+    assert!(detail.contains(&format!("product {scarce}: 2 requested, 1 available")));
+}
+
+#[actix_web::test]
+async fn unknown_and_deleted_products_are_422_and_change_nothing() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let gone = product(&mut conn, "Gone", "1.00", 10).await;
+    ecom_catalog::service::delete_product(&mut conn, gone)
+        .await
+        .expect("deleted");
+    let app = app!(&db);
+
+    for missing in [gone, 987_654] {
+        let res = app
+            .post(
+                "/orders",
+                body(&[(mug, 1), (missing, 1)]),
+                Some(&token(SHOPPER)),
+            )
+            .await;
+        res.assert_problem(422, "unknown_product");
+        assert!(
+            res.json()["detail"]
+                .as_str()
+                .expect("detail")
+                .contains(&missing.to_string())
+        );
+    }
+    assert_eq!(stock_of(&mut conn, mug).await, 10);
+    assert_eq!(stock_of(&mut conn, gone).await, 10);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        0
+    );
+}
+
+#[actix_web::test]
+async fn quantities_and_bodies_are_validated() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let bulk = product(&mut conn, "Bulk", "1.00", 5000).await;
+    let app = app!(&db);
+    let shopper = token(SHOPPER);
+
+    for (quantity, field) in [
+        (0, "items[0].quantity"),
+        (1001, "items[0].quantity"),
+        (-3, "items[0].quantity"),
+    ] {
+        let res = app
+            .post("/orders", body(&[(bulk, quantity)]), Some(&shopper))
+            .await;
+        res.assert_problem(422, "validation_failed");
+        assert_eq!(res.json()["errors"][0]["field"], field);
+    }
+    // Merged lines over 1000 are refused at the line that crosses the limit.
+    let res = app
+        .post("/orders", body(&[(bulk, 600), (bulk, 600)]), Some(&shopper))
+        .await;
+    res.assert_problem(422, "validation_failed");
+    assert_eq!(res.json()["errors"][0]["field"], "items[1].quantity");
+    app.post("/orders", json!({"items": []}), Some(&shopper))
+        .await
+        .assert_problem(422, "validation_failed");
+    // No mass assignment: unknown fields are refused, at the top and in a line.
+    app.post(
+        "/orders",
+        json!({"items": [{"product_id": bulk, "quantity": 1}], "status": "paid"}),
+        Some(&shopper),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post(
+        "/orders",
+        json!({"items": [{"product_id": bulk, "quantity": 1, "unit_price": "0.01"}]}),
+        Some(&shopper),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post(
+        "/orders",
+        json!({"items": [{"product_id": bulk, "quantity": 1.5}]}),
+        Some(&shopper),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    assert_eq!(stock_of(&mut conn, bulk).await, 5000, "nothing was ordered");
+
+    // The bounds themselves are accepted.
+    app.post("/orders", body(&[(bulk, 1000)]), Some(&shopper))
+        .await
+        .assert_status(201);
+    app.post("/orders", body(&[(bulk, 1)]), Some(&shopper))
+        .await
+        .assert_status(201);
+    assert_eq!(stock_of(&mut conn, bulk).await, 3999);
+
+    app.post("/orders", body(&[(bulk, 1)]), None)
+        .await
+        .assert_problem(401, "not_authenticated");
+}
+
+#[actix_web::test]
+async fn an_order_total_beyond_the_money_range_is_refused() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let jewel = product(&mut conn, "Jewel", "99999999.99", 5).await;
+    let app = app!(&db);
+    app.post("/orders", body(&[(jewel, 2)]), Some(&token(OTHER)))
+        .await
+        .assert_problem(422, "validation_failed");
+    assert_eq!(stock_of(&mut conn, jewel).await, 5);
+}

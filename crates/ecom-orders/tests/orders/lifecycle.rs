@@ -1,0 +1,292 @@
+//! The lifecycle service and POST /orders/{id}/cancel.
+
+use ecom_core::PageRequest;
+use ecom_core::audit::{AuditFilter, list as audit_list};
+use ecom_orders::{OrderStatus, OrdersError};
+use ecom_testkit::TestDb;
+
+use crate::app;
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, stock_of, token};
+
+#[actix_web::test]
+async fn cancelling_returns_stock_exactly_once() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let pot = product(&mut conn, "Pot", "30.00", 5).await;
+    let id = order(&mut conn, SHOPPER, &[(mug, 3), (pot, 2)]).await.id;
+    assert_eq!(stock_of(&mut conn, mug).await, 7);
+    let app = app!(&db);
+    let shopper = token(SHOPPER);
+
+    // Someone else cannot even see it.
+    app.post(
+        &format!("/orders/{id}/cancel"),
+        serde_json::json!({}),
+        Some(&token(OTHER)),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    assert_eq!(stock_of(&mut conn, mug).await, 7);
+
+    let cancelled = app
+        .request(
+            actix_web::http::Method::POST,
+            &format!("/orders/{id}/cancel"),
+            None,
+            Some(&shopper),
+        )
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["id"], id);
+    assert_eq!(stock_of(&mut conn, mug).await, 10);
+    assert_eq!(stock_of(&mut conn, pot).await, 5);
+
+    app.request(
+        actix_web::http::Method::POST,
+        &format!("/orders/{id}/cancel"),
+        None,
+        Some(&shopper),
+    )
+    .await
+    .assert_problem(409, "invalid_status_transition");
+    assert_eq!(stock_of(&mut conn, mug).await, 10, "not returned twice");
+    assert_eq!(stock_of(&mut conn, pot).await, 5);
+
+    let history = ecom_orders::status_history(&mut conn, id)
+        .await
+        .expect("history");
+    let steps: Vec<_> = history
+        .iter()
+        .map(|h| (h.from_status, h.to_status, h.actor_id))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (None, OrderStatus::Pending, SHOPPER),
+            (Some(OrderStatus::Pending), OrderStatus::Cancelled, SHOPPER),
+        ]
+    );
+    // The owner cancelling their own order is not an administrative action.
+    let (audit, _) = audit_list(
+        &mut conn,
+        &AuditFilter::default(),
+        PageRequest {
+            limit: 10,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("audit");
+    assert!(audit.is_empty());
+
+    app.request(
+        actix_web::http::Method::POST,
+        "/orders/999999/cancel",
+        None,
+        Some(&shopper),
+    )
+    .await
+    .assert_problem(404, "not_found");
+}
+
+#[actix_web::test]
+async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let id = order(&mut conn, SHOPPER, &[(mug, 4)]).await.id;
+    ecom_orders::change_status(&mut conn, id, OrderStatus::Paid, ADMIN)
+        .await
+        .expect("paid");
+    let app = app!(&db);
+    let path = format!("/orders/{id}/cancel");
+
+    app.request(
+        actix_web::http::Method::POST,
+        &path,
+        None,
+        Some(&token(SHOPPER)),
+    )
+    .await
+    .assert_problem(409, "invalid_status_transition");
+    assert_eq!(stock_of(&mut conn, mug).await, 6);
+
+    let cancelled = app
+        .request(
+            actix_web::http::Method::POST,
+            &path,
+            None,
+            Some(&token(MANAGER)),
+        )
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(stock_of(&mut conn, mug).await, 10);
+
+    let (audit, total) = audit_list(
+        &mut conn,
+        &AuditFilter::default(),
+        PageRequest {
+            limit: 10,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("audit");
+    assert_eq!(total, 1);
+    assert_eq!(audit[0].actor_id, MANAGER);
+    assert_eq!(audit[0].action, "order.status_change");
+    assert_eq!(audit[0].target_type, "order");
+    assert_eq!(audit[0].target_id, id.to_string());
+    assert_eq!(
+        audit[0].before.as_ref().map(|b| b["status"].clone()),
+        Some("paid".into())
+    );
+    assert_eq!(
+        audit[0].after.as_ref().map(|a| a["status"].clone()),
+        Some("cancelled".into())
+    );
+
+    // Shipped orders cannot be cancelled, not even by a manager.
+    let shipped = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
+    for to in [OrderStatus::Paid, OrderStatus::Shipped] {
+        ecom_orders::change_status(&mut conn, shipped, to, ADMIN)
+            .await
+            .expect("moved");
+    }
+    app.request(
+        actix_web::http::Method::POST,
+        &format!("/orders/{shipped}/cancel"),
+        None,
+        Some(&token(MANAGER)),
+    )
+    .await
+    .assert_problem(409, "invalid_status_transition");
+    assert_eq!(stock_of(&mut conn, mug).await, 9);
+}
+
+#[actix_web::test]
+async fn the_lifecycle_moves_forward_only_and_records_every_step() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
+
+    // Illegal jumps from pending.
+    for to in [
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+        OrderStatus::Pending,
+    ] {
+        let err = ecom_orders::change_status(&mut conn, id, to, ADMIN)
+            .await
+            .expect_err("illegal");
+        assert!(
+            matches!(err, OrdersError::InvalidTransition { from: OrderStatus::Pending, to: t, .. } if t == to),
+            "{err:?}"
+        );
+    }
+    let mut expected = vec![(None, OrderStatus::Pending)];
+    for to in [
+        OrderStatus::Paid,
+        OrderStatus::Shipped,
+        OrderStatus::Delivered,
+    ] {
+        let change = ecom_orders::change_status(&mut conn, id, to, ADMIN)
+            .await
+            .expect("legal");
+        assert_eq!(change.after.status, to);
+        assert_ne!(change.before.status, to);
+        assert_eq!(change.before.id, id);
+        assert_eq!(change.after.items, change.before.items);
+        assert!(change.after.updated_at >= change.before.updated_at);
+        expected.push((Some(change.before.status), to));
+    }
+    // Delivered is final.
+    for to in OrderStatus::ALL {
+        assert!(
+            ecom_orders::change_status(&mut conn, id, to, ADMIN)
+                .await
+                .is_err()
+        );
+    }
+    let history = ecom_orders::status_history(&mut conn, id)
+        .await
+        .expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| (h.from_status, h.to_status))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(history[1..].iter().all(|h| h.actor_id == ADMIN));
+    assert_eq!(
+        stock_of(&mut conn, mug).await,
+        8,
+        "delivery returns nothing"
+    );
+
+    // Cancelled is final too, and the stock came back once.
+    let other = order(&mut conn, SHOPPER, &[(mug, 5)]).await.id;
+    ecom_orders::change_status(&mut conn, other, OrderStatus::Cancelled, ADMIN)
+        .await
+        .expect("cancelled");
+    assert_eq!(stock_of(&mut conn, mug).await, 8);
+    for to in OrderStatus::ALL {
+        assert!(matches!(
+            ecom_orders::change_status(&mut conn, other, to, ADMIN).await,
+            Err(OrdersError::InvalidTransition { .. })
+        ));
+    }
+    assert_eq!(stock_of(&mut conn, mug).await, 8);
+
+    assert!(matches!(
+        ecom_orders::change_status(&mut conn, 999_999, OrderStatus::Paid, ADMIN).await,
+        Err(OrdersError::OrderNotFound(999_999))
+    ));
+}
+
+#[actix_web::test]
+async fn the_audited_change_writes_before_and_after_in_the_same_transaction() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
+
+    let change = ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Paid, ADMIN)
+        .await
+        .expect("paid");
+    assert_eq!(change.before.status, OrderStatus::Pending);
+    assert_eq!(change.after.status, OrderStatus::Paid);
+    // A refused change leaves no audit entry.
+    assert!(
+        ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Delivered, ADMIN)
+            .await
+            .is_err()
+    );
+    let (audit, total) = audit_list(
+        &mut conn,
+        &AuditFilter::default(),
+        PageRequest {
+            limit: 10,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("audit");
+    assert_eq!(total, 1);
+    assert_eq!(audit[0].action, "order.status_change");
+    assert_eq!(
+        audit[0].before.as_ref().map(|b| b["status"].clone()),
+        Some("pending".into())
+    );
+    assert_eq!(
+        audit[0].after.as_ref().map(|a| a["status"].clone()),
+        Some("paid".into())
+    );
+}

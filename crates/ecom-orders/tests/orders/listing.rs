@@ -1,0 +1,246 @@
+//! GET /orders, GET /orders/{id} and the admin listing of every order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::NaiveDate;
+use diesel::connection::InstrumentationEvent;
+use diesel::sql_types::{BigInt, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_core::PageRequest;
+use ecom_orders::{AdminOrderFilter, OrderStatus};
+use ecom_testkit::TestDb;
+
+use crate::app;
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, token};
+
+fn ids(body: &serde_json::Value) -> Vec<i64> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|o| o["id"].as_i64().expect("id"))
+        .collect()
+}
+
+async fn set_created_at(conn: &mut AsyncPgConnection, id: i64, at: &str) {
+    let at: chrono::DateTime<chrono::Utc> = at.parse().expect("timestamp");
+    diesel::sql_query("UPDATE orders SET created_at = $2 WHERE id = $1")
+        .bind::<BigInt, _>(id)
+        .bind::<Timestamptz, _>(at)
+        .execute(conn)
+        .await
+        .expect("set created_at");
+}
+
+#[actix_web::test]
+async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 100).await;
+    let first = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
+    let second = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
+    let third = order(&mut conn, SHOPPER, &[(mug, 3)]).await.id;
+    let theirs = order(&mut conn, OTHER, &[(mug, 1)]).await.id;
+    ecom_orders::change_status(&mut conn, second, OrderStatus::Paid, ADMIN)
+        .await
+        .expect("paid");
+    let app = app!(&db);
+    let shopper = token(SHOPPER);
+
+    let page = app
+        .get_as("/orders", &shopper)
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(ids(&page), vec![third, second, first]);
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["limit"], 20);
+    assert_eq!(page["offset"], 0);
+    assert!(!ids(&page).contains(&theirs));
+    assert_eq!(page["items"][0]["items"][0]["quantity"], 3);
+
+    let paged = app
+        .get_as("/orders?limit=1&skip=1", &shopper)
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(ids(&paged), vec![second]);
+    assert_eq!(paged["total"], 3);
+
+    let paid = app.get_as("/orders?status=paid", &shopper).await.json();
+    assert_eq!(ids(&paid), vec![second]);
+    let pending = app.get_as("/orders?status=pending", &shopper).await.json();
+    assert_eq!(ids(&pending), vec![third, first]);
+
+    app.get_as("/orders?status=lost", &shopper)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get_as("/orders?limit=101", &shopper)
+        .await
+        .assert_problem(422, "validation_failed");
+    app.get("/orders")
+        .await
+        .assert_problem(401, "not_authenticated");
+}
+
+#[actix_web::test]
+async fn another_users_order_is_404_unless_the_caller_manages_orders() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 100).await;
+    let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
+    let app = app!(&db);
+
+    let own = app
+        .get_as(&format!("/orders/{id}"), &token(SHOPPER))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(own["id"], id);
+    assert_eq!(own["items"][0]["product_name"], "Mug");
+
+    let other = app.get_as(&format!("/orders/{id}"), &token(OTHER)).await;
+    other.assert_problem(404, "not_found");
+    let missing = app.get_as("/orders/999999", &token(OTHER)).await;
+    missing.assert_problem(404, "not_found");
+    // The two 404s are indistinguishable but for the id.
+    assert_eq!(
+        other.json()["detail"]
+            .as_str()
+            .map(|d| d.replace(&id.to_string(), "N")),
+        missing.json()["detail"]
+            .as_str()
+            .map(|d| d.replace("999999", "N"))
+    );
+
+    app.get_as(&format!("/orders/{id}"), &token(MANAGER))
+        .await
+        .assert_status(200);
+    app.get_as("/orders/abc", &token(SHOPPER))
+        .await
+        .assert_status(400);
+}
+
+/// Counts the statements a connection sends from now on.
+fn count_statements(conn: &mut AsyncPgConnection) -> Arc<AtomicUsize> {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    count
+}
+
+#[actix_web::test]
+async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let mug = product(&mut conn, "Mug", "8.50", 1000).await;
+    let pot = product(&mut conn, "Pot", "30.00", 1000).await;
+    let mut placed = Vec::new();
+    for i in 0..12 {
+        let user = if i % 3 == 0 { OTHER } else { SHOPPER };
+        let o = order(&mut conn, user, &[(mug, 1), (pot, i + 1)]).await;
+        set_created_at(&mut conn, o.id, &format!("2026-03-{:02}T12:00:00Z", i + 1)).await;
+        placed.push(o.id);
+    }
+    ecom_orders::change_status(&mut conn, placed[4], OrderStatus::Paid, ADMIN)
+        .await
+        .expect("paid");
+
+    let all = ecom_orders::list_orders(
+        &mut conn,
+        &AdminOrderFilter::default(),
+        PageRequest {
+            limit: 100,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("listing");
+    assert_eq!(all.total, 12);
+    let newest_first: Vec<i64> = placed.iter().rev().copied().collect();
+    assert_eq!(
+        all.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        newest_first
+    );
+    assert!(
+        all.items.iter().all(|o| o.items.len() == 2),
+        "every order has its lines"
+    );
+
+    let theirs = ecom_orders::list_orders(
+        &mut conn,
+        &AdminOrderFilter {
+            user_id: Some(OTHER),
+            ..Default::default()
+        },
+        PageRequest {
+            limit: 100,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("by user");
+    assert_eq!(theirs.total, 4);
+    assert!(theirs.items.iter().all(|o| o.user_id == OTHER));
+
+    let paid = ecom_orders::list_orders(
+        &mut conn,
+        &AdminOrderFilter {
+            status: Some(OrderStatus::Paid),
+            ..Default::default()
+        },
+        PageRequest {
+            limit: 100,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("by status");
+    assert_eq!(
+        paid.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![placed[4]]
+    );
+
+    // Dates are UTC days, both bounds inclusive: March 3rd to 5th.
+    let range = ecom_orders::list_orders(
+        &mut conn,
+        &AdminOrderFilter {
+            created_from: NaiveDate::from_ymd_opt(2026, 3, 3),
+            created_to: NaiveDate::from_ymd_opt(2026, 3, 5),
+            ..Default::default()
+        },
+        PageRequest {
+            limit: 100,
+            offset: 0,
+        },
+    )
+    .await
+    .expect("by dates");
+    assert_eq!(
+        range.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![placed[4], placed[3], placed[2]]
+    );
+
+    // Three statements (count, page, lines) for a page of 2 and a page of 12.
+    for limit in [2, 12] {
+        let statements = count_statements(&mut conn);
+        let page = ecom_orders::list_orders(
+            &mut conn,
+            &AdminOrderFilter::default(),
+            PageRequest { limit, offset: 0 },
+        )
+        .await
+        .expect("listing");
+        assert_eq!(page.items.len() as i64, limit);
+        assert_eq!(
+            AtomicUsize::load(&statements, Ordering::SeqCst),
+            3,
+            "limit {limit}"
+        );
+    }
+}

@@ -1,0 +1,10 @@
+//! ecom-orders' tests, against the real PostgreSQL (a database per test, see ecom-testkit).
+
+mod checkout;
+mod concurrency;
+mod idempotency;
+mod lifecycle;
+mod listing;
+mod openapi;
+mod reports;
+mod support;

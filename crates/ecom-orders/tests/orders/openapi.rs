@@ -1,0 +1,84 @@
+use ecom_testkit::TestDb;
+
+use crate::app;
+
+const OPERATIONS: [(&str, &str, &str); 4] = [
+    ("/orders", "post", "createOrder"),
+    ("/orders", "get", "listOrders"),
+    ("/orders/{id}", "get", "getOrder"),
+    ("/orders/{id}/cancel", "post", "cancelOrder"),
+];
+
+#[actix_web::test]
+async fn every_route_is_documented_with_its_security_and_errors() {
+    let db = TestDb::new().await;
+    let app = app!(&db);
+    let doc = app.get("/openapi.json").await.assert_status(200).json();
+    for (path, method, operation_id) in OPERATIONS {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["operationId"], operation_id, "{method} {path}");
+        assert_eq!(op["tags"][0], "orders");
+        assert!(
+            op["security"][0][ecom_core::openapi::BEARER].is_array(),
+            "{operation_id} security"
+        );
+        let responses = op["responses"].as_object().expect("responses");
+        assert!(responses.contains_key("401"), "{operation_id} 401");
+        for status in responses.keys().filter(|s| s.starts_with('4')) {
+            assert!(
+                responses[status]["content"]["application/problem+json"].is_object(),
+                "{operation_id} {status} is problem+json"
+            );
+        }
+        // The documented method is routed (anything else on a known path is 405).
+        let concrete = path.replace("{id}", "1");
+        let res = app
+            .request(
+                method.to_uppercase().parse().expect("method"),
+                &concrete,
+                None,
+                None,
+            )
+            .await;
+        assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
+    }
+    let create = &doc["paths"]["/orders"]["post"];
+    assert!(
+        create["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+        "createOrder documents Idempotency-Key"
+    );
+    for code in ["409", "422"] {
+        assert!(create["responses"][code].is_object(), "createOrder {code}");
+    }
+    assert!(doc["paths"]["/orders/{id}/cancel"]["post"]["responses"]["409"].is_object());
+    let list_params: Vec<&str> = doc["paths"]["/orders"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    for name in ["status", "limit", "offset", "skip"] {
+        assert!(list_params.contains(&name), "listOrders documents {name}");
+    }
+    for schema in [
+        "OrderOut",
+        "OrderItemOut",
+        "OrderPage",
+        "CreateOrderRequest",
+        "OrderItemRequest",
+        "OrderStatus",
+    ] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "schema {schema}"
+        );
+    }
+    // PUT on an order is not a route.
+    app.request(actix_web::http::Method::PUT, "/orders/1", None, None)
+        .await
+        .assert_status(405);
+}

@@ -1,0 +1,171 @@
+//! Orders through the whole store: real accounts from /auth, products from /products,
+//! then checkout, listing, reading, idempotent replay and cancellation.
+
+use actix_web::test::TestRequest;
+use ecom_testkit::{TestDb, test_app};
+use serde_json::{Value, json};
+
+use crate::store_context;
+
+const PASSWORD: &str = "lantern-mosaic-river-8";
+
+#[actix_web::test]
+async fn a_shopper_orders_lists_replays_and_cancels() {
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+    let login = async |email: &str| -> String {
+        let pair = app
+            .post(
+                "/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+                None,
+            )
+            .await
+            .assert_status(200)
+            .json();
+        pair["access_token"].as_str().expect("access").to_string()
+    };
+    for email in ["amy@example.com", "bob@example.com"] {
+        app.post(
+            "/auth/register",
+            json!({"email": email, "password": PASSWORD}),
+            None,
+        )
+        .await
+        .assert_status(201);
+    }
+    let mut conn = db.connect().await;
+    ecom_auth::service::accounts::create_admin(&mut conn, "root@example.com", PASSWORD.into())
+        .await
+        .expect("admin");
+    let admin = login("root@example.com").await;
+    let amy = login("amy@example.com").await;
+    let bob = login("bob@example.com").await;
+
+    let new_product = async |name: &str, price: &str, stock: i64| -> i64 {
+        app.post(
+            "/products",
+            json!({"name": name, "description": "", "price": price, "stock": stock}),
+            Some(&admin),
+        )
+        .await
+        .assert_status(201)
+        .json()["id"]
+            .as_i64()
+            .expect("id")
+    };
+    let dime = new_product("Dime sticker", "0.10", 10).await;
+    let lamp = new_product("Lamp", "24.50", 2).await;
+    let stock = async |id: i64| -> i64 {
+        app.get(&format!("/products/{id}")).await.json()["stock"]
+            .as_i64()
+            .expect("stock")
+    };
+
+    // Checkout: exact totals, duplicates merged, stock taken.
+    let order = app
+        .post(
+            "/orders",
+            json!({"items": [{"product_id": dime, "quantity": 2}, {"product_id": lamp, "quantity": 1},
+                             {"product_id": dime, "quantity": 1}]}),
+            Some(&amy),
+        )
+        .await
+        .assert_status(201)
+        .json();
+    let id = order["id"].as_i64().expect("id");
+    assert_eq!(order["total_price"], "24.80");
+    assert_eq!(order["items"][0]["line_total"], "0.30");
+    assert_eq!(order["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!((stock(dime).await, stock(lamp).await), (7, 1));
+
+    // Too much of the lamp: nothing changes.
+    app.post(
+        "/orders",
+        json!({"items": [{"product_id": dime, "quantity": 1}, {"product_id": lamp, "quantity": 2}]}),
+        Some(&bob),
+    )
+    .await
+    .assert_problem(409, "insufficient_stock");
+    assert_eq!((stock(dime).await, stock(lamp).await), (7, 1));
+    app.post(
+        "/orders",
+        json!({"items": [{"product_id": 424242, "quantity": 1}]}),
+        Some(&bob),
+    )
+    .await
+    .assert_problem(422, "unknown_product");
+
+    // Idempotent replay.
+    let keyed = |token: &str, payload: Value| {
+        TestRequest::post()
+            .uri("/orders")
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .insert_header(("idempotency-key", "checkout-7"))
+            .set_json(payload)
+    };
+    let payload = json!({"items": [{"product_id": dime, "quantity": 1}]});
+    let first = app.send(keyed(&bob, payload.clone())).await;
+    first.assert_status(201);
+    let replay = app.send(keyed(&bob, payload)).await;
+    replay.assert_status(201);
+    assert_eq!(replay.json()["id"], first.json()["id"]);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    assert_eq!(stock(dime).await, 6);
+    app.send(keyed(
+        &bob,
+        json!({"items": [{"product_id": dime, "quantity": 2}]}),
+    ))
+    .await
+    .assert_problem(422, "idempotency_key_reused");
+
+    // Listing and reading: own orders only.
+    let mine = app.get_as("/orders", &amy).await.assert_status(200).json();
+    assert_eq!(mine["total"], 1);
+    assert_eq!(mine["items"][0]["id"], id);
+    let theirs = app.get_as("/orders", &bob).await.json();
+    assert_eq!(theirs["total"], 1);
+    assert_ne!(theirs["items"][0]["id"], id);
+    app.get_as(&format!("/orders/{id}"), &amy)
+        .await
+        .assert_status(200);
+    app.get_as(&format!("/orders/{id}"), &bob)
+        .await
+        .assert_problem(404, "not_found");
+    app.get_as(&format!("/orders/{id}"), &admin)
+        .await
+        .assert_status(200);
+
+    // Cancel: stock back once, a second cancel refused.
+    let cancel = format!("/orders/{id}/cancel");
+    app.post(&cancel, json!({}), Some(&bob))
+        .await
+        .assert_problem(404, "not_found");
+    let cancelled = app
+        .post(&cancel, json!({}), Some(&amy))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!((stock(dime).await, stock(lamp).await), (9, 2));
+    app.post(&cancel, json!({}), Some(&amy))
+        .await
+        .assert_problem(409, "invalid_status_transition");
+    assert_eq!((stock(dime).await, stock(lamp).await), (9, 2));
+    let cancelled_list = app.get_as("/orders?status=cancelled", &amy).await.json();
+    assert_eq!(cancelled_list["total"], 1);
+
+    // The routes are in the store's OpenAPI document.
+    let doc = app.get("/openapi.json").await.json();
+    for (path, method) in [
+        ("/orders", "post"),
+        ("/orders", "get"),
+        ("/orders/{id}", "get"),
+        ("/orders/{id}/cancel", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["operationId"].is_string(),
+            "{method} {path}"
+        );
+    }
+}
