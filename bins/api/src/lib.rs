@@ -13,6 +13,7 @@ pub fn modules() -> Vec<Module> {
         ecom_auth::module(),
         ecom_catalog::module(),
         ecom_orders::module(),
+        ecom_admin::module(),
     ]
 }
 

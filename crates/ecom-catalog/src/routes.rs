@@ -125,7 +125,7 @@ pub async fn create_product(
     principal.require(Permission::CreateProduct)?;
     let new = body.into_inner().validate()?;
     let mut conn = pool.get().await?;
-    let product = service::create_product(&mut conn, new).await?;
+    let product = service::create_product_audited(&mut conn, principal.user_id, new).await?;
     Ok(created(
         format!("/products/{}", product.row.id),
         ProductOut::from(product),
@@ -158,7 +158,8 @@ async fn apply_update(
     principal.require(Permission::EditProduct)?;
     let changes = body.validate()?;
     let mut conn = pool.get().await?;
-    let product = service::update_product(&mut conn, id, changes).await?;
+    let product =
+        service::update_product_audited(&mut conn, principal.user_id, id, changes).await?;
     Ok(web::Json(product.into()))
 }
 
@@ -221,7 +222,7 @@ pub async fn delete_product(
 ) -> AppResult<HttpResponse> {
     principal.require(Permission::DeleteProduct)?;
     let mut conn = pool.get().await?;
-    service::delete_product(&mut conn, id.into_inner()).await?;
+    service::delete_product_audited(&mut conn, principal.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

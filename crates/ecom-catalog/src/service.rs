@@ -550,3 +550,101 @@ pub async fn return_stock(conn: &mut AsyncPgConnection, lines: &[StockLine]) -> 
     })
     .await
 }
+
+// ---------------------------------------------------------------------------------------
+// Audited product writes (what the routes call): each write and its audit-trail row
+// commit together.
+// ---------------------------------------------------------------------------------------
+
+/// What the audit trail keeps of a product.
+fn audit_snapshot(product: &Product) -> serde_json::Value {
+    serde_json::json!({
+        "name": product.row.name,
+        "price": product.row.price,
+        "stock": product.row.stock,
+        "category_id": product.row.category_id,
+    })
+}
+
+async fn audit_product(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    action: &str,
+    product_id: i64,
+    before: Option<&Product>,
+    after: Option<&Product>,
+) -> Result<()> {
+    ecom_core::audit::record(
+        conn,
+        ecom_core::audit::AuditEntry {
+            actor_id,
+            action,
+            target_type: "product",
+            target_id: product_id.to_string(),
+            before: before.map(audit_snapshot),
+            after: after.map(audit_snapshot),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`create_product`] by `actor_id`, recorded as `product.create`.
+pub async fn create_product_audited(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    new: NewProduct,
+) -> Result<Product> {
+    conn.transaction(async move |conn| {
+        let product = create_product(conn, new).await?;
+        audit_product(
+            conn,
+            actor_id,
+            "product.create",
+            product.row.id,
+            None,
+            Some(&product),
+        )
+        .await?;
+        Ok(product)
+    })
+    .await
+}
+
+/// [`update_product`] by `actor_id`, recorded as `product.update` with before and after.
+pub async fn update_product_audited(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    id: i64,
+    changes: ProductChanges,
+) -> Result<Product> {
+    conn.transaction(async move |conn| {
+        let before = get_product(conn, id).await?;
+        let after = update_product(conn, id, changes).await?;
+        audit_product(
+            conn,
+            actor_id,
+            "product.update",
+            id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        Ok(after)
+    })
+    .await
+}
+
+/// [`delete_product`] by `actor_id`, recorded as `product.delete`.
+pub async fn delete_product_audited(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    id: i64,
+) -> Result<()> {
+    conn.transaction(async move |conn| {
+        let before = get_product(conn, id).await?;
+        delete_product(conn, id).await?;
+        audit_product(conn, actor_id, "product.delete", id, Some(&before), None).await
+    })
+    .await
+}

@@ -234,3 +234,17 @@ pub async fn seed_demo_shoppers(
         .load(conn)
         .await?)
 }
+
+/// Accounts created in `[from, until)` (the sales report's new users).
+pub async fn count_created_between(
+    conn: &mut AsyncPgConnection,
+    from: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+) -> AuthResult<i64> {
+    Ok(users::table
+        .filter(users::created_at.ge(from))
+        .filter(users::created_at.lt(until))
+        .count()
+        .get_result(conn)
+        .await?)
+}

@@ -1,0 +1,266 @@
+//! Request and response bodies of /admin.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use ecom_core::pagination::de;
+use ecom_core::{AppError, PageQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// A user as administrators see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminUser {
+    pub id: i64,
+    pub email: String,
+    #[schema(example = "user")]
+    pub role: String,
+    pub is_active: bool,
+    pub full_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ecom_auth::model::User> for AdminUser {
+    fn from(u: ecom_auth::model::User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            role: u.role,
+            is_active: u.is_active,
+            full_name: u.full_name,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Filters of `GET /admin/users`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserListQuery {
+    /// `limit`, `offset` and `skip` (documented by [`PageQuery`]).
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub page: PageQuery,
+    /// Case-insensitive part of the email or the full name.
+    pub search: Option<String>,
+    /// Exact role name.
+    pub role: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_bool")]
+    pub is_active: Option<bool>,
+}
+
+/// `PATCH /admin/users/{id}/role`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRoleRequest {
+    /// An existing role.
+    #[schema(example = "admin")]
+    pub role: String,
+}
+
+/// `PATCH /admin/users/{id}/ban`: no body, or `{"banned": true}`, bans; `{"banned": false}` unbans.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BanRequest {
+    #[schema(default = true)]
+    pub banned: bool,
+}
+
+/// A role and its permissions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleOut {
+    #[schema(example = "analyst")]
+    pub name: String,
+    #[schema(example = json!(["view:reports"]))]
+    pub permissions: Vec<String>,
+}
+
+impl From<ecom_auth::model::Role> for RoleOut {
+    fn from(r: ecom_auth::model::Role) -> Self {
+        Self {
+            name: r.name,
+            permissions: r.permissions,
+        }
+    }
+}
+
+/// `PUT /admin/roles/{name}`: the role's whole permission set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutRoleRequest {
+    #[schema(example = json!(["view:reports", "manage:orders"]))]
+    pub permissions: Vec<String>,
+}
+
+/// Filters of `GET /admin/audit`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// `limit`, `offset` and `skip` (documented by [`PageQuery`]).
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub page: PageQuery,
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    pub actor_id: Option<i64>,
+    /// e.g. `user.ban`, `role.put`, `order.status_change`, `product.update`.
+    pub action: Option<String>,
+    /// `user`, `role`, `order` or `product`.
+    pub target_type: Option<String>,
+    /// First UTC day included (YYYY-MM-DD).
+    pub from: Option<NaiveDate>,
+    /// Last UTC day included (YYYY-MM-DD).
+    pub to: Option<NaiveDate>,
+}
+
+/// An optional instant range `[start, end)`.
+pub type InstantRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `[from, to]` in UTC days as `[start, end)` instants; `from > to` is refused.
+pub fn day_bounds(
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<InstantRange, AppError> {
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(AppError::invalid_field("from", "must not be after `to`"));
+    }
+    let start = from.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    let end = to
+        .and_then(|d| d.succ_opt())
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+    Ok((start, end))
+}
+
+/// Filters of `GET /admin/orders`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdminOrderQuery {
+    /// `limit`, `offset` and `skip` (documented by [`PageQuery`]).
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub page: PageQuery,
+    #[param(value_type = Option<ecom_orders::model::OrderStatus>)]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    pub user_id: Option<i64>,
+    /// First UTC day of creation included (YYYY-MM-DD).
+    pub from: Option<NaiveDate>,
+    /// Last UTC day of creation included (YYYY-MM-DD).
+    pub to: Option<NaiveDate>,
+}
+
+/// `PATCH /admin/orders/{id}/status`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeOrderStatusRequest {
+    /// The next status along `pending → paid → shipped → delivered`, or `cancelled`
+    /// from `pending` or `paid`.
+    pub status: ecom_orders::model::OrderStatus,
+}
+
+/// Parameters of `GET /admin/reports/sales`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SalesReportQuery {
+    /// First UTC day (YYYY-MM-DD); default 29 days before `to`.
+    pub from: Option<NaiveDate>,
+    /// Last UTC day, included (YYYY-MM-DD); default today.
+    pub to: Option<NaiveDate>,
+    /// How many best-selling products, 1..=50 (default 5).
+    #[serde(default, deserialize_with = "de::opt_i64")]
+    #[param(minimum = 1, maximum = 50, default = 5)]
+    pub top: Option<i64>,
+}
+
+/// A best-selling product of the period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TopProductOut {
+    pub product_id: i64,
+    pub name: String,
+    pub units_sold: i64,
+    pub revenue: ecom_core::Money,
+}
+
+/// One UTC day of the period (days without orders included).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DailySalesOut {
+    pub date: NaiveDate,
+    pub orders: i64,
+    pub revenue: ecom_core::Money,
+}
+
+/// The sales report. Cancelled orders count in `orders_by_status` only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SalesReportOut {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Orders placed in the period, cancelled ones left out.
+    pub total_orders: i64,
+    pub total_revenue: ecom_core::Money,
+    pub average_order_value: ecom_core::Money,
+    pub orders_by_status: ecom_orders::model::StatusCounts,
+    pub top_products: Vec<TopProductOut>,
+    pub daily: Vec<DailySalesOut>,
+    /// Accounts created in the period.
+    pub new_users: i64,
+    /// Distinct users who placed an order in the period.
+    pub active_customers: i64,
+}
+
+impl SalesReportOut {
+    pub fn new(report: ecom_orders::model::SalesReport, new_users: i64) -> Self {
+        Self {
+            from: report.from,
+            to: report.to,
+            total_orders: report.totals.total_orders,
+            total_revenue: report.totals.total_revenue,
+            average_order_value: report.totals.average_order_value,
+            orders_by_status: report.orders_by_status,
+            top_products: report
+                .top_products
+                .into_iter()
+                .map(|p| TopProductOut {
+                    product_id: p.product_id,
+                    name: p.name,
+                    units_sold: p.units_sold,
+                    revenue: p.revenue,
+                })
+                .collect(),
+            daily: report
+                .daily
+                .into_iter()
+                .map(|d| DailySalesOut {
+                    date: d.date,
+                    orders: d.orders,
+                    revenue: d.revenue,
+                })
+                .collect(),
+            new_users,
+            active_customers: report.totals.active_customers,
+        }
+    }
+}
+
+/// Longest report period, in days.
+pub const MAX_REPORT_DAYS: i64 = 1096;
+
+impl SalesReportQuery {
+    /// The period and `top`, defaulted and checked.
+    pub fn validate(&self, today: NaiveDate) -> Result<(NaiveDate, NaiveDate, i64), AppError> {
+        let to = self.to.unwrap_or(today);
+        let from = self.from.unwrap_or(to - chrono::Duration::days(29));
+        if from > to {
+            return Err(AppError::invalid_field("from", "must not be after `to`"));
+        }
+        if (to - from).num_days() >= MAX_REPORT_DAYS {
+            return Err(AppError::invalid_field(
+                "from",
+                "the period is at most 1096 days",
+            ));
+        }
+        let top = self.top.unwrap_or(5);
+        if !(1..=50).contains(&top) {
+            return Err(AppError::invalid_field("top", "must be between 1 and 50"));
+        }
+        Ok((from, to, top))
+    }
+}

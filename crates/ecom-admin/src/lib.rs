@@ -1,0 +1,48 @@
+//! ecom-admin: user, role and order administration, the audit trail and sales
+//! analytics under `/admin`. It owns no tables: it calls the other domains' public
+//! services and records each action in core's audit trail in the same transaction.
+
+use utoipa::OpenApi;
+
+pub mod api;
+pub mod routes;
+pub mod service;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        routes::list_users,
+        routes::change_role,
+        routes::ban_user,
+        routes::list_roles,
+        routes::put_role,
+        routes::list_audit,
+        routes::list_orders,
+        routes::change_order_status,
+        routes::sales_report
+    ),
+    components(schemas(
+        api::AdminUser,
+        api::ChangeRoleRequest,
+        api::BanRequest,
+        api::RoleOut,
+        api::PutRoleRequest,
+        ecom_core::audit::AuditRecord,
+        api::ChangeOrderStatusRequest,
+        api::SalesReportOut,
+        api::TopProductOut,
+        api::DailySalesOut
+    )),
+    tags((name = "admin", description = "Users, roles, orders, audit trail and sales reports"))
+)]
+struct AdminApi;
+
+/// The OpenAPI fragment of /admin.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    AdminApi::openapi()
+}
+
+/// The /admin module.
+pub fn module() -> ecom_core::Module {
+    ecom_core::Module::new("admin", routes::configure, openapi())
+}

@@ -1,0 +1,314 @@
+//! Handlers of /admin: parse, authorize, call a service, render.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use ecom_auth::service::roles::{self as auth_roles, UserFilter};
+use ecom_core::audit::{self, AuditFilter, AuditRecord};
+use ecom_core::db::PgPool;
+use ecom_core::error::Problem;
+use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
+
+use ecom_orders::model::{AdminOrderFilter, OrderStatus, ReportRange};
+use ecom_orders::service::{lifecycle, queries as order_queries, reports};
+
+use crate::api::{
+    AdminOrderQuery, AdminUser, AuditQuery, BanRequest, ChangeOrderStatusRequest,
+    ChangeRoleRequest, PutRoleRequest, RoleOut, SalesReportOut, SalesReportQuery, UserListQuery,
+    day_bounds,
+};
+use crate::service;
+
+/// Mounts the /admin routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/admin/users").route(web::get().to(list_users)))
+        .service(web::resource("/admin/users/{id}/role").route(web::patch().to(change_role)))
+        .service(web::resource("/admin/users/{id}/ban").route(web::patch().to(ban_user)))
+        .service(web::resource("/admin/roles").route(web::get().to(list_roles)))
+        .service(web::resource("/admin/roles/{name}").route(web::put().to(put_role)))
+        .service(web::resource("/admin/audit").route(web::get().to(list_audit)))
+        .service(web::resource("/admin/orders").route(web::get().to(list_orders)))
+        .service(
+            web::resource("/admin/orders/{id}/status").route(web::patch().to(change_order_status)),
+        )
+        .service(web::resource("/admin/reports/sales").route(web::get().to(sales_report)));
+}
+
+/// Users, newest first, with filters.
+#[utoipa::path(get, path = "/admin/users", tag = "admin", operation_id = "adminListUsers",
+    params(UserListQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of users", body = inline(Page<AdminUser>)),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: paging out of bounds", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_users(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    query: web::Query<UserListQuery>,
+) -> AppResult<web::Json<Page<AdminUser>>> {
+    principal.require(Permission::ManageUsers)?;
+    let query = query.into_inner();
+    let page = query.page.validate()?;
+    let filter = UserFilter {
+        search: query.search,
+        role: query.role,
+        is_active: query.is_active,
+    };
+    let mut conn = pool.get().await?;
+    let (users, total) = auth_roles::list_users(&mut conn, &filter, page).await?;
+    Ok(web::Json(
+        Page::new(users, total, page).map(AdminUser::from),
+    ))
+}
+
+/// Gives a user another existing role. Administrators cannot change their own role.
+#[utoipa::path(patch, path = "/admin/users/{id}/role", tag = "admin", operation_id = "adminChangeUserRole",
+    params(("id" = i64, Path, description = "User id")),
+    request_body = ChangeRoleRequest,
+    responses(
+        (status = 200, description = "The updated user", body = AdminUser),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: unknown role or field", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn change_role(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    body: web::Json<ChangeRoleRequest>,
+) -> AppResult<web::Json<AdminUser>> {
+    principal.require(Permission::ManageUsers)?;
+    let mut conn = pool.get().await?;
+    let user =
+        service::change_role(&mut conn, principal.user_id, id.into_inner(), &body.role).await?;
+    Ok(web::Json(user.into()))
+}
+
+/// Bans (no body, or `{"banned": true}`) or unbans (`{"banned": false}`) a user. A ban
+/// revokes every refresh token and stops access tokens on the next request.
+#[utoipa::path(patch, path = "/admin/users/{id}/ban", tag = "admin", operation_id = "adminBanUser",
+    params(("id" = i64, Path, description = "User id")),
+    request_body(content = Option<BanRequest>, description = "Optional; no body bans", content_type = "application/json"),
+    responses(
+        (status = 200, description = "The updated user", body = AdminUser),
+        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn ban_user(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> AppResult<web::Json<AdminUser>> {
+    principal.require(Permission::ManageUsers)?;
+    let banned = parse_ban(&req, &body)?;
+    let mut conn = pool.get().await?;
+    let user = service::set_banned(&mut conn, principal.user_id, id.into_inner(), banned).await?;
+    Ok(web::Json(user.into()))
+}
+
+/// An empty body bans; otherwise it must be JSON `{"banned": bool}`.
+fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(true);
+    }
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    if !is_json {
+        return Err(AppError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    let parsed: BanRequest =
+        serde_json::from_slice(body).map_err(|e| ecom_core::http::json_body_error(&e))?;
+    Ok(parsed.banned)
+}
+
+/// Every role with its permissions.
+#[utoipa::path(get, path = "/admin/roles", tag = "admin", operation_id = "adminListRoles",
+    responses(
+        (status = 200, description = "Roles by name", body = Vec<RoleOut>),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_roles(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+) -> AppResult<web::Json<Vec<RoleOut>>> {
+    principal.require(Permission::ManageUsers)?;
+    let mut conn = pool.get().await?;
+    let roles = auth_roles::list_roles(&mut conn).await?;
+    Ok(web::Json(roles.into_iter().map(RoleOut::from).collect()))
+}
+
+/// Creates a role or replaces its permissions; `admin` always keeps every permission.
+/// Holders of the role get the new set on their next request.
+#[utoipa::path(put, path = "/admin/roles/{name}", tag = "admin", operation_id = "adminPutRole",
+    params(("name" = String, Path, description = "Role name: a-z, 0-9, '_' and '-'")),
+    request_body = PutRoleRequest,
+    responses(
+        (status = 200, description = "The role as stored", body = RoleOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn put_role(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    name: web::Path<String>,
+    body: web::Json<PutRoleRequest>,
+) -> AppResult<web::Json<RoleOut>> {
+    principal.require(Permission::ManageUsers)?;
+    let mut conn = pool.get().await?;
+    let role = service::put_role(&mut conn, principal.user_id, &name, &body.permissions).await?;
+    Ok(web::Json(role.into()))
+}
+
+/// The append-only trail of administrative actions, newest first.
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "adminListAudit",
+    params(AuditQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of the trail", body = inline(Page<AuditRecord>)),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: paging or `from` after `to`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_audit(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    query: web::Query<AuditQuery>,
+) -> AppResult<web::Json<Page<AuditRecord>>> {
+    principal.require(Permission::ManageUsers)?;
+    let query = query.into_inner();
+    let page = query.page.validate()?;
+    let (from, until) = day_bounds(query.from, query.to)?;
+    let filter = AuditFilter {
+        actor_id: query.actor_id,
+        action: query.action,
+        target_type: query.target_type,
+        target_id: None,
+        from,
+        until,
+    };
+    let mut conn = pool.get().await?;
+    let (items, total) = audit::list(&mut conn, &filter, page).await?;
+    Ok(web::Json(Page::new(items, total, page)))
+}
+
+/// Every order, newest first, with filters.
+#[utoipa::path(get, path = "/admin/orders", tag = "admin", operation_id = "adminListOrders",
+    params(AdminOrderQuery, PageQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = ecom_orders::api::OrderPage),
+        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn list_orders(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    query: web::Query<AdminOrderQuery>,
+) -> AppResult<web::Json<ecom_orders::api::OrderPage>> {
+    principal.require(Permission::ManageOrders)?;
+    let query = query.into_inner();
+    let page = query.page.validate()?;
+    day_bounds(query.from, query.to)?;
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<OrderStatus>)
+        .transpose()
+        .map_err(|e| AppError::invalid_field("status", e.to_string()))?;
+    let filter = AdminOrderFilter {
+        status,
+        user_id: query.user_id,
+        created_from: query.from,
+        created_to: query.to,
+    };
+    let mut conn = pool.get().await?;
+    let orders = order_queries::list_orders(&mut conn, &filter, page).await?;
+    Ok(web::Json(orders.into()))
+}
+
+/// Moves an order along its lifecycle (cancelling returns the stock); recorded in the
+/// order's history and the audit trail.
+#[utoipa::path(patch, path = "/admin/orders/{id}/status", tag = "admin", operation_id = "adminChangeOrderStatus",
+    params(("id" = i64, Path, description = "Order id")),
+    request_body = ChangeOrderStatusRequest,
+    responses(
+        (status = 200, description = "The order after the change", body = ecom_orders::api::OrderOut),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_status_transition`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: unknown status", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn change_order_status(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    id: web::Path<i64>,
+    body: web::Json<ChangeOrderStatusRequest>,
+) -> AppResult<web::Json<ecom_orders::api::OrderOut>> {
+    principal.require(Permission::ManageOrders)?;
+    let mut conn = pool.get().await?;
+    let change = lifecycle::change_status_audited(
+        &mut conn,
+        id.into_inner(),
+        body.status,
+        principal.user_id,
+    )
+    .await?;
+    Ok(web::Json(change.after.into()))
+}
+
+/// Sales figures over UTC days `from..=to` (default: the last 30 days).
+#[utoipa::path(get, path = "/admin/reports/sales", tag = "admin", operation_id = "adminSalesReport",
+    params(SalesReportQuery),
+    responses(
+        (status = 200, description = "The report", body = SalesReportOut),
+        (status = 400, description = "`invalid_query`: a date is not YYYY-MM-DD", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Needs `view:reports`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: `from` after `to`, period too long, or `top` out of 1..=50", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn sales_report(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    query: web::Query<SalesReportQuery>,
+) -> AppResult<web::Json<SalesReportOut>> {
+    principal.require(Permission::ViewReports)?;
+    let (from, to, top) = query.validate(chrono::Utc::now().date_naive())?;
+    let mut conn = pool.get().await?;
+    let report = reports::sales_report(&mut conn, ReportRange { from, to }, top).await?;
+    let (start, end) = day_bounds(Some(from), Some(to))?;
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(AppError::invalid_field("to", "is out of range"));
+    };
+    let new_users =
+        ecom_auth::service::accounts::count_created_between(&mut conn, start, end).await?;
+    Ok(web::Json(SalesReportOut::new(report, new_users)))
+}

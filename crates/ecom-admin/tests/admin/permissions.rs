@@ -1,0 +1,100 @@
+use actix_web::http::Method;
+use ecom_testkit::{TestDb, test_app};
+use serde_json::json;
+
+use crate::{PASSWORD, admin_context, make_admin};
+
+/// Every admin endpoint: 401 without a token, 403 for a shopper, allowed for an admin.
+#[actix_web::test]
+async fn every_admin_endpoint_checks_its_permission() {
+    let db = TestDb::new().await;
+    let app = test_app(admin_context(&db)).await;
+    make_admin(&db, "root@example.com").await;
+    let admin = app.login("root@example.com", PASSWORD).await;
+    let (target, shopper) = app.sign_up("shopper@example.com", PASSWORD).await;
+    let (other, _) = app.sign_up("other@example.com", PASSWORD).await;
+
+    let endpoints: Vec<(Method, String, Option<serde_json::Value>)> = vec![
+        (Method::GET, "/admin/users".into(), None),
+        (
+            Method::PATCH,
+            format!("/admin/users/{other}/role"),
+            Some(json!({"role": "user"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/admin/users/{other}/ban"),
+            Some(json!({"banned": false})),
+        ),
+        (Method::GET, "/admin/roles".into(), None),
+        (
+            Method::PUT,
+            "/admin/roles/helper".into(),
+            Some(json!({"permissions": []})),
+        ),
+        (Method::GET, "/admin/audit".into(), None),
+        (Method::GET, "/admin/orders".into(), None),
+        (
+            Method::PATCH,
+            "/admin/orders/999999/status".into(),
+            Some(json!({"status": "paid"})),
+        ),
+        (Method::GET, "/admin/reports/sales".into(), None),
+    ];
+    for (method, path, body) in &endpoints {
+        let anonymous = app.request(method.clone(), path, body.clone(), None).await;
+        anonymous.assert_problem(401, "not_authenticated");
+        let refused = app
+            .request(method.clone(), path, body.clone(), Some(&shopper))
+            .await;
+        refused.assert_problem(403, "forbidden");
+        let allowed = app
+            .request(method.clone(), path, body.clone(), Some(&admin))
+            .await;
+        // Past the permission check: 200, or 404 for the order that does not exist.
+        assert!(
+            matches!(allowed.status.as_u16(), 200 | 404),
+            "{method} {path} as admin: {}",
+            allowed.text()
+        );
+    }
+    let _ = target;
+}
+
+/// A custom role holding only `view:reports` reads the report and nothing else.
+#[actix_web::test]
+async fn a_reports_only_role_reads_reports_but_cannot_write_the_catalog() {
+    let db = TestDb::new().await;
+    let app = test_app(admin_context(&db)).await;
+    make_admin(&db, "root@example.com").await;
+    let admin = app.login("root@example.com", PASSWORD).await;
+    let (analyst, token) = app.sign_up("analyst@example.com", PASSWORD).await;
+    app.put(
+        "/admin/roles/analyst",
+        json!({"permissions": ["view:reports"]}),
+        Some(&admin),
+    )
+    .await
+    .assert_status(200);
+    app.patch(
+        &format!("/admin/users/{analyst}/role"),
+        json!({"role": "analyst"}),
+        Some(&admin),
+    )
+    .await
+    .assert_status(200);
+
+    app.get_as("/admin/reports/sales", &token)
+        .await
+        .assert_status(200);
+    let product = json!({"name": "Desk", "description": "", "price": "99.00", "stock": 1});
+    app.post("/products", product, Some(&token))
+        .await
+        .assert_problem(403, "forbidden");
+    app.get_as("/admin/orders", &token)
+        .await
+        .assert_problem(403, "forbidden");
+    app.get_as("/admin/users", &token)
+        .await
+        .assert_problem(403, "forbidden");
+}
