@@ -58,6 +58,12 @@ impl Money {
         Self::new(Decimal::new(cents, 2))
     }
 
+    /// An amount read from the database or summed from stored amounts: rounded to cents,
+    /// not range-checked (a period's revenue may exceed what one price may be).
+    pub fn from_db(value: Decimal) -> Self {
+        Money(value.round_dp(2))
+    }
+
     pub fn as_decimal(&self) -> Decimal {
         self.0
     }
@@ -161,7 +167,7 @@ impl ToSql<Numeric, Pg> for Money {
 impl FromSql<Numeric, Pg> for Money {
     fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
         let d = <Decimal as FromSql<Numeric, Pg>>::from_sql(bytes)?;
-        Ok(Money(d.round_dp(2)))
+        Ok(Money::from_db(d))
     }
 }
 

@@ -56,6 +56,8 @@ async fn transition(
             .returning(OrderRow::as_returning())
             .get_result(conn)
             .await?;
+        // The day's sales figures change: drop its rollup (rebuilt by the next report).
+        super::rollup::invalidate(conn, row.created_at).await?;
         diesel::insert_into(order_status_history::table)
             .values((
                 order_status_history::order_id.eq(order_id),

@@ -5,12 +5,13 @@
 //! - [`checkout`]: `POST /orders`, stock reservation and `Idempotency-Key`
 //! - [`queries`]: reading orders (a user's, one, every order for the admin)
 //! - [`lifecycle`]: status changes with their history, cancellation returning stock
-//! - [`reports`]: the figures of the admin's sales report
+//! - [`reports`]: the figures of the admin's sales report, over daily rollups (`rollup`)
 
 pub mod checkout;
 pub mod lifecycle;
 pub mod queries;
 pub mod reports;
+mod rollup;
 
 pub use checkout::{
     IDEMPOTENCY_TTL_HOURS, MAX_LINES, MAX_QUANTITY, place_order, purge_expired_idempotency,

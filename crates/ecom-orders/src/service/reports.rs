@@ -1,14 +1,16 @@
-//! The order figures of the admin's sales report. Each is one set-based statement over
-//! the `created_at` index of the period (no per-order loops); days are UTC.
+//! The order figures of the admin's sales report, over UTC days. Closed days come from
+//! the daily rollups (see [`super::rollup`]), the still-open ones from the orders by
+//! their `created_at` index; each figure is one set-based statement (no per-order loops).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Date, Numeric, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Date, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
 
 use super::Result;
 use super::queries::{day_end, day_start};
+use super::rollup::{self, Split};
 use crate::error::OrdersError;
 use crate::model::{
     DailySales, OrderStatus, ReportRange, SalesReport, SalesTotals, StatusCounts, TopProduct,
@@ -45,73 +47,109 @@ impl ReportRange {
 }
 
 #[derive(QueryableByName)]
-struct TotalsRow {
+struct StatusRow {
+    #[diesel(sql_type = Text)]
+    status: String,
     #[diesel(sql_type = BigInt)]
-    total_orders: i64,
+    orders: i64,
     #[diesel(sql_type = Numeric)]
-    total_revenue: Money,
-    #[diesel(sql_type = Numeric)]
-    average_order_value: Money,
+    revenue: Money,
+}
+
+/// Orders and revenue per status over the period: rollups plus the open days.
+async fn status_rows(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    split: Split,
+) -> Result<Vec<StatusRow>> {
+    Ok(diesel::sql_query(
+        "SELECT status, sum(orders)::bigint AS orders, coalesce(sum(revenue), 0) AS revenue FROM ( \
+             SELECT status, orders, revenue FROM order_rollup_status WHERE day >= $1 AND day <= $2 \
+             UNION ALL \
+             SELECT status, count(*), sum(total_price) FROM orders \
+             WHERE created_at >= $3 AND created_at < $4 GROUP BY status \
+         ) AS s GROUP BY status",
+    )
+    .bind::<Date, _>(range.from)
+    .bind::<Date, _>(split.rolled_to)
+    .bind::<Timestamptz, _>(split.live_from)
+    .bind::<Timestamptz, _>(split.live_until)
+    .load(conn)
+    .await?)
+}
+
+#[derive(QueryableByName)]
+struct Customers {
     #[diesel(sql_type = BigInt)]
     active_customers: i64,
 }
 
-/// Orders, revenue and average order value of the period (cancelled orders left out), and
-/// the distinct customers who placed an order in it: one statement.
-pub async fn sales_totals(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<SalesTotals> {
-    let row: TotalsRow = diesel::sql_query(
-        "SELECT count(*) FILTER (WHERE status <> 'cancelled') AS total_orders, \
-                coalesce(sum(total_price) FILTER (WHERE status <> 'cancelled'), 0) AS total_revenue, \
-                coalesce(round(avg(total_price) FILTER (WHERE status <> 'cancelled'), 2), 0) \
-                    AS average_order_value, \
-                count(DISTINCT user_id) AS active_customers \
-         FROM orders WHERE created_at >= $1 AND created_at < $2",
+async fn totals_in(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    split: Split,
+) -> Result<SalesTotals> {
+    let mut total_orders = 0;
+    let mut total_revenue = rust_decimal::Decimal::ZERO;
+    for row in status_rows(conn, range, split).await? {
+        if row.status != OrderStatus::Cancelled.as_str() {
+            total_orders += row.orders;
+            total_revenue += row.revenue.as_decimal();
+        }
+    }
+    let average = if total_orders == 0 {
+        rust_decimal::Decimal::ZERO
+    } else {
+        (total_revenue / rust_decimal::Decimal::from(total_orders))
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
+    };
+    // Distinct customers cannot be summed across days: one index-only scan of the period.
+    let customers: Customers = diesel::sql_query(
+        "SELECT count(DISTINCT user_id) AS active_customers FROM orders \
+         WHERE created_at >= $1 AND created_at < $2",
     )
     .bind::<Timestamptz, _>(range.start())
     .bind::<Timestamptz, _>(range.end())
     .get_result(conn)
     .await?;
     Ok(SalesTotals {
-        total_orders: row.total_orders,
-        total_revenue: row.total_revenue,
-        average_order_value: row.average_order_value,
-        active_customers: row.active_customers,
+        total_orders,
+        total_revenue: Money::from_db(total_revenue),
+        average_order_value: Money::from_db(average),
+        active_customers: customers.active_customers,
     })
 }
 
-#[derive(QueryableByName)]
-struct StatusRow {
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = BigInt)]
-    orders: i64,
+/// Orders, revenue and average order value of the period (cancelled orders left out), and
+/// the distinct customers who placed an order in it.
+pub async fn sales_totals(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<SalesTotals> {
+    let now = Utc::now();
+    rollup::ensure(conn, range, now).await?;
+    totals_in(conn, range, rollup::split(range, now)).await
 }
 
-/// Orders placed in the period per status, every status present: one statement.
-pub async fn orders_by_status(
+async fn by_status_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
+    split: Split,
 ) -> Result<StatusCounts> {
-    let statuses: Vec<&str> = OrderStatus::ALL.iter().map(OrderStatus::as_str).collect();
-    let rows: Vec<StatusRow> = diesel::sql_query(
-        "SELECT s.status, coalesce(c.orders, 0) AS orders \
-         FROM unnest($3::text[]) AS s(status) \
-         LEFT JOIN (SELECT status, count(*) AS orders FROM orders \
-                    WHERE created_at >= $1 AND created_at < $2 GROUP BY status) AS c \
-           ON c.status = s.status",
-    )
-    .bind::<Timestamptz, _>(range.start())
-    .bind::<Timestamptz, _>(range.end())
-    .bind::<Array<Text>, _>(statuses)
-    .load(conn)
-    .await?;
     let mut counts = StatusCounts::default();
-    for row in rows {
+    for row in status_rows(conn, range, split).await? {
         if let Ok(status) = row.status.parse::<OrderStatus>() {
             counts.set(status, row.orders);
         }
     }
     Ok(counts)
+}
+
+/// Orders placed in the period per status, every status present.
+pub async fn orders_by_status(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+) -> Result<StatusCounts> {
+    let now = Utc::now();
+    rollup::ensure(conn, range, now).await?;
+    by_status_in(conn, range, rollup::split(range, now)).await
 }
 
 #[derive(QueryableByName)]
@@ -126,11 +164,10 @@ struct TopRow {
     revenue: Money,
 }
 
-/// The `limit` (1..=100) best-selling products of the period by units sold (then revenue,
-/// then id), cancelled orders left out: one statement.
-pub async fn top_products(
+async fn top_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
+    split: Split,
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
     if !(1..=MAX_TOP_PRODUCTS).contains(&limit) {
@@ -140,18 +177,23 @@ pub async fn top_products(
         ));
     }
     let rows: Vec<TopRow> = diesel::sql_query(
-        "SELECT l.product_id, \
-                (array_agg(l.product_name ORDER BY l.order_id DESC))[1] AS name, \
-                sum(l.quantity)::bigint AS units_sold, \
-                sum(l.line_total) AS revenue \
-         FROM orders o JOIN order_lines l ON l.order_id = o.id \
-         WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
-         GROUP BY l.product_id \
-         ORDER BY units_sold DESC, revenue DESC, l.product_id \
-         LIMIT $3",
+        "SELECT product_id, (array_agg(name ORDER BY last_order_id DESC))[1] AS name, \
+                sum(units)::bigint AS units_sold, sum(revenue) AS revenue FROM ( \
+             SELECT product_id, name, units, revenue, last_order_id FROM order_rollup_products \
+             WHERE day >= $1 AND day <= $2 \
+             UNION ALL \
+             SELECT l.product_id, (array_agg(l.product_name ORDER BY l.order_id DESC))[1], \
+                    sum(l.quantity), sum(l.line_total), max(l.order_id) \
+             FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             WHERE o.created_at >= $3 AND o.created_at < $4 AND o.status <> 'cancelled' \
+             GROUP BY l.product_id \
+         ) AS s GROUP BY product_id \
+         ORDER BY units_sold DESC, revenue DESC, product_id LIMIT $5",
     )
-    .bind::<Timestamptz, _>(range.start())
-    .bind::<Timestamptz, _>(range.end())
+    .bind::<Date, _>(range.from)
+    .bind::<Date, _>(split.rolled_to)
+    .bind::<Timestamptz, _>(split.live_from)
+    .bind::<Timestamptz, _>(split.live_until)
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await?;
@@ -166,6 +208,18 @@ pub async fn top_products(
         .collect())
 }
 
+/// The `limit` (1..=100) best-selling products of the period by units sold (then revenue,
+/// then id), cancelled orders left out.
+pub async fn top_products(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    limit: i64,
+) -> Result<Vec<TopProduct>> {
+    let now = Utc::now();
+    rollup::ensure(conn, range, now).await?;
+    top_in(conn, range, rollup::split(range, now), limit).await
+}
+
 #[derive(QueryableByName)]
 struct DayRow {
     #[diesel(sql_type = Date)]
@@ -176,28 +230,30 @@ struct DayRow {
     revenue: Money,
 }
 
-/// Every UTC day of the period with its orders and revenue (cancelled orders left out),
-/// days without orders included as zero: one statement.
-pub async fn daily_sales(
+async fn daily_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
+    split: Split,
 ) -> Result<Vec<DailySales>> {
     let rows: Vec<DayRow> = diesel::sql_query(
         "WITH per_day AS ( \
-             SELECT (created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS orders, \
-                    sum(total_price) AS revenue \
-             FROM orders \
-             WHERE created_at >= $1 AND created_at < $2 AND status <> 'cancelled' \
-             GROUP BY 1) \
-         SELECT d.day::date AS date, coalesce(p.orders, 0) AS orders, \
+             SELECT day, sum(orders) AS orders, sum(revenue) AS revenue FROM ( \
+                 SELECT day, orders, revenue FROM order_rollup_status \
+                 WHERE day >= $1 AND day <= $2 AND status <> 'cancelled' \
+                 UNION ALL \
+                 SELECT (created_at AT TIME ZONE 'UTC')::date, count(*), sum(total_price) FROM orders \
+                 WHERE created_at >= $3 AND created_at < $4 AND status <> 'cancelled' GROUP BY 1 \
+             ) AS s GROUP BY day) \
+         SELECT d.day::date AS date, coalesce(p.orders, 0)::bigint AS orders, \
                 coalesce(p.revenue, 0) AS revenue \
-         FROM generate_series($3::date::timestamp, $4::date::timestamp, interval '1 day') AS d(day) \
+         FROM generate_series($1::date::timestamp, $5::date::timestamp, interval '1 day') AS d(day) \
          LEFT JOIN per_day p ON p.day = d.day::date \
          ORDER BY d.day",
     )
-    .bind::<Timestamptz, _>(range.start())
-    .bind::<Timestamptz, _>(range.end())
     .bind::<Date, _>(range.from)
+    .bind::<Date, _>(split.rolled_to)
+    .bind::<Timestamptz, _>(split.live_from)
+    .bind::<Timestamptz, _>(split.live_until)
     .bind::<Date, _>(range.to)
     .load(conn)
     .await?;
@@ -211,13 +267,28 @@ pub async fn daily_sales(
         .collect())
 }
 
-/// Every order figure of the sales report, read from one consistent snapshot (a
-/// read-only repeatable-read transaction; call it outside a transaction).
+/// Every UTC day of the period with its orders and revenue (cancelled orders left out),
+/// days without orders included as zero.
+pub async fn daily_sales(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+) -> Result<Vec<DailySales>> {
+    let now = Utc::now();
+    rollup::ensure(conn, range, now).await?;
+    daily_in(conn, range, rollup::split(range, now)).await
+}
+
+/// Every order figure of the sales report: the missing rollups are built first, then
+/// every figure is read from one consistent snapshot (a read-only repeatable-read
+/// transaction). Call it outside a transaction.
 pub async fn sales_report(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
     top: i64,
 ) -> Result<SalesReport> {
+    let now = Utc::now();
+    rollup::ensure(conn, range, now).await?;
+    let split = rollup::split(range, now);
     conn.build_transaction()
         .read_only()
         .repeatable_read()
@@ -225,10 +296,10 @@ pub async fn sales_report(
             Ok(SalesReport {
                 from: range.from,
                 to: range.to,
-                totals: sales_totals(conn, range).await?,
-                orders_by_status: orders_by_status(conn, range).await?,
-                top_products: top_products(conn, range, top).await?,
-                daily: daily_sales(conn, range).await?,
+                totals: totals_in(conn, range, split).await?,
+                orders_by_status: by_status_in(conn, range, split).await?,
+                top_products: top_in(conn, range, split, top).await?,
+                daily: daily_in(conn, range, split).await?,
             })
         })
         .await

@@ -330,3 +330,108 @@ async fn bad_periods_and_limits_are_refused() {
         ));
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn rolled_days(conn: &mut AsyncPgConnection) -> i64 {
+    diesel::sql_query("SELECT count(*) AS n FROM order_rollup_days")
+        .get_result::<Count>(conn)
+        .await
+        .expect("count")
+        .n
+}
+
+/// Closed days are rolled up by the first report; a status change of an order of such
+/// a day drops that day's rollup so the next report sees the change; today stays live.
+#[actix_web::test]
+async fn rollups_are_built_once_and_dropped_by_status_changes() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    let old = placed(
+        &mut conn,
+        1,
+        OrderStatus::Paid,
+        "2026-05-10T08:00:00Z",
+        &[(7, "Kite", "10.00", 3)],
+    )
+    .await;
+    placed(
+        &mut conn,
+        2,
+        OrderStatus::Paid,
+        "2026-05-11T08:00:00Z",
+        &[(7, "Kite", "10.00", 1)],
+    )
+    .await;
+    let may = range("2026-05-10", "2026-05-11");
+
+    let before = ecom_orders::sales_report(&mut conn, may, 5)
+        .await
+        .expect("report");
+    assert_eq!(before.totals.total_revenue, money("40.00"));
+    assert_eq!(
+        rolled_days(&mut conn).await,
+        2,
+        "both closed days rolled up"
+    );
+    // Built once: a second report adds nothing and reads the same figures.
+    assert_eq!(
+        ecom_orders::sales_report(&mut conn, may, 5)
+            .await
+            .expect("report"),
+        before
+    );
+    assert_eq!(rolled_days(&mut conn).await, 2);
+
+    assert_eq!(
+        (
+            before.orders_by_status.paid,
+            before.orders_by_status.shipped
+        ),
+        (2, 0)
+    );
+    ecom_orders::change_status(&mut conn, old, OrderStatus::Shipped, 99)
+        .await
+        .expect("ship");
+    assert_eq!(
+        rolled_days(&mut conn).await,
+        1,
+        "the changed order's day is dropped"
+    );
+    let after = ecom_orders::sales_report(&mut conn, may, 5)
+        .await
+        .expect("report");
+    assert_eq!(
+        (after.orders_by_status.paid, after.orders_by_status.shipped),
+        (1, 1)
+    );
+    assert_eq!(after.totals.total_revenue, money("40.00"));
+    assert_eq!(rolled_days(&mut conn).await, 2, "rebuilt");
+
+    // Today is read live, never rolled up.
+    let today = Utc::now().date_naive();
+    placed(
+        &mut conn,
+        3,
+        OrderStatus::Pending,
+        &Utc::now().to_rfc3339(),
+        &[(8, "Yo-yo", "2.50", 2)],
+    )
+    .await;
+    let live = ecom_orders::sales_report(
+        &mut conn,
+        ReportRange {
+            from: today,
+            to: today,
+        },
+        5,
+    )
+    .await
+    .expect("report");
+    assert_eq!(live.totals.total_revenue, money("5.00"));
+    assert_eq!(rolled_days(&mut conn).await, 2);
+}
