@@ -306,7 +306,8 @@ impl From<diesel::result::Error> for AppError {
                 )
             }
             E::DatabaseError(K::SerializationFailure, _)
-            | E::DatabaseError(K::ClosedConnection, _) => AppError::unavailable(err),
+            | E::DatabaseError(K::ClosedConnection, _)
+            | E::DatabaseError(K::UnableToSendCommand, _) => AppError::unavailable(err),
             E::DatabaseError(K::Unknown, info) if is_unavailable_sqlstate(info.message()) => {
                 AppError::unavailable(err)
             }
@@ -330,3 +331,41 @@ impl From<crate::db::PoolError> for AppError {
 
 /// Result of a handler or service.
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+
+    use super::*;
+
+    fn db(kind: K, message: &str) -> AppError {
+        E::DatabaseError(kind, Box::new(message.to_string())).into()
+    }
+
+    #[test]
+    fn database_errors_map_to_statuses() {
+        assert_eq!(db(K::UniqueViolation, "dup").status(), StatusCode::CONFLICT);
+        assert_eq!(
+            db(K::CheckViolation, "check").status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        // A lost connection or a timeout is the database's state, not a bug: retryable 503.
+        assert_eq!(
+            db(K::UnableToSendCommand, "connection closed").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            db(K::SerializationFailure, "retry").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            db(K::Unknown, "canceling statement due to statement timeout").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            db(K::Unknown, "syntax error").status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(AppError::from(E::NotFound).status(), StatusCode::NOT_FOUND);
+    }
+}
