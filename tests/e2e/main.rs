@@ -4,6 +4,7 @@
 mod auth;
 mod binary;
 mod catalog;
+mod contract;
 mod ops;
 mod orders;
 

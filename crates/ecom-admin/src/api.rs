@@ -190,6 +190,14 @@ pub struct DailySalesOut {
 
 /// The sales report. Cancelled orders count in `orders_by_status` only.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "from": "2026-11-01", "to": "2026-11-02", "total_orders": 3, "total_revenue": "209.95",
+    "average_order_value": "69.98",
+    "orders_by_status": {"pending": 1, "paid": 1, "shipped": 0, "delivered": 1, "cancelled": 1},
+    "top_products": [{"product_id": 42, "name": "Wireless Keyboard", "units_sold": 3, "revenue": "149.97"}],
+    "daily": [{"date": "2026-11-01", "orders": 2, "revenue": "149.97"}, {"date": "2026-11-02", "orders": 1, "revenue": "59.98"}],
+    "new_users": 2, "active_customers": 2
+}))]
 pub struct SalesReportOut {
     pub from: NaiveDate,
     pub to: NaiveDate,

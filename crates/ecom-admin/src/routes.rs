@@ -38,8 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     params(UserListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of users", body = inline(Page<AdminUser>)),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: paging out of bounds", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -69,9 +69,9 @@ pub async fn list_users(
     request_body = ChangeRoleRequest,
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown role or field", body = Problem, content_type = "application/problem+json"),
     ),
@@ -97,9 +97,9 @@ pub async fn change_role(
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
         (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -144,8 +144,8 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
 #[utoipa::path(get, path = "/admin/roles", tag = "admin", operation_id = "adminListRoles",
     responses(
         (status = 200, description = "Roles by name", body = Vec<RoleOut>),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_roles(
@@ -160,13 +160,13 @@ pub async fn list_roles(
 
 /// Creates a role or replaces its permissions; `admin` always keeps every permission.
 /// Holders of the role get the new set on their next request.
-#[utoipa::path(put, path = "/admin/roles/{name}", tag = "admin", operation_id = "adminPutRole",
+#[utoipa::path(put, path = "/admin/roles/{name}", tag = "admin", operation_id = "adminPutRolePermissions",
     params(("name" = String, Path, description = "Role name: a-z, 0-9, '_' and '-'")),
     request_body = PutRoleRequest,
     responses(
         (status = 200, description = "The role as stored", body = RoleOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -183,13 +183,13 @@ pub async fn put_role(
 }
 
 /// The append-only trail of administrative actions, newest first.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "adminListAudit",
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "adminListAuditRecords",
     params(AuditQuery, PageQuery),
     responses(
         (status = 200, description = "A page of the trail", body = inline(Page<AuditRecord>)),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: paging or `from` after `to`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -221,8 +221,8 @@ pub async fn list_audit(
     responses(
         (status = 200, description = "A page of orders", body = ecom_orders::api::OrderPage),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -259,9 +259,9 @@ pub async fn list_orders(
     request_body = ChangeOrderStatusRequest,
     responses(
         (status = 200, description = "The order after the change", body = ecom_orders::api::OrderOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_status_transition`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown status", body = Problem, content_type = "application/problem+json"),
     ),
@@ -285,13 +285,13 @@ pub async fn change_order_status(
 }
 
 /// Sales figures over UTC days `from..=to` (default: the last 30 days).
-#[utoipa::path(get, path = "/admin/reports/sales", tag = "admin", operation_id = "adminSalesReport",
+#[utoipa::path(get, path = "/admin/reports/sales", tag = "admin", operation_id = "adminGetSalesReport",
     params(SalesReportQuery),
     responses(
         (status = 200, description = "The report", body = SalesReportOut),
         (status = 400, description = "`invalid_query`: a date is not YYYY-MM-DD", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `view:reports`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `view:reports`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: `from` after `to`, period too long, or `top` out of 1..=50", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

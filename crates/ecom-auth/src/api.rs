@@ -51,6 +51,11 @@ pub struct RefreshRequest {
 
 /// A new access token and refresh token.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMiJ9.c2lnbmF0dXJl",
+    "refresh_token": "q8Jm2c0lQk6vX2m9m5tq1o1m3M8aZ2lV0p3s6y9B4cE",
+    "token_type": "bearer", "expires_in": 1800
+}))]
 pub struct TokenPair {
     /// JWT (HS256) to send as `Authorization: Bearer …`.
     pub access_token: String,
@@ -65,6 +70,10 @@ pub struct TokenPair {
 
 /// The caller's own account.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 12, "email": "ada@example.com", "role": "user", "is_active": true,
+    "full_name": "Ada Lovelace", "bio": null, "created_at": "2026-11-25T18:00:00Z"
+}))]
 pub struct UserProfile {
     pub id: i64,
     pub email: String,

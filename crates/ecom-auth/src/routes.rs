@@ -46,7 +46,7 @@ fn token_response(pair: TokenPair) -> HttpResponse {
 }
 
 /// Create an account.
-#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "register",
+#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "registerUser",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserProfile),
@@ -189,7 +189,7 @@ pub async fn get_me(
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated account", body = UserProfile),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, including fields that cannot be set here", body = Problem, content_type = "application/problem+json"),
     ))]

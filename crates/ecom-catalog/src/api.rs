@@ -32,6 +32,12 @@ pub struct CategoryBrief {
 
 /// A product of the catalog.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 42, "name": "Wireless Keyboard", "description": "Quiet keys, USB-C charging.",
+    "price": "49.99", "stock": 120, "category": {"id": 3, "name": "Electronics"},
+    "avg_rating": 4.5, "review_count": 2,
+    "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z"
+}))]
 pub struct ProductOut {
     pub id: i64,
     #[schema(example = "Wireless Keyboard")]
@@ -316,6 +322,10 @@ fn category_name(field: &str, raw: &str) -> Result<String, CatalogError> {
 
 /// `POST /products`.
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Wireless Keyboard", "description": "Quiet keys, USB-C charging.",
+    "price": "49.99", "stock": 120, "category_name": "Electronics"
+}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
     #[schema(example = "Wireless Keyboard", min_length = 1, max_length = 200)]

@@ -49,8 +49,8 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of categories", body = CategoryPage),
-        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: limit or offset out of range", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_categories(
     pool: web::Data<PgPool>,
@@ -67,10 +67,10 @@ pub async fn list_categories(
     request_body = CreateCategoryRequest,
     responses(
         (status = 201, description = "Created", body = CategoryOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `manage:products`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:products`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`category_exists`: the name is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid name or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: invalid name or unknown field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_category(
@@ -93,8 +93,8 @@ pub async fn create_category(
     params(ProductListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
-        (status = 400, description = "Malformed query (e.g. a non-integer category_id)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A parameter out of range (limit, offset, prices, sort)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: malformed query (e.g. a non-integer category_id)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: a parameter out of range (limit, offset, prices, sort)", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_products(
     pool: web::Data<PgPool>,
@@ -112,9 +112,9 @@ pub async fn list_products(
     request_body = CreateProductRequest,
     responses(
         (status = 201, description = "Created", body = ProductOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `create:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field, unknown field, or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `create:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_product(
@@ -137,8 +137,8 @@ pub async fn create_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = ProductOut),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_product(
     pool: web::Data<PgPool>,
@@ -169,10 +169,10 @@ async fn apply_update(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `edit:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field, unknown field, or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `edit:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn update_product(
@@ -190,10 +190,10 @@ pub async fn update_product(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `edit:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field, unknown field, or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `edit:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn patch_product(
@@ -210,9 +210,9 @@ pub async fn patch_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Needs `delete:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `delete:product`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn delete_product(
@@ -231,8 +231,8 @@ pub async fn delete_product(
     params(("id" = i64, Path, description = "Product id"), PageQuery),
     responses(
         (status = 200, description = "A page of reviews", body = ReviewPage),
-        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: limit or offset out of range", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn list_product_reviews(
     pool: web::Data<PgPool>,
@@ -251,10 +251,10 @@ pub async fn list_product_reviews(
     request_body = CreateReviewRequest,
     responses(
         (status = 201, description = "Created", body = ReviewOut),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already_reviewed`: the user has reviewed this product", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Rating outside 1..=5, comment too long, or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: rating outside 1..=5, comment too long, or unknown field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn create_product_review(

@@ -81,6 +81,7 @@ impl AppContext {
         for module in &modules {
             openapi.merge(module.openapi.clone());
         }
+        crate::openapi::complete(&mut openapi);
         let tokens = AccessTokens::new(secret, settings.access_token_expire_minutes);
         Ok(Self {
             settings: web::Data::new(settings),
@@ -307,17 +308,17 @@ pub struct Status {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "ops", operation_id = "health",
+#[utoipa::path(get, path = "/health", tag = "ops", operation_id = "getHealth",
     responses((status = 200, description = "The process is alive", body = Status)))]
 pub async fn health() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
 /// Readiness: the database answers a query.
-#[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "ready",
+#[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "The database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: the database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn ready(pool: web::Data<PgPool>) -> Result<web::Json<Status>, AppError> {
     let mut conn = pool.get().await?;
@@ -329,7 +330,7 @@ pub async fn ready(pool: web::Data<PgPool>) -> Result<web::Json<Status>, AppErro
 }
 
 /// Prometheus text: request counts and latency histograms per route and status, pool gauges.
-#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "metrics",
+#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "getMetrics",
     responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
 pub async fn metrics(req: HttpRequest) -> HttpResponse {
     // actix-web-prom keeps the registry; read it back from the middleware's app data.

@@ -57,6 +57,121 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// What every operation answers because of core's extractors and middleware, added to
+/// each operation of the merged document unless its annotation says it already:
+/// - protected (`bearer`) operations also accept the OAuth2 password scheme (Swagger's
+///   Authorize button), and answer 401 without a valid token and 403 for a banned account;
+/// - JSON bodies answer 400 when malformed, 413 over 64 KiB, 415 in another content
+///   type and 422 when a field is invalid or unknown;
+/// - integer path parameters answer 400 when they are not integers, query strings 400
+///   when they do not parse.
+pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    let bearer = SecurityRequirement::new(BEARER, Vec::<String>::new());
+    let oauth2 = SecurityRequirement::new(OAUTH2_PASSWORD, Vec::<String>::new());
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in operations.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            if let Some(security) = op.security.as_mut().filter(|s| s.contains(&bearer)) {
+                if !security.contains(&oauth2) {
+                    security.push(oauth2.clone());
+                }
+                add_problem(
+                    responses,
+                    "401",
+                    "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token",
+                );
+                add_problem(responses, "403", "`account_banned`: the account is banned");
+            }
+            let json_body = op.request_body.as_ref().is_some_and(|b| match b {
+                utoipa::openapi::RefOr::T(b) => b.content.contains_key("application/json"),
+                utoipa::openapi::RefOr::Ref(_) => false,
+            });
+            if json_body {
+                add_problem(responses, "400", "`malformed_json`: the body is not JSON");
+                add_problem(
+                    responses,
+                    "413",
+                    "`payload_too_large`: the body is larger than 64 KiB",
+                );
+                add_problem(
+                    responses,
+                    "415",
+                    "`unsupported_media_type`: the body is not application/json",
+                );
+                add_problem(
+                    responses,
+                    "422",
+                    "`validation_failed`: a field is invalid or unknown",
+                );
+            }
+            let mut in_path = false;
+            let mut in_query = false;
+            for param in op.parameters.iter().flatten() {
+                if let utoipa::openapi::RefOr::T(p) = param {
+                    match p.parameter_in {
+                        utoipa::openapi::path::ParameterIn::Path => in_path = true,
+                        utoipa::openapi::path::ParameterIn::Query => in_query = true,
+                        _ => {}
+                    }
+                }
+            }
+            if in_path {
+                add_problem(
+                    responses,
+                    "400",
+                    "`invalid_path`: a path parameter is not an integer",
+                );
+            }
+            if in_query {
+                add_problem(
+                    responses,
+                    "400",
+                    "`invalid_query`: the query string does not parse",
+                );
+            }
+        }
+    }
+}
+
+fn add_problem(
+    responses: &mut std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::Response>,
+    >,
+    status: &str,
+    description: &str,
+) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    if let Some(RefOr::T(existing)) = responses.get_mut(status) {
+        // The annotation documents this status already: add the code if it lacks it.
+        let code = description.split(':').next().unwrap_or(description);
+        if !existing.description.contains(code) {
+            existing.description = format!("{}; {description}", existing.description);
+        }
+        return;
+    }
+    responses.entry(status.to_string()).or_insert_with(|| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::error::PROBLEM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+            .into()
+    });
+}
+
 /// Core's document; the app merges each module's fragment into it.
 pub fn base_document(project_name: &str) -> utoipa::openapi::OpenApi {
     let mut doc = CoreApi::openapi();

@@ -40,6 +40,14 @@ impl From<OrderLine> for OrderItemOut {
 /// An order. `status` follows `pending → paid → shipped → delivered`, or `pending | paid →
 /// cancelled`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 7, "user_id": 12, "status": "pending", "total_price": "109.97",
+    "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z",
+    "items": [
+        {"product_id": 3, "product_name": "USB-C Cable", "quantity": 1, "unit_price": "9.99", "line_total": "9.99"},
+        {"product_id": 42, "product_name": "Wireless Keyboard", "quantity": 2, "unit_price": "49.99", "line_total": "99.98"}
+    ]
+}))]
 pub struct OrderOut {
     pub id: i64,
     pub user_id: i64,
@@ -107,6 +115,7 @@ pub struct OrderItemRequest {
 #[schema(example = json!({"items": [{"product_id": 1, "quantity": 2}]}))]
 pub struct CreateOrderRequest {
     /// 1..=100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<OrderItemRequest>,
 }
 

@@ -40,7 +40,7 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
 /// `Idempotent-Replayed: true`, no second stock decrement), even when the requests race.
 #[utoipa::path(post, path = "/orders", tag = "orders", operation_id = "createOrder",
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "Client-chosen key (1..=255 visible ASCII characters). The same key and body from the same user within 24 h replay the first 201; the same key with another body is 422 `idempotency_key_reused`."),
     ),
     request_body = CreateOrderRequest,
@@ -50,11 +50,11 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
                 ("Location" = String, description = "/orders/{id}"),
                 ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
             )),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`: the body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body over 64 KiB", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`: the body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -82,10 +82,10 @@ pub async fn create_order(
     params(OrderListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of the caller's orders", body = OrderPage),
-        (status = 400, description = "Malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: malformed query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Unknown status, or limit/offset out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: unknown status, or limit/offset out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn list_orders(
@@ -105,10 +105,10 @@ pub async fn list_orders(
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderOut),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
 pub async fn get_order(
@@ -133,10 +133,10 @@ pub async fn get_order(
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderOut),
-        (status = 400, description = "The id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such order, or another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

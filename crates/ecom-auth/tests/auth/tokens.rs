@@ -110,7 +110,7 @@ async fn the_document_lists_every_auth_endpoint() {
     let app = test_app(auth_context(&db)).await;
     let doc = app.get("/openapi.json").await.json();
     for (path, method, op) in [
-        ("/auth/register", "post", "register"),
+        ("/auth/register", "post", "registerUser"),
         ("/auth/login", "post", "login"),
         ("/auth/refresh", "post", "refreshToken"),
         ("/auth/revoke", "post", "revokeToken"),

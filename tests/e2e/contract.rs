@@ -1,0 +1,365 @@
+//! The OpenAPI document is the contract: every served route is in it, every documented
+//! operation is served, the committed `openapi.json` is what the server serves, and each
+//! operation is described well enough for SDK generators (ids, tags, errors, security).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use actix_web::http::Method;
+use actix_web::test::TestRequest;
+use ecom_testkit::{TestDb, test_app};
+use serde_json::Value;
+
+use crate::store_context;
+
+/// Served by core for the documentation itself, not operations of the API.
+const UNDOCUMENTED: [&str; 2] = ["/docs", "/openapi.json"];
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+async fn served_document() -> Value {
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+    app.get("/openapi.json").await.assert_status(200).json()
+}
+
+/// `(method, path)` of every operation in the document.
+fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in METHODS {
+            if item.get(method).is_some() {
+                ops.insert((method.to_string(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `web::resource("…")` registered in the workspace's sources, with the methods of
+/// the `.route(web::get()…)` calls chained on it (`*` when it answers any method).
+/// This reads the registrations themselves, so a new route needs no list to be updated.
+fn registered_routes() -> BTreeMap<String, BTreeSet<String>> {
+    let root = workspace_root();
+    let mut files = Vec::new();
+    for dir in ["crates", "bins"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let mut routes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        if file.components().any(|c| c.as_os_str() == "tests") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&file).expect("read source");
+        const MARK: &str = "web::resource(\"";
+        let mut rest = source.as_str();
+        while let Some(at) = rest.find(MARK) {
+            rest = &rest[at + MARK.len()..];
+            let path = rest.split('"').next().expect("closing quote").to_string();
+            // The chain on this resource ends at the next resource or the statement's end.
+            let end = [rest.find(MARK), rest.find(';')]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(rest.len());
+            let chain = &rest[..end];
+            let mut methods: BTreeSet<String> = METHODS
+                .iter()
+                .filter(|m| chain.contains(&format!("web::{m}()")))
+                .map(|m| m.to_string())
+                .collect();
+            if methods.is_empty() {
+                methods.insert("*".into());
+            }
+            assert!(
+                !chain.contains("web::head()") && !chain.contains("web::method("),
+                "{}: {path} routes a method this test does not read",
+                file.display()
+            );
+            routes.entry(path).or_default().extend(methods);
+        }
+    }
+    routes
+}
+
+/// A concrete URL for a documented path: every `{param}` becomes `1`.
+fn concrete(path: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                inside = true;
+                out.push('1');
+            }
+            '}' => inside = false,
+            _ if inside => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn is_router_miss(status: u16, body: &Value) -> bool {
+    status == 405
+        || (status == 404
+            && body["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("no resource at")))
+}
+
+#[actix_web::test]
+async fn every_documented_operation_is_served_and_protected_as_documented() {
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+    let doc = app.get("/openapi.json").await.json();
+    let ops = documented(&doc);
+    assert!(ops.len() >= 30, "the document lists the whole API");
+    for (method, path) in &ops {
+        let url = concrete(path);
+        let req = TestRequest::default()
+            .method(Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"))
+            .uri(&url);
+        let res = app.send(req).await;
+        let status = res.status.as_u16();
+        assert!(
+            !is_router_miss(status, &res.json()),
+            "{method} {path} is documented but not served: {status} {}",
+            res.text()
+        );
+        // Without a token, a protected operation answers 401 and a public one never does.
+        let secured = doc["paths"][path][method]["security"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty());
+        assert_eq!(
+            status == 401,
+            secured,
+            "{method} {path}: answered {status} without a token but documents security {}",
+            doc["paths"][path][method]["security"]
+        );
+    }
+    // Other methods on a documented path are not served either.
+    let paths: BTreeSet<&String> = ops.iter().map(|(_, p)| p).collect();
+    for path in paths {
+        for method in METHODS {
+            if ops.contains(&(method.to_string(), path.clone())) {
+                continue;
+            }
+            let req = TestRequest::default()
+                .method(Method::from_bytes(method.to_uppercase().as_bytes()).expect("method"))
+                .uri(&concrete(path));
+            let res = app.send(req).await;
+            assert_eq!(
+                res.status.as_u16(),
+                405,
+                "{method} {path} is served but not documented: {}",
+                res.text()
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn every_registered_route_is_documented() {
+    let doc = served_document().await;
+    let ops = documented(&doc);
+    let routes = registered_routes();
+    assert!(
+        routes.contains_key("/products/{id}") && routes.contains_key("/admin/reports/sales"),
+        "the scan finds the domains' registrations: {routes:?}"
+    );
+    let mut registered = BTreeSet::new();
+    for (path, methods) in &routes {
+        if UNDOCUMENTED.contains(&path.as_str()) {
+            continue;
+        }
+        for method in methods {
+            registered.insert((method.clone(), path.clone()));
+        }
+    }
+    let undocumented: Vec<_> = registered.difference(&ops).collect();
+    assert!(
+        undocumented.is_empty(),
+        "served but missing from /openapi.json (add the handler's #[utoipa::path] to its \
+         crate's #[openapi(paths(...))]): {undocumented:?}"
+    );
+    let unregistered: Vec<_> = ops.difference(&registered).collect();
+    assert!(
+        unregistered.is_empty(),
+        "documented but not registered with web::resource: {unregistered:?}"
+    );
+}
+
+/// `openapi.json` at the root of the repository, as SDK teams read it in review.
+#[actix_web::test]
+async fn the_committed_document_is_the_served_one() {
+    let doc = served_document().await;
+    let mut text = serde_json::to_string_pretty(&doc).expect("serialize");
+    text.push('\n');
+    let file = workspace_root().join("openapi.json");
+    let committed = std::fs::read_to_string(&file).unwrap_or_default();
+    if committed == text {
+        return;
+    }
+    let update = std::env::var("UPDATE_OPENAPI").is_ok_and(|v| v == "1");
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+    if update && !in_ci {
+        std::fs::write(&file, &text).expect("write openapi.json");
+        eprintln!("rewrote {}", file.display());
+        return;
+    }
+    let line = committed
+        .lines()
+        .zip(text.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| committed.lines().count().min(text.lines().count()));
+    panic!(
+        "openapi.json differs from the served /openapi.json (first at line {}); regenerate it \
+         with `UPDATE_OPENAPI=1 cargo test -p ecom-api --test e2e contract` and commit it",
+        line + 1
+    );
+}
+
+/// The `code` an error description starts with: "`not_found`: no such product".
+fn leading_code(description: &str) -> Option<&str> {
+    let code = description.strip_prefix('`')?.split('`').next()?;
+    (!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_')).then_some(code)
+}
+
+/// What SDK generators and their users need from each operation.
+#[actix_web::test]
+async fn every_operation_is_described_for_sdks() {
+    let doc = served_document().await;
+    let mut failures: Vec<String> = Vec::new();
+    macro_rules! check {
+        ($ok:expr, $($msg:tt)+) => {
+            if !$ok {
+                failures.push(format!($($msg)+));
+            }
+        };
+    }
+    macro_rules! check_eq {
+        ($a:expr, $b:expr, $($msg:tt)+) => {
+            check!($a == $b, "{}: {} != {}", format!($($msg)+), $a, $b)
+        };
+    }
+    let declared_tags: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let mut ids = BTreeSet::new();
+    for (method, path) in documented(&doc) {
+        let op = &doc["paths"][&path][&method];
+        let name = format!("{} {path}", method.to_uppercase());
+        let id = op["operationId"].as_str().unwrap_or_default();
+        check!(
+            id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{name}: operationId `{id}` is not lowerCamelCase"
+        );
+        check!(ids.insert(id.to_string()), "{name}: operationId {id} twice");
+        let tags: Vec<&str> = op["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        check!(
+            tags.len() == 1 && declared_tags.contains(tags[0]),
+            "{name}: one declared tag, got {tags:?}"
+        );
+        check!(op["summary"].is_string(), "{name}: no summary");
+        let responses = op["responses"].as_object().expect("responses");
+        for (status, response) in responses {
+            let code: u16 = status.parse().expect("numeric status");
+            if code < 400 {
+                continue;
+            }
+            let content = &response["content"]["application/problem+json"];
+            check_eq!(
+                content["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{name} {status}: errors are problem+json"
+            );
+            let description = response["description"].as_str().unwrap_or_default();
+            check!(
+                leading_code(description).is_some(),
+                "{name} {status}: the description does not start with its `code`: {description}"
+            );
+        }
+        let security = op["security"].as_array().cloned().unwrap_or_default();
+        if !security.is_empty() {
+            for scheme in ["bearer", "oauth2_password"] {
+                check!(
+                    security.iter().any(|s| s.get(scheme).is_some()),
+                    "{name}: {scheme} is not accepted"
+                );
+            }
+            for status in ["401", "403"] {
+                check!(responses.contains_key(status), "{name}: no {status}");
+            }
+        }
+        if op["requestBody"]["content"]["application/json"].is_object() {
+            for status in ["400", "413", "415", "422"] {
+                check!(responses.contains_key(status), "{name}: no {status}");
+            }
+        }
+        for param in op["parameters"].as_array().into_iter().flatten() {
+            if param["name"] == "limit" {
+                check_eq!(param["schema"]["minimum"], 1, "{name}: limit");
+                check_eq!(param["schema"]["maximum"], 100, "{name}: limit");
+            }
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    check_eq!(schemas["Money"]["type"], "string", "Money");
+    check_eq!(schemas["Money"]["format"], "decimal", "Money");
+    for (schema, field, min, max) in [
+        ("CreateReviewRequest", "rating", 1, 5),
+        ("OrderItemRequest", "quantity", 1, 1000),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        check_eq!(property["minimum"], min, "{schema}.{field}");
+        check_eq!(property["maximum"], max, "{schema}.{field}");
+    }
+    for schema in [
+        "ProductOut",
+        "OrderOut",
+        "UserProfile",
+        "TokenPair",
+        "CreateProductRequest",
+        "CreateOrderRequest",
+        "RegisterRequest",
+        "Problem",
+        "SalesReportOut",
+    ] {
+        check!(
+            schemas[schema]["examples"].is_array() || schemas[schema]["example"].is_object(),
+            "{schema} has no example"
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} problems in the document:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
