@@ -1,0 +1,157 @@
+"""A shopper's and an admin's journey through the client generated from /openapi.json.
+
+Run by sdk/journey.sh: journey.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD. Every call goes
+through the generated `ecom_client` package; any unexpected status or body fails.
+"""
+
+import datetime
+import sys
+import uuid
+from decimal import Decimal
+
+from ecom_client import AuthenticatedClient, Client
+from ecom_client.api.admin import admin_change_user_role, admin_get_sales_report
+from ecom_client.api.auth import login, refresh_token, register_user
+from ecom_client.api.catalog import (
+    create_product,
+    create_product_review,
+    get_product,
+    list_products,
+)
+from ecom_client.api.orders import cancel_order, create_order, list_orders
+from ecom_client.api.users import get_current_user
+from ecom_client.models import (
+    ChangeRoleRequest,
+    CreateOrderRequest,
+    CreateProductRequest,
+    CreateReviewRequest,
+    LoginForm,
+    LoginRequest,
+    OrderItemRequest,
+    OrderOut,
+    OrderStatus,
+    Problem,
+    RefreshRequest,
+    RegisterRequest,
+)
+
+BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD = sys.argv[1:4]
+STEPS = 0
+
+
+def call(endpoint, expected, **kwargs):
+    """Calls endpoint.sync_detailed and checks the status and the parsed body's type."""
+    global STEPS
+    res = endpoint.sync_detailed(**kwargs)
+    name = endpoint.__name__.rsplit(".", 1)[-1]
+    if res.status_code != expected:
+        raise AssertionError(
+            f"{name}: expected {expected}, got {res.status_code}: {res.content[:500]!r}"
+        )
+    if expected < 400 and isinstance(res.parsed, Problem):
+        raise AssertionError(f"{name}: a success parsed as a Problem")
+    if expected >= 400 and not isinstance(res.parsed, Problem):
+        raise AssertionError(f"{name}: an error not parsed as a Problem: {res.content!r}")
+    STEPS += 1
+    print(f"  ok {name} -> {res.status_code}")
+    return res.parsed
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def authed(token):
+    return AuthenticatedClient(base_url=BASE_URL, token=token, raise_on_unexpected_status=True)
+
+
+anonymous = Client(base_url=BASE_URL, raise_on_unexpected_status=True)
+run = uuid.uuid4().hex[:8]
+
+print("admin: log in (OAuth2 password form), create two products")
+pair = call(login, 200, client=anonymous,
+            body=LoginForm(username=ADMIN_EMAIL, password=ADMIN_PASSWORD, grant_type="password"))
+admin = authed(pair.access_token)
+keyboard = call(create_product, 201, client=admin, body=CreateProductRequest(
+    name=f"Journey Keyboard {run}", description="Quiet mechanical keys", price="49.99",
+    stock=10, category_name="Journey"))
+cable = call(create_product, 201, client=admin, body=CreateProductRequest(
+    name=f"Journey Cable {run}", description="Braided USB-C cable", price="9.50", stock=5,
+    category_id=keyboard.category.id))
+check(keyboard.price == "49.99" and keyboard.category.name == "Journey", f"product: {keyboard}")
+
+print("shopper: register, log in, refresh")
+email = f"shopper-{run}@example.com"
+password = "violet-harbor-compass-17"
+user = call(register_user, 201, client=anonymous,
+            body=RegisterRequest(email=email.upper(), password=password, full_name="Journey Shopper"))
+check(user.email == email and user.role == "user", f"registered: {user}")
+call(register_user, 409, client=anonymous, body=RegisterRequest(email=email, password=password))
+first = call(login, 200, client=anonymous, body=LoginRequest(email=email, password=password))
+check(first.token_type == "bearer" and first.expires_in > 0, f"token pair: {first}")
+pair = call(refresh_token, 200, client=anonymous,
+            body=RefreshRequest(refresh_token=first.refresh_token))
+check(pair.refresh_token != first.refresh_token, "refresh rotates the refresh token")
+shopper = authed(pair.access_token)
+me = call(get_current_user, 200, client=shopper)
+check(me.id == user.id, f"me: {me}")
+
+print("shopper: search, read, review")
+page = call(list_products, 200, client=anonymous, search=f"keyboard {run}")
+check(page.total >= 1 and page.items[0].id == keyboard.id, f"search found {page.items}")
+product = call(get_product, 200, client=anonymous, id=keyboard.id)
+check(product.name == keyboard.name and product.stock == 10, f"product: {product}")
+review = call(create_product_review, 201, client=shopper, id=keyboard.id,
+              body=CreateReviewRequest(rating=5, comment="Lovely to type on."))
+check(review.rating == 5 and review.user_id == user.id, f"review: {review}")
+problem = call(create_product_review, 409, client=shopper, id=keyboard.id,
+               body=CreateReviewRequest(rating=4))
+check(problem.code == "already_reviewed", f"second review: {problem}")
+product = call(get_product, 200, client=anonymous, id=keyboard.id)
+check(product.review_count == 1 and product.avg_rating == 5, f"rating: {product}")
+
+print("shopper: order two products, list orders, cancel")
+order = call(create_order, 201, client=shopper, idempotency_key=f"journey-{run}",
+             body=CreateOrderRequest(items=[
+                 OrderItemRequest(product_id=keyboard.id, quantity=2),
+                 OrderItemRequest(product_id=cable.id, quantity=1)]))
+check(isinstance(order, OrderOut) and order.status == OrderStatus.PENDING, f"order: {order}")
+check(Decimal(order.total_price) == Decimal("109.48"), f"total: {order.total_price}")
+check(len(order.items) == 2, f"lines: {order.items}")
+replay = call(create_order, 201, client=shopper, idempotency_key=f"journey-{run}",
+              body=CreateOrderRequest(items=[
+                  OrderItemRequest(product_id=keyboard.id, quantity=2),
+                  OrderItemRequest(product_id=cable.id, quantity=1)]))
+check(replay.id == order.id, "the idempotency key replays the first order")
+short = call(create_order, 409, client=shopper,
+             body=CreateOrderRequest(items=[OrderItemRequest(product_id=cable.id, quantity=1000)]))
+check(short.code == "insufficient_stock", f"oversell: {short}")
+kept = call(create_order, 201, client=shopper,
+            body=CreateOrderRequest(items=[OrderItemRequest(product_id=cable.id, quantity=2)]))
+orders = call(list_orders, 200, client=shopper)
+check(orders.total == 2 and [o.id for o in orders.items] == [kept.id, order.id],
+      f"orders newest first: {[o.id for o in orders.items]}")
+cancelled = call(cancel_order, 200, client=shopper, id=order.id)
+check(cancelled.status == OrderStatus.CANCELLED, f"cancelled: {cancelled.status}")
+check(call(get_product, 200, client=anonymous, id=keyboard.id).stock == 10, "stock returned")
+again = call(cancel_order, 409, client=shopper, id=order.id)
+check(again.code == "invalid_status_transition", f"second cancel: {again}")
+
+print("admin: change the shopper's role, read the sales report")
+changed = call(admin_change_user_role, 200, client=admin, id=user.id,
+               body=ChangeRoleRequest(role="admin"))
+check(changed.role == "admin", f"role: {changed}")
+check(call(get_current_user, 200, client=shopper).role == "admin", "the role applies at once")
+call(admin_change_user_role, 200, client=admin, id=user.id, body=ChangeRoleRequest(role="user"))
+forbidden = call(admin_get_sales_report, 403, client=shopper)
+check(forbidden.code == "forbidden", f"shopper reads the report: {forbidden}")
+today = datetime.datetime.now(datetime.timezone.utc).date()
+report = call(admin_get_sales_report, 200, client=admin, from_=today, to=today, top=5)
+check(report.total_orders == 1 and report.orders_by_status.cancelled == 1,
+      f"report orders: {report.total_orders}, {report.orders_by_status}")
+check(Decimal(report.total_revenue) == Decimal(kept.total_price) == Decimal("19.00"),
+      f"revenue: {report.total_revenue}")
+check([p.product_id for p in report.top_products] == [cable.id], f"top: {report.top_products}")
+
+print(f"sdk journey: {STEPS} calls through the generated client, all as documented")
