@@ -57,18 +57,29 @@ struct Day {
     day: NaiveDate,
 }
 
-/// Builds the rollups of every closed day of the period that has none, in one
+/// Days rolled up per transaction, so each statement stays well under the statement
+/// timeout whatever the period.
+const CHUNK_DAYS: i64 = 31;
+
+/// Builds the rollups of every closed day of the period that has none, a month per
 /// transaction (call it outside a transaction).
 pub(crate) async fn ensure(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    let closed = last_closed_day(now);
-    if range.from > closed {
-        return Ok(());
+    let last = range.to.min(last_closed_day(now));
+    let mut first = range.from;
+    while first <= last {
+        let chunk_end = (first + Duration::days(CHUNK_DAYS - 1)).min(last);
+        build(conn, first, chunk_end).await?;
+        first = chunk_end + Duration::days(1);
     }
-    let last = range.to.min(closed);
+    Ok(())
+}
+
+/// Rolls up the days of `first..=last` that have no rollup yet, in one transaction.
+async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) -> Result<()> {
     conn.transaction(async |conn| {
         // Concurrent builders: ON CONFLICT waits for the other's insert and skips its days.
         let missing: Vec<Day> = diesel::sql_query(
@@ -76,7 +87,7 @@ pub(crate) async fn ensure(
              SELECT d::date FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
              ON CONFLICT (day) DO NOTHING RETURNING day",
         )
-        .bind::<Date, _>(range.from)
+        .bind::<Date, _>(first)
         .bind::<Date, _>(last)
         .load(conn)
         .await?;
@@ -92,12 +103,13 @@ pub(crate) async fn ensure(
             .execute(conn)
             .await?;
         let (lo, hi) = (day_start(days[0]), day_end(days[days.len() - 1]));
+        // The missing days join as a hashed set: only those days are (re)built.
         diesel::sql_query(
             "INSERT INTO order_rollup_status (day, status, orders, revenue) \
-             SELECT (created_at AT TIME ZONE 'UTC')::date AS day, status, count(*), sum(total_price) \
-             FROM orders \
-             WHERE created_at >= $1 AND created_at < $2 \
-               AND (created_at AT TIME ZONE 'UTC')::date = ANY($3) \
+             SELECT m.day, o.status, count(*), sum(o.total_price) \
+             FROM orders o \
+             JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
+             WHERE o.created_at >= $1 AND o.created_at < $2 \
              GROUP BY 1, 2",
         )
         .bind::<diesel::sql_types::Timestamptz, _>(lo)
@@ -107,12 +119,12 @@ pub(crate) async fn ensure(
         .await?;
         diesel::sql_query(
             "INSERT INTO order_rollup_products (day, product_id, units, revenue, last_order_id, name) \
-             SELECT (o.created_at AT TIME ZONE 'UTC')::date AS day, l.product_id, sum(l.quantity), \
-                    sum(l.line_total), max(l.order_id), \
+             SELECT m.day, l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id), \
                     (array_agg(l.product_name ORDER BY l.order_id DESC))[1] \
-             FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             FROM orders o \
+             JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
+             JOIN order_lines l ON l.order_id = o.id \
              WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
-               AND (o.created_at AT TIME ZONE 'UTC')::date = ANY($3) \
              GROUP BY 1, 2",
         )
         .bind::<diesel::sql_types::Timestamptz, _>(lo)
