@@ -80,7 +80,7 @@ pub async fn change_role(
     principal: Principal,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
-    body: web::Json<ChangeRoleRequest>,
+    body: ecom_core::JsonObject<ChangeRoleRequest>,
 ) -> AppResult<web::Json<AdminUser>> {
     principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
@@ -135,8 +135,7 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
             "send the body as application/json",
         ));
     }
-    let parsed: BanRequest =
-        serde_json::from_slice(body).map_err(|e| ecom_core::http::json_body_error(&e))?;
+    let parsed: BanRequest = ecom_core::http::json_object(body)?;
     Ok(parsed.banned)
 }
 
@@ -174,7 +173,7 @@ pub async fn put_role(
     principal: Principal,
     pool: web::Data<PgPool>,
     name: web::Path<String>,
-    body: web::Json<PutRoleRequest>,
+    body: ecom_core::JsonObject<PutRoleRequest>,
 ) -> AppResult<web::Json<RoleOut>> {
     principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
@@ -270,7 +269,7 @@ pub async fn change_order_status(
     principal: Principal,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
-    body: web::Json<ChangeOrderStatusRequest>,
+    body: ecom_core::JsonObject<ChangeOrderStatusRequest>,
 ) -> AppResult<web::Json<ecom_orders::api::OrderOut>> {
     principal.require(Permission::ManageOrders)?;
     let mut conn = pool.get().await?;

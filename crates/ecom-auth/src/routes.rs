@@ -55,7 +55,7 @@ fn token_response(pair: TokenPair) -> HttpResponse {
     ))]
 pub async fn register(
     pool: web::Data<PgPool>,
-    body: web::Json<RegisterRequest>,
+    body: ecom_core::JsonObject<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
     let mut conn = pool.get().await?;
     let user = accounts::register(&mut conn, body.into_inner()).await?;
@@ -120,8 +120,7 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
         return Ok((form.username, form.password));
     }
     if content_type.starts_with(ContentType::json().0.essence_str()) {
-        let json: LoginRequest =
-            serde_json::from_slice(body).map_err(|e| ecom_core::http::json_body_error(&e))?;
+        let json: LoginRequest = ecom_core::http::json_object(body)?;
         return Ok((json.email, json.password));
     }
     Err(AppError::new(
@@ -145,7 +144,7 @@ pub async fn refresh(
     pool: web::Data<PgPool>,
     tokens: web::Data<AccessTokens>,
     settings: web::Data<Settings>,
-    body: web::Json<RefreshRequest>,
+    body: ecom_core::JsonObject<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     let pair = sessions::refresh(&pool, policy(&tokens, &settings), &body.refresh_token).await?;
     Ok(token_response(pair))
@@ -160,7 +159,7 @@ pub async fn refresh(
     ))]
 pub async fn revoke(
     pool: web::Data<PgPool>,
-    body: web::Json<RefreshRequest>,
+    body: ecom_core::JsonObject<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
     sessions::revoke(&pool, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -196,7 +195,7 @@ pub async fn get_me(
 pub async fn update_me(
     principal: Principal,
     pool: web::Data<PgPool>,
-    body: web::Json<UpdateProfileRequest>,
+    body: ecom_core::JsonObject<UpdateProfileRequest>,
 ) -> AppResult<web::Json<UserProfile>> {
     let mut conn = pool.get().await?;
     let user = accounts::update_profile(&mut conn, principal.user_id, body.into_inner()).await?;

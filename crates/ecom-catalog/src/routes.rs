@@ -76,7 +76,7 @@ pub async fn list_categories(
 pub async fn create_category(
     principal: Principal,
     pool: web::Data<PgPool>,
-    body: web::Json<CreateCategoryRequest>,
+    body: ecom_core::JsonObject<CreateCategoryRequest>,
 ) -> AppResult<HttpResponse> {
     principal.require(Permission::ManageProducts)?;
     let name = body.into_inner().validate()?;
@@ -120,7 +120,7 @@ pub async fn list_products(
 pub async fn create_product(
     principal: Principal,
     pool: web::Data<PgPool>,
-    body: web::Json<CreateProductRequest>,
+    body: ecom_core::JsonObject<CreateProductRequest>,
 ) -> AppResult<HttpResponse> {
     principal.require(Permission::CreateProduct)?;
     let new = body.into_inner().validate()?;
@@ -179,7 +179,7 @@ pub async fn update_product(
     principal: Principal,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
-    body: web::Json<UpdateProductRequest>,
+    body: ecom_core::JsonObject<UpdateProductRequest>,
 ) -> AppResult<web::Json<ProductOut>> {
     apply_update(principal, pool, id.into_inner(), body.into_inner()).await
 }
@@ -200,7 +200,7 @@ pub async fn patch_product(
     principal: Principal,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
-    body: web::Json<UpdateProductRequest>,
+    body: ecom_core::JsonObject<UpdateProductRequest>,
 ) -> AppResult<web::Json<ProductOut>> {
     apply_update(principal, pool, id.into_inner(), body.into_inner()).await
 }
@@ -261,7 +261,7 @@ pub async fn create_product_review(
     principal: Principal,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
-    body: web::Json<CreateReviewRequest>,
+    body: ecom_core::JsonObject<CreateReviewRequest>,
 ) -> AppResult<HttpResponse> {
     let product_id = id.into_inner();
     let new = body.into_inner().validate()?;

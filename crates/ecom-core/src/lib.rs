@@ -23,7 +23,7 @@ pub mod settings;
 pub mod telemetry;
 
 pub use error::{AppError, AppResult, FieldError};
-pub use http::{AppContext, Module, build_app};
+pub use http::{AppContext, JsonObject, Module, build_app};
 pub use money::Money;
 pub use pagination::{Page, PageQuery, PageRequest};
 pub use principal::{Permission, Principal};

@@ -152,7 +152,7 @@ fn add_problem(
     use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     if let Some(RefOr::T(existing)) = responses.get_mut(status) {
         // The annotation documents this status already: add the code if it lacks it.
-        let code = description.split(':').next().unwrap_or(description);
+        let code = description.split(['`', ':']).nth(1).unwrap_or(description);
         if !existing.description.contains(code) {
             existing.description = format!("{}; {description}", existing.description);
         }

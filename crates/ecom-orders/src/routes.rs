@@ -62,7 +62,7 @@ pub async fn create_order(
     req: HttpRequest,
     principal: Principal,
     pool: web::Data<PgPool>,
-    body: web::Json<CreateOrderRequest>,
+    body: ecom_core::JsonObject<CreateOrderRequest>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency_key(&req)?;
     let lines = body.lines();
