@@ -177,6 +177,7 @@ pub struct TopProductOut {
     pub product_id: i64,
     pub name: String,
     pub units_sold: i64,
+    #[schema(schema_with = ecom_core::money::total_schema)]
     pub revenue: ecom_core::Money,
 }
 
@@ -185,6 +186,7 @@ pub struct TopProductOut {
 pub struct DailySalesOut {
     pub date: NaiveDate,
     pub orders: i64,
+    #[schema(schema_with = ecom_core::money::total_schema)]
     pub revenue: ecom_core::Money,
 }
 
@@ -203,6 +205,7 @@ pub struct SalesReportOut {
     pub to: NaiveDate,
     /// Orders placed in the period, cancelled ones left out.
     pub total_orders: i64,
+    #[schema(schema_with = ecom_core::money::total_schema)]
     pub total_revenue: ecom_core::Money,
     pub average_order_value: ecom_core::Money,
     pub orders_by_status: ecom_orders::model::StatusCounts,

@@ -188,6 +188,19 @@ impl utoipa::PartialSchema for Money {
 
 impl utoipa::ToSchema for Money {}
 
+/// Schema of a sum of amounts (a period's revenue): the same decimal string as
+/// [`Money`], without its per-price upper bound. Use with `#[schema(schema_with = ...)]`.
+pub fn total_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("decimal".into())))
+        .pattern(Some(r"^\d+\.\d{2}$"))
+        .description(Some(
+            "Exact sum of amounts with two decimal places, as a string.",
+        ))
+        .examples(["432701792.70"])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,18 +177,22 @@ async fn top_in(
         ));
     }
     let rows: Vec<TopRow> = diesel::sql_query(
-        "SELECT product_id, (array_agg(name ORDER BY last_order_id DESC))[1] AS name, \
-                sum(units)::bigint AS units_sold, sum(revenue) AS revenue FROM ( \
-             SELECT product_id, name, units, revenue, last_order_id FROM order_rollup_products \
-             WHERE day >= $1 AND day <= $2 \
-             UNION ALL \
-             SELECT l.product_id, (array_agg(l.product_name ORDER BY l.order_id DESC))[1], \
-                    sum(l.quantity), sum(l.line_total), max(l.order_id) \
-             FROM orders o JOIN order_lines l ON l.order_id = o.id \
-             WHERE o.created_at >= $3 AND o.created_at < $4 AND o.status <> 'cancelled' \
-             GROUP BY l.product_id \
-         ) AS s GROUP BY product_id \
-         ORDER BY units_sold DESC, revenue DESC, product_id LIMIT $5",
+        "WITH ranked AS ( \
+             SELECT product_id, sum(units)::bigint AS units_sold, sum(revenue) AS revenue, \
+                    max(last_order_id) AS last_order_id FROM ( \
+                 SELECT product_id, units, revenue, last_order_id FROM order_rollup_products \
+                 WHERE day >= $1 AND day <= $2 \
+                 UNION ALL \
+                 SELECT l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id) \
+                 FROM orders o JOIN order_lines l ON l.order_id = o.id \
+                 WHERE o.created_at >= $3 AND o.created_at < $4 AND o.status <> 'cancelled' \
+                 GROUP BY l.product_id \
+             ) AS s GROUP BY product_id \
+             ORDER BY units_sold DESC, revenue DESC, product_id LIMIT $5) \
+         SELECT r.product_id, l.product_name AS name, r.units_sold, r.revenue \
+         FROM ranked r \
+         JOIN order_lines l ON l.order_id = r.last_order_id AND l.product_id = r.product_id \
+         ORDER BY r.units_sold DESC, r.revenue DESC, r.product_id",
     )
     .bind::<Date, _>(range.from)
     .bind::<Date, _>(split.rolled_to)
