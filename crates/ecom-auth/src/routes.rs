@@ -170,7 +170,7 @@ pub async fn revoke(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserProfile),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_me(

@@ -432,8 +432,13 @@ pub struct RunningServer {
 
 /// Starts the real HTTP server for `ctx` on a free port.
 pub fn spawn_server(ctx: AppContext) -> RunningServer {
+    spawn_server_with_workers(ctx, 2)
+}
+
+/// [`spawn_server`] with a chosen number of worker threads.
+pub fn spawn_server_with_workers(ctx: AppContext, workers: usize) -> RunningServer {
     let server = actix_web::HttpServer::new(move || ecom_core::build_app(&ctx))
-        .workers(2)
+        .workers(workers)
         .disable_signals()
         .bind(("127.0.0.1", 0))
         .expect("bind a free port");

@@ -45,8 +45,22 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_now(&ecom_core::random_hex(16)).unwrap_or_default())
 }
 
+/// At most one hash per CPU at a time: a login storm then keeps the CPUs busy without
+/// crowding out the async workers' threads, so other requests still answer promptly.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(cpus)
+    })
+}
+
 /// Hashes on the blocking pool.
 pub async fn hash(password: String) -> AuthResult<String> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(move || hash_now(&password))
         .await
         .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))?
@@ -55,6 +69,9 @@ pub async fn hash(password: String) -> AuthResult<String> {
 /// Verifies on the blocking pool; with no stored hash, verifies against the dummy
 /// hash and answers false.
 pub async fn verify(password: String, phc: Option<String>) -> bool {
+    let Ok(_slot) = hashing_slots().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || match phc {
         Some(phc) => verify_now(&password, &phc),
         None => {
