@@ -101,3 +101,17 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
         .await
         .assert_problem(403, "account_banned");
 }
+
+/// PostgreSQL text cannot hold NUL: such input is a 422, never a 500 (found by schemathesis).
+#[actix_web::test]
+async fn nul_characters_in_text_are_refused_not_crashed_on() {
+    let db = TestDb::new().await;
+    let app = test_app(store_context(&db)).await;
+    let (_, token) = app.sign_up("nul@example.com", PASSWORD).await;
+    app.put("/users/me", json!({"full_name": "a\u{0}b"}), Some(&token))
+        .await
+        .assert_problem(422, "validation_failed");
+    let search = app.get("/products?search=a%00b").await;
+    assert!(search.status.as_u16() < 500, "search with NUL: {}", search.text());
+    app.get_as("/users/me", &token).await.assert_status(200);
+}

@@ -308,6 +308,12 @@ impl From<diesel::result::Error> for AppError {
             E::DatabaseError(K::SerializationFailure, _)
             | E::DatabaseError(K::ClosedConnection, _)
             | E::DatabaseError(K::UnableToSendCommand, _) => AppError::unavailable(err),
+            // PostgreSQL text cannot hold NUL; a client sent "\u0000" in a string.
+            E::DatabaseError(K::Unknown, info)
+                if info.message().contains("invalid byte sequence") =>
+            {
+                AppError::invalid_field("text", "must not contain NUL characters")
+            }
             E::DatabaseError(K::Unknown, info) if is_unavailable_sqlstate(info.message()) => {
                 AppError::unavailable(err)
             }
@@ -367,5 +373,13 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR
         );
         assert_eq!(AppError::from(E::NotFound).status(), StatusCode::NOT_FOUND);
+        let nul = db(
+            K::Unknown,
+            "invalid byte sequence for encoding \"UTF8\": 0x00",
+        );
+        assert_eq!(
+            (nul.status(), nul.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+        );
     }
 }
