@@ -112,6 +112,10 @@ async fn nul_characters_in_text_are_refused_not_crashed_on() {
         .await
         .assert_problem(422, "validation_failed");
     let search = app.get("/products?search=a%00b").await;
-    assert!(search.status.as_u16() < 500, "search with NUL: {}", search.text());
+    assert!(
+        search.status.as_u16() < 500,
+        "search with NUL: {}",
+        search.text()
+    );
     app.get_as("/users/me", &token).await.assert_status(200);
 }
