@@ -1,6 +1,5 @@
 //! Handlers of /admin: parse, authorize, call a service, render.
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use ecom_auth::service::roles::{self as auth_roles, UserFilter};
 use ecom_core::audit::{self, AuditFilter, AuditRecord};
@@ -123,15 +122,8 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(true);
     }
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json {
-        return Err(AppError::new(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+    if !ecom_core::http::has_content_type(req, "application/json") {
+        return Err(AppError::unsupported_media_type(
             "send the body as application/json",
         ));
     }

@@ -1,6 +1,6 @@
 //! Handlers of /auth and /users: parse, call a service, render.
 
-use actix_web::http::header::{self, ContentType};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ecom_core::access_token::AccessTokens;
 use ecom_core::db::PgPool;
@@ -102,13 +102,8 @@ pub async fn login(
 
 /// JSON or `application/x-www-form-urlencoded`, chosen by `Content-Type`.
 fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    use ecom_core::http::has_content_type;
+    if has_content_type(req, "application/x-www-form-urlencoded") {
         let form: LoginForm = serde_urlencoded::from_bytes(body)
             .map_err(|e| AppError::invalid_field("body", e.to_string()))?;
         if form.grant_type.as_deref().is_some_and(|g| g != "password") {
@@ -119,13 +114,11 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
         }
         return Ok((form.username, form.password));
     }
-    if content_type.starts_with(ContentType::json().0.essence_str()) {
+    if has_content_type(req, "application/json") {
         let json: LoginRequest = ecom_core::http::json_object(body)?;
         return Ok((json.email, json.password));
     }
-    Err(AppError::new(
-        actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+    Err(AppError::unsupported_media_type(
         "send application/json or application/x-www-form-urlencoded",
     ))
 }

@@ -149,6 +149,15 @@ impl AppError {
         Self::validation(vec![FieldError::new(field, message)])
     }
 
+    /// 415 `unsupported_media_type`: the body's content type is not one the endpoint reads.
+    pub fn unsupported_media_type(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            detail,
+        )
+    }
+
     /// 429 with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         let mut e = Self::new(

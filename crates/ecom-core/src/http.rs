@@ -225,11 +225,16 @@ fn too_large() -> AppError {
 }
 
 fn unsupported_media() -> AppError {
-    AppError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
-        "send the body as application/json",
-    )
+    AppError::unsupported_media_type("send the body as application/json")
+}
+
+/// Whether the request declares a body of this media type (`application/json`, …),
+/// for handlers that read the body by hand.
+pub fn has_content_type(req: &HttpRequest, media_type: &str) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with(media_type))
 }
 
 /// serde reports "unknown field `role`"; name that field for the client.

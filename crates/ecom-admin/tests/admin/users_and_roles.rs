@@ -173,6 +173,14 @@ async fn ban_with_or_without_a_body_and_unban() {
     )
     .await
     .assert_problem(409, "cannot_modify_self");
+    let text = actix_web::test::TestRequest::patch()
+        .uri(&format!("/admin/users/{eli}/ban"))
+        .insert_header(("authorization", format!("Bearer {admin}")))
+        .insert_header(("content-type", "text/plain"))
+        .set_payload("banned");
+    app.send(text)
+        .await
+        .assert_problem(415, "unsupported_media_type");
     app.patch(
         &format!("/admin/users/{eli}/ban"),
         json!({"banned": "yes"}),

@@ -52,6 +52,14 @@ async fn login_with_json_and_with_the_oauth2_form() {
     app.send(bad_grant)
         .await
         .assert_problem(422, "validation_failed");
+
+    let text = TestRequest::post()
+        .uri("/auth/login")
+        .insert_header(("content-type", "text/plain"))
+        .set_payload(format!("dee@example.com {PASSWORD}"));
+    app.send(text)
+        .await
+        .assert_problem(415, "unsupported_media_type");
 }
 
 #[actix_web::test]
