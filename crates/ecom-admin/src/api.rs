@@ -1,6 +1,7 @@
 //! Request and response bodies of /admin.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use ecom_core::calendar::{utc_day_end, utc_day_start};
 use ecom_core::pagination::de;
 use ecom_core::{AppError, PageQuery};
 use serde::{Deserialize, Serialize};
@@ -123,11 +124,7 @@ pub fn day_bounds(
     {
         return Err(AppError::invalid_field("from", "must not be after `to`"));
     }
-    let start = from.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
-    let end = to
-        .and_then(|d| d.succ_opt())
-        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
-    Ok((start, end))
+    Ok((from.map(utc_day_start), to.map(utc_day_end)))
 }
 
 /// Filters of `GET /admin/orders`.

@@ -295,11 +295,11 @@ pub async fn sales_report(
     let (from, to, top) = query.validate(chrono::Utc::now().date_naive())?;
     let mut conn = pool.get().await?;
     let report = reports::sales_report(&mut conn, ReportRange { from, to }, top).await?;
-    let (start, end) = day_bounds(Some(from), Some(to))?;
-    let (Some(start), Some(end)) = (start, end) else {
-        return Err(AppError::invalid_field("to", "is out of range"));
-    };
-    let new_users =
-        ecom_auth::service::accounts::count_created_between(&mut conn, start, end).await?;
+    let new_users = ecom_auth::service::accounts::count_created_between(
+        &mut conn,
+        ecom_core::calendar::utc_day_start(from),
+        ecom_core::calendar::utc_day_end(to),
+    )
+    .await?;
     Ok(web::Json(SalesReportOut::new(report, new_users)))
 }

@@ -6,10 +6,12 @@
 //! - [`money`], [`pagination`]: exact money and the list envelope
 //! - [`access_token`], [`principal`]: bearer tokens, the caller, permissions
 //! - [`audit`]: the append-only trail of administrative actions
+//! - [`calendar`]: UTC days as instant ranges
 //! - [`http`], [`telemetry`], [`openapi`]: the app factory, request context, docs
 
 pub mod access_token;
 pub mod audit;
+pub mod calendar;
 pub mod db;
 pub mod error;
 pub mod http;

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Page, PageRequest};
@@ -11,16 +10,7 @@ use super::Result;
 use crate::error::OrdersError;
 use crate::model::{AdminOrderFilter, Order, OrderLine, OrderRow, OrderStatus};
 use crate::schema::{order_lines, orders};
-
-/// Midnight UTC at the start of `day`.
-pub(crate) fn day_start(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
-}
-
-/// Midnight UTC after `day` (an exclusive upper bound), saturating at the calendar's end.
-pub(crate) fn day_end(day: NaiveDate) -> DateTime<Utc> {
-    day.succ_opt().map_or(DateTime::<Utc>::MAX_UTC, day_start)
-}
+pub(crate) use ecom_core::calendar::{utc_day_end as day_end, utc_day_start as day_start};
 
 /// The lines of the given orders, in product-id order within each order: one statement.
 pub(crate) async fn lines_of(
