@@ -69,7 +69,7 @@ pub async fn list_users(
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
         (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown role or field", body = Problem, content_type = "application/problem+json"),
@@ -84,7 +84,7 @@ pub async fn change_role(
     principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
     let user =
-        service::change_role(&mut conn, principal.user_id, id.into_inner(), &body.role).await?;
+        service::change_role(&mut conn, &principal, id.into_inner(), &body.role).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -97,7 +97,7 @@ pub async fn change_role(
         (status = 200, description = "The updated user", body = AdminUser),
         (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
@@ -113,7 +113,7 @@ pub async fn ban_user(
     principal.require(Permission::ManageUsers)?;
     let banned = parse_ban(&req, &body)?;
     let mut conn = pool.get().await?;
-    let user = service::set_banned(&mut conn, principal.user_id, id.into_inner(), banned).await?;
+    let user = service::set_banned(&mut conn, &principal, id.into_inner(), banned).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -157,7 +157,8 @@ pub async fn list_roles(
     responses(
         (status = 200, description = "The role as stored", body = RoleOut),
         (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: adds or removes a permission the caller lacks (one the caller lacks may stay as it is)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`cannot_modify_self`: the caller's own role", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -169,7 +170,7 @@ pub async fn put_role(
 ) -> AppResult<web::Json<RoleOut>> {
     principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
-    let role = service::put_role(&mut conn, principal.user_id, &name, &body.permissions).await?;
+    let role = service::put_role(&mut conn, &principal, &name, &body.permissions).await?;
     Ok(web::Json(role.into()))
 }
 

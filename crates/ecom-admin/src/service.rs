@@ -4,19 +4,20 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use ecom_auth::model::{Role, User};
 use ecom_auth::service::roles;
-use ecom_core::AppError;
+use ecom_core::{AppError, Principal};
 use ecom_core::audit::{self, AuditEntry};
 use serde_json::json;
 
 /// Changes a user's role, recorded as `user.role_change`.
 pub async fn change_role(
     conn: &mut AsyncPgConnection,
-    actor_id: i64,
+    actor: &Principal,
     user_id: i64,
     role: &str,
 ) -> Result<User, AppError> {
+    let actor_id = actor.user_id;
     conn.transaction(async |conn| {
-        let (before, after) = roles::change_role(conn, actor_id, user_id, role).await?;
+        let (before, after) = roles::change_role(conn, actor, user_id, role).await?;
         audit::record(
             conn,
             AuditEntry {
@@ -38,12 +39,13 @@ pub async fn change_role(
 /// `user.ban` or `user.unban`.
 pub async fn set_banned(
     conn: &mut AsyncPgConnection,
-    actor_id: i64,
+    actor: &Principal,
     user_id: i64,
     banned: bool,
 ) -> Result<User, AppError> {
+    let actor_id = actor.user_id;
     conn.transaction(async |conn| {
-        let (before, after) = roles::set_active(conn, actor_id, user_id, !banned).await?;
+        let (before, after) = roles::set_active(conn, actor, user_id, !banned).await?;
         audit::record(
             conn,
             AuditEntry {
@@ -64,12 +66,13 @@ pub async fn set_banned(
 /// Creates or replaces a role's permission set, recorded as `role.put`.
 pub async fn put_role(
     conn: &mut AsyncPgConnection,
-    actor_id: i64,
+    actor: &Principal,
     name: &str,
     permissions: &[String],
 ) -> Result<Role, AppError> {
+    let actor_id = actor.user_id;
     conn.transaction(async |conn| {
-        let (before, after) = roles::put_role(conn, name, permissions).await?;
+        let (before, after) = roles::put_role(conn, actor, name, permissions).await?;
         audit::record(
             conn,
             AuditEntry {

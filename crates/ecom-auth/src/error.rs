@@ -24,14 +24,24 @@ pub enum AuthError {
     UnknownRole(String),
     #[error("unknown permission `{0}`")]
     UnknownPermission(String),
-    #[error("administrators cannot change their own role or ban themselves")]
+    #[error("administrators cannot change their own role, edit the role they hold, or ban themselves")]
     CannotModifySelf,
+    #[error("{}", permission_not_held(.0))]
+    PermissionNotHeld(Vec<ecom_core::Permission>),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
     Pool(#[from] ecom_core::db::PoolError),
     #[error("{0}")]
     Internal(String),
+}
+
+fn permission_not_held(missing: &[ecom_core::Permission]) -> String {
+    let names: Vec<&str> = missing.iter().map(|p| p.as_str()).collect();
+    format!(
+        "this needs permissions you do not hold: {}",
+        names.join(", ")
+    )
 }
 
 impl AuthError {
@@ -63,6 +73,7 @@ impl From<AuthError> for AppError {
                 AppError::validation(vec![FieldError::new("permissions", detail)])
             }
             AuthError::CannotModifySelf => AppError::conflict("cannot_modify_self", detail),
+            AuthError::PermissionNotHeld(_) => AppError::forbidden("permission_not_held", detail),
             AuthError::Database(e) => e.into(),
             AuthError::Pool(e) => e.into(),
             AuthError::Internal(e) => AppError::internal(e),

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use actix_web::web;
 use ecom_core::Module;
 use ecom_core::db::PgPool;
 use ecom_core::principal::SharedResolver;
@@ -22,7 +21,7 @@ pub mod schema;
 pub mod service;
 
 pub use error::AuthError;
-pub use service::throttle::{LoginThrottle, MemoryThrottle, ThrottleLimits};
+pub use service::throttle::ThrottleLimits;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -66,22 +65,24 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The module with the default in-memory login throttle.
+/// The routes of /auth and /users with their OpenAPI fragment.
 pub fn module() -> Module {
-    module_with_throttle(Arc::new(MemoryThrottle::new(ThrottleLimits::default())))
+    Module::new("auth", routes::configure, openapi())
 }
 
-/// The module with a given login throttle (a shared store when several replicas run).
-pub fn module_with_throttle(throttle: Arc<dyn LoginThrottle>) -> Module {
-    let throttle: web::Data<dyn LoginThrottle> = web::Data::from(throttle);
-    Module::new(
-        "auth",
-        move |cfg| {
-            cfg.app_data(throttle.clone());
-            routes::configure(cfg);
-        },
-        openapi(),
-    )
+/// The clean-ups of the identity tables, for the server's periodic housekeeping.
+pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
+    use ecom_core::housekeeping::Chore;
+    vec![
+        Chore::new("login_throttle", |conn, batch| {
+            Box::pin(async move {
+                Ok(service::throttle::purge_expired(conn, batch).await?)
+            })
+        }),
+        Chore::new("refresh_tokens", |conn, batch| {
+            Box::pin(async move { Ok(service::sessions::purge_expired(conn, batch).await?) })
+        }),
+    ]
 }
 
 /// The principal resolver backed by the identity tables.

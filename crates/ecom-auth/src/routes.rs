@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ecom_core::access_token::AccessTokens;
+use ecom_core::client_address::ClientAddress;
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
 use ecom_core::settings::Settings;
@@ -14,7 +15,7 @@ use crate::api::{
 };
 use crate::service::accounts;
 use crate::service::sessions::{self, SessionPolicy};
-use crate::service::throttle::LoginThrottle;
+use crate::service::throttle::ThrottleLimits;
 
 /// Mounts /auth and /users.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,8 +58,7 @@ pub async fn register(
     pool: web::Data<PgPool>,
     body: ecom_core::JsonObject<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
-    let mut conn = pool.get().await?;
-    let user = accounts::register(&mut conn, body.into_inner()).await?;
+    let user = accounts::register(&pool, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(UserProfile::from(user)))
 }
 
@@ -73,28 +73,24 @@ pub async fn register(
         (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many failed logins; see `Retry-After`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn login(
     req: HttpRequest,
     body: web::Bytes,
+    client: ClientAddress,
     pool: web::Data<PgPool>,
     tokens: web::Data<AccessTokens>,
     settings: web::Data<Settings>,
-    throttle: web::Data<dyn LoginThrottle>,
 ) -> AppResult<HttpResponse> {
     let (email, password) = parse_login(&req, &body)?;
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into());
     let pair = sessions::login(
         &pool,
         policy(&tokens, &settings),
-        throttle.get_ref(),
+        ThrottleLimits::from_settings(&settings),
         &email,
         password,
-        &address,
+        &client.to_key(),
     )
     .await?;
     Ok(token_response(pair))

@@ -1,6 +1,15 @@
 // @generated automatically by Diesel CLI (`diesel print-schema --schema-key auth`); do not edit by hand.
 
 diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        attempts -> Int4,
+        window_started_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     permissions (name) {
         name -> Text,
         description -> Text,
@@ -65,6 +74,7 @@ diesel::joinable!(role_permissions -> roles (role));
 diesel::joinable!(users -> roles (role));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    login_throttle,
     permissions,
     refresh_families,
     refresh_tokens,

@@ -25,6 +25,8 @@ pub struct AccessClaims {
     pub aud: String,
     pub jti: String,
     pub typ: String,
+    /// The login (refresh-token family) the token belongs to: revoking it ends the token.
+    pub sid: i64,
 }
 
 /// A freshly signed token.
@@ -70,8 +72,8 @@ impl AccessTokens {
         }
     }
 
-    /// Signs a token for the user, valid for the configured lifetime.
-    pub fn issue(&self, user_id: i64) -> Result<IssuedAccessToken, TokenError> {
+    /// Signs a token for the user's login `session_id`, valid for the configured lifetime.
+    pub fn issue(&self, user_id: i64, session_id: i64) -> Result<IssuedAccessToken, TokenError> {
         let now = unix_now();
         let claims = AccessClaims {
             sub: user_id.to_string(),
@@ -81,6 +83,7 @@ impl AccessTokens {
             aud: AUDIENCE.into(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
             typ: ACCESS_TYPE.into(),
+            sid: session_id,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| TokenError::Signing(e.to_string()))?;
@@ -92,6 +95,7 @@ impl AccessTokens {
     }
 
     /// Checks signature, algorithm, expiry, issuer, audience and type; returns the user id.
+    /// Whether the token's login is still open is the resolver's question, not this one's.
     pub fn verify(&self, token: &str) -> Result<(i64, AccessClaims), TokenError> {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {

@@ -7,13 +7,17 @@
 //! - [`access_token`], [`principal`]: bearer tokens, the caller, permissions
 //! - [`audit`]: the append-only trail of administrative actions
 //! - [`calendar`]: UTC days as instant ranges
+//! - [`client_address`]: who the client is behind trusted proxies
+//! - [`housekeeping`]: bounded periodic clean-ups, safe with several replicas
 //! - [`http`], [`telemetry`], [`openapi`]: the app factory, request context, docs
 
 pub mod access_token;
 pub mod audit;
 pub mod calendar;
+pub mod client_address;
 pub mod db;
 pub mod error;
+pub mod housekeeping;
 pub mod http;
 pub mod migrate;
 pub mod money;

@@ -88,6 +88,8 @@ pub struct Account {
     pub role: String,
     pub permissions: BTreeSet<Permission>,
     pub is_active: bool,
+    /// Whether the login the token names is still open (not logged out, reused or revoked).
+    pub session_active: bool,
 }
 
 impl Account {
@@ -97,11 +99,12 @@ impl Account {
     }
 }
 
-/// Reads a user's current role, permissions and ban state (implemented by ecom-auth).
+/// Reads a user's current role, permissions, ban state and whether the token's login is
+/// still open (implemented by ecom-auth), in one database round trip.
 #[async_trait::async_trait]
 pub trait PrincipalResolver: Send + Sync {
     /// `None` when the user no longer exists.
-    async fn resolve(&self, user_id: i64) -> Result<Option<Account>, AppError>;
+    async fn resolve(&self, user_id: i64, session_id: i64) -> Result<Option<Account>, AppError>;
 }
 
 /// The resolver as stored in app data.
@@ -116,6 +119,8 @@ pub struct Principal {
     pub permissions: BTreeSet<Permission>,
     /// The token's `jti`, for logs and audit.
     pub token_id: String,
+    /// The token's login (refresh-token family).
+    pub session_id: i64,
 }
 
 impl Principal {
@@ -159,7 +164,7 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
         .app_data::<web::Data<SharedResolver>>()
         .ok_or_else(|| AppError::internal("PrincipalResolver missing from app data"))?;
     let account = resolver
-        .resolve(user_id)
+        .resolve(user_id, claims.sid)
         .await?
         .ok_or_else(|| AppError::unauthorized("invalid_token", "the access token is invalid"))?;
     if !account.is_active {
@@ -168,11 +173,18 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
             "this account is banned",
         ));
     }
+    if !account.session_active {
+        return Err(AppError::unauthorized(
+            "session_revoked",
+            "this login has been ended (logout, ban or password change); sign in again",
+        ));
+    }
     Ok(Principal {
         user_id: account.user_id,
         role: account.role,
         permissions: account.permissions,
         token_id: claims.jti,
+        session_id: claims.sid,
     })
 }
 

@@ -72,6 +72,19 @@ pub struct Settings {
     pub ecom_data_dir: PathBuf,
     /// Comma-separated origins allowed by CORS; empty allows none, `*` allows any.
     pub cors_allowed_origins: String,
+    /// `lock_timeout` of every pooled connection: a stuck lock holder answers 503, not a hang.
+    pub database_lock_timeout_ms: u64,
+    /// `idle_in_transaction_session_timeout` of every pooled connection.
+    pub database_idle_in_transaction_timeout_ms: u64,
+    /// Failed logins allowed per email within the throttle window.
+    pub login_max_failures_per_email: u32,
+    /// Failed logins allowed per client address within the throttle window.
+    pub login_max_failures_per_address: u32,
+    pub login_throttle_window_seconds: u64,
+    /// Comma-separated CIDRs of the proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: String,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
@@ -120,6 +133,12 @@ impl SettingsLoader {
             .and_then(|b| b.set_default("log_format", "text"))
             .and_then(|b| b.set_default("ecom_data_dir", "./.ecom"))
             .and_then(|b| b.set_default("cors_allowed_origins", ""))
+            .and_then(|b| b.set_default("database_lock_timeout_ms", 5000))
+            .and_then(|b| b.set_default("database_idle_in_transaction_timeout_ms", 30000))
+            .and_then(|b| b.set_default("login_max_failures_per_email", 5))
+            .and_then(|b| b.set_default("login_max_failures_per_address", 30))
+            .and_then(|b| b.set_default("login_throttle_window_seconds", 300))
+            .and_then(|b| b.set_default("trusted_proxies", ""))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -170,6 +189,13 @@ pub const KNOWN_NAMES: &[&str] = &[
     "LOG_FORMAT",
     "ECOM_DATA_DIR",
     "CORS_ALLOWED_ORIGINS",
+    "DATABASE_LOCK_TIMEOUT_MS",
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+    "LOGIN_MAX_FAILURES_PER_EMAIL",
+    "LOGIN_MAX_FAILURES_PER_ADDRESS",
+    "LOGIN_THROTTLE_WINDOW_SECONDS",
+    "TRUSTED_PROXIES",
+    "METRICS_TOKEN",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -232,6 +258,33 @@ impl Settings {
         if !(1..=3_600_000).contains(&self.database_statement_timeout_ms) {
             return invalid("DATABASE_STATEMENT_TIMEOUT_MS must be between 1 and 3600000");
         }
+        if !(1..=3_600_000).contains(&self.database_lock_timeout_ms) {
+            return invalid("DATABASE_LOCK_TIMEOUT_MS must be between 1 and 3600000");
+        }
+        if !(1..=86_400_000).contains(&self.database_idle_in_transaction_timeout_ms) {
+            return invalid(
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS must be between 1 and 86400000",
+            );
+        }
+        if !(1..=1_000_000).contains(&self.login_max_failures_per_email) {
+            return invalid("LOGIN_MAX_FAILURES_PER_EMAIL must be between 1 and 1000000");
+        }
+        if !(1..=1_000_000).contains(&self.login_max_failures_per_address) {
+            return invalid("LOGIN_MAX_FAILURES_PER_ADDRESS must be between 1 and 1000000");
+        }
+        if !(1..=86_400).contains(&self.login_throttle_window_seconds) {
+            return invalid("LOGIN_THROTTLE_WINDOW_SECONDS must be between 1 and 86400");
+        }
+        if let Err(e) = self.trusted_proxy_networks() {
+            return Err(SettingsError::Invalid(e));
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            return invalid("METRICS_TOKEN must not be empty when set");
+        }
         if self.host.trim().is_empty() {
             return invalid("HOST must not be empty");
         }
@@ -252,6 +305,20 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// `TRUSTED_PROXIES` parsed; a bare address counts as a /32 (or /128) network.
+    pub fn trusted_proxy_networks(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        self.trusted_proxies
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ipnet::IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("TRUSTED_PROXIES: `{s}` is not a CIDR (e.g. 10.0.0.0/8)"))
+            })
+            .collect()
     }
 
     /// The CORS origins as a list (empty when none are allowed).

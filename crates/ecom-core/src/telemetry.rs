@@ -1,4 +1,5 @@
-//! Logging set-up and the per-request context: request id, tracing span, access log.
+//! Logging set-up and the per-request context: request id, client address, tracing
+//! span, access log.
 //!
 //! The request-id middleware is ours rather than a crate's because the id must
 //! also reach problem bodies of 5xx responses rendered deep inside actix; a
@@ -62,9 +63,18 @@ pub async fn request_context(
     let id = accepted_client_id(req.headers().get(REQUEST_ID_HEADER))
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
+    let trusted = req
+        .app_data::<actix_web::web::Data<crate::settings::Settings>>()
+        .and_then(|s| s.trusted_proxy_networks().ok())
+        .unwrap_or_default();
+    let client =
+        crate::client_address::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), &trusted);
+    req.extensions_mut()
+        .insert(crate::client_address::ClientAddress(client));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
+        client = %crate::client_address::ClientAddress(client).to_key(),
         method = %req.method(),
         route = tracing::field::Empty,
         status = tracing::field::Empty,

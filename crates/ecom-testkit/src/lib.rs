@@ -495,6 +495,7 @@ impl FixedAccounts {
             role: role.to_string(),
             permissions: permissions.iter().copied().collect(),
             is_active,
+            session_active: true,
         };
         self.0
             .lock()
@@ -508,15 +509,17 @@ impl ecom_core::principal::PrincipalResolver for FixedAccounts {
     async fn resolve(
         &self,
         user_id: i64,
+        _session_id: i64,
     ) -> Result<Option<ecom_core::principal::Account>, ecom_core::AppError> {
         Ok(self.0.lock().expect("accounts lock").get(&user_id).cloned())
     }
 }
 
-/// An access token for `user_id`, signed with [`TEST_SECRET`] as test apps expect.
+/// An access token for `user_id` (login 0, which [`FixedAccounts`] treats as open),
+/// signed with [`TEST_SECRET`] as test apps expect.
 pub fn access_token(user_id: i64) -> String {
     ecom_core::access_token::AccessTokens::new(&SecretString::new(TEST_SECRET), 30)
-        .issue(user_id)
+        .issue(user_id, 0)
         .expect("sign a test token")
         .token
 }

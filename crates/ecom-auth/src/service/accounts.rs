@@ -9,6 +9,7 @@ use crate::model::{ADMIN_ROLE, NewUser, USER_ROLE, User};
 use crate::schema::users;
 use crate::service::password;
 use ecom_core::FieldError;
+use ecom_core::db::PgPool;
 
 /// The development administrator of API.md's "Running it" (DEBUG only).
 pub const DEV_ADMIN_EMAIL: &str = "admin@example.com";
@@ -42,8 +43,9 @@ fn clean_text(
     (!v.is_empty()).then(|| v.to_string())
 }
 
-/// Creates an account with the `user` role.
-pub async fn register(conn: &mut AsyncPgConnection, req: RegisterRequest) -> AuthResult<User> {
+/// Creates an account with the `user` role. The password is hashed before a connection
+/// is taken, so a burst of sign-ups cannot hold the pool while argon2 runs.
+pub async fn register(pool: &PgPool, req: RegisterRequest) -> AuthResult<User> {
     let mut errors = Vec::new();
     let email = match normalize_email(&req.email) {
         Ok(e) => Some(e),
@@ -68,7 +70,8 @@ pub async fn register(conn: &mut AsyncPgConnection, req: RegisterRequest) -> Aut
         return Err(AuthError::Invalid(errors));
     };
     let hash = password::hash(req.password).await?;
-    insert_user(conn, &email, &hash, full_name.as_deref(), USER_ROLE).await
+    let mut conn = pool.get().await?;
+    insert_user(&mut conn, &email, &hash, full_name.as_deref(), USER_ROLE).await
 }
 
 async fn insert_user(

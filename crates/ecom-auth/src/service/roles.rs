@@ -1,16 +1,16 @@
 //! Administration of users and roles: ban, role changes, search, permission sets.
 //! ecom-admin calls these; each returns the state before and after for its audit trail.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use ecom_core::{PageRequest, Permission};
+use ecom_core::{PageRequest, Permission, Principal};
 
 use crate::error::{AuthError, AuthResult};
 use crate::model::{ADMIN_ROLE, Role, User};
 use crate::schema::{role_permissions, roles, users};
-use crate::service::{accounts, sessions};
+use crate::service::sessions;
 
 /// Filters of the user list.
 #[derive(Debug, Clone, Default)]
@@ -21,20 +21,62 @@ pub struct UserFilter {
     pub is_active: Option<bool>,
 }
 
-/// Bans (`active = false`) or unbans a user. A ban revokes every refresh family of
-/// the user in the same transaction; access tokens stop working on the next request
-/// because the principal resolver reads `is_active`.
+/// The permissions a role grants: every one for `admin`, else its rows.
+pub async fn role_permissions(
+    conn: &mut AsyncPgConnection,
+    role: &str,
+) -> AuthResult<BTreeSet<Permission>> {
+    if role == ADMIN_ROLE {
+        return Ok(Permission::ALL.into_iter().collect());
+    }
+    let names: Vec<String> = role_permissions::table
+        .filter(role_permissions::role.eq(role))
+        .select(role_permissions::permission)
+        .load(conn)
+        .await?;
+    Ok(names.iter().filter_map(|p| p.parse().ok()).collect())
+}
+
+/// Nobody hands out, takes away or acts on powers they do not hold themselves:
+/// `PermissionNotHeld` names the permissions of `involved` the actor lacks.
+fn require_held(actor: &Principal, involved: &BTreeSet<Permission>) -> AuthResult<()> {
+    let missing: Vec<Permission> = involved.difference(&actor.permissions).copied().collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(AuthError::PermissionNotHeld(missing))
+    }
+}
+
+/// The target account, locked until the transaction ends, so its role cannot change
+/// between the permission check and the write.
+async fn lock_user(conn: &mut AsyncPgConnection, user_id: i64) -> AuthResult<User> {
+    users::table
+        .find(user_id)
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AuthError::UserNotFound(user_id))
+}
+
+/// Bans (`active = false`) or unbans a user. The actor must hold every permission of
+/// the target's role. A ban revokes every refresh family of the user in the same
+/// transaction; access tokens stop working on the next request because the principal
+/// resolver reads `is_active` and the family's revocation.
 pub async fn set_active(
     conn: &mut AsyncPgConnection,
-    actor_id: i64,
+    actor: &Principal,
     user_id: i64,
     active: bool,
 ) -> AuthResult<(User, User)> {
-    if actor_id == user_id {
+    if actor.user_id == user_id {
         return Err(AuthError::CannotModifySelf);
     }
     conn.transaction(async |conn| {
-        let before = accounts::find(conn, user_id).await?;
+        let before = lock_user(conn, user_id).await?;
+        require_held(actor, &role_permissions(conn, &before.role).await?)?;
         let after: User = diesel::update(users::table.find(user_id))
             .set((
                 users::is_active.eq(active),
@@ -51,14 +93,15 @@ pub async fn set_active(
     .await
 }
 
-/// Gives a user another existing role.
+/// Gives a user another existing role. The actor must hold every permission of both
+/// the user's current role and the new one.
 pub async fn change_role(
     conn: &mut AsyncPgConnection,
-    actor_id: i64,
+    actor: &Principal,
     user_id: i64,
     role: &str,
 ) -> AuthResult<(User, User)> {
-    if actor_id == user_id {
+    if actor.user_id == user_id {
         return Err(AuthError::CannotModifySelf);
     }
     conn.transaction(async |conn| {
@@ -68,7 +111,10 @@ pub async fn change_role(
         if !exists {
             return Err(AuthError::UnknownRole(role.to_string()));
         }
-        let before = accounts::find(conn, user_id).await?;
+        let before = lock_user(conn, user_id).await?;
+        let mut involved = role_permissions(conn, &before.role).await?;
+        involved.extend(role_permissions(conn, role).await?);
+        require_held(actor, &involved)?;
         let after: User = diesel::update(users::table.find(user_id))
             .set((users::role.eq(role), users::updated_at.eq(diesel::dsl::now)))
             .returning(User::as_returning())
@@ -146,9 +192,13 @@ pub async fn list_roles(conn: &mut AsyncPgConnection) -> AuthResult<Vec<Role>> {
 }
 
 /// Creates a role or replaces its permission set. `admin` always keeps every
-/// permission, whatever is asked. Returns the role before (if it existed) and after.
+/// permission, whatever is asked. The actor may not edit their own role, and may add or
+/// remove only permissions they hold (one they lack may stay as it is). Concurrent
+/// edits of one role are serialized on its row. Returns the role before (if it
+/// existed) and after.
 pub async fn put_role(
     conn: &mut AsyncPgConnection,
+    actor: &Principal,
     name: &str,
     permissions: &[String],
 ) -> AuthResult<(Option<Role>, Role)> {
@@ -178,13 +228,31 @@ pub async fn put_role(
     }
     wanted.sort();
     wanted.dedup();
+    if name == actor.role {
+        return Err(AuthError::CannotModifySelf);
+    }
     conn.transaction(async |conn| {
-        let before = list_roles(conn).await?.into_iter().find(|r| r.name == name);
-        diesel::insert_into(roles::table)
+        let created = diesel::insert_into(roles::table)
             .values(roles::name.eq(name))
             .on_conflict_do_nothing()
             .execute(conn)
+            .await?
+            == 1;
+        roles::table
+            .find(name)
+            .select(roles::name)
+            .for_update()
+            .first::<String>(conn)
             .await?;
+        let current = role_permissions(conn, name).await?;
+        let requested: BTreeSet<Permission> = wanted.iter().filter_map(|p| p.parse().ok()).collect();
+        let changed: BTreeSet<Permission> =
+            current.symmetric_difference(&requested).copied().collect();
+        require_held(actor, &changed)?;
+        let before = (!created).then(|| Role {
+            name: name.to_string(),
+            permissions: current.iter().map(|p| p.as_str().to_string()).collect(),
+        });
         diesel::delete(role_permissions::table.filter(role_permissions::role.eq(name)))
             .execute(conn)
             .await?;

@@ -19,7 +19,7 @@ use crate::model::{RefreshFamily, RefreshTokenRow};
 use crate::schema::{refresh_families, refresh_tokens};
 use crate::service::accounts::{self, normalize_email};
 use crate::service::password;
-use crate::service::throttle::LoginThrottle;
+use crate::service::throttle::{self, AttemptKeys, ThrottleLimits};
 
 /// What a session needs: the access-token signer and the refresh-token lifetime.
 #[derive(Clone, Copy)]
@@ -42,43 +42,40 @@ fn hash_token(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// Checks email and password and opens a new login family.
+/// Checks email and password and opens a new login family. The attempt is counted
+/// against the email and the client address first (see [`throttle`]); no connection is
+/// held while the password is hashed.
 pub async fn login(
     pool: &PgPool,
     policy: SessionPolicy<'_>,
-    throttle: &dyn LoginThrottle,
+    limits: ThrottleLimits,
     email: &str,
     password_text: String,
     client_address: &str,
 ) -> AuthResult<TokenPair> {
-    let throttle_key = email.trim().to_lowercase();
-    if let Err(wait) = throttle.check(&throttle_key, client_address) {
-        return Err(AuthError::Throttled {
-            retry_after_secs: wait.as_secs() + 1,
-        });
-    }
-    let user = match normalize_email(email) {
-        Ok(normalized) => {
-            let mut conn = pool.get().await?;
-            accounts::find_by_email(&mut conn, &normalized).await?
+    let keys = AttemptKeys::new(email, client_address);
+    let user = {
+        let mut conn = pool.get().await?;
+        throttle::count_attempt(&mut conn, limits, &keys).await?;
+        match normalize_email(email) {
+            Ok(normalized) => accounts::find_by_email(&mut conn, &normalized).await?,
+            Err(_) => None,
         }
-        Err(_) => None,
     };
-    // No connection is held while hashing; unknown emails cost a hash too.
+    // Unknown emails cost a hash too, so timing does not tell which accounts exist.
     let matches = password::verify(
         password_text,
         user.as_ref().map(|u| u.password_hash.clone()),
     )
     .await;
     let Some(user) = user.filter(|_| matches) else {
-        throttle.record_failure(&throttle_key, client_address);
         return Err(AuthError::InvalidCredentials);
     };
-    throttle.record_success(&throttle_key);
+    let mut conn = pool.get().await?;
+    throttle::record_success(&mut conn, &keys).await?;
     if !user.is_active {
         return Err(AuthError::AccountBanned);
     }
-    let mut conn = pool.get().await?;
     conn.transaction(async |conn| {
         let family_id: i64 = diesel::insert_into(refresh_families::table)
             .values(refresh_families::user_id.eq(user.id))
@@ -109,7 +106,7 @@ async fn issue_pair(
         .await?;
     let access = policy
         .tokens
-        .issue(user_id)
+        .issue(user_id, family_id)
         .map_err(|e| AuthError::Internal(e.to_string()))?;
     Ok(TokenPair {
         access_token: access.token,
@@ -243,4 +240,52 @@ pub async fn revoke_all_for_user(
     ))
     .execute(conn)
     .await?)
+}
+
+/// How long an ended login is kept: longer than any access token lives
+/// (`ACCESS_TOKEN_EXPIRE_MINUTES` ≤ 1440), so a token naming a deleted family could only
+/// have expired already.
+const ENDED_SESSION_GRACE: &str = "1 day";
+
+/// Deletes up to `batch` refresh tokens expired for longer than a day, then the login
+/// families left without tokens and up to `batch` families revoked over a day ago.
+/// Rows being rotated or cleaned by another replica are skipped. Returns rows deleted.
+pub async fn purge_expired(conn: &mut AsyncPgConnection, batch: i64) -> AuthResult<usize> {
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Family {
+        #[diesel(sql_type = BigInt)]
+        family_id: i64,
+    }
+    conn.transaction(async |conn| {
+        let emptied: Vec<Family> = diesel::sql_query(format!(
+            "DELETE FROM refresh_tokens WHERE id IN ( \
+               SELECT id FROM refresh_tokens WHERE expires_at < now() - interval '{ENDED_SESSION_GRACE}' \
+               ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING family_id"
+        ))
+        .bind::<BigInt, _>(batch)
+        .load(conn)
+        .await?;
+        let mut families: Vec<i64> = emptied.iter().map(|f| f.family_id).collect();
+        families.sort_unstable();
+        families.dedup();
+        let empty_families = diesel::sql_query(
+            "DELETE FROM refresh_families f WHERE f.id = ANY($1) \
+             AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id)",
+        )
+        .bind::<diesel::sql_types::Array<BigInt>, _>(&families)
+        .execute(conn)
+        .await?;
+        let revoked = diesel::sql_query(format!(
+            "DELETE FROM refresh_families WHERE id IN ( \
+               SELECT id FROM refresh_families WHERE revoked_at < now() - interval '{ENDED_SESSION_GRACE}' \
+               ORDER BY revoked_at LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        ))
+        .bind::<BigInt, _>(batch)
+        .execute(conn)
+        .await?;
+        Ok(emptied.len() + empty_families + revoked)
+    })
+    .await
 }

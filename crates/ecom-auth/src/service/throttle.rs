@@ -1,139 +1,143 @@
-//! Login throttling: a sliding window of failures per email and per client address.
+//! Login throttling in PostgreSQL, shared by every replica.
 //!
-//! In memory by default; the [`LoginThrottle`] trait lets a shared store replace it
-//! when several replicas run. A success clears the email's failures, and nobody is
-//! locked out longer than the window.
+//! Each login attempt is counted for its email and for its client address *before* the
+//! password is verified, in one `INSERT … ON CONFLICT … RETURNING`, so of N concurrent
+//! guesses at most the limit are evaluated and the rest answer 429. Counts live in a
+//! fixed window that starts at a key's first attempt. A success clears the email's count
+//! and takes its own attempt back from the address's count, so signing in never uses up
+//! the address's allowance. Expired rows go in a bounded periodic clean-up, never per
+//! request.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How many failures a key may have within the window.
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_core::settings::Settings;
+
+use crate::error::{AuthError, AuthResult};
+use crate::schema::login_throttle;
+
+/// How many attempts each kind of key may make within the window.
 #[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    pub max_failures: usize,
+pub struct ThrottleLimits {
+    pub per_email: u32,
+    pub per_address: u32,
     pub window: Duration,
 }
 
-/// The limits for emails and for client addresses.
-#[derive(Debug, Clone, Copy)]
-pub struct ThrottleLimits {
-    pub per_email: Limit,
-    pub per_address: Limit,
-}
-
-impl Default for ThrottleLimits {
-    fn default() -> Self {
+impl ThrottleLimits {
+    /// `LOGIN_MAX_FAILURES_PER_EMAIL`, `LOGIN_MAX_FAILURES_PER_ADDRESS`, `LOGIN_THROTTLE_WINDOW_SECONDS`.
+    pub fn from_settings(settings: &Settings) -> Self {
         Self {
-            per_email: Limit {
-                max_failures: 5,
-                window: Duration::from_secs(300),
-            },
-            per_address: Limit {
-                max_failures: 30,
-                window: Duration::from_secs(300),
-            },
+            per_email: settings.login_max_failures_per_email,
+            per_address: settings.login_max_failures_per_address,
+            window: Duration::from_secs(settings.login_throttle_window_seconds),
         }
     }
 }
 
-/// Counts failed logins.
-pub trait LoginThrottle: Send + Sync {
-    /// `Err(retry_after)` when either key is over its limit.
-    fn check(&self, email: &str, address: &str) -> Result<(), Duration>;
-    fn record_failure(&self, email: &str, address: &str);
-    /// A successful login clears the email's failures.
-    fn record_success(&self, email: &str);
+/// The two keys one login attempt is counted under.
+#[derive(Debug, Clone)]
+pub struct AttemptKeys {
+    email: String,
+    address: String,
 }
 
-/// The in-memory sliding window.
-pub struct MemoryThrottle {
+impl AttemptKeys {
+    /// `email` as typed (trimmed and lower-cased here, valid or not) and the client address.
+    pub fn new(email: &str, client_address: &str) -> Self {
+        Self {
+            email: format!("email:{}", truncate(&email.trim().to_lowercase(), 254)),
+            address: format!("addr:{client_address}"),
+        }
+    }
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = Text)]
+    key: String,
+    #[diesel(sql_type = Integer)]
+    attempts: i32,
+    #[diesel(sql_type = Timestamptz)]
+    expires_at: DateTime<Utc>,
+}
+
+/// Counts one attempt under both keys. `Err(Throttled)` when either key is over its
+/// limit: the attempt must then not be evaluated.
+pub async fn count_attempt(
+    conn: &mut AsyncPgConnection,
     limits: ThrottleLimits,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    keys: &AttemptKeys,
+) -> AuthResult<()> {
+    let window_ms = i64::try_from(limits.window.as_millis()).unwrap_or(i64::MAX);
+    // Keys in a fixed order, so two attempts never lock the rows in opposite orders.
+    let mut ordered = vec![keys.email.clone(), keys.address.clone()];
+    ordered.sort();
+    let rows: Vec<Counted> = diesel::sql_query(
+        "INSERT INTO login_throttle AS t (key, attempts, window_started_at, expires_at) \
+         SELECT k, 1, now(), now() + make_interval(secs => $2 / 1000.0) FROM unnest($1::text[]) AS k \
+         ON CONFLICT (key) DO UPDATE SET \
+           attempts = CASE WHEN t.expires_at <= now() THEN 1 ELSE t.attempts + 1 END, \
+           window_started_at = CASE WHEN t.expires_at <= now() THEN now() ELSE t.window_started_at END, \
+           expires_at = CASE WHEN t.expires_at <= now() THEN EXCLUDED.expires_at ELSE t.expires_at END \
+         RETURNING t.key, t.attempts, t.expires_at",
+    )
+    .bind::<Array<Text>, _>(&ordered)
+    .bind::<BigInt, _>(window_ms)
+    .load(conn)
+    .await?;
+    let now = Utc::now();
+    let wait = rows
+        .iter()
+        .filter(|row| {
+            let limit = if row.key == keys.email {
+                limits.per_email
+            } else {
+                limits.per_address
+            };
+            i64::from(row.attempts) > i64::from(limit)
+        })
+        .map(|row| (row.expires_at - now).num_seconds().max(0) as u64 + 1)
+        .max();
+    match wait {
+        Some(retry_after_secs) => Err(AuthError::Throttled { retry_after_secs }),
+        None => Ok(()),
+    }
 }
 
-impl MemoryThrottle {
-    pub fn new(limits: ThrottleLimits) -> Self {
-        Self {
-            limits,
-            failures: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn retry_after(
-        &self,
-        map: &mut HashMap<String, VecDeque<Instant>>,
-        key: &str,
-        limit: Limit,
-        now: Instant,
-    ) -> Option<Duration> {
-        let times = map.get_mut(key)?;
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= limit.window)
-        {
-            times.pop_front();
-        }
-        if times.len() < limit.max_failures {
-            return None;
-        }
-        let oldest = *times.front()?;
-        Some(limit.window.saturating_sub(now.duration_since(oldest)))
-    }
+/// After a successful login: the email starts afresh and the address gets its attempt back.
+pub async fn record_success(conn: &mut AsyncPgConnection, keys: &AttemptKeys) -> AuthResult<()> {
+    diesel::delete(login_throttle::table.find(&keys.email))
+        .execute(conn)
+        .await?;
+    diesel::update(
+        login_throttle::table
+            .find(&keys.address)
+            .filter(login_throttle::attempts.gt(0)),
+    )
+    .set(login_throttle::attempts.eq(login_throttle::attempts - 1))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-impl LoginThrottle for MemoryThrottle {
-    fn check(&self, email: &str, address: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let by_email = self.retry_after(
-            &mut map,
-            &format!("email:{email}"),
-            self.limits.per_email,
-            now,
-        );
-        let by_address = self.retry_after(
-            &mut map,
-            &format!("addr:{address}"),
-            self.limits.per_address,
-            now,
-        );
-        match by_email.into_iter().chain(by_address).max() {
-            Some(wait) => Err(wait),
-            None => Ok(()),
-        }
-    }
-
-    fn record_failure(&self, email: &str, address: &str) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Forget keys whose failures have all aged out, so memory stays bounded.
-        if map.len() > 10_000 {
-            let window = self
-                .limits
-                .per_email
-                .window
-                .max(self.limits.per_address.window);
-            map.retain(|_, times| {
-                times
-                    .back()
-                    .is_some_and(|t| now.duration_since(*t) < window)
-            });
-        }
-        for (key, limit) in [
-            (format!("email:{email}"), self.limits.per_email),
-            (format!("addr:{address}"), self.limits.per_address),
-        ] {
-            let times = map.entry(key).or_default();
-            times.push_back(now);
-            while times.len() > limit.max_failures {
-                times.pop_front();
-            }
-        }
-    }
-
-    fn record_success(&self, email: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("email:{email}"));
-    }
+/// Deletes up to `batch` rows whose window has ended; returns how many. Rows another
+/// replica is deleting or counting right now are skipped, so replicas never wait on or
+/// double each other.
+pub async fn purge_expired(conn: &mut AsyncPgConnection, batch: i64) -> AuthResult<usize> {
+    Ok(diesel::sql_query(
+        "DELETE FROM login_throttle WHERE key IN ( \
+           SELECT key FROM login_throttle WHERE expires_at < now() \
+           ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<BigInt, _>(batch)
+    .execute(conn)
+    .await?)
 }

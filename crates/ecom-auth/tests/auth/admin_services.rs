@@ -5,7 +5,7 @@ use ecom_core::principal::PrincipalResolver;
 use ecom_core::{PageRequest, Permission};
 use ecom_testkit::{TestDb, test_app};
 
-use crate::{auth_context, signed_up};
+use crate::{auth_context, full_admin, signed_up};
 
 #[actix_web::test]
 async fn roles_change_and_apply_through_the_resolver() {
@@ -17,17 +17,17 @@ async fn roles_change_and_apply_through_the_resolver() {
     let mut conn = db.connect().await;
 
     let account = resolver
-        .resolve(user)
+        .resolve(user, 0)
         .await
         .expect("resolve")
         .expect("exists");
     assert_eq!(account.role, "user");
     assert!(account.permissions.is_empty());
 
-    roles::put_role(&mut conn, "analyst", &["view:reports".to_string()])
+    roles::put_role(&mut conn, &full_admin(0), "analyst", &["view:reports".to_string()])
         .await
         .expect("create role");
-    let (before, after) = roles::change_role(&mut conn, admin, user, "analyst")
+    let (before, after) = roles::change_role(&mut conn, &full_admin(admin), user, "analyst")
         .await
         .expect("change");
     assert_eq!(
@@ -35,7 +35,7 @@ async fn roles_change_and_apply_through_the_resolver() {
         ("user", "analyst")
     );
     let account = resolver
-        .resolve(user)
+        .resolve(user, 0)
         .await
         .expect("resolve")
         .expect("exists");
@@ -47,38 +47,41 @@ async fn roles_change_and_apply_through_the_resolver() {
     // Editing the role's permissions applies to its holders at once.
     roles::put_role(
         &mut conn,
+        &full_admin(0),
         "analyst",
         &["view:reports".into(), "manage:orders".into()],
     )
     .await
     .expect("replace");
     let account = resolver
-        .resolve(user)
+        .resolve(user, 0)
         .await
         .expect("resolve")
         .expect("exists");
     assert!(account.has_all(&[Permission::ViewReports, Permission::ManageOrders]));
 
     assert!(matches!(
-        roles::change_role(&mut conn, admin, user, "wizard").await,
+        roles::change_role(&mut conn, &full_admin(admin), user, "wizard").await,
         Err(AuthError::UnknownRole(_))
     ));
     assert!(matches!(
-        roles::change_role(&mut conn, admin, admin, "user").await,
+        roles::change_role(&mut conn, &full_admin(admin), admin, "user").await,
         Err(AuthError::CannotModifySelf)
     ));
     assert!(matches!(
-        roles::put_role(&mut conn, "analyst", &["fly:planes".into()]).await,
+        roles::put_role(&mut conn, &full_admin(0), "analyst", &["fly:planes".into()]).await,
         Err(AuthError::UnknownPermission(_))
     ));
-    assert!(resolver.resolve(987654).await.expect("resolve").is_none());
+    assert!(resolver.resolve(987654, 0).await.expect("resolve").is_none());
 }
 
 #[actix_web::test]
 async fn admin_keeps_every_permission() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let (_, after) = roles::put_role(&mut conn, "admin", &[]).await.expect("put");
+    // A principal with every permission, in another role than the one it edits.
+    let owner = crate::actor(0, "owner", &Permission::ALL);
+    let (_, after) = roles::put_role(&mut conn, &owner, "admin", &[]).await.expect("put");
     assert_eq!(after.permissions.len(), Permission::ALL.len());
     let listed = roles::list_roles(&mut conn).await.expect("list");
     let admin = listed
@@ -98,7 +101,7 @@ async fn users_list_filters_and_counts() {
     let (sam, _) = signed_up!(app, "sam@shop.example");
     signed_up!(app, "tom@shop.example");
     let mut conn = db.connect().await;
-    roles::set_active(&mut conn, admin, sam, false)
+    roles::set_active(&mut conn, &full_admin(admin), sam, false)
         .await
         .expect("ban");
     let page = PageRequest {

@@ -15,19 +15,30 @@ pub const PASSWORD: &str = "plum-orbit-candle-42";
 
 /// The auth module on a fresh database, with its resolver installed.
 pub fn auth_context(db: &TestDb) -> AppContext {
-    let ctx = test_context(db, vec![ecom_auth::module()], &[]);
+    auth_context_with(db, &[])
+}
+
+/// Same, with settings (`LOGIN_MAX_FAILURES_PER_EMAIL`, `TRUSTED_PROXIES`, …).
+pub fn auth_context_with(db: &TestDb, settings: &[(&str, &str)]) -> AppContext {
+    let ctx = test_context(db, vec![ecom_auth::module()], settings);
     let pool = ctx.pool.get_ref().clone();
     ctx.with_resolver(ecom_auth::resolver(pool))
 }
 
-/// Same, with the given login throttle.
-pub fn auth_context_with(db: &TestDb, limits: ecom_auth::ThrottleLimits) -> AppContext {
-    let module = ecom_auth::module_with_throttle(std::sync::Arc::new(
-        ecom_auth::MemoryThrottle::new(limits),
-    ));
-    let ctx = test_context(db, vec![module], &[]);
-    let pool = ctx.pool.get_ref().clone();
-    ctx.with_resolver(ecom_auth::resolver(pool))
+/// An acting administrator as the principal extractor would build it.
+pub fn actor(user_id: i64, role: &str, permissions: &[ecom_core::Permission]) -> ecom_core::Principal {
+    ecom_core::Principal {
+        user_id,
+        role: role.to_string(),
+        permissions: permissions.iter().copied().collect(),
+        token_id: "test".into(),
+        session_id: 0,
+    }
+}
+
+/// A principal holding every permission, in the `admin` role.
+pub fn full_admin(user_id: i64) -> ecom_core::Principal {
+    actor(user_id, "admin", &ecom_core::Permission::ALL)
 }
 
 pub fn login_body(email: &str) -> Value {

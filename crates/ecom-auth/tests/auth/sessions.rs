@@ -112,12 +112,22 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     app.post("/auth/refresh", json!({"refresh_token": second}), None)
         .await
         .assert_problem(401, "invalid_refresh_token");
+    // Access tokens of the revoked family end on their next request.
+    app.get_as("/users/me", &access)
+        .await
+        .assert_problem(401, "session_revoked");
+    app.get_as("/users/me", pair["access_token"].as_str().expect("at"))
+        .await
+        .assert_problem(401, "session_revoked");
 
     // Another login is another family, untouched.
     let other = app
         .post("/auth/login", login_body("fay@example.com"), None)
         .await
         .json();
+    app.get_as("/users/me", other["access_token"].as_str().expect("at"))
+        .await
+        .assert_status(200);
     app.post(
         "/auth/refresh",
         json!({"refresh_token": other["refresh_token"]}),
@@ -144,12 +154,17 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
     assert_ne!(hashes[0], rt.as_bytes(), "only a hash is stored");
     assert_eq!(hashes[0].len(), 32, "SHA-256");
 
+    let access = pair["access_token"].as_str().expect("at");
+    app.get_as("/users/me", access).await.assert_status(200);
     app.post("/auth/revoke", json!({"refresh_token": rt}), None)
         .await
         .assert_status(204);
     app.post("/auth/refresh", json!({"refresh_token": rt}), None)
         .await
         .assert_problem(401, "invalid_refresh_token");
+    app.get_as("/users/me", access)
+        .await
+        .assert_problem(401, "session_revoked");
     app.post(
         "/auth/revoke",
         json!({"refresh_token": "never-issued"}),
@@ -194,7 +209,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
     app.get_as("/users/me", access).await.assert_status(200);
 
     let mut conn = db.connect().await;
-    let (before, after) = roles::set_active(&mut conn, admin_id, id, false)
+    let (before, after) = roles::set_active(&mut conn, &crate::full_admin(admin_id), id, false)
         .await
         .expect("ban");
     assert!(before.is_active && !after.is_active);
@@ -213,17 +228,86 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         .await
         .assert_problem(403, "account_banned");
 
-    roles::set_active(&mut conn, admin_id, id, true)
+    roles::set_active(&mut conn, &crate::full_admin(admin_id), id, true)
         .await
         .expect("unban");
-    app.get_as("/users/me", access).await.assert_status(200);
-    app.post("/auth/login", login_body("jon@example.com"), None)
+    // The ban ended every login: tokens from before it stay dead after the unban.
+    app.get_as("/users/me", access)
+        .await
+        .assert_problem(401, "session_revoked");
+    let fresh = app
+        .post("/auth/login", login_body("jon@example.com"), None)
+        .await;
+    fresh.assert_status(200);
+    app.get_as("/users/me", fresh.json()["access_token"].as_str().expect("at"))
         .await
         .assert_status(200);
 
     assert!(matches!(
-        roles::set_active(&mut conn, admin_id, admin_id, false).await,
+        roles::set_active(&mut conn, &crate::full_admin(admin_id), admin_id, false).await,
         Err(ecom_auth::AuthError::CannotModifySelf)
     ));
     let _ = PASSWORD;
+}
+
+/// The periodic clean-up deletes refresh tokens expired over a day ago and the logins
+/// left without tokens or revoked over a day ago; a live login and its chain stay, and
+/// deleting an old parent never takes its live child with it.
+#[actix_web::test]
+async fn old_refresh_tokens_and_ended_logins_are_purged() {
+    use diesel_async::SimpleAsyncConnection;
+    use ecom_auth::schema::refresh_families;
+    let db = TestDb::new().await;
+    let app = test_app(auth_context(&db)).await;
+    let (_, pair) = signed_up!(app, "hal@example.com");
+    let rotated = app
+        .post("/auth/refresh", json!({"refresh_token": pair["refresh_token"]}), None)
+        .await
+        .json();
+    let (_, ended) = signed_up!(app, "ivy@example.com");
+    app.post("/auth/revoke", json!({"refresh_token": ended["refresh_token"]}), None)
+        .await
+        .assert_status(204);
+    let mut conn = db.connect().await;
+    // Age things: hal's first (used) token expired two days ago; ivy's login was
+    // revoked two days ago; one more login whose only token expired long ago.
+    conn.batch_execute(
+        "UPDATE refresh_tokens SET expires_at = now() - interval '2 days' WHERE used_at IS NOT NULL; \
+         UPDATE refresh_families SET revoked_at = now() - interval '2 days' WHERE revoked_at IS NOT NULL; \
+         WITH f AS (INSERT INTO refresh_families (user_id, created_at) SELECT id, now() - interval '9 days' FROM users LIMIT 1 RETURNING id) \
+         INSERT INTO refresh_tokens (family_id, token_hash, expires_at) SELECT id, '\\x00ff', now() - interval '2 days' FROM f;",
+    )
+    .await
+    .expect("age rows");
+    let families_before: i64 = refresh_families::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(families_before, 3);
+    let deleted = ecom_auth::service::sessions::purge_expired(&mut conn, 1000)
+        .await
+        .expect("purge");
+    // hal's used token + the stale login's token, the stale login, ivy's revoked login.
+    assert_eq!(deleted, 4);
+    let families_after: i64 = refresh_families::table
+        .count()
+        .get_result(&mut conn)
+        .await
+        .expect("count");
+    assert_eq!(families_after, 1, "only hal's live login is left");
+    // hal's live token (the child of the deleted one) still refreshes.
+    app.post("/auth/refresh", json!({"refresh_token": rotated["refresh_token"]}), None)
+        .await
+        .assert_status(200);
+    app.get_as("/users/me", rotated["access_token"].as_str().expect("at"))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        ecom_auth::service::sessions::purge_expired(&mut conn, 1000)
+            .await
+            .expect("purge"),
+        0,
+        "nothing left to delete"
+    );
 }

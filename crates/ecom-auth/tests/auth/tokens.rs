@@ -13,7 +13,18 @@ fn sign(claims: &AccessClaims, key: &str, alg: Algorithm) -> String {
     .expect("sign")
 }
 
-fn claims(user_id: i64) -> AccessClaims {
+/// The claims of a token the server issued (its payload, unverified).
+pub fn claims_of(token: &str) -> AccessClaims {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("claims")
+}
+
+/// Claims for `user_id` on login `sid`, valid for ten minutes.
+fn claims_for(user_id: i64, sid: i64) -> AccessClaims {
     let now = chrono::Utc::now().timestamp();
     AccessClaims {
         sub: user_id.to_string(),
@@ -23,6 +34,7 @@ fn claims(user_id: i64) -> AccessClaims {
         aud: AUDIENCE.into(),
         jti: "t".into(),
         typ: "access".into(),
+        sid,
     }
 }
 
@@ -31,6 +43,8 @@ async fn forged_and_misused_tokens_are_refused() {
     let db = TestDb::new().await;
     let app = test_app(auth_context(&db)).await;
     let (id, pair) = signed_up!(app, "kim@example.com");
+    let sid = claims_of(pair["access_token"].as_str().expect("at")).sid;
+    let claims = |user_id: i64| claims_for(user_id, sid);
 
     let good = sign(&claims(id), TEST_SECRET, Algorithm::HS256);
     app.get_as("/users/me", &good).await.assert_status(200);

@@ -65,7 +65,7 @@ async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
         &SecretString::new("another-secret-key-of-enough-length-000"),
         30,
     )
-    .issue(1)
+    .issue(1, 0)
     .expect("sign")
     .token;
     app.get_as("/t/whoami", &other_key)
@@ -85,7 +85,7 @@ async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
         .assert_problem(401, "invalid_token");
 
     let expired = AccessTokens::new(&SecretString::new(TEST_SECRET), -1)
-        .issue(1)
+        .issue(1, 0)
         .expect("sign")
         .token;
     app.get_as("/t/whoami", &expired)
