@@ -156,7 +156,10 @@ async fn ban_with_or_without_a_body_and_unban() {
         )
         .await;
     assert_eq!(unban.assert_status(200).json()["is_active"], true);
-    app.get_as("/users/me", access).await.assert_status(200);
+    // The ban ended every login of the user: old tokens stay dead after the unban.
+    app.get_as("/users/me", access)
+        .await
+        .assert_problem(401, "session_revoked");
     let again = app
         .patch(
             &format!("/admin/users/{eli}/ban"),
@@ -258,11 +261,38 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
     )
     .await
     .assert_problem(422, "validation_failed");
+    // An administrator cannot edit the role they hold...
+    app.put(
+        "/admin/roles/admin",
+        json!({"permissions": []}),
+        Some(&admin),
+    )
+    .await
+    .assert_problem(409, "cannot_modify_self");
+    // ...and whoever may edit `admin` cannot take anything from it.
+    let every: Vec<&str> = admin_role["permissions"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p.as_str())
+        .collect();
+    app.put("/admin/roles/owner", json!({"permissions": every}), Some(&admin))
+        .await
+        .assert_status(200);
+    let (olga, _) = app.sign_up("olga@example.com", PASSWORD).await;
+    app.patch(
+        &format!("/admin/users/{olga}/role"),
+        json!({"role": "owner"}),
+        Some(&admin),
+    )
+    .await
+    .assert_status(200);
+    let owner = app.login("olga@example.com", PASSWORD).await;
     let kept = app
         .put(
             "/admin/roles/admin",
             json!({"permissions": []}),
-            Some(&admin),
+            Some(&owner),
         )
         .await;
     assert_eq!(
@@ -272,4 +302,90 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         Some(7)
     );
     app.get_as("/admin/users", &admin).await.assert_status(200);
+}
+
+/// The attack of issue 10: a user whose role holds only `manage:users` must not widen
+/// its own role, grant or take away what it lacks, promote anyone to `admin`, or act on
+/// users whose role holds more than it does.
+#[actix_web::test]
+async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
+    let db = TestDb::new().await;
+    let app = test_app(admin_context(&db)).await;
+    make_admin(&db, "root@example.com").await;
+    let root = app.login("root@example.com", PASSWORD).await;
+    for (role, permissions) in [
+        ("user-manager", json!(["manage:users"])),
+        ("support", json!(["manage:users", "manage:orders"])),
+        ("analyst", json!(["view:reports"])),
+    ] {
+        app.put(&format!("/admin/roles/{role}"), json!({"permissions": permissions}), Some(&root))
+            .await
+            .assert_status(200);
+    }
+    let (mia, _) = app.sign_up("mia@example.com", PASSWORD).await;
+    let (ned, _) = app.sign_up("ned@example.com", PASSWORD).await;
+    let (ola, _) = app.sign_up("ola@example.com", PASSWORD).await;
+    let (pia, _) = app.sign_up("pia@example.com", PASSWORD).await;
+    for (id, role) in [(mia, "user-manager"), (ola, "analyst"), (pia, "user-manager")] {
+        app.patch(&format!("/admin/users/{id}/role"), json!({"role": role}), Some(&root))
+            .await
+            .assert_status(200);
+    }
+    let mia_token = app.login("mia@example.com", PASSWORD).await;
+    let as_mia_put = |role: &'static str, permissions: serde_json::Value| {
+        let token = mia_token.clone();
+        let app = &app;
+        async move {
+            app.put(&format!("/admin/roles/{role}"), json!({"permissions": permissions}), Some(&token))
+                .await
+        }
+    };
+
+    // Its own role: 409, whatever is asked.
+    as_mia_put("user-manager", json!(["manage:users", "view:reports"]))
+        .await
+        .assert_problem(409, "cannot_modify_self");
+    // Adding or removing a permission it lacks: 403 naming it.
+    let widened = as_mia_put("support", json!(["manage:users", "manage:orders", "delete:product"])).await;
+    widened.assert_problem(403, "permission_not_held");
+    assert!(widened.json()["detail"].as_str().unwrap_or_default().contains("delete:product"));
+    as_mia_put("support", json!(["manage:users"]))
+        .await
+        .assert_problem(403, "permission_not_held");
+    as_mia_put("brand-new", json!(["view:reports"]))
+        .await
+        .assert_problem(403, "permission_not_held");
+    // One it lacks may stay untouched while it changes what it holds.
+    let narrowed = as_mia_put("support", json!(["manage:orders"])).await;
+    narrowed.assert_status(200);
+    assert_eq!(narrowed.json()["permissions"], json!(["manage:orders"]));
+    as_mia_put("brand-new", json!(["manage:users"])).await.assert_status(200);
+
+    // Roles: never `admin`, never a role with more, never away from a role with more.
+    app.patch(&format!("/admin/users/{ned}/role"), json!({"role": "admin"}), Some(&mia_token))
+        .await
+        .assert_problem(403, "permission_not_held");
+    app.patch(&format!("/admin/users/{ned}/role"), json!({"role": "analyst"}), Some(&mia_token))
+        .await
+        .assert_problem(403, "permission_not_held");
+    app.patch(&format!("/admin/users/{ola}/role"), json!({"role": "user"}), Some(&mia_token))
+        .await
+        .assert_problem(403, "permission_not_held");
+    app.patch(&format!("/admin/users/{ned}/role"), json!({"role": "brand-new"}), Some(&mia_token))
+        .await
+        .assert_status(200);
+    // Bans: not of a user whose role holds more (the analyst, the administrator).
+    let root_id = app.get_as("/users/me", &root).await.json()["id"].as_i64().expect("id");
+    for target in [ola, root_id] {
+        app.patch(&format!("/admin/users/{target}/ban"), json!({"banned": true}), Some(&mia_token))
+            .await
+            .assert_problem(403, "permission_not_held");
+    }
+    app.patch(&format!("/admin/users/{pia}/ban"), json!({"banned": true}), Some(&mia_token))
+        .await
+        .assert_status(200);
+    // Nothing the refused calls asked for happened.
+    let ola_now = app.get_as(&format!("/admin/users?search=ola@"), &root).await.json();
+    assert_eq!(ola_now["items"][0]["role"], "analyst");
+    assert_eq!(ola_now["items"][0]["is_active"], true);
 }
