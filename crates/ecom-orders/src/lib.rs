@@ -60,3 +60,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn module() -> ecom_core::Module {
     ecom_core::Module::new("orders", routes::configure, openapi())
 }
+
+/// The orders' periodic clean-ups: expired idempotency records.
+pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
+    vec![ecom_core::housekeeping::Chore::new(
+        "order_idempotency",
+        |conn, batch| {
+            Box::pin(async move {
+                Ok(service::checkout::purge_expired_idempotency_batch(conn, batch).await?)
+            })
+        },
+    )]
+}

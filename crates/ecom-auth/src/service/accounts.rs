@@ -176,8 +176,10 @@ pub async fn create_admin(
     }
 }
 
-/// In DEBUG only: when no administrator exists, creates `admin@example.com` /
-/// `admin123` (the original service's documented flow). Returns whether it did.
+/// On the private PostgreSQL only (the caller decides): when no administrator exists,
+/// creates `admin@example.com` / `admin123` (the original service's documented flow).
+/// Returns whether it did. Safe when several processes start at once: the insert is
+/// skipped if another process made the account first.
 pub async fn ensure_development_admin(conn: &mut AsyncPgConnection) -> AuthResult<bool> {
     let admins: i64 = users::table
         .filter(users::role.eq(ADMIN_ROLE))
@@ -189,15 +191,17 @@ pub async fn ensure_development_admin(conn: &mut AsyncPgConnection) -> AuthResul
     }
     // The development password is deliberately weak and bypasses the policy.
     let hash = password::hash(DEV_ADMIN_PASSWORD.to_string()).await?;
-    insert_user(
-        conn,
-        DEV_ADMIN_EMAIL,
-        &hash,
-        Some("Development admin"),
-        ADMIN_ROLE,
-    )
-    .await?;
-    Ok(true)
+    let created = diesel::insert_into(users::table)
+        .values(NewUser {
+            email: DEV_ADMIN_EMAIL,
+            password_hash: &hash,
+            full_name: Some("Development admin"),
+            role: ADMIN_ROLE,
+        })
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(created == 1)
 }
 
 /// Password of the demo shoppers made by `ecom seed-demo`.

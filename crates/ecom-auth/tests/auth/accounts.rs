@@ -237,3 +237,68 @@ async fn development_admin_and_create_admin() {
     assert_eq!(promoted.id, id);
     assert_eq!(promoted.role, "admin");
 }
+
+/// Several processes starting at once on one database all pass the development-admin
+/// step: exactly one creates the account, none fails.
+#[actix_web::test]
+async fn concurrent_starts_create_the_development_admin_once() {
+    let db = TestDb::new().await;
+    let mut conns = Vec::new();
+    for _ in 0..6 {
+        conns.push(db.connect().await);
+    }
+    let results = futures_util::future::join_all(
+        conns
+            .iter_mut()
+            .map(|conn| accounts::ensure_development_admin(conn)),
+    )
+    .await;
+    let created = results
+        .into_iter()
+        .map(|r| r.expect("no start fails"))
+        .filter(|created| *created)
+        .count();
+    assert_eq!(created, 1);
+}
+
+/// Registration hashes before it takes a connection: with one pooled connection and a
+/// short pool wait, a burst of sign-ups all succeed. Were the connection held while
+/// argon2 runs (tens of ms each, at most one hash per CPU), requests would queue for it
+/// past the wait and answer 503.
+#[actix_web::test]
+async fn a_burst_of_sign_ups_does_not_exhaust_the_pool() {
+    let db = TestDb::new().await;
+    let settings = [
+        ("DATABASE_POOL_SIZE", "1"),
+        ("DATABASE_POOL_TIMEOUT_MS", "100"),
+    ];
+    // A pool built from those settings (the test kit's default pool is larger).
+    let settings = ecom_testkit::test_settings(&db, &settings);
+    let pool = ecom_core::db::build_pool(
+        &db.url,
+        &ecom_core::db::PoolOptions::from_settings(&settings),
+    )
+    .expect("pool");
+    let ctx = ecom_core::AppContext::new(
+        settings,
+        pool.clone(),
+        &ecom_core::settings::SecretString::new(ecom_testkit::TEST_SECRET),
+        vec![ecom_auth::module()],
+    )
+    .expect("context")
+    .with_resolver(ecom_auth::resolver(pool));
+    let server = ecom_testkit::spawn_server(ctx);
+    let client = ecom_testkit::http_client();
+    let answers = futures_util::future::join_all((0..24).map(|i| {
+        client
+            .post(server.url("/auth/register"))
+            .send_json(&json!({"email": format!("burst{i}@example.com"), "password": PASSWORD}))
+    }))
+    .await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.expect("answers").status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    server.stop().await;
+}
