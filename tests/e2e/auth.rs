@@ -94,7 +94,7 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
     let wes = app.get_as("/users/me", access).await.json()["id"]
         .as_i64()
         .expect("id");
-    ecom_auth::service::roles::set_active(&mut conn, admin.id, wes, false)
+    ecom_auth::service::roles::set_active(&mut conn, &crate::acting_admin(admin.id), wes, false)
         .await
         .expect("ban");
     app.get_as("/users/me", access)

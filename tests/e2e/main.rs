@@ -32,3 +32,14 @@ pub async fn make_admin(db: &TestDb, email: &str) -> i64 {
         .expect("create admin")
         .id
 }
+
+/// An acting administrator holding every permission, as the principal extractor builds it.
+pub fn acting_admin(user_id: i64) -> ecom_core::Principal {
+    ecom_core::Principal {
+        user_id,
+        role: "admin".into(),
+        permissions: ecom_core::Permission::ALL.into_iter().collect(),
+        token_id: "e2e".into(),
+        session_id: 0,
+    }
+}

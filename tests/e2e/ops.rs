@@ -36,3 +36,31 @@ async fn over_a_real_socket() {
     assert!(res.headers().contains_key("x-request-id"));
     server.stop().await;
 }
+
+/// One housekeeping round of the binary's chores works off a backlog larger than a
+/// batch, in batches, and leaves live rows alone.
+#[actix_web::test]
+async fn a_housekeeping_round_clears_every_expired_row_in_batches() {
+    use diesel_async::SimpleAsyncConnection;
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    conn.batch_execute(
+        "INSERT INTO login_throttle (key, attempts, expires_at) \
+         SELECT 'addr:192.0.2.' || g, 1, now() - interval '1 minute' FROM generate_series(1, 2345) g; \
+         INSERT INTO login_throttle (key, attempts, expires_at) VALUES ('addr:live', 1, now() + interval '1 hour');",
+    )
+    .await
+    .expect("seed");
+    let done = ecom_core::housekeeping::run_round(&db.pool(), &ecom_api::chores(), 1000).await;
+    let throttle = done
+        .iter()
+        .find(|(name, _)| *name == "login_throttle")
+        .map(|(_, n)| *n);
+    assert_eq!(throttle, Some(2345));
+    assert!(
+        done.iter().any(|(name, _)| *name == "order_idempotency"),
+        "every domain's chores run: {done:?}"
+    );
+    let again = ecom_core::housekeeping::run_round(&db.pool(), &ecom_api::chores(), 1000).await;
+    assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
+}
