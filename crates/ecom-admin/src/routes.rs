@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     params(UserListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of users", body = inline(Page<AdminUser>)),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: paging out of bounds", body = Problem, content_type = "application/problem+json"),
     ),
@@ -68,7 +68,7 @@ pub async fn list_users(
     request_body = ChangeRoleRequest,
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
@@ -83,8 +83,7 @@ pub async fn change_role(
 ) -> AppResult<web::Json<AdminUser>> {
     principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
-    let user =
-        service::change_role(&mut conn, &principal, id.into_inner(), &body.role).await?;
+    let user = service::change_role(&mut conn, &principal, id.into_inner(), &body.role).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -96,7 +95,7 @@ pub async fn change_role(
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
         (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
@@ -135,7 +134,7 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
 #[utoipa::path(get, path = "/admin/roles", tag = "admin", operation_id = "adminListRoles",
     responses(
         (status = 200, description = "Roles by name", body = Vec<RoleOut>),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -156,7 +155,7 @@ pub async fn list_roles(
     request_body = PutRoleRequest,
     responses(
         (status = 200, description = "The role as stored", body = RoleOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: adds or removes a permission the caller lacks (one the caller lacks may stay as it is)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`cannot_modify_self`: the caller's own role", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
@@ -180,7 +179,7 @@ pub async fn put_role(
     responses(
         (status = 200, description = "A page of the trail", body = inline(Page<AuditRecord>)),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: paging or `from` after `to`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -213,7 +212,7 @@ pub async fn list_audit(
     responses(
         (status = 200, description = "A page of orders", body = ecom_orders::api::OrderPage),
         (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -251,7 +250,7 @@ pub async fn list_orders(
     request_body = ChangeOrderStatusRequest,
     responses(
         (status = 200, description = "The order after the change", body = ecom_orders::api::OrderOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_status_transition`", body = Problem, content_type = "application/problem+json"),
@@ -282,7 +281,7 @@ pub async fn change_order_status(
     responses(
         (status = 200, description = "The report", body = SalesReportOut),
         (status = 400, description = "`invalid_query`: a date is not YYYY-MM-DD", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `view:reports`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: `from` after `to`, period too long, or `top` out of 1..=50", body = Problem, content_type = "application/problem+json"),
     ),

@@ -4,8 +4,8 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use ecom_auth::model::{Role, User};
 use ecom_auth::service::roles;
-use ecom_core::{AppError, Principal};
 use ecom_core::audit::{self, AuditEntry};
+use ecom_core::{AppError, Principal};
 use serde_json::json;
 
 /// Changes a user's role, recorded as `user.role_change`.

@@ -24,7 +24,9 @@ pub enum AuthError {
     UnknownRole(String),
     #[error("unknown permission `{0}`")]
     UnknownPermission(String),
-    #[error("administrators cannot change their own role, edit the role they hold, or ban themselves")]
+    #[error(
+        "administrators cannot change their own role, edit the role they hold, or ban themselves"
+    )]
     CannotModifySelf,
     #[error("{}", permission_not_held(.0))]
     PermissionNotHeld(Vec<ecom_core::Permission>),

@@ -75,9 +75,7 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     use ecom_core::housekeeping::Chore;
     vec![
         Chore::new("login_throttle", |conn, batch| {
-            Box::pin(async move {
-                Ok(service::throttle::purge_expired(conn, batch).await?)
-            })
+            Box::pin(async move { Ok(service::throttle::purge_expired(conn, batch).await?) })
         }),
         Chore::new("refresh_tokens", |conn, batch| {
             Box::pin(async move { Ok(service::sessions::purge_expired(conn, batch).await?) })

@@ -159,7 +159,7 @@ pub async fn revoke(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserProfile),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn get_me(
@@ -177,7 +177,7 @@ pub async fn get_me(
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated account", body = UserProfile),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, including fields that cannot be set here", body = Problem, content_type = "application/problem+json"),
     ))]

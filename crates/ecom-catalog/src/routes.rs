@@ -67,7 +67,7 @@ pub async fn list_categories(
     request_body = CreateCategoryRequest,
     responses(
         (status = 201, description = "Created", body = CategoryOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:products`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`category_exists`: the name is taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: invalid name or unknown field", body = Problem, content_type = "application/problem+json"),
@@ -112,7 +112,7 @@ pub async fn list_products(
     request_body = CreateProductRequest,
     responses(
         (status = 201, description = "Created", body = ProductOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `create:product`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
@@ -169,7 +169,7 @@ async fn apply_update(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `edit:product`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
@@ -190,7 +190,7 @@ pub async fn update_product(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `edit:product`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
@@ -210,7 +210,7 @@ pub async fn patch_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `delete:product`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
     ),
@@ -251,7 +251,7 @@ pub async fn list_product_reviews(
     request_body = CreateReviewRequest,
     responses(
         (status = 201, description = "Created", body = ReviewOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already_reviewed`: the user has reviewed this product", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: rating outside 1..=5, comment too long, or unknown field", body = Problem, content_type = "application/problem+json"),

@@ -86,7 +86,7 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
                 add_problem(
                     responses,
                     "401",
-                    "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token",
+                    "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token",
                 );
                 add_problem(responses, "403", "`account_banned`: the account is banned");
             }

@@ -51,7 +51,7 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
                 ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
             )),
         (status = 400, description = "`malformed_json`: the body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: the body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
@@ -83,7 +83,7 @@ pub async fn create_order(
     responses(
         (status = 200, description = "A page of the caller's orders", body = OrderPage),
         (status = 400, description = "`invalid_query`: malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: unknown status, or limit/offset out of range", body = Problem, content_type = "application/problem+json"),
     ),
@@ -106,7 +106,7 @@ pub async fn list_orders(
     responses(
         (status = 200, description = "The order", body = OrderOut),
         (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
     ),
@@ -134,7 +134,7 @@ pub async fn get_order(
     responses(
         (status = 200, description = "The cancelled order", body = OrderOut),
         (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token` or `token_expired`: no valid access token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled", body = Problem, content_type = "application/problem+json"),

@@ -385,7 +385,7 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
         .await
         .assert_status(200);
     // Nothing the refused calls asked for happened.
-    let ola_now = app.get_as(&format!("/admin/users?search=ola@"), &root).await.json();
+    let ola_now = app.get_as("/admin/users?search=ola@", &root).await.json();
     assert_eq!(ola_now["items"][0]["role"], "analyst");
     assert_eq!(ola_now["items"][0]["is_active"], true);
 }

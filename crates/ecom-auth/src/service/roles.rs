@@ -245,7 +245,8 @@ pub async fn put_role(
             .first::<String>(conn)
             .await?;
         let current = role_permissions(conn, name).await?;
-        let requested: BTreeSet<Permission> = wanted.iter().filter_map(|p| p.parse().ok()).collect();
+        let requested: BTreeSet<Permission> =
+            wanted.iter().filter_map(|p| p.parse().ok()).collect();
         let changed: BTreeSet<Permission> =
             current.symmetric_difference(&requested).copied().collect();
         require_held(actor, &changed)?;

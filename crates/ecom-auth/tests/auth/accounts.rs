@@ -247,12 +247,9 @@ async fn concurrent_starts_create_the_development_admin_once() {
     for _ in 0..6 {
         conns.push(db.connect().await);
     }
-    let results = futures_util::future::join_all(
-        conns
-            .iter_mut()
-            .map(|conn| accounts::ensure_development_admin(conn)),
-    )
-    .await;
+    let results =
+        futures_util::future::join_all(conns.iter_mut().map(accounts::ensure_development_admin))
+            .await;
     let created = results
         .into_iter()
         .map(|r| r.expect("no start fails"))

@@ -24,9 +24,14 @@ async fn roles_change_and_apply_through_the_resolver() {
     assert_eq!(account.role, "user");
     assert!(account.permissions.is_empty());
 
-    roles::put_role(&mut conn, &full_admin(0), "analyst", &["view:reports".to_string()])
-        .await
-        .expect("create role");
+    roles::put_role(
+        &mut conn,
+        &full_admin(0),
+        "analyst",
+        &["view:reports".to_string()],
+    )
+    .await
+    .expect("create role");
     let (before, after) = roles::change_role(&mut conn, &full_admin(admin), user, "analyst")
         .await
         .expect("change");
@@ -72,7 +77,13 @@ async fn roles_change_and_apply_through_the_resolver() {
         roles::put_role(&mut conn, &full_admin(0), "analyst", &["fly:planes".into()]).await,
         Err(AuthError::UnknownPermission(_))
     ));
-    assert!(resolver.resolve(987654, 0).await.expect("resolve").is_none());
+    assert!(
+        resolver
+            .resolve(987654, 0)
+            .await
+            .expect("resolve")
+            .is_none()
+    );
 }
 
 #[actix_web::test]
@@ -81,7 +92,9 @@ async fn admin_keeps_every_permission() {
     let mut conn = db.connect().await;
     // A principal with every permission, in another role than the one it edits.
     let owner = crate::actor(0, "owner", &Permission::ALL);
-    let (_, after) = roles::put_role(&mut conn, &owner, "admin", &[]).await.expect("put");
+    let (_, after) = roles::put_role(&mut conn, &owner, "admin", &[])
+        .await
+        .expect("put");
     assert_eq!(after.permissions.len(), Permission::ALL.len());
     let listed = roles::list_roles(&mut conn).await.expect("list");
     let admin = listed

@@ -26,7 +26,11 @@ pub fn auth_context_with(db: &TestDb, settings: &[(&str, &str)]) -> AppContext {
 }
 
 /// An acting administrator as the principal extractor would build it.
-pub fn actor(user_id: i64, role: &str, permissions: &[ecom_core::Permission]) -> ecom_core::Principal {
+pub fn actor(
+    user_id: i64,
+    role: &str,
+    permissions: &[ecom_core::Permission],
+) -> ecom_core::Principal {
     ecom_core::Principal {
         user_id,
         role: role.to_string(),

@@ -239,9 +239,12 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         .post("/auth/login", login_body("jon@example.com"), None)
         .await;
     fresh.assert_status(200);
-    app.get_as("/users/me", fresh.json()["access_token"].as_str().expect("at"))
-        .await
-        .assert_status(200);
+    app.get_as(
+        "/users/me",
+        fresh.json()["access_token"].as_str().expect("at"),
+    )
+    .await
+    .assert_status(200);
 
     assert!(matches!(
         roles::set_active(&mut conn, &crate::full_admin(admin_id), admin_id, false).await,
@@ -261,13 +264,21 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
     let app = test_app(auth_context(&db)).await;
     let (_, pair) = signed_up!(app, "hal@example.com");
     let rotated = app
-        .post("/auth/refresh", json!({"refresh_token": pair["refresh_token"]}), None)
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": pair["refresh_token"]}),
+            None,
+        )
         .await
         .json();
     let (_, ended) = signed_up!(app, "ivy@example.com");
-    app.post("/auth/revoke", json!({"refresh_token": ended["refresh_token"]}), None)
-        .await
-        .assert_status(204);
+    app.post(
+        "/auth/revoke",
+        json!({"refresh_token": ended["refresh_token"]}),
+        None,
+    )
+    .await
+    .assert_status(204);
     let mut conn = db.connect().await;
     // Age things: hal's first (used) token expired two days ago; ivy's login was
     // revoked two days ago; one more login whose only token expired long ago.
@@ -297,9 +308,13 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
         .expect("count");
     assert_eq!(families_after, 1, "only hal's live login is left");
     // hal's live token (the child of the deleted one) still refreshes.
-    app.post("/auth/refresh", json!({"refresh_token": rotated["refresh_token"]}), None)
-        .await
-        .assert_status(200);
+    app.post(
+        "/auth/refresh",
+        json!({"refresh_token": rotated["refresh_token"]}),
+        None,
+    )
+    .await
+    .assert_status(200);
     app.get_as("/users/me", rotated["access_token"].as_str().expect("at"))
         .await
         .assert_status(200);

@@ -127,7 +127,9 @@ async fn replicas_share_one_count() {
     let mut evaluated = 0;
     for i in 0..10 {
         let app = if i % 2 == 0 { &first } else { &second };
-        let res = app.post("/auth/login", wrong("wes@example.com"), None).await;
+        let res = app
+            .post("/auth/login", wrong("wes@example.com"), None)
+            .await;
         if res.status.as_u16() == 401 {
             evaluated += 1;
         } else {
@@ -197,7 +199,13 @@ async fn the_client_address_comes_from_trusted_proxies_only() {
         assert_eq!(status, 401);
     }
     // The attacker's address is locked, even when it spoofs an earlier hop...
-    let spoofed = login_from(&client, &url, "198.51.100.1, 203.0.113.7", &wrong("a@example.com")).await;
+    let spoofed = login_from(
+        &client,
+        &url,
+        "198.51.100.1, 203.0.113.7",
+        &wrong("a@example.com"),
+    )
+    .await;
     assert_eq!(spoofed, 429);
     // ...and everybody else behind the same proxy is not.
     let other = login_from(&client, &url, "203.0.113.8", &wrong("a@example.com")).await;
