@@ -40,12 +40,59 @@ impl PoolOptions {
     }
 }
 
-/// Builds the pool. Connections are made lazily, so this succeeds even while the database is down.
+/// How long a pooled connection's session may wait for a row lock, and may sit idle inside
+/// an open transaction before the server ends it, so a stuck request cannot hold stock rows
+/// for minutes. Kept apart from [`PoolOptions`] so that its existing literals stay valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// `lock_timeout`: a lock wait longer than this fails with SQLSTATE 55P03 (503).
+    pub lock_timeout: Duration,
+    /// `idle_in_transaction_session_timeout`: the server closes such a session (25P03).
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl Default for SessionTimeouts {
+    /// The documented defaults of `DATABASE_LOCK_TIMEOUT_MS` and
+    /// `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS`.
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_millis(5000),
+            idle_in_transaction_timeout: Duration::from_millis(30_000),
+        }
+    }
+}
+
+impl SessionTimeouts {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            lock_timeout: Duration::from_millis(settings.database_lock_timeout_ms),
+            idle_in_transaction_timeout: Duration::from_millis(
+                settings.database_idle_in_transaction_timeout_ms,
+            ),
+        }
+    }
+}
+
+/// Builds the pool with the default [`SessionTimeouts`]; see [`build_pool_with`].
 pub fn build_pool(url: &str, options: &PoolOptions) -> Result<PgPool, String> {
+    build_pool_with(url, options, &SessionTimeouts::default())
+}
+
+/// Builds the pool. Every connection gets `application_name`, `statement_timeout`,
+/// `lock_timeout`, `idle_in_transaction_session_timeout` and UTC. Connections are made
+/// lazily, so this succeeds even while the database is down.
+pub fn build_pool_with(
+    url: &str,
+    options: &PoolOptions,
+    timeouts: &SessionTimeouts,
+) -> Result<PgPool, String> {
     let setup_sql = format!(
-        "SET application_name = {}; SET statement_timeout = {}; SET TIME ZONE 'UTC';",
+        "SET application_name = {}; SET statement_timeout = {}; SET lock_timeout = {}; \
+         SET idle_in_transaction_session_timeout = {}; SET TIME ZONE 'UTC';",
         quote_literal(&options.application_name),
-        options.statement_timeout.as_millis()
+        options.statement_timeout.as_millis(),
+        timeouts.lock_timeout.as_millis(),
+        timeouts.idle_in_transaction_timeout.as_millis(),
     );
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup = Box::new(move |url| {
@@ -69,6 +116,121 @@ pub fn build_pool(url: &str, options: &PoolOptions) -> Result<PgPool, String> {
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// Most runs of one operation under [`retry_conflicts`], the first included.
+pub const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// An error that may be a transaction conflict (SQLSTATE 40001 or 40P01), after which the
+/// whole transaction can be run again. Domain errors implement it by asking their database
+/// variant.
+pub trait TransactionConflict {
+    fn is_transaction_conflict(&self) -> bool;
+}
+
+impl TransactionConflict for diesel::result::Error {
+    fn is_transaction_conflict(&self) -> bool {
+        crate::error::is_transaction_conflict(self)
+    }
+}
+
+/// Decides, after a failed run of a transaction, whether to run it again: only after a
+/// serialization failure or a deadlock, only up to [`CONFLICT_ATTEMPTS`] runs in all, and
+/// only at the outermost level. When the connection was already inside a transaction, the
+/// operation ran in a savepoint of the caller's, the conflict has aborted the caller's
+/// transaction too, and only its owner can run it again: the conflict goes back to the
+/// owner (which retries, or answers 503 with `Retry-After`).
+///
+/// A loop rather than a closure, so that the retried future stays `Send` when it is itself
+/// awaited inside another transaction:
+///
+/// ```ignore
+/// let mut retry = ConflictRetry::new(conn);
+/// loop {
+///     match conn.transaction(async |conn| place(conn).await).await {
+///         Err(e) if retry.again(&e).await => {}
+///         outcome => return outcome,
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+pub struct ConflictRetry {
+    owns_transaction: bool,
+    runs: u32,
+}
+
+impl ConflictRetry {
+    /// Call before the first run, on the connection the transaction will run on.
+    pub fn new(conn: &mut PgConn) -> Self {
+        Self {
+            owns_transaction: !in_transaction(conn),
+            runs: 1,
+        }
+    }
+
+    /// After a run failed with `err`: resolves to `true`, after a short jittered pause,
+    /// when the whole transaction should run again.
+    pub fn again<E: TransactionConflict>(
+        &mut self,
+        err: &E,
+    ) -> impl Future<Output = bool> + Send + 'static {
+        let rerun =
+            self.owns_transaction && self.runs < CONFLICT_ATTEMPTS && err.is_transaction_conflict();
+        let pause = rerun.then(|| conflict_backoff(self.runs));
+        if rerun {
+            tracing::info!(
+                run = self.runs,
+                "transaction conflict (40001/40P01); running it again"
+            );
+            self.runs += 1;
+        }
+        async move {
+            match pause {
+                Some(pause) => {
+                    tokio::time::sleep(pause).await;
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+}
+
+/// Runs `operation` (which opens and commits its own transaction on `conn`) under a
+/// [`ConflictRetry`]: again after a serialization failure or a deadlock, at most
+/// [`CONFLICT_ATTEMPTS`] runs, and only when `conn` has no open transaction. Use it where
+/// the caller owns the transaction (a route, a job); inside a future that must be `Send`
+/// for every lifetime (another transaction's closure), write the [`ConflictRetry`] loop.
+pub async fn retry_conflicts<T, E, F>(conn: &mut PgConn, mut operation: F) -> Result<T, E>
+where
+    F: AsyncFnMut(&mut PgConn) -> Result<T, E>,
+    E: TransactionConflict,
+{
+    let mut retry = ConflictRetry::new(conn);
+    loop {
+        match operation(&mut *conn).await {
+            Err(e) if retry.again(&e).await => {}
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether `conn` has an open transaction (or a broken transaction manager, which is
+/// treated the same: nothing may be retried on it).
+pub fn in_transaction(conn: &mut PgConn) -> bool {
+    use diesel_async::TransactionManager;
+    let status =
+        <PgConn as AsyncConnection>::TransactionManager::transaction_manager_status_mut(conn);
+    !matches!(status.transaction_depth(), Ok(None))
+}
+
+/// Pause before run `attempt + 1`: 10 ms doubled per attempt, jittered to 50–150 %, so
+/// transactions that collided do not collide again in lockstep.
+fn conflict_backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let base_ms = 10u64 << attempt.saturating_sub(1).min(6);
+    let jittered = rand::rng().random_range(base_ms / 2..=base_ms + base_ms / 2);
+    Duration::from_millis(jittered)
 }
 
 /// Quotes a string as an SQL literal.
@@ -263,6 +425,21 @@ impl Database {
             Ok(Ok(())) => tracing::info!("stopped the private PostgreSQL"),
             Ok(Err(e)) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
             Err(e) => tracing::warn!(error = %e, "could not stop the private PostgreSQL"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_backoff_is_short_and_grows() {
+        for _ in 0..200 {
+            let first = conflict_backoff(1);
+            assert!((5..=15).contains(&first.as_millis()), "{first:?}");
+            let third = conflict_backoff(3);
+            assert!((20..=60).contains(&third.as_millis()), "{third:?}");
         }
     }
 }

@@ -17,6 +17,9 @@ use crate::telemetry::current_request_id;
 /// Content type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// `Retry-After` of a 503: database hiccups and conflicts pass within about a second.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 1;
+
 /// One invalid input field.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct FieldError {
@@ -169,15 +172,23 @@ impl AppError {
         e
     }
 
-    /// 503: a dependency (the database) is not answering; safe to retry.
+    /// 503 `service_unavailable` with `Retry-After`: the database is away, overloaded or
+    /// timed out, or the request lost a conflict with a concurrent one; safe to retry.
     pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         let mut e = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
             "the service is temporarily unavailable; retry later",
         );
+        e.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
         e.cause = Some(cause.into());
         e
+    }
+
+    /// The same error with another client-facing detail.
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = detail.into();
+        self
     }
 
     /// 500: a bug or an unexpected failure. The cause is logged, never sent.
@@ -205,6 +216,11 @@ impl AppError {
 
     pub fn field_errors(&self) -> &[FieldError] {
         &self.errors
+    }
+
+    /// Seconds a client is told to wait (`Retry-After`), on 429 and 503.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
     }
 
     /// The body this error renders to.
@@ -299,43 +315,120 @@ fn cause_chain(cause: Option<&(dyn std::error::Error + Send + Sync)>) -> String 
 impl From<diesel::result::Error> for AppError {
     fn from(err: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as E};
-        match &err {
-            E::NotFound => AppError::not_found("the resource does not exist"),
-            E::DatabaseError(K::UniqueViolation, _) => {
-                AppError::conflict("conflict", "the resource already exists")
+        if let E::NotFound = err {
+            return AppError::not_found("the resource does not exist");
+        }
+        if is_transaction_conflict(&err) {
+            // Reached a response: the operation is not retried here, or ran out of attempts.
+            return AppError::unavailable(err).with_detail(
+                "the request collided with a concurrent one and was undone; retry it",
+            );
+        }
+        let E::DatabaseError(kind, info) = &err else {
+            return AppError::internal(err);
+        };
+        if let Some(code) = parse_sqlstate(info.message()) {
+            if is_unavailable_sqlstate(code) {
+                return AppError::unavailable(err);
             }
-            E::DatabaseError(K::ForeignKeyViolation, _) => AppError::conflict(
+            // PostgreSQL text and jsonb cannot hold NUL; a client sent "\u0000" in a string.
+            if code == sqlstate::CHARACTER_NOT_IN_REPERTOIRE
+                || code == sqlstate::UNTRANSLATABLE_CHARACTER
+            {
+                return AppError::invalid_field("text", "must not contain NUL characters");
+            }
+        }
+        match kind {
+            K::UniqueViolation => AppError::conflict("conflict", "the resource already exists"),
+            K::ForeignKeyViolation => AppError::conflict(
                 "conflict",
                 "the resource is referenced by, or refers to, another",
             ),
-            E::DatabaseError(K::CheckViolation, _) | E::DatabaseError(K::NotNullViolation, _) => {
-                AppError::unprocessable(
-                    "constraint_violation",
-                    "the request breaks a rule of the store",
-                )
-            }
-            E::DatabaseError(K::SerializationFailure, _)
-            | E::DatabaseError(K::ClosedConnection, _)
-            | E::DatabaseError(K::UnableToSendCommand, _) => AppError::unavailable(err),
-            // PostgreSQL text cannot hold NUL; a client sent "\u0000" in a string.
-            E::DatabaseError(K::Unknown, info)
-                if info.message().contains("invalid byte sequence") =>
-            {
-                AppError::invalid_field("text", "must not contain NUL characters")
-            }
-            E::DatabaseError(K::Unknown, info) if is_unavailable_sqlstate(info.message()) => {
-                AppError::unavailable(err)
-            }
+            K::CheckViolation | K::NotNullViolation => AppError::unprocessable(
+                "constraint_violation",
+                "the request breaks a rule of the store",
+            ),
+            // No SQLSTATE: the connection was lost before or while the statement ran.
+            K::ClosedConnection | K::UnableToSendCommand => AppError::unavailable(err),
             _ => AppError::internal(err),
         }
     }
 }
 
-/// Statement timeouts and shutdowns are load problems, not bugs: answer 503.
-fn is_unavailable_sqlstate(message: &str) -> bool {
-    message.contains("canceling statement due to statement timeout")
-        || message.contains("terminating connection")
-        || message.contains("the database system is")
+/// The SQLSTATE codes the store acts on (PostgreSQL, Appendix A).
+pub mod sqlstate {
+    /// `serialization_failure`: the transaction must be run again.
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    /// `deadlock_detected`: this transaction was chosen to break a deadlock.
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+    /// `lock_not_available`: `lock_timeout` expired (or `NOWAIT`).
+    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
+    /// `query_canceled`: `statement_timeout` expired, or the statement was cancelled.
+    pub const QUERY_CANCELED: &str = "57014";
+    /// `admin_shutdown`: the server is shutting down or terminated the session.
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    /// `crash_shutdown`: another server process crashed; the server is restarting.
+    pub const CRASH_SHUTDOWN: &str = "57P02";
+    /// `cannot_connect_now`: the server is starting up or recovering.
+    pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    /// `too_many_connections`.
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    /// `idle_in_transaction_session_timeout`: the server ended a session idle in a transaction.
+    pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+    /// `character_not_in_repertoire`: NUL in a text value.
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+    /// `untranslatable_character`: `\u0000` in a jsonb value.
+    pub const UNTRANSLATABLE_CHARACTER: &str = "22P05";
+    /// Class 08, connection exceptions.
+    pub const CONNECTION_EXCEPTION_CLASS: &str = "08";
+}
+
+/// The SQLSTATE of a database error, e.g. `"40P01"`; `None` for errors the server did not
+/// send (a lost connection, a decoding failure). The vendored diesel-async prefixes every
+/// server error's message with its code (`[40P01] deadlock detected`, see
+/// `vendor/diesel-async/PATCHED.md`); this reads that prefix.
+pub fn sqlstate_of(err: &diesel::result::Error) -> Option<&str> {
+    match err {
+        diesel::result::Error::DatabaseError(_, info) => parse_sqlstate(info.message()),
+        _ => None,
+    }
+}
+
+/// Reads the `[XXXXX] ` prefix: five digits or upper-case letters, as PostgreSQL makes them.
+fn parse_sqlstate(message: &str) -> Option<&str> {
+    let (code, rest) = message.strip_prefix('[')?.split_at_checked(5)?;
+    let well_formed = code
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+    (well_formed && rest.starts_with("] ")).then_some(code)
+}
+
+/// Serialization failure or deadlock: running the whole transaction again can succeed.
+pub fn is_transaction_conflict(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    matches!(err, E::DatabaseError(K::SerializationFailure, _))
+        || sqlstate_of(err).is_some_and(is_conflict_sqlstate)
+}
+
+fn is_conflict_sqlstate(code: &str) -> bool {
+    code == sqlstate::SERIALIZATION_FAILURE || code == sqlstate::DEADLOCK_DETECTED
+}
+
+/// Lock and statement timeouts, shutdowns, lost connections and a full server are the
+/// database's state, not bugs: answer 503 with `Retry-After`.
+fn is_unavailable_sqlstate(code: &str) -> bool {
+    use sqlstate::*;
+    [
+        LOCK_NOT_AVAILABLE,
+        QUERY_CANCELED,
+        ADMIN_SHUTDOWN,
+        CRASH_SHUTDOWN,
+        CANNOT_CONNECT_NOW,
+        TOO_MANY_CONNECTIONS,
+        IDLE_IN_TRANSACTION_TIMEOUT,
+    ]
+    .contains(&code)
+        || code.starts_with(CONNECTION_EXCEPTION_CLASS)
 }
 
 impl From<crate::db::PoolError> for AppError {
@@ -353,42 +446,149 @@ mod tests {
 
     use super::*;
 
-    fn db(kind: K, message: &str) -> AppError {
-        E::DatabaseError(kind, Box::new(message.to_string())).into()
+    /// A database error as the patched diesel-async makes it: the message carries the code.
+    fn server_error(kind: K, code: &str, message: &str) -> E {
+        E::DatabaseError(kind, Box::new(format!("[{code}] {message}")))
+    }
+
+    fn response(kind: K, code: &str) -> AppError {
+        server_error(kind, code, "whatever the server says").into()
     }
 
     #[test]
-    fn database_errors_map_to_statuses() {
-        assert_eq!(db(K::UniqueViolation, "dup").status(), StatusCode::CONFLICT);
+    fn the_sqlstate_is_read_from_the_prefix_only() {
+        let deadlock = server_error(K::Unknown, "40P01", "deadlock detected");
+        assert_eq!(sqlstate_of(&deadlock), Some("40P01"));
+        let plain = E::DatabaseError(K::Unknown, Box::new("deadlock detected".to_string()));
+        assert_eq!(sqlstate_of(&plain), None);
+        for malformed in [
+            "[40p01] x",
+            "[40P0] x",
+            "[40P01]x",
+            "[40P01",
+            "[",
+            "",
+            "[4ü0P1] x",
+        ] {
+            assert_eq!(parse_sqlstate(malformed), None, "{malformed:?}");
+        }
+        assert_eq!(sqlstate_of(&E::NotFound), None);
+    }
+
+    #[test]
+    fn conflicts_are_serialization_failures_and_deadlocks() {
+        assert!(is_transaction_conflict(&server_error(
+            K::SerializationFailure,
+            "40001",
+            "could not serialize access"
+        )));
+        assert!(is_transaction_conflict(&server_error(
+            K::Unknown,
+            "40P01",
+            "deadlock detected"
+        )));
+        for code in ["55P03", "57014", "23505", "40002", "08006"] {
+            assert!(
+                !is_transaction_conflict(&server_error(K::Unknown, code, "x")),
+                "{code}"
+            );
+        }
+        // The message text alone decides nothing.
+        let text_only = E::DatabaseError(K::Unknown, Box::new("deadlock detected".to_string()));
+        assert!(!is_transaction_conflict(&text_only));
+    }
+
+    #[test]
+    fn unavailable_sqlstates_answer_503_with_retry_after() {
+        let unavailable = [
+            (K::SerializationFailure, "40001"),
+            (K::Unknown, "40P01"),
+            (K::Unknown, "55P03"),
+            (K::Unknown, "57014"),
+            (K::Unknown, "57P01"),
+            (K::Unknown, "57P02"),
+            (K::Unknown, "57P03"),
+            (K::Unknown, "08006"),
+            (K::Unknown, "08001"),
+            (K::Unknown, "53300"),
+            (K::Unknown, "25P03"),
+        ];
+        for (kind, code) in unavailable {
+            let e = response(kind, code);
+            assert_eq!(
+                (e.status(), e.code(), e.retry_after_secs()),
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    Some(UNAVAILABLE_RETRY_AFTER_SECS)
+                ),
+                "{code}"
+            );
+        }
+        let rendered = response(K::Unknown, "55P03").error_response();
+        assert_eq!(rendered.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            db(K::CheckViolation, "check").status(),
+            rendered
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_a_422() {
+        for code in ["22021", "22P05"] {
+            let e = response(K::Unknown, code);
+            assert_eq!(
+                (e.status(), e.code()),
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+                "{code}"
+            );
+        }
+        // The English text that used to be matched no longer decides anything.
+        let text_only: AppError = E::DatabaseError(
+            K::Unknown,
+            Box::new("invalid byte sequence for encoding \"UTF8\": 0x00".to_string()),
+        )
+        .into();
+        assert_eq!(text_only.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn constraint_and_other_errors_keep_their_statuses() {
+        assert_eq!(
+            response(K::UniqueViolation, "23505").status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            response(K::ForeignKeyViolation, "23503").status(),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            response(K::CheckViolation, "23514").status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
-        // A lost connection or a timeout is the database's state, not a bug: retryable 503.
         assert_eq!(
-            db(K::UnableToSendCommand, "connection closed").status(),
-            StatusCode::SERVICE_UNAVAILABLE
+            response(K::NotNullViolation, "23502").status(),
+            StatusCode::UNPROCESSABLE_ENTITY
         );
         assert_eq!(
-            db(K::SerializationFailure, "retry").status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            db(K::Unknown, "canceling statement due to statement timeout").status(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-        assert_eq!(
-            db(K::Unknown, "syntax error").status(),
+            response(K::Unknown, "42601").status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
-        assert_eq!(AppError::from(E::NotFound).status(), StatusCode::NOT_FOUND);
-        let nul = db(
-            K::Unknown,
-            "invalid byte sequence for encoding \"UTF8\": 0x00",
-        );
         assert_eq!(
-            (nul.status(), nul.code()),
-            (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            response(K::Unknown, "42601").retry_after_secs(),
+            None,
+            "a bug is not retryable"
         );
+        // Lost connections carry no SQLSTATE and are still the database's state.
+        let lost: AppError = E::DatabaseError(
+            K::UnableToSendCommand,
+            Box::new("connection closed".to_string()),
+        )
+        .into();
+        assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(AppError::from(E::NotFound).status(), StatusCode::NOT_FOUND);
     }
 }

@@ -1,7 +1,7 @@
 //! The orders' failures and their problem+json codes.
 
 use ecom_catalog::{CatalogError, Shortage};
-use ecom_core::db::PoolError;
+use ecom_core::db::{PoolError, TransactionConflict};
 use ecom_core::{AppError, FieldError};
 
 use crate::model::OrderStatus;
@@ -59,6 +59,13 @@ impl From<CatalogError> for OrdersError {
             CatalogError::Pool(e) => OrdersError::Pool(e),
             other => OrdersError::Catalog(other),
         }
+    }
+}
+
+/// Lets [`ecom_core::db::retry_conflicts`] run a checkout or a cancellation again.
+impl TransactionConflict for OrdersError {
+    fn is_transaction_conflict(&self) -> bool {
+        matches!(self, OrdersError::Database(e) if e.is_transaction_conflict())
     }
 }
 

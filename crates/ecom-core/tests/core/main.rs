@@ -5,4 +5,5 @@ mod http_errors;
 mod principal;
 mod private_pg;
 mod settings;
+mod sqlstate;
 mod support;

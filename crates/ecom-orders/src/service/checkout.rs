@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{ReservedLine, StockLine, reserve_stock};
 use ecom_core::Money;
+use ecom_core::db::ConflictRetry;
 use sha2::{Digest, Sha256};
 
 use super::Result;
@@ -23,8 +24,8 @@ pub const MAX_LINES: usize = 100;
 pub const IDEMPOTENCY_TTL_HOURS: i32 = 24;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_KEY_LEN: usize = 255;
-/// Expired idempotency records removed per opportunistic clean-up.
-const PURGE_BATCH: i32 = 500;
+/// Expired idempotency records removed by one [`purge_expired_idempotency`] call.
+pub const PURGE_BATCH: i64 = 500;
 
 /// Validates the lines and merges duplicates: product id → quantity, in id order.
 fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
@@ -181,6 +182,12 @@ async fn claim_key(
 /// order (`replayed: true`, nothing reserved again), also when the requests race; the same
 /// key with different lines is [`OrdersError::IdempotencyKeyReused`]. Only placed orders
 /// are remembered: a refused request may be retried with its key.
+///
+/// A serialization failure or deadlock runs the whole transaction again (a few times, see
+/// [`ConflictRetry`]) when this call owns the transaction; the key's claim
+/// was rolled back with the failed run, so the next run claims it afresh (or finds the
+/// order a racing request with the same key committed meanwhile, and replays it). Inside
+/// a caller's transaction nothing is retried: the conflict goes back to that caller.
 pub async fn place_order(
     conn: &mut AsyncPgConnection,
     user_id: i64,
@@ -192,93 +199,128 @@ pub async fn place_order(
     }
     let merged = merge(lines)?;
     let fingerprint = fingerprint(&merged);
-    if idempotency_key.is_some()
-        && let Err(e) = purge_expired_idempotency(conn).await
-    {
-        tracing::warn!(error = %e, "could not purge expired idempotency records");
-    }
-    conn.transaction(async |conn| {
-        if let Some(key) = idempotency_key
-            && let KeyState::Replay(order) = claim_key(conn, user_id, key, &fingerprint).await?
-        {
-            return Ok(Checkout {
-                order: *order,
-                replayed: true,
-            });
+    if idempotency_key.is_some() {
+        // Opportunistic, bounded, and in a savepoint of its own when a caller's transaction
+        // is open, so its failure leaves that transaction usable; the periodic clean-up
+        // calls the same function.
+        let purged = conn
+            .transaction(async |conn| purge_expired_idempotency(conn).await)
+            .await;
+        if let Err(e) = purged {
+            tracing::warn!(error = %e, "could not purge expired idempotency records");
         }
-        let stock: Vec<StockLine> = merged
-            .iter()
-            .map(|(&product_id, &quantity)| StockLine {
-                product_id,
-                quantity,
+    }
+    let mut retry = ConflictRetry::new(conn);
+    loop {
+        let outcome = conn
+            .transaction(async |conn| {
+                record_order(conn, user_id, &merged, idempotency_key, &fingerprint).await
             })
-            .collect();
-        let reserved = reserve_stock(conn, &stock).await?;
-        let (priced, total) = price(&reserved)?;
-        let row: OrderRow = diesel::insert_into(orders::table)
-            .values((
-                orders::user_id.eq(user_id),
-                orders::status.eq(OrderStatus::Pending),
-                orders::total_price.eq(total),
-            ))
-            .returning(OrderRow::as_returning())
-            .get_result(conn)
-            .await?;
-        let values: Vec<_> = priced
-            .iter()
-            .map(|(line, line_total)| {
-                (
-                    order_lines::order_id.eq(row.id),
-                    order_lines::product_id.eq(line.product_id),
-                    order_lines::product_name.eq(&line.name),
-                    order_lines::unit_price.eq(line.unit_price),
-                    order_lines::quantity.eq(line.quantity),
-                    order_lines::line_total.eq(*line_total),
-                )
-            })
-            .collect();
-        let mut items: Vec<OrderLine> = diesel::insert_into(order_lines::table)
-            .values(&values)
-            .returning(OrderLine::as_returning())
-            .get_results(conn)
-            .await?;
-        items.sort_by_key(|l| l.product_id);
-        diesel::insert_into(order_status_history::table)
-            .values((
-                order_status_history::order_id.eq(row.id),
-                order_status_history::to_status.eq(OrderStatus::Pending),
-                order_status_history::actor_id.eq(user_id),
+            .await;
+        match outcome {
+            Err(e) if retry.again(&e).await => {}
+            outcome => return outcome,
+        }
+    }
+}
+
+/// One run of [`place_order`]'s transaction: claim the key, reserve, price, record.
+async fn record_order(
+    conn: &mut AsyncPgConnection,
+    user_id: i64,
+    merged: &BTreeMap<i64, i32>,
+    idempotency_key: Option<&str>,
+    fingerprint: &str,
+) -> Result<Checkout> {
+    if let Some(key) = idempotency_key
+        && let KeyState::Replay(order) = claim_key(conn, user_id, key, fingerprint).await?
+    {
+        return Ok(Checkout {
+            order: *order,
+            replayed: true,
+        });
+    }
+    let stock: Vec<StockLine> = merged
+        .iter()
+        .map(|(&product_id, &quantity)| StockLine {
+            product_id,
+            quantity,
+        })
+        .collect();
+    let reserved = reserve_stock(conn, &stock).await?;
+    let (priced, total) = price(&reserved)?;
+    let row: OrderRow = diesel::insert_into(orders::table)
+        .values((
+            orders::user_id.eq(user_id),
+            orders::status.eq(OrderStatus::Pending),
+            orders::total_price.eq(total),
+        ))
+        .returning(OrderRow::as_returning())
+        .get_result(conn)
+        .await?;
+    let values: Vec<_> = priced
+        .iter()
+        .map(|(line, line_total)| {
+            (
+                order_lines::order_id.eq(row.id),
+                order_lines::product_id.eq(line.product_id),
+                order_lines::product_name.eq(&line.name),
+                order_lines::unit_price.eq(line.unit_price),
+                order_lines::quantity.eq(line.quantity),
+                order_lines::line_total.eq(*line_total),
+            )
+        })
+        .collect();
+    let mut items: Vec<OrderLine> = diesel::insert_into(order_lines::table)
+        .values(&values)
+        .returning(OrderLine::as_returning())
+        .get_results(conn)
+        .await?;
+    items.sort_by_key(|l| l.product_id);
+    diesel::insert_into(order_status_history::table)
+        .values((
+            order_status_history::order_id.eq(row.id),
+            order_status_history::to_status.eq(OrderStatus::Pending),
+            order_status_history::actor_id.eq(user_id),
+        ))
+        .execute(conn)
+        .await?;
+    let order = Order::from_row(row, items);
+    if let Some(key) = idempotency_key {
+        diesel::update(order_idempotency::table.find((user_id, key)))
+            .set((
+                order_idempotency::order_id.eq(order.id),
+                order_idempotency::response.eq(serde_json::to_value(&order)?),
             ))
             .execute(conn)
             .await?;
-        let order = Order::from_row(row, items);
-        if let Some(key) = idempotency_key {
-            diesel::update(order_idempotency::table.find((user_id, key)))
-                .set((
-                    order_idempotency::order_id.eq(order.id),
-                    order_idempotency::response.eq(serde_json::to_value(&order)?),
-                ))
-                .execute(conn)
-                .await?;
-        }
-        Ok(Checkout {
-            order,
-            replayed: false,
-        })
+    }
+    Ok(Checkout {
+        order,
+        replayed: false,
     })
-    .await
 }
 
-/// Deletes up to a batch of expired idempotency records, skipping rows another
-/// transaction holds; returns how many went. Called opportunistically by
-/// [`place_order`]; safe to call from a periodic job as well.
+/// Deletes up to [`PURGE_BATCH`] expired idempotency records; see
+/// [`purge_expired_idempotency_batch`]. [`place_order`] calls it before a keyed order.
 pub async fn purge_expired_idempotency(conn: &mut AsyncPgConnection) -> Result<usize> {
+    purge_expired_idempotency_batch(conn, PURGE_BATCH).await
+}
+
+/// Deletes up to `batch` expired idempotency records and returns how many went: a bounded
+/// clean-up for the periodic housekeeping. Rows another transaction holds (a request
+/// re-claiming its expired key, another replica's clean-up) are skipped, so any number of
+/// replicas may run it at once without waiting on each other or deleting a row twice.
+pub async fn purge_expired_idempotency_batch(
+    conn: &mut AsyncPgConnection,
+    batch: i64,
+) -> Result<usize> {
     let deleted = diesel::sql_query(
         "DELETE FROM order_idempotency WHERE (user_id, key) IN ( \
              SELECT user_id, key FROM order_idempotency WHERE expires_at <= now() \
              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED)",
     )
-    .bind::<Integer, _>(PURGE_BATCH)
+    .bind::<BigInt, _>(batch.max(0))
     .execute(conn)
     .await?;
     Ok(deleted)

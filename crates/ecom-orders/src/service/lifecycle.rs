@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{StockLine, return_stock};
 use ecom_core::audit::{self, AuditEntry};
+use ecom_core::db::ConflictRetry;
 
 use super::Result;
 use super::queries::lines_of;
@@ -23,7 +24,11 @@ pub const AUDIT_TARGET: &str = "order";
 type Guard<'a> = &'a (dyn Fn(&OrderRow) -> Result<bool> + Sync);
 
 /// The one transition routine: lock, check, update, record, return stock on cancel,
-/// and audit when the guard asks for it.
+/// and audit when the guard asks for it. A serialization failure or deadlock runs the
+/// whole transaction again when this call owns it (see [`ConflictRetry`]): every step
+/// re-reads the locked order, so a second run can neither return stock twice nor move
+/// an order that changed meanwhile. In a caller's transaction (ecom-admin's) the conflict
+/// goes back to the caller, the owner of the transaction, unretried.
 async fn transition(
     conn: &mut AsyncPgConnection,
     order_id: i64,
@@ -31,77 +36,94 @@ async fn transition(
     actor_id: i64,
     guard: Guard<'_>,
 ) -> Result<StatusChange> {
-    conn.transaction(async |conn| {
-        let row: OrderRow = orders::table
-            .find(order_id)
-            .select(OrderRow::as_select())
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(OrdersError::OrderNotFound(order_id))?;
-        let audited = guard(&row)?;
-        if !row.status.can_become(to) {
-            return Err(OrdersError::InvalidTransition {
-                order_id,
-                from: row.status,
-                to,
-            });
+    let mut retry = ConflictRetry::new(conn);
+    loop {
+        let outcome = conn
+            .transaction(async |conn| transition_once(conn, order_id, to, actor_id, guard).await)
+            .await;
+        match outcome {
+            Err(e) if retry.again(&e).await => {}
+            outcome => return outcome,
         }
-        let updated: OrderRow = diesel::update(orders::table.find(order_id))
-            .set((
-                orders::status.eq(to),
-                orders::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(OrderRow::as_returning())
-            .get_result(conn)
-            .await?;
-        // The day's sales figures change: drop its rollup (rebuilt by the next report).
-        super::rollup::invalidate(conn, row.created_at).await?;
-        diesel::insert_into(order_status_history::table)
-            .values((
-                order_status_history::order_id.eq(order_id),
-                order_status_history::from_status.eq(Some(row.status)),
-                order_status_history::to_status.eq(to),
-                order_status_history::actor_id.eq(actor_id),
-            ))
-            .execute(conn)
-            .await?;
-        let items = lines_of(conn, &[order_id])
-            .await?
-            .remove(&order_id)
-            .unwrap_or_default();
-        if to == OrderStatus::Cancelled {
-            let stock: Vec<StockLine> = items
-                .iter()
-                .map(|l| StockLine {
-                    product_id: l.product_id,
-                    quantity: l.quantity,
-                })
-                .collect();
-            if !stock.is_empty() {
-                return_stock(conn, &stock).await?;
-            }
+    }
+}
+
+/// One run of [`transition`]'s transaction.
+async fn transition_once(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    to: OrderStatus,
+    actor_id: i64,
+    guard: Guard<'_>,
+) -> Result<StatusChange> {
+    let row: OrderRow = orders::table
+        .find(order_id)
+        .select(OrderRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(OrdersError::OrderNotFound(order_id))?;
+    let audited = guard(&row)?;
+    if !row.status.can_become(to) {
+        return Err(OrdersError::InvalidTransition {
+            order_id,
+            from: row.status,
+            to,
+        });
+    }
+    let updated: OrderRow = diesel::update(orders::table.find(order_id))
+        .set((
+            orders::status.eq(to),
+            orders::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(OrderRow::as_returning())
+        .get_result(conn)
+        .await?;
+    // The day's sales figures change: drop its rollup (rebuilt by the next report).
+    super::rollup::invalidate(conn, row.created_at).await?;
+    diesel::insert_into(order_status_history::table)
+        .values((
+            order_status_history::order_id.eq(order_id),
+            order_status_history::from_status.eq(Some(row.status)),
+            order_status_history::to_status.eq(to),
+            order_status_history::actor_id.eq(actor_id),
+        ))
+        .execute(conn)
+        .await?;
+    let items = lines_of(conn, &[order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default();
+    if to == OrderStatus::Cancelled {
+        let stock: Vec<StockLine> = items
+            .iter()
+            .map(|l| StockLine {
+                product_id: l.product_id,
+                quantity: l.quantity,
+            })
+            .collect();
+        if !stock.is_empty() {
+            return_stock(conn, &stock).await?;
         }
-        let before = Order::from_row(row, items.clone());
-        let after = Order::from_row(updated, items);
-        if audited {
-            audit::record(
-                conn,
-                AuditEntry {
-                    actor_id,
-                    action: AUDIT_ACTION,
-                    target_type: AUDIT_TARGET,
-                    target_id: order_id.to_string(),
-                    before: Some(audit_view(&before)),
-                    after: Some(audit_view(&after)),
-                },
-            )
-            .await?;
-        }
-        Ok(StatusChange { before, after })
-    })
-    .await
+    }
+    let before = Order::from_row(row, items.clone());
+    let after = Order::from_row(updated, items);
+    if audited {
+        audit::record(
+            conn,
+            AuditEntry {
+                actor_id,
+                action: AUDIT_ACTION,
+                target_type: AUDIT_TARGET,
+                target_id: order_id.to_string(),
+                before: Some(audit_view(&before)),
+                after: Some(audit_view(&after)),
+            },
+        )
+        .await?;
+    }
+    Ok(StatusChange { before, after })
 }
 
 /// What the audit trail keeps of an order: enough to see what changed.

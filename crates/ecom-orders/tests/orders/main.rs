@@ -5,6 +5,7 @@ mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod listing;
+mod lock_conflicts;
 mod openapi;
 mod reports;
 mod support;
