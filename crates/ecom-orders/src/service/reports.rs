@@ -1,16 +1,18 @@
 //! The order figures of the admin's sales report, over UTC days. Closed days come from
-//! the daily rollups (see [`super::rollup`]), the still-open ones from the orders by
-//! their `created_at` index; each figure is one set-based statement (no per-order loops).
+//! the daily rollups (see [`super::rollup`]), the still-open ones, and any closed day
+//! whose rollup is missing, from the orders by their `created_at` index; each figure is
+//! one set-based statement (no per-order loops), and every function reads all of its
+//! figures, and which days are rolled up, in one repeatable-read snapshot.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Date, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Date, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
 
 use super::Result;
 use super::queries::{day_end, day_start};
-use super::rollup::{self, Split};
+use super::rollup::{self, Sources};
 use crate::error::OrdersError;
 use crate::model::{
     DailySales, OrderStatus, ReportRange, SalesReport, SalesTotals, StatusCounts, TopProduct,
@@ -56,24 +58,25 @@ struct StatusRow {
     revenue: Money,
 }
 
-/// Orders and revenue per status over the period: rollups plus the open days.
+/// Orders and revenue per status over the period: rollups plus the days read live.
 async fn status_rows(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
-    split: Split,
+    src: &Sources,
 ) -> Result<Vec<StatusRow>> {
     Ok(diesel::sql_query(
         "SELECT status, sum(orders)::bigint AS orders, coalesce(sum(revenue), 0) AS revenue FROM ( \
              SELECT status, orders, revenue FROM order_rollup_status WHERE day >= $1 AND day <= $2 \
              UNION ALL \
-             SELECT status, count(*), sum(total_price) FROM orders \
-             WHERE created_at >= $3 AND created_at < $4 GROUP BY status \
+             SELECT o.status, count(*), sum(o.total_price) \
+             FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
+             JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi GROUP BY o.status \
          ) AS s GROUP BY status",
     )
     .bind::<Date, _>(range.from)
-    .bind::<Date, _>(split.rolled_to)
-    .bind::<Timestamptz, _>(split.live_from)
-    .bind::<Timestamptz, _>(split.live_until)
+    .bind::<Date, _>(src.rolled_to)
+    .bind::<Array<Timestamptz>, _>(&src.live_lo)
+    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .load(conn)
     .await?)
 }
@@ -87,11 +90,11 @@ struct Customers {
 async fn totals_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
-    split: Split,
+    src: &Sources,
 ) -> Result<SalesTotals> {
     let mut total_orders = 0;
     let mut total_revenue = rust_decimal::Decimal::ZERO;
-    for row in status_rows(conn, range, split).await? {
+    for row in status_rows(conn, range, src).await? {
         if row.status != OrderStatus::Cancelled.as_str() {
             total_orders += row.orders;
             total_revenue += row.revenue.as_decimal();
@@ -125,16 +128,21 @@ async fn totals_in(
 pub async fn sales_totals(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<SalesTotals> {
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
-    totals_in(conn, range, rollup::split(range, now)).await
+    snapshot(conn)
+        .run(async |conn| {
+            let src = rollup::sources(conn, range, now).await?;
+            totals_in(conn, range, &src).await
+        })
+        .await
 }
 
 async fn by_status_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
-    split: Split,
+    src: &Sources,
 ) -> Result<StatusCounts> {
     let mut counts = StatusCounts::default();
-    for row in status_rows(conn, range, split).await? {
+    for row in status_rows(conn, range, src).await? {
         if let Ok(status) = row.status.parse::<OrderStatus>() {
             counts.set(status, row.orders);
         }
@@ -149,7 +157,12 @@ pub async fn orders_by_status(
 ) -> Result<StatusCounts> {
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
-    by_status_in(conn, range, rollup::split(range, now)).await
+    snapshot(conn)
+        .run(async |conn| {
+            let src = rollup::sources(conn, range, now).await?;
+            by_status_in(conn, range, &src).await
+        })
+        .await
 }
 
 #[derive(QueryableByName)]
@@ -164,18 +177,26 @@ struct TopRow {
     revenue: Money,
 }
 
-async fn top_in(
-    conn: &mut AsyncPgConnection,
-    range: ReportRange,
-    split: Split,
-    limit: i64,
-) -> Result<Vec<TopProduct>> {
+/// A top-products `limit` outside 1..=[`MAX_TOP_PRODUCTS`] is a 422 naming `top`.
+fn check_top(limit: i64) -> Result<()> {
     if !(1..=MAX_TOP_PRODUCTS).contains(&limit) {
         return Err(OrdersError::invalid(
             "top",
             format!("must be between 1 and {MAX_TOP_PRODUCTS}"),
         ));
     }
+    Ok(())
+}
+
+async fn top_in(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    src: &Sources,
+    limit: i64,
+) -> Result<Vec<TopProduct>> {
+    // The planner cannot see the live intervals' bounds inside the arrays and guesses a
+    // ninth of all orders, then hashes them against every order line; the fenced lateral
+    // (OFFSET 0) keeps it to an index look-up of the lines of each live order.
     let rows: Vec<TopRow> = diesel::sql_query(
         "WITH ranked AS ( \
              SELECT product_id, sum(units)::bigint AS units_sold, sum(revenue) AS revenue, \
@@ -184,8 +205,11 @@ async fn top_in(
                  WHERE day >= $1 AND day <= $2 \
                  UNION ALL \
                  SELECT l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id) \
-                 FROM orders o JOIN order_lines l ON l.order_id = o.id \
-                 WHERE o.created_at >= $3 AND o.created_at < $4 AND o.status <> 'cancelled' \
+                 FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
+                 JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi \
+                 CROSS JOIN LATERAL (SELECT product_id, quantity, line_total, order_id \
+                                     FROM order_lines WHERE order_id = o.id OFFSET 0) AS l \
+                 WHERE o.status <> 'cancelled' \
                  GROUP BY l.product_id \
              ) AS s GROUP BY product_id \
              ORDER BY units_sold DESC, revenue DESC, product_id LIMIT $5) \
@@ -195,9 +219,9 @@ async fn top_in(
          ORDER BY r.units_sold DESC, r.revenue DESC, r.product_id",
     )
     .bind::<Date, _>(range.from)
-    .bind::<Date, _>(split.rolled_to)
-    .bind::<Timestamptz, _>(split.live_from)
-    .bind::<Timestamptz, _>(split.live_until)
+    .bind::<Date, _>(src.rolled_to)
+    .bind::<Array<Timestamptz>, _>(&src.live_lo)
+    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await?;
@@ -219,9 +243,15 @@ pub async fn top_products(
     range: ReportRange,
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
+    check_top(limit)?;
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
-    top_in(conn, range, rollup::split(range, now), limit).await
+    snapshot(conn)
+        .run(async |conn| {
+            let src = rollup::sources(conn, range, now).await?;
+            top_in(conn, range, &src, limit).await
+        })
+        .await
 }
 
 #[derive(QueryableByName)]
@@ -237,7 +267,7 @@ struct DayRow {
 async fn daily_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
-    split: Split,
+    src: &Sources,
 ) -> Result<Vec<DailySales>> {
     let rows: Vec<DayRow> = diesel::sql_query(
         "WITH per_day AS ( \
@@ -245,8 +275,10 @@ async fn daily_in(
                  SELECT day, orders, revenue FROM order_rollup_status \
                  WHERE day >= $1 AND day <= $2 AND status <> 'cancelled' \
                  UNION ALL \
-                 SELECT (created_at AT TIME ZONE 'UTC')::date, count(*), sum(total_price) FROM orders \
-                 WHERE created_at >= $3 AND created_at < $4 AND status <> 'cancelled' GROUP BY 1 \
+                 SELECT (o.created_at AT TIME ZONE 'UTC')::date, count(*), sum(o.total_price) \
+                 FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
+                 JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi \
+                 WHERE o.status <> 'cancelled' GROUP BY 1 \
              ) AS s GROUP BY day) \
          SELECT d.day::date AS date, coalesce(p.orders, 0)::bigint AS orders, \
                 coalesce(p.revenue, 0) AS revenue \
@@ -255,9 +287,9 @@ async fn daily_in(
          ORDER BY d.day",
     )
     .bind::<Date, _>(range.from)
-    .bind::<Date, _>(split.rolled_to)
-    .bind::<Timestamptz, _>(split.live_from)
-    .bind::<Timestamptz, _>(split.live_until)
+    .bind::<Date, _>(src.rolled_to)
+    .bind::<Array<Timestamptz>, _>(&src.live_lo)
+    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .bind::<Date, _>(range.to)
     .load(conn)
     .await?;
@@ -279,32 +311,47 @@ pub async fn daily_sales(
 ) -> Result<Vec<DailySales>> {
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
-    daily_in(conn, range, rollup::split(range, now)).await
+    snapshot(conn)
+        .run(async |conn| {
+            let src = rollup::sources(conn, range, now).await?;
+            daily_in(conn, range, &src).await
+        })
+        .await
 }
 
-/// Every order figure of the sales report: the missing rollups are built first, then
-/// every figure is read from one consistent snapshot (a read-only repeatable-read
-/// transaction). Call it outside a transaction.
+/// Every order figure of the sales report in one consistent snapshot (a read-only
+/// repeatable-read transaction). The missing rollups are built first, to keep the next
+/// reports fast, but correctness does not depend on them: inside the snapshot, a closed
+/// day without a rollup (dropped by a status change since, or skipped by a busy builder)
+/// is read from its orders. Call it outside a transaction.
 pub async fn sales_report(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
     top: i64,
 ) -> Result<SalesReport> {
+    check_top(top)?;
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
-    let split = rollup::split(range, now);
-    conn.build_transaction()
-        .read_only()
-        .repeatable_read()
+    snapshot(conn)
         .run(async |conn| {
+            let src = rollup::sources(conn, range, now).await?;
             Ok(SalesReport {
                 from: range.from,
                 to: range.to,
-                totals: totals_in(conn, range, split).await?,
-                orders_by_status: by_status_in(conn, range, split).await?,
-                top_products: top_in(conn, range, split, top).await?,
-                daily: daily_in(conn, range, split).await?,
+                totals: totals_in(conn, range, &src).await?,
+                orders_by_status: by_status_in(conn, range, &src).await?,
+                top_products: top_in(conn, range, &src, top).await?,
+                daily: daily_in(conn, range, &src).await?,
             })
         })
         .await
+}
+
+/// A read-only repeatable-read transaction: every statement in it, the look-up of which
+/// days are rolled up included, sees the same committed orders and rollups (and being
+/// read-only it never fails to serialize).
+fn snapshot(
+    conn: &mut AsyncPgConnection,
+) -> diesel_async::pg::TransactionBuilder<'_, AsyncPgConnection> {
+    conn.build_transaction().read_only().repeatable_read()
 }

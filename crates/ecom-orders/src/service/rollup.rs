@@ -1,13 +1,21 @@
 //! Daily rollups of closed UTC days for the sales report.
 //!
+//! A rollup is only a cache: the report reads, in one snapshot, the rollups of the
+//! closed days that have one and the orders themselves for every other day (see
+//! [`sources`]), so a rollup dropped or not yet built never shows a day as zero.
+//!
 //! A day is rolled up the first time a report covers it after it has closed (with an
 //! hour's grace for transactions that started before midnight). A status change of an
-//! order drops its creation day's rollup; the next report rebuilds it. Builders and
-//! status changes of one day are serialized by a per-day advisory lock (exclusive for
-//! the builder, shared for status changes), so a rollup never misses a change.
+//! order drops its creation day's rollup in its own transaction; the next report
+//! rebuilds it. A builder holds the day's advisory lock exclusively from before it
+//! claims the day until it commits, and a status change holds it shared until it
+//! commits, so a rollup visible in a snapshot always agrees with the orders of that
+//! snapshot: either the builder read the change, or the change deleted the rollup.
+
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use diesel::sql_types::{Array, Date, Integer};
+use diesel::sql_types::{Array, Date, Integer, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::Result;
@@ -30,25 +38,22 @@ fn lock_key(day: NaiveDate) -> i32 {
     (day - epoch).num_days() as i32
 }
 
-/// Which part of a period comes from rollups and which from the orders themselves.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Split {
-    /// Days `range.from..=rolled_to` are rolled up (none when `rolled_to < from`).
+/// Where each day of a period is read from, as one snapshot sees the rollups.
+#[derive(Debug, Clone)]
+pub(crate) struct Sources {
+    /// Rollup rows of days `range.from..=rolled_to` are read (none when `rolled_to < from`);
+    /// a day without a rollup in the snapshot has no rows there and is read live.
     pub rolled_to: NaiveDate,
-    /// Orders created in `[live_from, live_until)` are read directly (none when empty).
-    pub live_from: DateTime<Utc>,
-    pub live_until: DateTime<Utc>,
+    /// Orders created in `[live_lo[i], live_hi[i])` are read directly: the open days and
+    /// every closed day the snapshot has no rollup for. The intervals are disjoint.
+    pub live_lo: Vec<DateTime<Utc>>,
+    pub live_hi: Vec<DateTime<Utc>>,
 }
 
-pub(crate) fn split(range: ReportRange, now: DateTime<Utc>) -> Split {
-    let closed = last_closed_day(now);
-    let rolled_to = range.to.min(closed);
-    let live_first = range.from.max(closed + Duration::days(1));
-    Split {
-        rolled_to,
-        live_from: day_start(live_first),
-        live_until: day_end(range.to),
-    }
+#[derive(diesel::QueryableByName)]
+struct Key {
+    #[diesel(sql_type = Integer)]
+    k: i32,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -57,12 +62,64 @@ struct Day {
     day: NaiveDate,
 }
 
+/// The sources of `range` in the caller's snapshot: call it inside the repeatable-read
+/// transaction that reads the figures, so the days it finds rolled up are the days the
+/// figures read from rollups.
+pub(crate) async fn sources(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    now: DateTime<Utc>,
+) -> Result<Sources> {
+    let closed = last_closed_day(now);
+    let rolled_to = range.to.min(closed);
+    let unrolled: Vec<Day> = diesel::sql_query(
+        "SELECT d::date AS day \
+         FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
+         WHERE NOT EXISTS (SELECT 1 FROM order_rollup_days r WHERE r.day = d::date) \
+         ORDER BY 1",
+    )
+    .bind::<Date, _>(range.from)
+    .bind::<Date, _>(rolled_to)
+    .load(conn)
+    .await?;
+    let mut sources = Sources {
+        rolled_to,
+        live_lo: Vec::new(),
+        live_hi: Vec::new(),
+    };
+    for Day { day } in unrolled {
+        sources.push_live(day_start(day), day_end(day));
+    }
+    let open_from = day_start(range.from.max(closed + Duration::days(1)));
+    let open_until = day_end(range.to);
+    if open_from < open_until {
+        sources.push_live(open_from, open_until);
+    }
+    Ok(sources)
+}
+
+impl Sources {
+    /// Adds `[lo, hi)` after the intervals so far, merged with the last when they touch,
+    /// so a run of unrolled days is one index range scan.
+    fn push_live(&mut self, lo: DateTime<Utc>, hi: DateTime<Utc>) {
+        if let Some(last) = self.live_hi.last_mut()
+            && *last == lo
+        {
+            *last = hi;
+            return;
+        }
+        self.live_lo.push(lo);
+        self.live_hi.push(hi);
+    }
+}
+
 /// Days rolled up per transaction, so each statement stays well under the statement
 /// timeout whatever the period.
 const CHUNK_DAYS: i64 = 31;
 
 /// Builds the rollups of every closed day of the period that has none, a month per
-/// transaction (call it outside a transaction).
+/// transaction (call it outside a transaction). Days another builder or a status change
+/// holds are skipped: the report reads them live this time.
 pub(crate) async fn ensure(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
@@ -79,31 +136,59 @@ pub(crate) async fn ensure(
 }
 
 /// Rolls up the days of `first..=last` that have no rollup yet, in one transaction.
+/// It never waits: a day whose lock is held (a status change in flight, or another
+/// builder, here or on another replica) is left for later, so builders cannot deadlock
+/// with each other or with status changes, and a day is never built twice.
 async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) -> Result<()> {
     conn.transaction(async |conn| {
-        // Concurrent builders: ON CONFLICT waits for the other's insert and skips its days.
-        let missing: Vec<Day> = diesel::sql_query(
-            "INSERT INTO order_rollup_days (day) \
-             SELECT d::date FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
-             ON CONFLICT (day) DO NOTHING RETURNING day",
+        let unrolled: Vec<Day> = diesel::sql_query(
+            "SELECT d::date AS day \
+             FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
+             WHERE NOT EXISTS (SELECT 1 FROM order_rollup_days r WHERE r.day = d::date)",
         )
         .bind::<Date, _>(first)
         .bind::<Date, _>(last)
         .load(conn)
         .await?;
-        if missing.is_empty() {
+        if unrolled.is_empty() {
             return Ok(());
         }
-        let mut days: Vec<NaiveDate> = missing.into_iter().map(|d| d.day).collect();
+        // The days of those whose lock this transaction gets, held until it ends.
+        let keys: Vec<i32> = unrolled.iter().map(|d| lock_key(d.day)).collect();
+        let held: Vec<Key> = diesel::sql_query(
+            "SELECT k FROM unnest($2::int[]) AS k WHERE pg_try_advisory_xact_lock($1, k)",
+        )
+        .bind::<Integer, _>(LOCK_CLASS)
+        .bind::<Array<Integer>, _>(&keys)
+        .load(conn)
+        .await?;
+        let held: HashSet<i32> = held.into_iter().map(|k| k.k).collect();
+        let locked: Vec<NaiveDate> = unrolled
+            .into_iter()
+            .map(|d| d.day)
+            .filter(|d| held.contains(&lock_key(*d)))
+            .collect();
+        if locked.is_empty() {
+            return Ok(());
+        }
+        // A day another builder committed since the check above is skipped here; none can
+        // be in flight, since its builder would hold the lock.
+        let claimed: Vec<Day> = diesel::sql_query(
+            "INSERT INTO order_rollup_days (day) SELECT unnest($1::date[]) \
+             ON CONFLICT (day) DO NOTHING RETURNING day",
+        )
+        .bind::<Array<Date>, _>(&locked)
+        .load(conn)
+        .await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let mut days: Vec<NaiveDate> = claimed.into_iter().map(|d| d.day).collect();
         days.sort();
-        let keys: Vec<i32> = days.iter().map(|d| lock_key(*d)).collect();
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1, k) FROM unnest($2::int[]) AS k ORDER BY k")
-            .bind::<Integer, _>(LOCK_CLASS)
-            .bind::<Array<Integer>, _>(&keys)
-            .execute(conn)
-            .await?;
         let (lo, hi) = (day_start(days[0]), day_end(days[days.len() - 1]));
-        // The missing days join as a hashed set: only those days are (re)built.
+        // Read committed: each statement reads after the locks were taken, so every status
+        // change of these days either committed before (and is counted) or waits for this
+        // commit and then deletes the rollup. The claimed days join as a hashed set.
         diesel::sql_query(
             "INSERT INTO order_rollup_status (day, status, orders, revenue) \
              SELECT m.day, o.status, count(*), sum(o.total_price) \
@@ -112,8 +197,8 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
              WHERE o.created_at >= $1 AND o.created_at < $2 \
              GROUP BY 1, 2",
         )
-        .bind::<diesel::sql_types::Timestamptz, _>(lo)
-        .bind::<diesel::sql_types::Timestamptz, _>(hi)
+        .bind::<Timestamptz, _>(lo)
+        .bind::<Timestamptz, _>(hi)
         .bind::<Array<Date>, _>(&days)
         .execute(conn)
         .await?;
@@ -127,8 +212,8 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
              WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
              GROUP BY 1, 2",
         )
-        .bind::<diesel::sql_types::Timestamptz, _>(lo)
-        .bind::<diesel::sql_types::Timestamptz, _>(hi)
+        .bind::<Timestamptz, _>(lo)
+        .bind::<Timestamptz, _>(hi)
         .bind::<Array<Date>, _>(&days)
         .execute(conn)
         .await?;
@@ -138,7 +223,10 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
 }
 
 /// Drops the rollup of the day an order was created on; call it in the transaction of
-/// the order's status change.
+/// the order's status change, after the order's update. The shared lock, held until
+/// that transaction ends, keeps a builder from reading the day before the change
+/// commits; the transaction must be read committed, so the delete sees a rollup that a
+/// builder committed while this waited for the lock.
 pub(crate) async fn invalidate(
     conn: &mut AsyncPgConnection,
     created_at: DateTime<Utc>,

@@ -7,5 +7,6 @@ mod lifecycle;
 mod listing;
 mod lock_conflicts;
 mod openapi;
+mod report_races;
 mod reports;
 mod support;
