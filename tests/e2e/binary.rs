@@ -1,11 +1,11 @@
-//! The `ecom` binary itself: start-up, serving and graceful shutdown on SIGTERM.
+//! The `ecom` binary itself: start-up, serving and graceful shutdown on SIGTERM and SIGINT.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ecom_testkit::{TEST_SECRET, TestDb, http_client};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -13,17 +13,30 @@ fn free_port() -> u16 {
 }
 
 fn ecom(envs: &[(&str, String)]) -> Child {
+    spawn_ecom(envs, None)
+}
+
+/// `ecom serve` with these settings only; its output (the log) goes to `log` if given.
+pub(crate) fn spawn_ecom(envs: &[(&str, String)], log: Option<&std::path::Path>) -> Child {
+    let (stdout, stderr) = match log {
+        Some(path) => {
+            let file = std::fs::File::create(path).expect("log file");
+            let copy = file.try_clone().expect("log file handle");
+            (Stdio::from(file), Stdio::from(copy))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecom"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(stdout)
+        .stderr(stderr);
     cmd.spawn().expect("ecom starts")
 }
 
-async fn wait_healthy(port: u16, child: &mut Child) {
+pub(crate) async fn wait_healthy(port: u16, child: &mut Child) {
     let client = http_client();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -42,13 +55,101 @@ async fn wait_healthy(port: u16, child: &mut Child) {
     panic!("ecom did not become ready");
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+/// Sends `signal` (`TERM`, `INT`) to the process.
+pub(crate) fn send_signal(child: &Child, signal: &str) {
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("kill runs");
-    assert!(status.success());
+    assert!(status.success(), "kill -{signal} failed");
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    send_signal(child, "TERM");
     child.wait().expect("ecom exits")
+}
+
+/// Waits at most `bound` for the process to exit.
+pub(crate) async fn wait_exit(
+    child: &mut Child,
+    bound: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// The longest a drain may take: the grace, then the in-flight limit, plus start-up slack.
+pub(crate) fn drain_bound() -> Duration {
+    ecom_api::SHUTDOWN_GRACE + ecom_api::SHUTDOWN_TIMEOUT + Duration::from_secs(5)
+}
+
+/// A server process killed when the test ends, however it ends.
+struct Server {
+    child: Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    async fn start(db: &TestDb) -> Self {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("ecom-{}.log", uuid::Uuid::new_v4().simple()));
+        let mut child = spawn_ecom(
+            &[
+                ("DATABASE_URL", db.url.clone()),
+                ("SECRET_KEY", TEST_SECRET.to_string()),
+                ("PORT", port.to_string()),
+                ("NO_COLOR", "1".to_string()),
+            ],
+            Some(&log),
+        );
+        wait_healthy(port, &mut child).await;
+        Self { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Polls `/ready` (a bounded wait) until it answers 503, and returns that answer's
+    /// `Connection` header.
+    async fn wait_not_ready(&self) -> Option<String> {
+        let deadline = Instant::now() + ecom_api::SHUTDOWN_GRACE;
+        while Instant::now() < deadline {
+            let res = http_client()
+                .get(self.url("/ready"))
+                .send()
+                .await
+                .expect("still listening during the grace");
+            if res.status().as_u16() == 503 {
+                return res
+                    .headers()
+                    .get("connection")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("/ready did not turn 503 during the grace");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
 }
 
 #[actix_web::test]
@@ -73,6 +174,67 @@ async fn serves_on_a_database_url_and_stops_on_sigterm() {
     );
     let status = terminate(&mut child);
     assert!(status.success(), "graceful exit, got {status}");
+}
+
+#[actix_web::test]
+async fn sigint_drains_like_sigterm_ready_turning_503_first() {
+    let db = TestDb::new().await;
+    let mut server = Server::start(&db).await;
+    send_signal(&server.child, "INT");
+    let connection = server.wait_not_ready().await;
+    assert_eq!(
+        connection.as_deref(),
+        Some("close"),
+        "draining answers close kept-alive connections"
+    );
+    let health = http_client()
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("still serving during the grace");
+    assert_eq!(health.status().as_u16(), 200);
+    let status = wait_exit(&mut server.child, drain_bound())
+        .await
+        .expect("exits within the drain period");
+    assert!(status.success(), "graceful exit, got {status}");
+    let log = server.log();
+    for phase in [
+        "draining",
+        "grace over: stopped accepting",
+        "in-flight requests finished",
+        "closed the database pool",
+    ] {
+        assert!(log.contains(phase), "no `{phase}` in the log:\n{log}");
+    }
+    assert!(log.contains("SIGINT"), "names the signal:\n{log}");
+    assert!(
+        http_client()
+            .get(server.url("/health"))
+            .send()
+            .await
+            .is_err(),
+        "the listener is closed"
+    );
+}
+
+#[actix_web::test]
+async fn a_second_signal_during_the_drain_stops_at_once() {
+    let db = TestDb::new().await;
+    let mut server = Server::start(&db).await;
+    send_signal(&server.child, "TERM");
+    server.wait_not_ready().await;
+    send_signal(&server.child, "INT");
+    let status = wait_exit(&mut server.child, drain_bound())
+        .await
+        .expect("exits");
+    assert!(status.success(), "exit after a forced stop, got {status}");
+    let log = server.log();
+    assert!(log.contains("stopping at once"), "{log}");
+    assert!(
+        !log.contains("grace over"),
+        "the grace was cut short:\n{log}"
+    );
+    assert!(log.contains("closed the database pool"), "{log}");
 }
 
 #[actix_web::test]

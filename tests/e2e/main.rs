@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod catalog;
 mod contract;
+mod drills;
 mod ops;
 mod orders;
 

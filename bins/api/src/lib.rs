@@ -1,11 +1,15 @@
 //! Wiring of the `ecom` binary: which domain modules make up the store and how the
 //! server starts and stops. No domain logic lives here.
 
+use std::time::Duration;
+
 use anyhow::Context;
-use ecom_core::db::{Database, PoolOptions, build_pool};
+use ecom_core::db::{Database, PoolOptions, SessionTimeouts, build_pool_with};
+use ecom_core::http::Draining;
 use ecom_core::migrate::{self, Direction};
 use ecom_core::settings::{Settings, resolve_secret_key};
 use ecom_core::{AppContext, Module, build_app};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted.
 pub fn modules() -> Vec<Module> {
@@ -16,6 +20,17 @@ pub fn modules() -> Vec<Module> {
         ecom_admin::module(),
     ]
 }
+
+/// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
+/// idempotency records), run by each replica; see `ecom_core::housekeeping`.
+pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
+    let mut chores = ecom_auth::chores();
+    chores.extend(ecom_orders::chores());
+    chores
+}
+
+/// How often each replica runs the clean-ups.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 /// Builds the app context the server and the end-to-end tests share.
 pub fn app_context(
@@ -29,7 +44,8 @@ pub fn app_context(
 }
 
 /// `ecom serve`: open (or start) the database, migrate, serve until SIGTERM/SIGINT,
-/// then finish in-flight requests, close the pool and stop the private PostgreSQL.
+/// then drain (see [`SHUTDOWN_GRACE`]), finish in-flight requests, close the pool and
+/// stop the private PostgreSQL.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.uses_private_database() {
         tracing::info!(dir = %settings.ecom_data_dir.display(), "no DATABASE_URL: using the private PostgreSQL");
@@ -46,21 +62,34 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
         tracing::info!(count = applied.len(), "applied migrations");
     }
     let secret = resolve_secret_key(settings)?;
-    let pool =
-        build_pool(url, &PoolOptions::from_settings(settings)).map_err(anyhow::Error::msg)?;
+    let pool = build_pool_with(
+        url,
+        &PoolOptions::from_settings(settings),
+        &SessionTimeouts::from_settings(settings),
+    )
+    .map_err(anyhow::Error::msg)?;
     if settings.debug() {
         tracing::warn!("DEBUG is on (development mode); do not use it in production");
+    }
+    // The documented admin/admin123 exists only on the private PostgreSQL, whatever DEBUG says.
+    if settings.uses_private_database() {
         let mut conn = pool.get().await.context("database connection")?;
         if ecom_auth::service::accounts::ensure_development_admin(&mut conn).await? {
             tracing::warn!(
                 email = ecom_auth::service::accounts::DEV_ADMIN_EMAIL,
-                "created the development admin with the documented password; DEBUG only"
+                "created the development admin with the documented password (private PostgreSQL only)"
             );
         }
     }
+    let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), chores(), HOUSEKEEPING_EVERY);
     let ctx = app_context(settings.clone(), pool.clone(), &secret)?;
+    let draining = ctx.draining().clone();
+    // Registered before the listener opens, so an early signal drains instead of killing.
+    let signals = StopSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
     let server = actix_web::HttpServer::new(move || build_app(&ctx))
-        .shutdown_timeout(30)
+        // SIGTERM and SIGINT are ours (see `run_until_signalled`); actix would stop at once on SIGINT.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
         .bind((settings.host.as_str(), settings.port))
         .with_context(|| {
             format!(
@@ -71,9 +100,92 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     for addr in server.addrs() {
         tracing::info!(%addr, "listening; API docs at http://{addr}/docs");
     }
-    server.run().await.context("server failed")?;
-    tracing::info!("stopped accepting; in-flight requests finished");
+    let result = run_until_signalled(server.run(), signals, &draining, SHUTDOWN_GRACE).await;
+    housekeeping.abort();
     pool.close();
+    tracing::info!("closed the database pool");
+    result
+}
+
+/// How long the server keeps serving after the first SIGTERM or SIGINT while `/ready`
+/// answers 503, so a load balancer probing it stops sending requests here before the
+/// listener closes. Longer than a typical probe interval times its failure count.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long in-flight requests may take to finish once the listener is closed; any still
+/// running then are cut off.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SIGTERM (orchestrators) and SIGINT (Ctrl-C), both meaning "drain, then stop".
+struct StopSignals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl StopSignals {
+    fn listen() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The name of the next signal received.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Serves until a stop signal, then drains: `/ready` turns 503 at once, the server keeps
+/// serving for `grace`, then stops accepting and lets in-flight requests finish (up to
+/// [`SHUTDOWN_TIMEOUT`]). A second signal at any point of the drain stops at once.
+async fn run_until_signalled(
+    mut server: actix_web::dev::Server,
+    mut signals: StopSignals,
+    draining: &Draining,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let handle = server.handle();
+    let first = tokio::select! {
+        result = &mut server => return result.context("server failed"),
+        name = signals.next() => name,
+    };
+    draining.start();
+    tracing::info!(
+        signal = first,
+        grace_ms = grace.as_millis() as u64,
+        "draining: /ready answers 503; still serving until the grace ends (signal again to stop at once)"
+    );
+    tokio::select! {
+        result = &mut server => return result.context("server failed"),
+        name = signals.next() => return stop_at_once(server, name),
+        () = tokio::time::sleep(grace) => {}
+    }
+    tracing::info!(
+        timeout_s = SHUTDOWN_TIMEOUT.as_secs(),
+        "grace over: stopped accepting; finishing in-flight requests"
+    );
+    // The command is sent now; the server future carries it out while it is polled.
+    drop(handle.stop(true));
+    tokio::select! {
+        result = &mut server => result.context("server failed")?,
+        name = signals.next() => return stop_at_once(server, name),
+    }
+    tracing::info!("in-flight requests finished");
+    Ok(())
+}
+
+/// Dropping the server makes its workers close every connection now. Still a clean exit:
+/// the operator asked for it.
+fn stop_at_once(server: actix_web::dev::Server, signal: &str) -> anyhow::Result<()> {
+    tracing::warn!(
+        signal,
+        "second signal: stopping at once; requests still running are cut off"
+    );
+    drop(server);
     Ok(())
 }
 

@@ -361,11 +361,56 @@ impl prometheus::core::Collector for PoolCollector {
 }
 
 /// The database the server runs on: the configured one, or the private PostgreSQL.
-#[derive(Debug)]
 pub struct Database {
     pub url: String,
     /// Set when running on the private PostgreSQL.
     pub private: Option<crate::private_pg::PrivatePostgres>,
+}
+
+/// Shows where the database is, never its password.
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("url", &redacted_url(&self.url))
+            .field("private", &self.private)
+            .finish()
+    }
+}
+
+/// A PostgreSQL URL with its password (in the user part or a `password=` parameter)
+/// replaced; a keyword/value connection string is hidden whole. When in doubt it hides
+/// more (a password with an unescaped `@`, `/` or `?` never shows).
+pub fn redacted_url(url: &str) -> String {
+    const HIDDEN: &str = "[redacted]";
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return HIDDEN.to_string();
+    };
+    let (scheme, rest) = url.split_at(scheme_end);
+    let (userinfo, after) = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest),
+    };
+    let mut out = scheme.to_string();
+    if let Some(userinfo) = userinfo {
+        match userinfo.split_once(':') {
+            Some((user, _password)) => out.push_str(&format!("{user}:{HIDDEN}@")),
+            None => out.push_str(&format!("{userinfo}@")),
+        }
+    }
+    match after.split_once('?') {
+        None => out.push_str(after),
+        Some((location, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}={HIDDEN}"),
+                    _ => p.to_string(),
+                })
+                .collect();
+            out.push_str(&format!("{location}?{}", params.join("&")));
+        }
+    }
+    out
 }
 
 /// Name of the store's database on the private PostgreSQL.

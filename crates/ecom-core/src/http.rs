@@ -6,9 +6,9 @@ use std::sync::Arc;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::{Condition, ErrorHandlerResponse, ErrorHandlers, from_fn};
+use actix_web::http::{ConnectionType, StatusCode};
+use actix_web::middleware::{Condition, ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
 use actix_web::{App, Error, HttpRequest, HttpResponse, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use diesel_async::RunQueryDsl;
@@ -47,12 +47,48 @@ impl Module {
     }
 }
 
+/// Whether the server has begun shutting down. Set once, at the first SIGTERM or SIGINT:
+/// from then on `/ready` answers 503 and every response closes its connection, so a load
+/// balancer stops routing here (and drops its kept-alive connections) before the listener
+/// closes. Clones share the flag; background tasks may wait on [`Draining::started`].
+#[derive(Debug, Clone)]
+pub struct Draining(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Draining {
+    fn default() -> Self {
+        Self(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+}
+
+impl Draining {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the server as draining (idempotent).
+    pub fn start(&self) {
+        self.0.send_replace(true);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Completes once draining has started (at once if it already has).
+    pub async fn started(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|draining| *draining).await;
+    }
+}
+
 /// Everything the app factory needs, built once and cloned into each worker.
 #[derive(Clone)]
 pub struct AppContext {
     pub settings: web::Data<Settings>,
     pub pool: web::Data<PgPool>,
     pub tokens: web::Data<AccessTokens>,
+    draining: Draining,
     resolver: Option<web::Data<SharedResolver>>,
     metrics: PrometheusMetrics,
     openapi: utoipa::openapi::OpenApi,
@@ -87,6 +123,7 @@ impl AppContext {
             settings: web::Data::new(settings),
             pool: web::Data::new(pool),
             tokens: web::Data::new(tokens),
+            draining: Draining::new(),
             resolver: None,
             metrics,
             openapi,
@@ -98,6 +135,11 @@ impl AppContext {
     pub fn with_resolver(mut self, resolver: SharedResolver) -> Self {
         self.resolver = Some(web::Data::new(resolver));
         self
+    }
+
+    /// The shutdown flag every app built from this context reads (see [`Draining`]).
+    pub fn draining(&self) -> &Draining {
+        &self.draining
     }
 
     /// The merged OpenAPI document served at `/openapi.json`.
@@ -123,6 +165,7 @@ pub fn build_app(
         .app_data(ctx.settings.clone())
         .app_data(ctx.pool.clone())
         .app_data(ctx.tokens.clone())
+        .app_data(web::Data::new(ctx.draining.clone()))
         .app_data(
             web::JsonConfig::default()
                 .limit(BODY_LIMIT)
@@ -152,7 +195,26 @@ pub fn build_app(
         .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
         .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
         .wrap(ctx.metrics.clone())
+        .wrap(from_fn(close_while_draining))
         .wrap(from_fn(request_context))
+}
+
+/// While draining, every response asks the client to close its connection, so kept-alive
+/// connections (a load balancer's pool) move to other replicas before the listener closes.
+async fn close_while_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let draining = req
+        .app_data::<web::Data<Draining>>()
+        .is_some_and(|d| d.is_draining());
+    let mut res = next.call(req).await?;
+    if draining {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    Ok(res)
 }
 
 fn cors(origins: &[String]) -> actix_cors::Cors {
@@ -368,19 +430,33 @@ pub async fn health() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers a query.
+/// Readiness: the database answers a query, and the server is not shutting down.
 #[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "`service_unavailable`: the database does not answer", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: the database does not answer, or the server is draining for shutdown (from the first SIGTERM or SIGINT, while it still serves for a short grace before it stops accepting)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn ready(pool: web::Data<PgPool>) -> Result<web::Json<Status>, AppError> {
+pub async fn ready(
+    draining: web::Data<Draining>,
+    pool: web::Data<PgPool>,
+) -> Result<HttpResponse, AppError> {
+    if draining.is_draining() {
+        // Expected during every shutdown: answered without an error log line.
+        let status = StatusCode::SERVICE_UNAVAILABLE;
+        let body = problem(
+            status,
+            "service_unavailable",
+            "the server is shutting down",
+            &[],
+        );
+        return Ok(problem_response(status, &body, None));
+    }
     let mut conn = pool.get().await?;
     diesel::sql_query("SELECT 1")
         .execute(&mut conn)
         .await
         .map_err(AppError::unavailable)?;
-    Ok(web::Json(Status { status: "ready" }))
+    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
 }
 
 /// Prometheus text: request counts and latency histograms per route and status, pool gauges.

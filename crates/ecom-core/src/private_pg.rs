@@ -51,7 +51,6 @@ struct RunAs {
 }
 
 /// A running private cluster.
-#[derive(Debug)]
 pub struct PrivatePostgres {
     bin_dir: PathBuf,
     cluster_dir: PathBuf,
@@ -59,6 +58,38 @@ pub struct PrivatePostgres {
     port: u16,
     password: String,
     started_here: bool,
+}
+
+/// Everything but the password.
+impl std::fmt::Debug for PrivatePostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivatePostgres")
+            .field("bin_dir", &self.bin_dir)
+            .field("cluster_dir", &self.cluster_dir)
+            .field("run_as", &self.run_as)
+            .field("port", &self.port)
+            .field("password", &"[redacted]")
+            .field("started_here", &self.started_here)
+            .finish()
+    }
+}
+
+/// How `pg_ctl` stops the cluster (`-m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// Ends every session, writes a checkpoint, then stops.
+    Fast,
+    /// Kills every server process at once, as a crash would; the next start replays the WAL.
+    Immediate,
+}
+
+impl StopMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            StopMode::Fast => "fast",
+            StopMode::Immediate => "immediate",
+        }
+    }
 }
 
 impl PrivatePostgres {
@@ -145,6 +176,38 @@ impl PrivatePostgres {
         self.pg_ctl_start()
     }
 
+    /// Stops the running cluster with `mode` and starts it again on the same port
+    /// (`pg_ctl restart`); returns once it accepts connections. Blocking. Fault drills use
+    /// it to take the database away under load.
+    pub fn restart(&self, mode: StopMode) -> Result<(), PrivatePgError> {
+        let dir = self.cluster_dir.to_string_lossy().into_owned();
+        let log = self.log_file();
+        self.run_checked(
+            "pg_ctl restart",
+            "pg_ctl",
+            &[
+                "restart",
+                "-D",
+                &dir,
+                "-m",
+                mode.as_arg(),
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn log_file(&self) -> String {
+        self.cluster_dir
+            .join("server.log")
+            .to_string_lossy()
+            .into_owned()
+    }
+
     fn init(&self, ephemeral: bool) -> Result<(), PrivatePgError> {
         let io = |source| PrivatePgError::Io {
             dir: self.cluster_dir.clone(),
@@ -205,11 +268,7 @@ impl PrivatePostgres {
 
     fn pg_ctl_start(&self) -> Result<(), PrivatePgError> {
         let dir = self.cluster_dir.to_string_lossy().into_owned();
-        let log = self
-            .cluster_dir
-            .join("server.log")
-            .to_string_lossy()
-            .into_owned();
+        let log = self.log_file();
         let opts = format!("-p {}", self.port);
         self.run_checked(
             "pg_ctl start",
@@ -316,4 +375,66 @@ fn read_or_create_password(path: &Path) -> std::io::Result<String> {
     let password = crate::random_hex(24);
     crate::settings::write_private_file(path, &password)?;
     Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{Database, redacted_url};
+
+    const PASSWORD: &str = "9f3c0b6e41d27a58c3e1";
+
+    fn cluster() -> PrivatePostgres {
+        PrivatePostgres {
+            bin_dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            cluster_dir: PathBuf::from("/tmp/ecom/postgres"),
+            run_as: None,
+            port: 5499,
+            password: PASSWORD.to_string(),
+            started_here: true,
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let pg = cluster();
+        let database = Database {
+            url: pg.url("ecom"),
+            private: Some(cluster()),
+        };
+        for text in [
+            format!("{pg:?}"),
+            format!("{database:?}"),
+            format!("{database:#?}"),
+        ] {
+            assert!(!text.contains(PASSWORD), "password shown in {text}");
+            assert!(text.contains("5499"), "still says where: {text}");
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let cases = [
+            (
+                "postgres://shop:s3cret@db.internal:5432/ecom",
+                "postgres://shop:[redacted]@db.internal:5432/ecom",
+            ),
+            (
+                "postgresql://shop@db/ecom?sslmode=require&password=s3cret",
+                "postgresql://shop@db/ecom?sslmode=require&password=[redacted]",
+            ),
+            ("postgres://db/ecom", "postgres://db/ecom"),
+            ("host=db user=shop password=s3cret", "[redacted]"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redacted_url(url), shown);
+        }
+        // Unescaped separators inside the password hide more, never less.
+        for url in [
+            "postgres://shop:s3/cr@et@db/ecom",
+            "postgres://shop:s3?cret@db/ecom",
+        ] {
+            assert!(!redacted_url(url).contains("cr"), "{}", redacted_url(url));
+        }
+    }
 }
