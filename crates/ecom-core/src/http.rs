@@ -459,10 +459,17 @@ pub async fn ready(
     Ok(HttpResponse::Ok().json(Status { status: "ready" }))
 }
 
-/// Prometheus text: request counts and latency histograms per route and status, pool gauges.
+/// Prometheus text: request counts and latency histograms per route and status, pool
+/// gauges. With `METRICS_TOKEN` set, only for `Authorization: Bearer <METRICS_TOKEN>`.
 #[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "getMetrics",
-    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 401, description = "`not_authenticated`: `METRICS_TOKEN` is set and the request does not carry it as a bearer token", body = crate::error::Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn metrics(req: HttpRequest) -> HttpResponse {
+    if let Err(e) = require_metrics_token(&req) {
+        return e.into_response();
+    }
     // actix-web-prom keeps the registry; read it back from the middleware's app data.
     let families = req
         .app_data::<web::Data<prometheus::Registry>>()
@@ -478,6 +485,34 @@ pub async fn metrics(req: HttpRequest) -> HttpResponse {
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         ))
         .body(text)
+}
+
+/// With `METRICS_TOKEN` set, the request must present it as its bearer token (compared
+/// in constant time, so response timing does not reveal how much of a guess was right).
+fn require_metrics_token(req: &HttpRequest) -> Result<(), AppError> {
+    use subtle::ConstantTimeEq;
+    let Some(expected) = req
+        .app_data::<web::Data<Settings>>()
+        .and_then(|s| s.metrics_token.clone())
+    else {
+        return Ok(());
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError::unauthorized(
+            "not_authenticated",
+            "the metrics need the bearer token set as METRICS_TOKEN",
+        ))
+    }
 }
 
 impl AppError {

@@ -256,3 +256,22 @@ async fn real_socket_server_serves_and_stops_gracefully() {
     assert_eq!(&body[..], br#"{"status":"ready"}"#);
     server.stop().await;
 }
+
+#[actix_web::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let db = TestDb::new().await;
+    let token = "scrape-me-0123456789";
+    let app = test_app(test_context(&db, vec![], &[("METRICS_TOKEN", token)])).await;
+    let anonymous = app.get("/metrics").await;
+    anonymous.assert_problem(401, "not_authenticated");
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    app.get_as("/metrics", "scrape-me-012345678")
+        .await
+        .assert_problem(401, "not_authenticated");
+    let scraped = app.get_as("/metrics", token).await;
+    scraped.assert_status(200);
+    assert!(scraped.text().contains("ecom_db_pool_max_size"));
+    // Liveness and readiness stay open for probes.
+    app.get("/health").await.assert_status(200);
+    app.get("/ready").await.assert_status(200);
+}
