@@ -86,7 +86,9 @@ pub(crate) async fn wait_exit(
 
 /// The longest a drain may take: the grace, then the in-flight limit, plus start-up slack.
 pub(crate) fn drain_bound() -> Duration {
-    ecom_api::SHUTDOWN_GRACE + ecom_api::SHUTDOWN_TIMEOUT + Duration::from_secs(5)
+    std::time::Duration::from_millis(ecom_core::settings::DEFAULT_SHUTDOWN_GRACE_MS)
+        + std::time::Duration::from_secs(ecom_core::settings::DEFAULT_SHUTDOWN_TIMEOUT_SECONDS)
+        + Duration::from_secs(5)
 }
 
 /// A server process killed when the test ends, however it ends.
@@ -124,7 +126,8 @@ impl Server {
     /// Polls `/ready` (a bounded wait) until it answers 503, and returns that answer's
     /// `Connection` header.
     async fn wait_not_ready(&self) -> Option<String> {
-        let deadline = Instant::now() + ecom_api::SHUTDOWN_GRACE;
+        let deadline = Instant::now()
+            + std::time::Duration::from_millis(ecom_core::settings::DEFAULT_SHUTDOWN_GRACE_MS);
         while Instant::now() < deadline {
             let res = http_client()
                 .get(self.url("/ready"))
@@ -156,10 +159,12 @@ impl Drop for Server {
 async fn serves_on_a_database_url_and_stops_on_sigterm() {
     let db = TestDb::new().await;
     let port = free_port();
+    // DEBUG on: still no development admin, because this is not the private PostgreSQL.
     let mut child = ecom(&[
         ("DATABASE_URL", db.url.clone()),
         ("SECRET_KEY", TEST_SECRET.to_string()),
         ("PORT", port.to_string()),
+        ("DEBUG", "true".to_string()),
     ]);
     wait_healthy(port, &mut child).await;
     let login = http_client()
@@ -170,7 +175,7 @@ async fn serves_on_a_database_url_and_stops_on_sigterm() {
     assert_eq!(
         login.status().as_u16(),
         401,
-        "no development admin outside DEBUG"
+        "no development admin on a DATABASE_URL, whatever DEBUG says"
     );
     let status = terminate(&mut child);
     assert!(status.success(), "graceful exit, got {status}");

@@ -198,12 +198,22 @@ async fn catalog_permissions_follow_roles_of_real_accounts() {
         .assert_problem(403, "forbidden");
 
     let mut conn = db.connect().await;
-    ecom_auth::service::roles::put_role(&mut conn, &crate::acting_admin(admin_id), "clerk", &["create:product".into()])
-        .await
-        .expect("role");
-    ecom_auth::service::roles::change_role(&mut conn, &crate::acting_admin(admin_id), clerk_id, "clerk")
-        .await
-        .expect("grant");
+    ecom_auth::service::roles::put_role(
+        &mut conn,
+        &crate::acting_admin(admin_id),
+        "clerk",
+        &["create:product".into()],
+    )
+    .await
+    .expect("role");
+    ecom_auth::service::roles::change_role(
+        &mut conn,
+        &crate::acting_admin(admin_id),
+        clerk_id,
+        "clerk",
+    )
+    .await
+    .expect("grant");
     app.post(
         "/products",
         json!({"name": "Mug", "description": "", "price": 5, "stock": 1}),

@@ -778,7 +778,8 @@ async fn sigterm_drill() {
         .count();
     let acked_after_signal = record.acks.iter().filter(|a| a.sent >= signalled).count();
     // The listener closes when the grace ends: requests under way then must still be answered.
-    let listener_closed = signalled + ecom_api::SHUTDOWN_GRACE;
+    let listener_closed = signalled
+        + std::time::Duration::from_millis(ecom_core::settings::DEFAULT_SHUTDOWN_GRACE_MS);
     let in_flight_at_close = record
         .attempts
         .iter()
@@ -808,7 +809,9 @@ async fn sigterm_drill() {
          {in_flight_at_close} under way when the listener closed; refused connections {refused}; \
          connections lost before an answer {} (their orders stored: {}); incomplete answers {}",
         ms(exited - signalled),
-        ms(ecom_api::SHUTDOWN_GRACE),
+        ms(std::time::Duration::from_millis(
+            ecom_core::settings::DEFAULT_SHUTDOWN_GRACE_MS
+        )),
         first_503.map(ms),
         record.acks.len(),
         acked_after_signal,

@@ -44,8 +44,8 @@ pub fn app_context(
 }
 
 /// `ecom serve`: open (or start) the database, migrate, serve until SIGTERM/SIGINT,
-/// then drain (see [`SHUTDOWN_GRACE`]), finish in-flight requests, close the pool and
-/// stop the private PostgreSQL.
+/// then drain (`SHUTDOWN_GRACE_MS`), finish in-flight requests (`SHUTDOWN_TIMEOUT_SECONDS`),
+/// close the pool and stop the private PostgreSQL.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.uses_private_database() {
         tracing::info!(dir = %settings.ecom_data_dir.display(), "no DATABASE_URL: using the private PostgreSQL");
@@ -89,7 +89,7 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     let server = actix_web::HttpServer::new(move || build_app(&ctx))
         // SIGTERM and SIGINT are ours (see `run_until_signalled`); actix would stop at once on SIGINT.
         .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT.as_secs())
+        .shutdown_timeout(settings.shutdown_timeout_seconds)
         .bind((settings.host.as_str(), settings.port))
         .with_context(|| {
             format!(
@@ -100,21 +100,25 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     for addr in server.addrs() {
         tracing::info!(%addr, "listening; API docs at http://{addr}/docs");
     }
-    let result = run_until_signalled(server.run(), signals, &draining, SHUTDOWN_GRACE).await;
+    let drain = Drain {
+        grace: Duration::from_millis(settings.shutdown_grace_ms),
+        timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
+    };
+    let result = run_until_signalled(server.run(), signals, &draining, drain).await;
     housekeeping.abort();
     pool.close();
     tracing::info!("closed the database pool");
     result
 }
 
-/// How long the server keeps serving after the first SIGTERM or SIGINT while `/ready`
-/// answers 503, so a load balancer probing it stops sending requests here before the
-/// listener closes. Longer than a typical probe interval times its failure count.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// How long in-flight requests may take to finish once the listener is closed; any still
-/// running then are cut off.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The phases of a drain: `grace` of serving while `/ready` answers 503, so a load
+/// balancer probing it stops sending requests here before the listener closes; then up
+/// to `timeout` for in-flight requests to finish (any still running are cut off).
+#[derive(Debug, Clone, Copy)]
+struct Drain {
+    grace: Duration,
+    timeout: Duration,
+}
 
 /// SIGTERM (orchestrators) and SIGINT (Ctrl-C), both meaning "drain, then stop".
 struct StopSignals {
@@ -140,14 +144,16 @@ impl StopSignals {
 }
 
 /// Serves until a stop signal, then drains: `/ready` turns 503 at once, the server keeps
-/// serving for `grace`, then stops accepting and lets in-flight requests finish (up to
-/// [`SHUTDOWN_TIMEOUT`]). A second signal at any point of the drain stops at once.
+/// serving for the grace, then stops accepting and lets in-flight requests finish (up to
+/// the drain's timeout, which actix enforces). A second signal at any point of the drain
+/// stops at once.
 async fn run_until_signalled(
     mut server: actix_web::dev::Server,
     mut signals: StopSignals,
     draining: &Draining,
-    grace: Duration,
+    drain: Drain,
 ) -> anyhow::Result<()> {
+    let grace = drain.grace;
     let handle = server.handle();
     let first = tokio::select! {
         result = &mut server => return result.context("server failed"),
@@ -165,7 +171,7 @@ async fn run_until_signalled(
         () = tokio::time::sleep(grace) => {}
     }
     tracing::info!(
-        timeout_s = SHUTDOWN_TIMEOUT.as_secs(),
+        timeout_s = drain.timeout.as_secs(),
         "grace over: stopped accepting; finishing in-flight requests"
     );
     // The command is sent now; the server future carries it out while it is polled.

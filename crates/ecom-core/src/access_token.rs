@@ -29,12 +29,21 @@ pub struct AccessClaims {
     pub sid: i64,
 }
 
-/// A freshly signed token.
-#[derive(Debug, Clone)]
+/// A freshly signed token (its Debug never shows the token).
+#[derive(Clone)]
 pub struct IssuedAccessToken {
     pub token: String,
     pub expires_in: i64,
     pub claims: AccessClaims,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken")
+            .field("expires_in", &self.expires_in)
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a token was refused; all of them answer 401.

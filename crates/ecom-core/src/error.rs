@@ -324,9 +324,22 @@ impl From<diesel::result::Error> for AppError {
                 "the request collided with a concurrent one and was undone; retry it",
             );
         }
-        let E::DatabaseError(kind, info) = &err else {
-            return AppError::internal(err);
+        let info = match &err {
+            E::DatabaseError(kind, info) => (kind, info),
+            // A rollback that could not be sent (the connection died) leaves the
+            // connection unusable; the pool discards it. A lost database, not a bug.
+            E::BrokenTransactionManager => return AppError::unavailable(err),
+            E::RollbackErrorOnCommit { commit_error, .. }
+                if matches!(
+                    AppError::from(clone_commit_error(commit_error)).status(),
+                    StatusCode::SERVICE_UNAVAILABLE
+                ) =>
+            {
+                return AppError::unavailable(err);
+            }
+            _ => return AppError::internal(err),
         };
+        let (kind, info) = info;
         if let Some(code) = parse_sqlstate(info.message()) {
             if is_unavailable_sqlstate(code) {
                 return AppError::unavailable(err);
@@ -352,6 +365,18 @@ impl From<diesel::result::Error> for AppError {
             K::ClosedConnection | K::UnableToSendCommand => AppError::unavailable(err),
             _ => AppError::internal(err),
         }
+    }
+}
+
+/// A commit error's kind and message, enough to classify it (diesel errors are not `Clone`).
+fn clone_commit_error(err: &diesel::result::Error) -> diesel::result::Error {
+    use diesel::result::Error as E;
+    match err {
+        E::DatabaseError(kind, info) => {
+            E::DatabaseError(*kind, Box::new(info.message().to_string()))
+        }
+        E::BrokenTransactionManager => E::BrokenTransactionManager,
+        _ => E::NotInTransaction,
     }
 }
 
@@ -453,6 +478,31 @@ mod tests {
 
     fn response(kind: K, code: &str) -> AppError {
         server_error(kind, code, "whatever the server says").into()
+    }
+
+    /// A connection that died under a rollback leaves diesel's transaction manager broken:
+    /// the database went away, which is a 503, not a bug.
+    #[test]
+    fn a_broken_transaction_manager_is_unavailable() {
+        assert_eq!(
+            AppError::from(E::BrokenTransactionManager).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let lost_commit = E::RollbackErrorOnCommit {
+            rollback_error: Box::new(E::BrokenTransactionManager),
+            commit_error: Box::new(E::DatabaseError(
+                K::ClosedConnection,
+                Box::new("connection closed".to_string()),
+            )),
+        };
+        assert_eq!(
+            AppError::from(lost_commit).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            AppError::from(E::NotInTransaction).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 
     #[test]

@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Default `SHUTDOWN_GRACE_MS`: serving on after SIGTERM/SIGINT while `/ready` says 503.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 5000;
+/// Default `SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests may take to finish.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
+
 /// Smallest accepted `SECRET_KEY` outside development mode, in bytes.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
 
@@ -85,16 +90,35 @@ pub struct Settings {
     pub trusted_proxies: String,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     pub metrics_token: Option<SecretString>,
+    /// After SIGTERM/SIGINT: how long to keep serving while `/ready` answers 503, so a
+    /// load balancer stops routing here before the listener closes.
+    pub shutdown_grace_ms: u64,
+    /// Then: how long in-flight requests may take to finish before they are cut off.
+    pub shutdown_timeout_seconds: u64,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
-/// without touching the process environment.
-#[derive(Debug, Default)]
+/// without touching the process environment. Its Debug names the overrides, never
+/// their values (they may be `DATABASE_URL`, `SECRET_KEY`, `METRICS_TOKEN`).
+#[derive(Default)]
 pub struct SettingsLoader {
     file: Option<PathBuf>,
     dotenv: Option<PathBuf>,
     read_process_env: bool,
     overrides: HashMap<String, String>,
+}
+
+impl fmt::Debug for SettingsLoader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.overrides.keys().collect();
+        names.sort();
+        f.debug_struct("SettingsLoader")
+            .field("file", &self.file)
+            .field("dotenv", &self.dotenv)
+            .field("read_process_env", &self.read_process_env)
+            .field("overrides", &names)
+            .finish()
+    }
 }
 
 impl SettingsLoader {
@@ -139,6 +163,10 @@ impl SettingsLoader {
             .and_then(|b| b.set_default("login_max_failures_per_address", 30))
             .and_then(|b| b.set_default("login_throttle_window_seconds", 300))
             .and_then(|b| b.set_default("trusted_proxies", ""))
+            .and_then(|b| b.set_default("shutdown_grace_ms", DEFAULT_SHUTDOWN_GRACE_MS))
+            .and_then(|b| {
+                b.set_default("shutdown_timeout_seconds", DEFAULT_SHUTDOWN_TIMEOUT_SECONDS)
+            })
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -196,6 +224,8 @@ pub const KNOWN_NAMES: &[&str] = &[
     "LOGIN_THROTTLE_WINDOW_SECONDS",
     "TRUSTED_PROXIES",
     "METRICS_TOKEN",
+    "SHUTDOWN_GRACE_MS",
+    "SHUTDOWN_TIMEOUT_SECONDS",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -274,6 +304,12 @@ impl Settings {
         }
         if !(1..=86_400).contains(&self.login_throttle_window_seconds) {
             return invalid("LOGIN_THROTTLE_WINDOW_SECONDS must be between 1 and 86400");
+        }
+        if self.shutdown_grace_ms > 600_000 {
+            return invalid("SHUTDOWN_GRACE_MS must be between 0 and 600000");
+        }
+        if !(1..=3600).contains(&self.shutdown_timeout_seconds) {
+            return invalid("SHUTDOWN_TIMEOUT_SECONDS must be between 1 and 3600");
         }
         if let Err(e) = self.trusted_proxy_networks() {
             return Err(SettingsError::Invalid(e));

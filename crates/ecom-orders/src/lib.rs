@@ -66,9 +66,9 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     vec![ecom_core::housekeeping::Chore::new(
         "order_idempotency",
         |conn, batch| {
-            Box::pin(async move {
-                Ok(service::checkout::purge_expired_idempotency_batch(conn, batch).await?)
-            })
+            Box::pin(
+                async move { Ok(service::checkout::purge_expired_idempotency(conn, batch).await?) },
+            )
         },
     )]
 }

@@ -172,11 +172,19 @@ async fn has_every_migration(admin_url: &str, template: &str) -> bool {
 }
 
 /// A database of its own for one test, dropped when the value is.
-#[derive(Debug)]
 pub struct TestDb {
     pub name: String,
     pub url: String,
     admin_url: String,
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDb")
+            .field("name", &self.name)
+            .field("url", &db::redacted_url(&self.url))
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestDb {

@@ -276,9 +276,13 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         .iter()
         .filter_map(|p| p.as_str())
         .collect();
-    app.put("/admin/roles/owner", json!({"permissions": every}), Some(&admin))
-        .await
-        .assert_status(200);
+    app.put(
+        "/admin/roles/owner",
+        json!({"permissions": every}),
+        Some(&admin),
+    )
+    .await
+    .assert_status(200);
     let (olga, _) = app.sign_up("olga@example.com", PASSWORD).await;
     app.patch(
         &format!("/admin/users/{olga}/role"),
@@ -318,26 +322,42 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
         ("support", json!(["manage:users", "manage:orders"])),
         ("analyst", json!(["view:reports"])),
     ] {
-        app.put(&format!("/admin/roles/{role}"), json!({"permissions": permissions}), Some(&root))
-            .await
-            .assert_status(200);
+        app.put(
+            &format!("/admin/roles/{role}"),
+            json!({"permissions": permissions}),
+            Some(&root),
+        )
+        .await
+        .assert_status(200);
     }
     let (mia, _) = app.sign_up("mia@example.com", PASSWORD).await;
     let (ned, _) = app.sign_up("ned@example.com", PASSWORD).await;
     let (ola, _) = app.sign_up("ola@example.com", PASSWORD).await;
     let (pia, _) = app.sign_up("pia@example.com", PASSWORD).await;
-    for (id, role) in [(mia, "user-manager"), (ola, "analyst"), (pia, "user-manager")] {
-        app.patch(&format!("/admin/users/{id}/role"), json!({"role": role}), Some(&root))
-            .await
-            .assert_status(200);
+    for (id, role) in [
+        (mia, "user-manager"),
+        (ola, "analyst"),
+        (pia, "user-manager"),
+    ] {
+        app.patch(
+            &format!("/admin/users/{id}/role"),
+            json!({"role": role}),
+            Some(&root),
+        )
+        .await
+        .assert_status(200);
     }
     let mia_token = app.login("mia@example.com", PASSWORD).await;
     let as_mia_put = |role: &'static str, permissions: serde_json::Value| {
         let token = mia_token.clone();
         let app = &app;
         async move {
-            app.put(&format!("/admin/roles/{role}"), json!({"permissions": permissions}), Some(&token))
-                .await
+            app.put(
+                &format!("/admin/roles/{role}"),
+                json!({"permissions": permissions}),
+                Some(&token),
+            )
+            .await
         }
     };
 
@@ -346,9 +366,18 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
         .await
         .assert_problem(409, "cannot_modify_self");
     // Adding or removing a permission it lacks: 403 naming it.
-    let widened = as_mia_put("support", json!(["manage:users", "manage:orders", "delete:product"])).await;
+    let widened = as_mia_put(
+        "support",
+        json!(["manage:users", "manage:orders", "delete:product"]),
+    )
+    .await;
     widened.assert_problem(403, "permission_not_held");
-    assert!(widened.json()["detail"].as_str().unwrap_or_default().contains("delete:product"));
+    assert!(
+        widened.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("delete:product")
+    );
     as_mia_put("support", json!(["manage:users"]))
         .await
         .assert_problem(403, "permission_not_held");
@@ -359,31 +388,59 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
     let narrowed = as_mia_put("support", json!(["manage:orders"])).await;
     narrowed.assert_status(200);
     assert_eq!(narrowed.json()["permissions"], json!(["manage:orders"]));
-    as_mia_put("brand-new", json!(["manage:users"])).await.assert_status(200);
+    as_mia_put("brand-new", json!(["manage:users"]))
+        .await
+        .assert_status(200);
 
     // Roles: never `admin`, never a role with more, never away from a role with more.
-    app.patch(&format!("/admin/users/{ned}/role"), json!({"role": "admin"}), Some(&mia_token))
-        .await
-        .assert_problem(403, "permission_not_held");
-    app.patch(&format!("/admin/users/{ned}/role"), json!({"role": "analyst"}), Some(&mia_token))
-        .await
-        .assert_problem(403, "permission_not_held");
-    app.patch(&format!("/admin/users/{ola}/role"), json!({"role": "user"}), Some(&mia_token))
-        .await
-        .assert_problem(403, "permission_not_held");
-    app.patch(&format!("/admin/users/{ned}/role"), json!({"role": "brand-new"}), Some(&mia_token))
-        .await
-        .assert_status(200);
+    app.patch(
+        &format!("/admin/users/{ned}/role"),
+        json!({"role": "admin"}),
+        Some(&mia_token),
+    )
+    .await
+    .assert_problem(403, "permission_not_held");
+    app.patch(
+        &format!("/admin/users/{ned}/role"),
+        json!({"role": "analyst"}),
+        Some(&mia_token),
+    )
+    .await
+    .assert_problem(403, "permission_not_held");
+    app.patch(
+        &format!("/admin/users/{ola}/role"),
+        json!({"role": "user"}),
+        Some(&mia_token),
+    )
+    .await
+    .assert_problem(403, "permission_not_held");
+    app.patch(
+        &format!("/admin/users/{ned}/role"),
+        json!({"role": "brand-new"}),
+        Some(&mia_token),
+    )
+    .await
+    .assert_status(200);
     // Bans: not of a user whose role holds more (the analyst, the administrator).
-    let root_id = app.get_as("/users/me", &root).await.json()["id"].as_i64().expect("id");
+    let root_id = app.get_as("/users/me", &root).await.json()["id"]
+        .as_i64()
+        .expect("id");
     for target in [ola, root_id] {
-        app.patch(&format!("/admin/users/{target}/ban"), json!({"banned": true}), Some(&mia_token))
-            .await
-            .assert_problem(403, "permission_not_held");
-    }
-    app.patch(&format!("/admin/users/{pia}/ban"), json!({"banned": true}), Some(&mia_token))
+        app.patch(
+            &format!("/admin/users/{target}/ban"),
+            json!({"banned": true}),
+            Some(&mia_token),
+        )
         .await
-        .assert_status(200);
+        .assert_problem(403, "permission_not_held");
+    }
+    app.patch(
+        &format!("/admin/users/{pia}/ban"),
+        json!({"banned": true}),
+        Some(&mia_token),
+    )
+    .await
+    .assert_status(200);
     // Nothing the refused calls asked for happened.
     let ola_now = app.get_as("/admin/users?search=ola@", &root).await.json();
     assert_eq!(ola_now["items"][0]["role"], "analyst");

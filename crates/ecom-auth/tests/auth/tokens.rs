@@ -146,3 +146,25 @@ async fn the_document_lists_every_auth_endpoint() {
     );
     assert!(doc["paths"]["/users/me"]["get"]["security"].is_array());
 }
+
+#[test]
+fn debug_output_never_shows_passwords_tokens_or_emails() {
+    use ecom_auth::api::{RegisterRequest, TokenPair};
+    let pair = TokenPair {
+        access_token: "access-secret-123".into(),
+        refresh_token: "refresh-secret-456".into(),
+        token_type: "bearer",
+        expires_in: 1800,
+    };
+    let shown = format!("{pair:?}");
+    assert!(!shown.contains("access-secret-123") && !shown.contains("refresh-secret-456"));
+    let request: RegisterRequest = serde_json::from_value(serde_json::json!({
+        "email": "secret.person@example.com", "password": "hunter2-hunter2"
+    }))
+    .expect("parse");
+    let shown = format!("{request:?}");
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("secret.person"),
+        "{shown}"
+    );
+}

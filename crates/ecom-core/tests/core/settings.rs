@@ -101,3 +101,52 @@ fn development_secret_is_generated_once_and_kept() {
     assert_eq!(first, second, "the key survives restarts");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn nothing_that_holds_a_secret_prints_it_in_debug() {
+    let loader = SettingsLoader::isolated()
+        .set(
+            "DATABASE_URL",
+            "postgres://shop:hunter2-db@db.internal/ecom",
+        )
+        .set("SECRET_KEY", "k".repeat(40))
+        .set("METRICS_TOKEN", "scrape-token-xyz");
+    let shown = format!("{loader:?}");
+    for secret in ["hunter2-db", &"k".repeat(40), "scrape-token-xyz"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert!(shown.contains("METRICS_TOKEN"), "names are shown: {shown}");
+    let settings = loader.load().expect("valid");
+    let shown = format!("{settings:?}");
+    for secret in ["hunter2-db", &"k".repeat(40), "scrape-token-xyz"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let tokens = ecom_core::access_token::AccessTokens::new(
+        &ecom_core::settings::SecretString::new("s".repeat(40)),
+        30,
+    );
+    let issued = tokens.issue(1, 2).expect("sign");
+    assert!(!format!("{issued:?}").contains(&issued.token));
+}
+
+#[test]
+fn new_settings_are_validated_with_their_names() {
+    for (name, value) in [
+        ("TRUSTED_PROXIES", "10.0.0.0/8, not-a-network"),
+        ("LOGIN_MAX_FAILURES_PER_EMAIL", "0"),
+        ("LOGIN_THROTTLE_WINDOW_SECONDS", "0"),
+        ("DATABASE_LOCK_TIMEOUT_MS", "0"),
+        ("METRICS_TOKEN", " "),
+    ] {
+        let err = SettingsLoader::isolated()
+            .set(name, value)
+            .load()
+            .expect_err(name);
+        assert!(err.to_string().contains(name), "{name}: {err}");
+    }
+    let ok = SettingsLoader::isolated()
+        .set("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7, ::1")
+        .load()
+        .expect("valid");
+    assert_eq!(ok.trusted_proxy_networks().expect("parsed").len(), 3);
+}

@@ -24,8 +24,6 @@ pub const MAX_LINES: usize = 100;
 pub const IDEMPOTENCY_TTL_HOURS: i32 = 24;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_KEY_LEN: usize = 255;
-/// Expired idempotency records removed by one [`purge_expired_idempotency`] call.
-pub const PURGE_BATCH: i64 = 500;
 
 /// Validates the lines and merges duplicates: product id → quantity, in id order.
 fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
@@ -199,17 +197,6 @@ pub async fn place_order(
     }
     let merged = merge(lines)?;
     let fingerprint = fingerprint(&merged);
-    if idempotency_key.is_some() {
-        // Opportunistic, bounded, and in a savepoint of its own when a caller's transaction
-        // is open, so its failure leaves that transaction usable; the periodic clean-up
-        // calls the same function.
-        let purged = conn
-            .transaction(async |conn| purge_expired_idempotency(conn).await)
-            .await;
-        if let Err(e) = purged {
-            tracing::warn!(error = %e, "could not purge expired idempotency records");
-        }
-    }
     let mut retry = ConflictRetry::new(conn);
     loop {
         let outcome = conn
@@ -301,20 +288,11 @@ async fn record_order(
     })
 }
 
-/// Deletes up to [`PURGE_BATCH`] expired idempotency records; see
-/// [`purge_expired_idempotency_batch`]. [`place_order`] calls it before a keyed order.
-pub async fn purge_expired_idempotency(conn: &mut AsyncPgConnection) -> Result<usize> {
-    purge_expired_idempotency_batch(conn, PURGE_BATCH).await
-}
-
 /// Deletes up to `batch` expired idempotency records and returns how many went: a bounded
 /// clean-up for the periodic housekeeping. Rows another transaction holds (a request
 /// re-claiming its expired key, another replica's clean-up) are skipped, so any number of
 /// replicas may run it at once without waiting on each other or deleting a row twice.
-pub async fn purge_expired_idempotency_batch(
-    conn: &mut AsyncPgConnection,
-    batch: i64,
-) -> Result<usize> {
+pub async fn purge_expired_idempotency(conn: &mut AsyncPgConnection, batch: i64) -> Result<usize> {
     let deleted = diesel::sql_query(
         "DELETE FROM order_idempotency WHERE (user_id, key) IN ( \
              SELECT user_id, key FROM order_idempotency WHERE expires_at <= now() \

@@ -360,7 +360,7 @@ async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
 
 #[actix_web::test]
 async fn the_idempotency_purge_is_bounded_and_skips_rows_another_replica_holds() {
-    use ecom_orders::service::checkout::purge_expired_idempotency_batch;
+    use ecom_orders::service::checkout::purge_expired_idempotency;
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
     conn.batch_execute(
@@ -384,8 +384,8 @@ async fn the_idempotency_purge_is_bounded_and_skips_rows_another_replica_holds()
     let (first_a, first_b) = actix_web::rt::time::timeout(
         BOUND,
         futures_util::future::join(
-            purge_expired_idempotency_batch(&mut a, 3),
-            purge_expired_idempotency_batch(&mut b, 3),
+            purge_expired_idempotency(&mut a, 3),
+            purge_expired_idempotency(&mut b, 3),
         ),
     )
     .await
@@ -395,7 +395,7 @@ async fn the_idempotency_purge_is_bounded_and_skips_rows_another_replica_holds()
         first_a <= 3 && first_b <= 3,
         "bounded: {first_a} + {first_b}"
     );
-    let rest = purge_expired_idempotency_batch(&mut a, 3)
+    let rest = purge_expired_idempotency(&mut a, 3)
         .await
         .expect("purge again");
     assert_eq!(
@@ -410,7 +410,7 @@ async fn the_idempotency_purge_is_bounded_and_skips_rows_another_replica_holds()
     );
     other.batch_execute("ROLLBACK").await.expect("release");
     assert_eq!(
-        purge_expired_idempotency_batch(&mut a, 3)
+        purge_expired_idempotency(&mut a, 3)
             .await
             .expect("purge the released row"),
         1
