@@ -334,7 +334,7 @@ pub struct CreateProductRequest {
     #[schema(max_length = 10000)]
     pub description: String,
     /// More than 2 decimal places, ≤ 0 or over 99,999,999.99 is refused.
-    #[schema(value_type = Money)]
+    #[schema(value_type = ecom_core::money::MoneyInput)]
     pub price: serde_json::Value,
     #[schema(minimum = 0, maximum = 2147483647)]
     pub stock: i64,
@@ -451,7 +451,7 @@ pub struct UpdateProductRequest {
     pub name: Option<String>,
     #[schema(max_length = 10000)]
     pub description: Option<String>,
-    #[schema(value_type = Option<Money>)]
+    #[schema(value_type = Option<ecom_core::money::MoneyInput>)]
     pub price: Option<serde_json::Value>,
     #[schema(minimum = 0, maximum = 2147483647)]
     pub stock: Option<i64>,

@@ -188,6 +188,32 @@ impl utoipa::PartialSchema for Money {
 
 impl utoipa::ToSchema for Money {}
 
+/// Schema of an amount a request sends: the [`Money`] string, or a JSON number (as the
+/// contract allows). Responses always carry the string. Use with
+/// `#[schema(value_type = MoneyInput)]` on request fields.
+#[derive(Debug)]
+pub struct MoneyInput;
+
+impl utoipa::PartialSchema for MoneyInput {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{OneOfBuilder, Ref};
+        let number = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0.0))
+            .maximum(Some(99_999_999.99))
+            .description(Some("At most two decimal places; more is refused."));
+        OneOfBuilder::new()
+            .item(Ref::from_schema_name("Money"))
+            .item(number)
+            .description(Some(
+                "An exact amount: the decimal string (\"999.99\") or a JSON number with at most two decimal places.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MoneyInput {}
+
 /// Schema of a sum of amounts (a period's revenue): the same decimal string as
 /// [`Money`], without its per-price upper bound. Use with `#[schema(schema_with = ...)]`.
 pub fn total_schema() -> ObjectBuilder {

@@ -10,7 +10,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{FieldError, Problem};
 use crate::http::{__path_health, __path_metrics, __path_ready, Status, health, metrics, ready};
-use crate::money::Money;
+use crate::money::{Money, MoneyInput};
 
 /// Name of the bearer-token security scheme; domain paths reference it.
 pub const BEARER: &str = "bearer";
@@ -27,7 +27,7 @@ pub const OAUTH2_PASSWORD: &str = "oauth2_password";
         license(name = "MIT")
     ),
     paths(health, ready, metrics),
-    components(schemas(Problem, FieldError, Status, Money)),
+    components(schemas(Problem, FieldError, Status, Money, MoneyInput)),
     modifiers(&SecuritySchemes),
     tags((name = "ops", description = "Liveness, readiness and metrics"))
 )]
