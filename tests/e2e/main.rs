@@ -39,7 +39,7 @@ pub fn acting_admin(user_id: i64) -> ecom_core::Principal {
     ecom_core::Principal {
         user_id,
         role: "admin".into(),
-        permissions: ecom_core::Permission::ALL.into_iter().collect(),
+        permissions: ecom_core::Permission::ALL.iter().copied().collect(),
         token_id: "e2e".into(),
         session_id: 0,
     }

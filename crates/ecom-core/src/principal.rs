@@ -5,10 +5,8 @@
 //! change applies on the very next request whatever tokens the user holds.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
@@ -22,62 +20,53 @@ use crate::error::AppError;
 
 /// The fine-grained permissions of the store (API.md's Permissions line).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
 )]
 pub enum Permission {
     #[serde(rename = "create:product")]
+    #[strum(serialize = "create:product")]
     CreateProduct,
     #[serde(rename = "edit:product")]
+    #[strum(serialize = "edit:product")]
     EditProduct,
     #[serde(rename = "delete:product")]
+    #[strum(serialize = "delete:product")]
     DeleteProduct,
     #[serde(rename = "manage:products")]
+    #[strum(serialize = "manage:products")]
     ManageProducts,
     #[serde(rename = "manage:orders")]
+    #[strum(serialize = "manage:orders")]
     ManageOrders,
     #[serde(rename = "manage:users")]
+    #[strum(serialize = "manage:users")]
     ManageUsers,
     #[serde(rename = "view:reports")]
+    #[strum(serialize = "view:reports")]
     ViewReports,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 7] = [
-        Permission::CreateProduct,
-        Permission::EditProduct,
-        Permission::DeleteProduct,
-        Permission::ManageProducts,
-        Permission::ManageOrders,
-        Permission::ManageUsers,
-        Permission::ViewReports,
-    ];
+    /// Every permission.
+    pub const ALL: &'static [Permission] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The permission's name (`create:product`, …), the same string serde uses.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Permission::CreateProduct => "create:product",
-            Permission::EditProduct => "edit:product",
-            Permission::DeleteProduct => "delete:product",
-            Permission::ManageProducts => "manage:products",
-            Permission::ManageOrders => "manage:orders",
-            Permission::ManageUsers => "manage:users",
-            Permission::ViewReports => "view:reports",
-        }
-    }
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Permission {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Permission::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or(())
+        self.into()
     }
 }
 

@@ -152,9 +152,7 @@ impl OrderListQuery {
             Some(s) => s
                 .parse()
                 .map(Some)
-                .map_err(|e: crate::model::UnknownStatus| {
-                    OrdersError::invalid("status", e.to_string())
-                }),
+                .map_err(|_| OrdersError::invalid("status", crate::model::unknown_status(s))),
         }
     }
 }

@@ -1,7 +1,5 @@
 //! Rows and domain types of orders.
 
-use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
@@ -32,8 +30,13 @@ use crate::schema::{order_lines, order_status_history, orders};
     ToSchema,
     AsExpression,
     FromSqlRow,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::VariantArray,
 )]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 #[diesel(sql_type = Text)]
 pub enum OrderStatus {
     Pending,
@@ -44,22 +47,12 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 5] = [
-        OrderStatus::Pending,
-        OrderStatus::Paid,
-        OrderStatus::Shipped,
-        OrderStatus::Delivered,
-        OrderStatus::Cancelled,
-    ];
+    /// Every status, in lifecycle order.
+    pub const ALL: &'static [OrderStatus] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The status as stored and sent (`pending`, …), the same string serde uses.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::Paid => "paid",
-            OrderStatus::Shipped => "shipped",
-            OrderStatus::Delivered => "delivered",
-            OrderStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Whether the lifecycle allows going from `self` to `to`.
@@ -76,25 +69,10 @@ impl OrderStatus {
     }
 }
 
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Unknown status names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an order status (pending, paid, shipped, delivered, cancelled)")]
-pub struct UnknownStatus(pub String);
-
-impl FromStr for OrderStatus {
-    type Err = UnknownStatus;
-    fn from_str(s: &str) -> Result<Self, UnknownStatus> {
-        OrderStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_string()))
-    }
+/// Why a text is not a status: names it and lists the statuses.
+pub fn unknown_status(text: &str) -> String {
+    let names: Vec<&str> = OrderStatus::ALL.iter().map(OrderStatus::as_str).collect();
+    format!("`{text}` is not an order status ({})", names.join(", "))
 }
 
 impl ToSql<Text, Pg> for OrderStatus {
@@ -106,7 +84,7 @@ impl ToSql<Text, Pg> for OrderStatus {
 impl FromSql<Text, Pg> for OrderStatus {
     fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
         let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-        Ok(text.parse()?)
+        text.parse().map_err(|_| unknown_status(&text).into())
     }
 }
 

@@ -50,7 +50,7 @@ impl PrincipalResolver for AccountResolver {
         };
         let (role, is_active, session_active) = (role.clone(), *is_active, *session_active);
         let permissions: BTreeSet<Permission> = if role == ADMIN_ROLE {
-            Permission::ALL.into_iter().collect()
+            Permission::ALL.iter().copied().collect()
         } else {
             rows.iter()
                 .filter_map(|(_, _, p, _)| p.as_deref()?.parse().ok())

@@ -27,7 +27,7 @@ pub async fn role_permissions(
     role: &str,
 ) -> AuthResult<BTreeSet<Permission>> {
     if role == ADMIN_ROLE {
-        return Ok(Permission::ALL.into_iter().collect());
+        return Ok(Permission::ALL.iter().copied().collect());
     }
     let names: Vec<String> = role_permissions::table
         .filter(role_permissions::role.eq(role))

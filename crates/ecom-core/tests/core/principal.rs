@@ -95,7 +95,7 @@ async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
 
 #[test]
 fn permissions_round_trip_their_names() {
-    for p in Permission::ALL {
+    for &p in Permission::ALL {
         assert_eq!(p.as_str().parse::<Permission>(), Ok(p));
         assert_eq!(
             serde_json::to_value(p).expect("ser"),

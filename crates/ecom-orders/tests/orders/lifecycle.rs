@@ -207,7 +207,7 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
         expected.push((Some(change.before.status), to));
     }
     // Delivered is final.
-    for to in OrderStatus::ALL {
+    for &to in OrderStatus::ALL {
         assert!(
             ecom_orders::change_status(&mut conn, id, to, ADMIN)
                 .await
@@ -237,7 +237,7 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
         .await
         .expect("cancelled");
     assert_eq!(stock_of(&mut conn, mug).await, 8);
-    for to in OrderStatus::ALL {
+    for &to in OrderStatus::ALL {
         assert!(matches!(
             ecom_orders::change_status(&mut conn, other, to, ADMIN).await,
             Err(OrdersError::InvalidTransition { .. })
