@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use ecom_core::db::{Database, PoolOptions, SessionTimeouts, build_pool_with};
-use ecom_core::http::Draining;
+use ecom_core::db::{Database, PgPool, PoolOptions, SessionTimeouts, build_pool_with};
 use ecom_core::migrate::{self, Direction};
+use ecom_core::server::{self, ServerConfig, StopRequests};
 use ecom_core::settings::{Settings, resolve_secret_key};
-use ecom_core::{AppContext, Module, build_app};
+use ecom_core::{AppContext, Module};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted.
@@ -35,7 +35,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 /// Builds the app context the server and the end-to-end tests share.
 pub fn app_context(
     settings: Settings,
-    pool: ecom_core::db::PgPool,
+    pool: PgPool,
     secret: &ecom_core::settings::SecretString,
 ) -> anyhow::Result<AppContext> {
     let resolver = ecom_auth::resolver(pool.clone());
@@ -56,68 +56,78 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     result
 }
 
+/// The start-up steps in order, each its own function below; then serve and clean up.
 async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
-    let applied = migrate::migrate(url, Direction::Up).await?;
-    if !applied.is_empty() {
-        tracing::info!(count = applied.len(), "applied migrations");
-    }
+    apply_migrations(url).await?;
     let secret = resolve_secret_key(settings)?;
-    let pool = build_pool_with(
-        url,
-        &PoolOptions::from_settings(settings),
-        &SessionTimeouts::from_settings(settings),
-    )
-    .map_err(anyhow::Error::msg)?;
-    if settings.debug() {
-        tracing::warn!("DEBUG is on (development mode); do not use it in production");
-    }
-    // The documented admin/admin123 exists only on the private PostgreSQL, whatever DEBUG says.
-    if settings.uses_private_database() {
-        let mut conn = pool.get().await.context("database connection")?;
-        if ecom_auth::service::accounts::ensure_development_admin(&mut conn).await? {
-            tracing::warn!(
-                email = ecom_auth::service::accounts::DEV_ADMIN_EMAIL,
-                "created the development admin with the documented password (private PostgreSQL only)"
-            );
-        }
-    }
+    let pool = open_pool(settings, url)?;
+    warn_if_debug(settings);
+    ensure_development_admin(settings, &pool).await?;
     let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), chores(), HOUSEKEEPING_EVERY);
-    let ctx = app_context(settings.clone(), pool.clone(), &secret)?;
-    let draining = ctx.draining().clone();
-    // Registered before the listener opens, so an early signal drains instead of killing.
-    let signals = StopSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
-    let server = actix_web::HttpServer::new(move || build_app(&ctx))
-        // SIGTERM and SIGINT are ours (see `run_until_signalled`); actix would stop at once on SIGINT.
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout_seconds)
-        .bind((settings.host.as_str(), settings.port))
-        .with_context(|| {
-            format!(
-                "cannot listen on {}:{} (HOST, PORT)",
-                settings.host, settings.port
-            )
-        })?;
-    for addr in server.addrs() {
-        tracing::info!(%addr, "listening; API docs at http://{addr}/docs");
-    }
-    let drain = Drain {
-        grace: Duration::from_millis(settings.shutdown_grace_ms),
-        timeout: Duration::from_secs(settings.shutdown_timeout_seconds),
-    };
-    let result = run_until_signalled(server.run(), signals, &draining, drain).await;
+    let result = serve_until_signalled(
+        settings,
+        app_context(settings.clone(), pool.clone(), &secret)?,
+    )
+    .await;
     housekeeping.abort();
     pool.close();
     tracing::info!("closed the database pool");
     result
 }
 
-/// The phases of a drain: `grace` of serving while `/ready` answers 503, so a load
-/// balancer probing it stops sending requests here before the listener closes; then up
-/// to `timeout` for in-flight requests to finish (any still running are cut off).
-#[derive(Debug, Clone, Copy)]
-struct Drain {
-    grace: Duration,
-    timeout: Duration,
+/// Brings the schema up to date before anything opens a pooled connection.
+async fn apply_migrations(url: &str) -> anyhow::Result<()> {
+    let applied = migrate::migrate(url, Direction::Up).await?;
+    if !applied.is_empty() {
+        tracing::info!(count = applied.len(), "applied migrations");
+    }
+    Ok(())
+}
+
+/// The pool with the configured size and per-connection timeouts.
+fn open_pool(settings: &Settings, url: &str) -> anyhow::Result<PgPool> {
+    build_pool_with(
+        url,
+        &PoolOptions::from_settings(settings),
+        &SessionTimeouts::from_settings(settings),
+    )
+    .map_err(anyhow::Error::msg)
+}
+
+fn warn_if_debug(settings: &Settings) {
+    if settings.debug() {
+        tracing::warn!("DEBUG is on (development mode); do not use it in production");
+    }
+}
+
+/// The documented admin/admin123 exists only on the private PostgreSQL, whatever DEBUG says.
+async fn ensure_development_admin(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    if !settings.uses_private_database() {
+        return Ok(());
+    }
+    let mut conn = pool.get().await.context("database connection")?;
+    if ecom_auth::service::accounts::ensure_development_admin(&mut conn).await? {
+        tracing::warn!(
+            email = ecom_auth::service::accounts::DEV_ADMIN_EMAIL,
+            "created the development admin with the documented password (private PostgreSQL only)"
+        );
+    }
+    Ok(())
+}
+
+/// Binds `HOST`:`PORT` and serves until SIGTERM/SIGINT, then drains (see
+/// [`ecom_core::server::AppServer::run_until_stopped`]).
+async fn serve_until_signalled(settings: &Settings, ctx: AppContext) -> anyhow::Result<()> {
+    // Registered before the listener opens, so an early signal drains instead of killing.
+    let signals = StopSignals::listen().context("cannot listen for SIGTERM/SIGINT")?;
+    let server = server::bind(ctx, &ServerConfig::from_settings(settings))?;
+    for addr in server.addrs() {
+        tracing::info!(%addr, "listening; API docs at http://{addr}/docs");
+    }
+    server
+        .run_until_stopped(signals)
+        .await
+        .context("server failed")
 }
 
 /// SIGTERM (orchestrators) and SIGINT (Ctrl-C), both meaning "drain, then stop".
@@ -133,7 +143,9 @@ impl StopSignals {
             interrupt: signal(SignalKind::interrupt())?,
         })
     }
+}
 
+impl StopRequests for StopSignals {
     /// The name of the next signal received.
     async fn next(&mut self) -> &'static str {
         tokio::select! {
@@ -141,58 +153,6 @@ impl StopSignals {
             _ = self.interrupt.recv() => "SIGINT",
         }
     }
-}
-
-/// Serves until a stop signal, then drains: `/ready` turns 503 at once, the server keeps
-/// serving for the grace, then stops accepting and lets in-flight requests finish (up to
-/// the drain's timeout, which actix enforces). A second signal at any point of the drain
-/// stops at once.
-async fn run_until_signalled(
-    mut server: actix_web::dev::Server,
-    mut signals: StopSignals,
-    draining: &Draining,
-    drain: Drain,
-) -> anyhow::Result<()> {
-    let grace = drain.grace;
-    let handle = server.handle();
-    let first = tokio::select! {
-        result = &mut server => return result.context("server failed"),
-        name = signals.next() => name,
-    };
-    draining.start();
-    tracing::info!(
-        signal = first,
-        grace_ms = grace.as_millis() as u64,
-        "draining: /ready answers 503; still serving until the grace ends (signal again to stop at once)"
-    );
-    tokio::select! {
-        result = &mut server => return result.context("server failed"),
-        name = signals.next() => return stop_at_once(server, name),
-        () = tokio::time::sleep(grace) => {}
-    }
-    tracing::info!(
-        timeout_s = drain.timeout.as_secs(),
-        "grace over: stopped accepting; finishing in-flight requests"
-    );
-    // The command is sent now; the server future carries it out while it is polled.
-    drop(handle.stop(true));
-    tokio::select! {
-        result = &mut server => result.context("server failed")?,
-        name = signals.next() => return stop_at_once(server, name),
-    }
-    tracing::info!("in-flight requests finished");
-    Ok(())
-}
-
-/// Dropping the server makes its workers close every connection now. Still a clean exit:
-/// the operator asked for it.
-fn stop_at_once(server: actix_web::dev::Server, signal: &str) -> anyhow::Result<()> {
-    tracing::warn!(
-        signal,
-        "second signal: stopping at once; requests still running are cut off"
-    );
-    drop(server);
-    Ok(())
 }
 
 /// `ecom migrate [--revert]`.

@@ -443,21 +443,15 @@ pub fn spawn_server(ctx: AppContext) -> RunningServer {
     spawn_server_with_workers(ctx, 2)
 }
 
-/// [`spawn_server`] with a chosen number of worker threads.
+/// [`spawn_server`] with a chosen number of worker threads, through the same builder
+/// as the binary ([`ecom_core::server`]).
 pub fn spawn_server_with_workers(ctx: AppContext, workers: usize) -> RunningServer {
-    let server = actix_web::HttpServer::new(move || ecom_core::build_app(&ctx))
-        .workers(workers)
-        .disable_signals()
-        .bind(("127.0.0.1", 0))
+    let server = ecom_core::server::bind(ctx, &ecom_core::server::ServerConfig::local(workers))
         .expect("bind a free port");
-    let addr = server.addrs()[0];
-    let server = server.run();
+    let base_url = format!("http://{}", server.local_addr());
     let handle = server.handle();
-    actix_web::rt::spawn(server);
-    RunningServer {
-        base_url: format!("http://{addr}"),
-        handle,
-    }
+    actix_web::rt::spawn(server.run());
+    RunningServer { base_url, handle }
 }
 
 impl RunningServer {
