@@ -1,0 +1,24 @@
+//! The catalog's use cases. Each function takes a connection; the ones that write more
+//! than one row run in a transaction (a savepoint when the caller already opened one).
+//!
+//! - [`search`]: listing and full-text search, one product by id
+//! - [`products`]: product writes, and their audited forms that the routes call
+//! - [`categories`], [`reviews`]
+//! - [`stock`]: reserve and return stock inside ecom-orders' transaction
+
+pub mod categories;
+pub mod products;
+pub mod reviews;
+pub mod search;
+pub mod stock;
+
+pub use categories::{create_category, list_categories};
+pub use products::{
+    create_product, create_product_audited, delete_product, delete_product_audited, update_product,
+    update_product_audited,
+};
+pub use reviews::{create_review, list_reviews};
+pub use search::{get_product, list_products};
+pub use stock::{reserve_stock, return_stock};
+
+type Result<T> = std::result::Result<T, crate::error::CatalogError>;

@@ -1,0 +1,206 @@
+//! Product writes, plain and audited (the routes call the audited ones: each write
+//! and its audit-trail row commit together).
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::Result;
+use super::search::get_product;
+use crate::error::CatalogError;
+use crate::model::{CategoryChoice, NewProduct, Product, ProductChanges, ProductInsert};
+use crate::schema::products;
+
+/// Maps a foreign-key failure on `products.category_id` to [`CatalogError::UnknownCategory`].
+fn category_fk(err: DieselError, category_id: Option<i64>) -> CatalogError {
+    match (&err, category_id) {
+        (DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info), Some(id))
+            if info.constraint_name() == Some("products_category_id_fkey") =>
+        {
+            CatalogError::UnknownCategory(id)
+        }
+        _ => CatalogError::Database(err),
+    }
+}
+
+/// Creates a product, creating its category first when it is given by a new name.
+pub async fn create_product(conn: &mut AsyncPgConnection, new: NewProduct) -> Result<Product> {
+    let id = conn
+        .transaction(async move |conn| {
+            let category_id = match &new.category {
+                None => None,
+                Some(CategoryChoice::Id(id)) => Some(*id),
+                Some(CategoryChoice::Name(name)) => Some(category_by_name(conn, name).await?),
+            };
+            let insert = ProductInsert {
+                name: &new.name,
+                description: &new.description,
+                price: new.price,
+                stock: new.stock,
+                category_id,
+            };
+            diesel::insert_into(products::table)
+                .values(&insert)
+                .returning(products::id)
+                .get_result::<i64>(conn)
+                .await
+                .map_err(|e| category_fk(e, category_id))
+        })
+        .await?;
+    get_product(conn, id).await
+}
+
+/// The id of the category with this name (case-insensitive), created when there is none.
+async fn category_by_name(conn: &mut AsyncPgConnection, name: &str) -> Result<i64> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    // The no-op update makes RETURNING yield the existing row on conflict, in one statement
+    // that is safe against a concurrent insert of the same name.
+    let row: Id = diesel::sql_query(
+        "INSERT INTO categories (name) VALUES ($1) \
+         ON CONFLICT ((lower(name))) DO UPDATE SET name = categories.name \
+         RETURNING id",
+    )
+    .bind::<Text, _>(name)
+    .get_result(conn)
+    .await?;
+    Ok(row.id)
+}
+
+/// Applies a partial update to a live product and bumps `updated_at`.
+pub async fn update_product(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    changes: ProductChanges,
+) -> Result<Product> {
+    if changes.is_empty() {
+        return get_product(conn, id).await;
+    }
+    let category_id = changes.category_id.flatten();
+    let updated = diesel::update(products::table)
+        .filter(products::id.eq(id))
+        .filter(products::deleted_at.is_null())
+        .set((&changes, products::updated_at.eq(diesel::dsl::now)))
+        .execute(conn)
+        .await
+        .map_err(|e| category_fk(e, category_id))?;
+    if updated == 0 {
+        return Err(CatalogError::ProductNotFound(id));
+    }
+    get_product(conn, id).await
+}
+
+/// Soft delete: the product leaves the catalog, its row stays for order history.
+pub async fn delete_product(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
+    let updated = diesel::update(products::table)
+        .filter(products::id.eq(id))
+        .filter(products::deleted_at.is_null())
+        .set((
+            products::deleted_at.eq(sql::<Nullable<Timestamptz>>("now()")),
+            products::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    if updated == 0 {
+        return Err(CatalogError::ProductNotFound(id));
+    }
+    Ok(())
+}
+
+/// What the audit trail keeps of a product.
+fn audit_snapshot(product: &Product) -> serde_json::Value {
+    serde_json::json!({
+        "name": product.row.name,
+        "price": product.row.price,
+        "stock": product.row.stock,
+        "category_id": product.row.category_id,
+    })
+}
+
+async fn audit_product(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    action: &str,
+    product_id: i64,
+    before: Option<&Product>,
+    after: Option<&Product>,
+) -> Result<()> {
+    ecom_core::audit::record(
+        conn,
+        ecom_core::audit::AuditEntry {
+            actor_id,
+            action,
+            target_type: "product",
+            target_id: product_id.to_string(),
+            before: before.map(audit_snapshot),
+            after: after.map(audit_snapshot),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`create_product`] by `actor_id`, recorded as `product.create`.
+pub async fn create_product_audited(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    new: NewProduct,
+) -> Result<Product> {
+    conn.transaction(async move |conn| {
+        let product = create_product(conn, new).await?;
+        audit_product(
+            conn,
+            actor_id,
+            "product.create",
+            product.row.id,
+            None,
+            Some(&product),
+        )
+        .await?;
+        Ok(product)
+    })
+    .await
+}
+
+/// [`update_product`] by `actor_id`, recorded as `product.update` with before and after.
+pub async fn update_product_audited(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    id: i64,
+    changes: ProductChanges,
+) -> Result<Product> {
+    conn.transaction(async move |conn| {
+        let before = get_product(conn, id).await?;
+        let after = update_product(conn, id, changes).await?;
+        audit_product(
+            conn,
+            actor_id,
+            "product.update",
+            id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        Ok(after)
+    })
+    .await
+}
+
+/// [`delete_product`] by `actor_id`, recorded as `product.delete`.
+pub async fn delete_product_audited(
+    conn: &mut AsyncPgConnection,
+    actor_id: i64,
+    id: i64,
+) -> Result<()> {
+    conn.transaction(async move |conn| {
+        let before = get_product(conn, id).await?;
+        delete_product(conn, id).await?;
+        audit_product(conn, actor_id, "product.delete", id, Some(&before), None).await
+    })
+    .await
+}
