@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::model::User;
 
@@ -47,6 +47,15 @@ pub struct LoginForm {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// `?refresh_token=` of the original service's `POST /auth/token/refresh` and
+/// `POST /auth/logout` (its clients send it in the query; a JSON body is accepted too).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LegacyRefreshQuery {
+    /// The refresh token; when absent, the JSON body `{refresh_token}` is read.
+    pub refresh_token: Option<String>,
 }
 
 /// A new access token and refresh token.

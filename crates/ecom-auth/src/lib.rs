@@ -23,6 +23,7 @@ pub mod service;
 pub use error::AuthError;
 pub use service::throttle::ThrottleLimits;
 
+#[allow(deprecated)] // the legacy aliases are documented as deprecated
 #[derive(OpenApi)]
 #[openapi(
     paths(
@@ -30,6 +31,8 @@ pub use service::throttle::ThrottleLimits;
         routes::login,
         routes::refresh,
         routes::revoke,
+        routes::legacy_refresh,
+        routes::legacy_logout,
         routes::get_me,
         routes::update_me,
         routes::get_user
@@ -61,6 +64,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         let mut patch = put;
         patch.operation_id = Some("patchCurrentUser".into());
         item.patch = Some(patch);
+    }
+    // POST /auth/token is the original service's name of the login (the OAuth2 form).
+    if let Some(mut login) = doc.paths.paths.get("/auth/login").cloned()
+        && let Some(post) = login.post.as_mut()
+    {
+        post.operation_id = Some("loginLegacy".into());
+        post.deprecated = Some(utoipa::openapi::Deprecated::True);
+        post.description = Some("The original service's path: use `POST /auth/login`.".into());
+        doc.paths.paths.insert("/auth/token".into(), login);
     }
     doc
 }

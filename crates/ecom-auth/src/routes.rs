@@ -10,19 +10,23 @@ use ecom_core::settings::Settings;
 use ecom_core::{AppError, AppResult, Principal};
 
 use crate::api::{
-    LoginForm, LoginRequest, PublicProfile, RefreshRequest, RegisterRequest, TokenPair,
-    UpdateProfileRequest, UserProfile,
+    LegacyRefreshQuery, LoginForm, LoginRequest, PublicProfile, RefreshRequest, RegisterRequest,
+    TokenPair, UpdateProfileRequest, UserProfile,
 };
 use crate::service::accounts;
 use crate::service::sessions::{self, SessionPolicy};
 use crate::service::throttle::ThrottleLimits;
 
-/// Mounts /auth and /users.
+/// Mounts /auth and /users (with the original service's deprecated aliases).
+#[allow(deprecated)]
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/auth/register").route(web::post().to(register)))
         .service(web::resource("/auth/login").route(web::post().to(login)))
         .service(web::resource("/auth/refresh").route(web::post().to(refresh)))
         .service(web::resource("/auth/revoke").route(web::post().to(revoke)))
+        .service(web::resource("/auth/token").route(web::post().to(login)))
+        .service(web::resource("/auth/token/refresh").route(web::post().to(legacy_refresh)))
+        .service(web::resource("/auth/logout").route(web::post().to(legacy_logout)))
         .service(
             web::resource("/users/me")
                 .route(web::get().to(get_me))
@@ -205,4 +209,72 @@ pub async fn get_user(
     let mut conn = pool.get().await?;
     let user = accounts::find(&mut conn, id.into_inner()).await?;
     Ok(web::Json(user.into()))
+}
+
+/// The refresh token of a legacy call: `?refresh_token=`, else the JSON body.
+fn legacy_refresh_token(
+    req: &HttpRequest,
+    query: LegacyRefreshQuery,
+    body: &[u8],
+) -> AppResult<String> {
+    if let Some(token) = query.refresh_token {
+        return Ok(token);
+    }
+    if body.is_empty() {
+        return Err(AppError::invalid_field(
+            "refresh_token",
+            "send refresh_token as a query parameter or in a JSON body",
+        ));
+    }
+    if !ecom_core::http::has_content_type(req, "application/json") {
+        return Err(AppError::unsupported_media_type(
+            "send the body as application/json",
+        ));
+    }
+    let body: RefreshRequest = ecom_core::http::json_object(body)?;
+    Ok(body.refresh_token)
+}
+
+/// The original service's refresh (`?refresh_token=`): use `POST /auth/refresh`.
+#[deprecated = "the original service's path; use POST /auth/refresh"]
+#[utoipa::path(post, path = "/auth/token/refresh", tag = "auth", operation_id = "refreshTokenLegacy",
+    params(LegacyRefreshQuery),
+    request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
+    responses(
+        (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
+        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn legacy_refresh(
+    req: HttpRequest,
+    query: web::Query<LegacyRefreshQuery>,
+    body: web::Bytes,
+    pool: web::Data<PgPool>,
+    tokens: web::Data<AccessTokens>,
+    settings: web::Data<Settings>,
+) -> AppResult<HttpResponse> {
+    let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
+    let pair = sessions::refresh(&pool, policy(&tokens, &settings), &token).await?;
+    Ok(token_response(pair))
+}
+
+/// The original service's logout (`?refresh_token=`): use `POST /auth/revoke`.
+#[deprecated = "the original service's path; use POST /auth/revoke"]
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logoutLegacy",
+    params(LegacyRefreshQuery),
+    request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
+    responses(
+        (status = 204, description = "Revoked (also answered for unknown tokens)"),
+        (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn legacy_logout(
+    req: HttpRequest,
+    query: web::Query<LegacyRefreshQuery>,
+    body: web::Bytes,
+    pool: web::Data<PgPool>,
+) -> AppResult<HttpResponse> {
+    let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
+    sessions::revoke(&pool, &token).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -8,7 +8,9 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError, UrlencodedError};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{ConnectionType, StatusCode};
-use actix_web::middleware::{Condition, ErrorHandlerResponse, ErrorHandlers, Next, from_fn};
+use actix_web::middleware::{
+    Condition, ErrorHandlerResponse, ErrorHandlers, Next, NormalizePath, from_fn,
+};
 use actix_web::{App, Error, HttpRequest, HttpResponse, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use diesel_async::RunQueryDsl;
@@ -193,10 +195,28 @@ pub fn build_app(
         .service(crate::openapi::swagger_ui(ctx.openapi.clone()))
         .default_service(web::to(unmatched))
         .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
+        // Before routing: `/products/` is `/products` (the original service's clients
+        // send the slash), for every route at once.
+        .wrap(NormalizePath::trim())
+        .wrap(from_fn(swagger_index))
         .wrap(Condition::new(!origins.is_empty(), cors(&origins)))
         .wrap(ctx.metrics.clone())
         .wrap(from_fn(close_while_draining))
         .wrap(from_fn(request_context))
+}
+
+/// `/docs/` is Swagger UI's page while `/docs` redirects there; trimming the slash would
+/// make them one, so the page is asked for by its file name before [`NormalizePath`].
+async fn swagger_index(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    if req.path() == "/docs/" {
+        let uri = actix_web::http::Uri::from_static("/docs/index.html");
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+    }
+    next.call(req).await
 }
 
 /// While draining, every response asks the client to close its connection, so kept-alive
