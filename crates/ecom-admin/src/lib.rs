@@ -5,6 +5,7 @@
 use utoipa::OpenApi;
 
 pub mod api;
+pub mod error;
 pub mod routes;
 pub mod service;
 

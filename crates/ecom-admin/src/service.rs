@@ -5,7 +5,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use ecom_auth::model::{Role, User};
 use ecom_auth::service::roles;
 use ecom_core::audit::{self, AuditEntry};
-use ecom_core::{AppError, Principal};
+use ecom_core::Principal;
+
+use crate::error::AdminResult;
 use serde_json::json;
 
 /// Changes a user's role, recorded as `user.role_change`.
@@ -14,7 +16,7 @@ pub async fn change_role(
     actor: &Principal,
     user_id: i64,
     role: &str,
-) -> Result<User, AppError> {
+) -> AdminResult<User> {
     let actor_id = actor.user_id;
     conn.transaction(async |conn| {
         let (before, after) = roles::change_role(conn, actor, user_id, role).await?;
@@ -42,7 +44,7 @@ pub async fn set_banned(
     actor: &Principal,
     user_id: i64,
     banned: bool,
-) -> Result<User, AppError> {
+) -> AdminResult<User> {
     let actor_id = actor.user_id;
     conn.transaction(async |conn| {
         let (before, after) = roles::set_active(conn, actor, user_id, !banned).await?;
@@ -69,7 +71,7 @@ pub async fn put_role(
     actor: &Principal,
     name: &str,
     permissions: &[String],
-) -> Result<Role, AppError> {
+) -> AdminResult<Role> {
     let actor_id = actor.user_id;
     conn.transaction(async |conn| {
         let (before, after) = roles::put_role(conn, actor, name, permissions).await?;
