@@ -5,7 +5,14 @@
 //!   (default `postgres://postgres@127.0.0.1:5432/postgres`), or a private PostgreSQL
 //!   started in the temp folder when nothing answers there.
 //! - [`TestApp`]: the real app factory in process, with JSON request helpers.
-//! - [`spawn_server`]: the same app on a real socket, port 0.
+//! - [`spawn_server`]: the same app on a real socket, port 0, through the binary's builder.
+//! - [`Client`]: typed clients per role over a [`TestApp`], with the common flows.
+//! - [`fixtures`]: the accounts, amounts and rows every crate's tests share.
+
+pub mod client;
+pub mod fixtures;
+
+pub use client::{Client, NewOrder, NewProduct, Page, Role, SignedUp, Tokens};
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -8,9 +8,9 @@ use crate::support::{ADMIN, product};
 async fn categories_are_listed_by_name_with_live_product_counts() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    product(&mut conn, "Hammer", "", "10.00", 1, Some("Tools")).await;
-    let gone = product(&mut conn, "Saw", "", "10.00", 1, Some("Tools")).await;
-    product(&mut conn, "Teapot", "", "10.00", 1, Some("Kitchen")).await;
+    product!(&mut conn, "Hammer", "", "10.00", 1, Some("Tools")).await;
+    let gone = product!(&mut conn, "Saw", "", "10.00", 1, Some("Tools")).await;
+    product!(&mut conn, "Teapot", "", "10.00", 1, Some("Kitchen")).await;
     let app = app!(&db);
     let admin = token(ADMIN);
     app.post("/categories", json!({"name": "Garden"}), Some(&admin))

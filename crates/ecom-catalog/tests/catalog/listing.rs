@@ -24,7 +24,7 @@ async fn shop(conn: &mut AsyncPgConnection) -> Shop {
     ];
     let mut ids = Vec::new();
     for (i, (name, price, stock, cat)) in specs.iter().enumerate() {
-        let id = product(conn, name, "", price, *stock, Some(cat)).await;
+        let id = product!(conn, name, "", price, *stock, Some(cat)).await;
         set_created_at(conn, id, 10 - i as i32).await;
         ids.push(id);
     }

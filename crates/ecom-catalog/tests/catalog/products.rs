@@ -148,7 +148,7 @@ async fn invalid_products_are_422_naming_the_field() {
 async fn writes_need_a_token_and_their_permission() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Lamp", "", "20.00", 5, None).await;
+    let id = product!(&mut conn, "Lamp", "20.00", 5).await;
     let app = app!(&db);
     let body = json!({"name": "Desk", "description": "", "price": "99.00", "stock": 1});
     let path = format!("/products/{id}");
@@ -209,7 +209,7 @@ async fn writes_need_a_token_and_their_permission() {
 async fn put_and_patch_change_only_the_fields_sent() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Lamp", "Warm light", "20.00", 5, Some("Home")).await;
+    let id = product!(&mut conn, "Lamp", "Warm light", "20.00", 5, Some("Home")).await;
     let app = app!(&db);
     let admin = token(ADMIN);
     let path = format!("/products/{id}");
@@ -273,8 +273,8 @@ async fn put_and_patch_change_only_the_fields_sent() {
 async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let keep = product(&mut conn, "Kept Lamp", "", "20.00", 5, Some("Home")).await;
-    let gone = product(&mut conn, "Gone Lamp", "", "30.00", 5, Some("Home")).await;
+    let keep = product!(&mut conn, "Kept Lamp", "", "20.00", 5, Some("Home")).await;
+    let gone = product!(&mut conn, "Gone Lamp", "", "30.00", 5, Some("Home")).await;
     let app = app!(&db);
     let admin = token(ADMIN);
     let path = format!("/products/{gone}");

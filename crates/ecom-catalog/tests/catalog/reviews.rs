@@ -13,7 +13,7 @@ use crate::support::{ADMIN, OTHER, SHOPPER, product};
 async fn reviews_update_the_rating_aggregates() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Teapot", "", "25.00", 3, None).await;
+    let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
 
@@ -56,7 +56,7 @@ async fn reviews_update_the_rating_aggregates() {
 async fn a_second_review_by_the_same_user_is_409_and_changes_nothing() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Teapot", "", "25.00", 3, None).await;
+    let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
     let shopper = token(SHOPPER);
@@ -76,7 +76,7 @@ async fn a_second_review_by_the_same_user_is_409_and_changes_nothing() {
 async fn invalid_reviews_are_refused() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Teapot", "", "25.00", 3, None).await;
+    let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
     let shopper = token(SHOPPER);
@@ -110,7 +110,7 @@ async fn invalid_reviews_are_refused() {
 async fn reviews_are_listed_newest_first() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Teapot", "", "25.00", 3, None).await;
+    let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
     for (user, rating) in [(SHOPPER, 3), (OTHER, 4), (ADMIN, 5)] {
@@ -140,7 +140,7 @@ async fn reviews_are_listed_newest_first() {
 async fn concurrent_reviews_keep_the_aggregates_exact() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let id = product(&mut conn, "Teapot", "", "25.00", 3, None).await;
+    let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let pool = db.pool();
     let tasks = (1..=40_i64).map(|user| {
         let pool = pool.clone();

@@ -15,7 +15,7 @@ async fn catalog(db: &TestDb) -> Catalog {
     let mut conn = db.connect().await;
     let c = &mut conn;
     Catalog {
-        keyboard: product(
+        keyboard: product!(
             c,
             "Mechanical Keyboard",
             "Clicky switches, aluminium frame",
@@ -24,7 +24,7 @@ async fn catalog(db: &TestDb) -> Catalog {
             Some("Electronics"),
         )
         .await,
-        wireless_keyboard: product(
+        wireless_keyboard: product!(
             c,
             "Wireless Keyboard",
             "Slim and silent",
@@ -33,7 +33,7 @@ async fn catalog(db: &TestDb) -> Catalog {
             Some("Electronics"),
         )
         .await,
-        mouse: product(
+        mouse: product!(
             c,
             "Ergonomic Mouse",
             "Pairs well with any keyboard",
@@ -42,7 +42,7 @@ async fn catalog(db: &TestDb) -> Catalog {
             Some("Electronics"),
         )
         .await,
-        desk: product(
+        desk: product!(
             c,
             "Standing Desk",
             "Room for a monitor and a keyboard tray",
@@ -51,7 +51,7 @@ async fn catalog(db: &TestDb) -> Catalog {
             Some("Office"),
         )
         .await,
-        cable: product(
+        cable: product!(
             c,
             "USB Cable",
             "Braided, two metres",

@@ -27,7 +27,7 @@ fn count_statements(conn: &mut AsyncPgConnection) -> Arc<AtomicUsize> {
 async fn fill(conn: &mut AsyncPgConnection, from: usize, to: usize) {
     for i in from..to {
         let category = format!("Category {}", i % 4);
-        let id = product(
+        let id = product!(
             conn,
             &format!("Gadget {i}"),
             "A useful gadget",

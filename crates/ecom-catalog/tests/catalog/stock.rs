@@ -40,8 +40,8 @@ fn big_pool(db: &TestDb, size: usize) -> ecom_core::db::PgPool {
 async fn a_reservation_takes_stock_and_reports_name_and_price() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "", "8.50", 10, None).await;
-    let pot = product(&mut conn, "Pot", "", "30.00", 2, None).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let pot = product!(&mut conn, "Pot", "30.00", 2).await;
 
     // Duplicate lines are merged; the answer is in product-id order.
     let reserved = conn
@@ -71,9 +71,9 @@ async fn a_reservation_takes_stock_and_reports_name_and_price() {
 async fn a_refused_reservation_changes_nothing_and_says_why() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "", "8.50", 10, None).await;
-    let pot = product(&mut conn, "Pot", "", "30.00", 2, None).await;
-    let gone = product(&mut conn, "Gone", "", "1.00", 100, None).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let pot = product!(&mut conn, "Pot", "30.00", 2).await;
+    let gone = product!(&mut conn, "Gone", "1.00", 100).await;
     service::delete_product(&mut conn, gone)
         .await
         .expect("deleted");
@@ -146,7 +146,7 @@ async fn a_refused_reservation_changes_nothing_and_says_why() {
 async fn the_reservation_rolls_back_with_the_callers_transaction() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "", "8.50", 10, None).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let outcome: Result<(), CatalogError> = conn
         .transaction(async |conn| {
             reserve_stock(conn, &[line(mug, 4)]).await?;
@@ -173,7 +173,7 @@ async fn the_reservation_rolls_back_with_the_callers_transaction() {
 async fn concurrent_reservations_never_oversell() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let item = product(&mut conn, "Limited Edition", "", "99.00", 50, None).await;
+    let item = product!(&mut conn, "Limited Edition", "99.00", 50).await;
     let pool = big_pool(&db, 40);
     let tasks = (0..200).map(|_| {
         let pool = pool.clone();
@@ -206,9 +206,9 @@ async fn concurrent_reservations_never_oversell() {
 async fn opposite_orders_never_deadlock() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let a = product(&mut conn, "Left", "", "1.00", 10_000, None).await;
-    let b = product(&mut conn, "Right", "", "2.00", 10_000, None).await;
-    let c = product(&mut conn, "Middle", "", "3.00", 10_000, None).await;
+    let a = product!(&mut conn, "Left", "1.00", 10_000).await;
+    let b = product!(&mut conn, "Right", "2.00", 10_000).await;
+    let c = product!(&mut conn, "Middle", "3.00", 10_000).await;
     let pool = big_pool(&db, 30);
     let tasks = (0..300).map(|i| {
         let pool = pool.clone();

@@ -10,8 +10,8 @@ use crate::support::{OTHER, SHOPPER, body, count, product, stock_of, token};
 async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let dime = product(&mut conn, "Dime sticker", "0.10", 10).await;
-    let book = product(&mut conn, "Book", "19.99", 5).await;
+    let dime = product!(&mut conn, "Dime sticker", "0.10", 10).await;
+    let book = product!(&mut conn, "Book", "19.99", 5).await;
     let app = app!(&db);
 
     let res = app
@@ -71,7 +71,7 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
 async fn duplicate_lines_are_merged_into_one() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let app = app!(&db);
 
     let order = app
@@ -95,8 +95,8 @@ async fn duplicate_lines_are_merged_into_one() {
 async fn a_short_second_line_changes_nothing_and_names_the_product() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let plenty = product(&mut conn, "Plenty", "1.00", 10).await;
-    let scarce = product(&mut conn, "Scarce", "2.00", 1).await;
+    let plenty = product!(&mut conn, "Plenty", "1.00", 10).await;
+    let scarce = product!(&mut conn, "Scarce", "2.00", 1).await;
     let app = app!(&db);
 
     let res = app
@@ -146,8 +146,8 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
 async fn unknown_and_deleted_products_are_422_and_change_nothing() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
-    let gone = product(&mut conn, "Gone", "1.00", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let gone = product!(&mut conn, "Gone", "1.00", 10).await;
     ecom_catalog::service::delete_product(&mut conn, gone)
         .await
         .expect("deleted");
@@ -181,7 +181,7 @@ async fn unknown_and_deleted_products_are_422_and_change_nothing() {
 async fn quantities_and_bodies_are_validated() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let bulk = product(&mut conn, "Bulk", "1.00", 5000).await;
+    let bulk = product!(&mut conn, "Bulk", "1.00", 5000).await;
     let app = app!(&db);
     let shopper = token(SHOPPER);
 
@@ -247,7 +247,7 @@ async fn quantities_and_bodies_are_validated() {
 async fn an_order_total_beyond_the_money_range_is_refused() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let jewel = product(&mut conn, "Jewel", "99999999.99", 5).await;
+    let jewel = product!(&mut conn, "Jewel", "99999999.99", 5).await;
     let app = app!(&db);
     app.post("/orders", body(&[(jewel, 2)]), Some(&token(OTHER)))
         .await

@@ -30,7 +30,7 @@ async fn post_order(
 async fn two_hundred_racing_orders_never_oversell_fifty_units() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let hot = product(&mut conn, "Hot item", "9.99", 50).await;
+    let hot = product!(&mut conn, "Hot item", "9.99", 50).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 16)));
     let client = http_client();
     let url = server.url("/orders");
@@ -68,8 +68,8 @@ async fn opposite_two_line_orders_do_not_deadlock() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
     // 50 orders want 75 units of each: most succeed, some are refused for stock.
-    let a = product(&mut conn, "A", "1.00", 70).await;
-    let b = product(&mut conn, "B", "2.00", 70).await;
+    let a = product!(&mut conn, "A", "1.00", 70).await;
+    let b = product!(&mut conn, "B", "2.00", 70).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 16)));
     let client = http_client();
     let url = server.url("/orders");
@@ -120,7 +120,7 @@ async fn opposite_two_line_orders_do_not_deadlock() {
 async fn twenty_racing_requests_with_one_key_make_one_order() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 100).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 100).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 16)));
     let client = http_client();
     let url = server.url("/orders");

@@ -20,8 +20,8 @@ fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
 async fn the_same_key_and_body_replay_the_first_order() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
-    let pot = product(&mut conn, "Pot", "30.00", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let pot = product!(&mut conn, "Pot", "30.00", 10).await;
     let app = app!(&db);
 
     let first = app
@@ -81,7 +81,7 @@ async fn the_same_key_and_body_replay_the_first_order() {
 async fn a_refused_request_is_not_remembered() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 1).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 1).await;
     let app = app!(&db);
 
     app.send(keyed("retry-me", SHOPPER, body(&[(mug, 2)])))
@@ -110,7 +110,7 @@ async fn a_refused_request_is_not_remembered() {
 async fn bad_keys_are_422() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let app = app!(&db);
     for key in ["".to_string(), "x".repeat(256), "has space".to_string()] {
         let res = app.send(keyed(&key, SHOPPER, body(&[(mug, 1)]))).await;
@@ -127,7 +127,7 @@ async fn bad_keys_are_422() {
 async fn expired_keys_start_over_and_are_cleaned_up() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let app = app!(&db);
 
     let first = app.send(keyed("old", SHOPPER, body(&[(mug, 1)]))).await;

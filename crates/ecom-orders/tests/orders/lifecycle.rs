@@ -12,8 +12,8 @@ use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, stock_of, t
 async fn cancelling_returns_stock_exactly_once() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
-    let pot = product(&mut conn, "Pot", "30.00", 5).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let pot = product!(&mut conn, "Pot", "30.00", 5).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 3), (pot, 2)]).await.id;
     assert_eq!(stock_of(&mut conn, mug).await, 7);
     let app = app!(&db);
@@ -96,7 +96,7 @@ async fn cancelling_returns_stock_exactly_once() {
 async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 4)]).await.id;
     ecom_orders::change_status(&mut conn, id, OrderStatus::Paid, ADMIN)
         .await
@@ -173,7 +173,7 @@ async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
 async fn the_lifecycle_moves_forward_only_and_records_every_step() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
     // Illegal jumps from pending.
@@ -255,7 +255,7 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
 async fn the_audited_change_writes_before_and_after_in_the_same_transaction() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let mug = product(&mut conn, "Mug", "8.50", 10).await;
+    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
     let change = ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Paid, ADMIN)

@@ -108,7 +108,7 @@ async fn send(
 async fn an_order_for_a_row_held_past_lock_timeout_answers_503_and_changes_nothing() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let held = product(&mut conn, "Held", "5.00", 10).await;
+    let held = product!(&mut conn, "Held", "5.00", 10).await;
     // The statement timeout is ten minutes: only lock_timeout can end the wait.
     let settings = test_settings(
         &db,
@@ -186,8 +186,8 @@ struct Setting {
 async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let first = product(&mut conn, "First", "2.00", 10).await;
-    let second = product(&mut conn, "Second", "3.00", 10).await;
+    let first = product!(&mut conn, "First", "2.00", 10).await;
+    let second = product!(&mut conn, "Second", "3.00", 10).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 4)));
     let client = http_client();
     let url = server.url("/orders");
@@ -243,7 +243,7 @@ async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
 async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let item = product(&mut conn, "Item", "4.00", 10).await;
+    let item = product!(&mut conn, "Item", "4.00", 10).await;
     let placed = order(&mut conn, SHOPPER, &[(item, 3)]).await;
     assert_eq!(stock_of(&mut conn, item).await, 7);
     let server = spawn_server(context_on(&db, big_pool(&db, 4)));
@@ -290,8 +290,8 @@ async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once(
 async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let first = product(&mut conn, "First", "1.00", 5).await;
-    let second = product(&mut conn, "Second", "1.00", 5).await;
+    let first = product!(&mut conn, "First", "1.00", 5).await;
+    let second = product!(&mut conn, "Second", "1.00", 5).await;
     let mut returning = db.connect().await;
 
     let mut competitor = Competitor::holding(&db, &lock_product(second)).await;
@@ -323,8 +323,8 @@ async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
 async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let first = product(&mut conn, "First", "2.00", 10).await;
-    let second = product(&mut conn, "Second", "3.00", 10).await;
+    let first = product!(&mut conn, "First", "2.00", 10).await;
+    let second = product!(&mut conn, "Second", "3.00", 10).await;
     let mut caller = db.connect().await;
 
     let mut competitor = Competitor::holding(&db, &lock_product(second)).await;

@@ -1,39 +1,17 @@
-//! Accounts, app builders and fixtures shared by the orders tests.
+//! The orders tests' own fixtures; the shared ones come from `ecom_testkit::fixtures`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ecom_catalog::model::NewProduct;
+use ecom_core::AppContext;
 use ecom_core::db::{PoolOptions, build_pool};
 use ecom_core::settings::SecretString;
-use ecom_core::{AppContext, Money, Permission};
-use ecom_testkit::{FixedAccounts, TEST_SECRET, TestDb, test_settings};
-use serde_json::{Value, json};
-
-/// Holds every permission.
-pub const ADMIN: i64 = 1;
-/// A shopper: signed in, no permissions.
-pub const SHOPPER: i64 = 2;
-/// Another shopper.
-pub const OTHER: i64 = 3;
-/// Holds `manage:orders` only.
-pub const MANAGER: i64 = 4;
-/// First of the extra shoppers used by the concurrency tests (`CROWD..CROWD + 20`).
-pub const CROWD: i64 = 100;
-
-pub fn accounts() -> Arc<FixedAccounts> {
-    let accounts = FixedAccounts::new();
-    accounts.set(ADMIN, "admin", &Permission::ALL, true);
-    accounts.set(SHOPPER, "user", &[], true);
-    accounts.set(OTHER, "user", &[], true);
-    accounts.set(MANAGER, "clerk", &[Permission::ManageOrders], true);
-    for id in CROWD..CROWD + 20 {
-        accounts.set(id, "user", &[], true);
-    }
-    accounts
-}
+pub use ecom_testkit::fixtures::{
+    ADMIN, CROWD, MANAGER, OTHER, SHOPPER, accounts, count, money, token,
+};
+pub use ecom_testkit::product;
+use ecom_testkit::{NewOrder, TEST_SECRET, TestDb, test_settings};
 
 /// The catalog and orders modules, on `pool`, with the accounts above.
 pub fn context_on(db: &TestDb, pool: ecom_core::db::PgPool) -> AppContext {
@@ -51,15 +29,7 @@ pub fn context_on(db: &TestDb, pool: ecom_core::db::PgPool) -> AppContext {
 #[macro_export]
 macro_rules! app {
     ($db:expr) => {
-        ecom_testkit::test_app(
-            ecom_testkit::test_context(
-                $db,
-                vec![ecom_catalog::module(), ecom_orders::module()],
-                &[],
-            )
-            .with_resolver($crate::support::accounts()),
-        )
-        .await
+        ecom_testkit::fixtures::app($db, vec![ecom_catalog::module(), ecom_orders::module()]).await
     };
 }
 
@@ -72,30 +42,6 @@ pub fn big_pool(db: &TestDb, size: usize) -> ecom_core::db::PgPool {
         application_name: "ecom-orders-test".into(),
     };
     build_pool(&db.url, &options).expect("pool")
-}
-
-pub fn money(s: &str) -> Money {
-    s.parse().expect("valid money")
-}
-
-pub fn token(user_id: i64) -> String {
-    ecom_testkit::access_token(user_id)
-}
-
-/// Creates a product through ecom-catalog's service; returns its id.
-pub async fn product(conn: &mut AsyncPgConnection, name: &str, price: &str, stock: i32) -> i64 {
-    let new = NewProduct {
-        name: name.into(),
-        description: String::new(),
-        price: money(price),
-        stock,
-        category: None,
-    };
-    ecom_catalog::service::create_product(conn, new)
-        .await
-        .expect("create product")
-        .row
-        .id
 }
 
 /// A product's stock as the catalog reports it (deleted products included).
@@ -113,28 +59,9 @@ pub async fn stock_of(conn: &mut AsyncPgConnection, id: i64) -> i32 {
     row.stock
 }
 
-/// A count from any `SELECT count(*) AS n ...` statement.
-pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let row: N = diesel::sql_query(sql)
-        .get_result(conn)
-        .await
-        .expect("count query");
-    row.n
-}
-
 /// An order body from `(product_id, quantity)` pairs.
-pub fn body(lines: &[(i64, i64)]) -> Value {
-    json!({
-        "items": lines
-            .iter()
-            .map(|(p, q)| json!({"product_id": p, "quantity": q}))
-            .collect::<Vec<_>>()
-    })
+pub fn body(lines: &[(i64, i64)]) -> serde_json::Value {
+    serde_json::to_value(NewOrder::of(lines)).expect("order body")
 }
 
 /// The requested lines of an order, for service calls.

@@ -1,0 +1,301 @@
+//! Typed clients per role over a [`TestApp`]: the bearer token is held once, bodies are
+//! anything `Serialize`, and the common flows (sign up, log in, create a product, place
+//! an order, read a page) answer typed values instead of `serde_json::Value`.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::test::TestRequest;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::{TestApp, TestResponse};
+
+/// Who a client acts as; says what a test means by its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// No token.
+    Anonymous,
+    /// Signed in, no permissions.
+    Shopper,
+    /// Holds `manage:orders` and `manage:products`.
+    Manager,
+    /// Holds every permission.
+    Admin,
+}
+
+/// `{email, password}` of `/auth/register` and `/auth/login`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Credentials<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+}
+
+/// The token pair of `/auth/login`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// A registered and logged-in account.
+#[derive(Debug, Clone)]
+pub struct SignedUp {
+    pub id: i64,
+    pub tokens: Tokens,
+}
+
+/// The body of `POST /products`.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewProduct<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub price: &'a str,
+    pub stock: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category_name: Option<&'a str>,
+}
+
+impl<'a> NewProduct<'a> {
+    /// A product with no description nor category.
+    pub fn new(name: &'a str, price: &'a str, stock: i64) -> Self {
+        Self {
+            name,
+            description: "",
+            price,
+            stock,
+            category_name: None,
+        }
+    }
+}
+
+/// One `{product_id, quantity}` line of `POST /orders`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct OrderLine {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+/// The body of `POST /orders`, from `(product_id, quantity)` pairs.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewOrder {
+    pub items: Vec<OrderLine>,
+}
+
+impl NewOrder {
+    pub fn of(pairs: &[(i64, i64)]) -> Self {
+        Self {
+            items: pairs
+                .iter()
+                .map(|&(product_id, quantity)| OrderLine {
+                    product_id,
+                    quantity,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What the tests read of a product.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Product {
+    pub id: i64,
+    pub name: String,
+    pub price: String,
+    pub stock: i64,
+}
+
+/// What the tests read of an order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Order {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub total_price: String,
+}
+
+/// The list envelope of every collection.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Requests as one caller: its token (if any) on every request.
+pub struct Client<'a, S> {
+    app: &'a TestApp<S>,
+    role: Role,
+    token: Option<String>,
+}
+
+impl<S, B> TestApp<S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    /// A caller without a token.
+    pub fn anonymous(&self) -> Client<'_, S> {
+        Client {
+            app: self,
+            role: Role::Anonymous,
+            token: None,
+        }
+    }
+
+    /// A caller holding `token`, acting as `role`.
+    pub fn client(&self, role: Role, token: impl Into<String>) -> Client<'_, S> {
+        Client {
+            app: self,
+            role,
+            token: Some(token.into()),
+        }
+    }
+
+    pub fn shopper(&self, token: impl Into<String>) -> Client<'_, S> {
+        self.client(Role::Shopper, token)
+    }
+
+    pub fn manager(&self, token: impl Into<String>) -> Client<'_, S> {
+        self.client(Role::Manager, token)
+    }
+
+    pub fn admin(&self, token: impl Into<String>) -> Client<'_, S> {
+        self.client(Role::Admin, token)
+    }
+
+    /// One of the [`crate::fixtures::accounts`], with a fresh token.
+    pub fn fixed(&self, user_id: i64) -> Client<'_, S> {
+        use crate::fixtures::{ADMIN, MANAGER};
+        let role = match user_id {
+            ADMIN => Role::Admin,
+            MANAGER => Role::Manager,
+            _ => Role::Shopper,
+        };
+        self.client(role, crate::access_token(user_id))
+    }
+}
+
+impl<S, B> Client<'_, S>
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// A request with this caller's token; `body`, when given, as JSON.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> TestResponse {
+        self.app
+            .request(method, path, body, self.token.as_deref())
+            .await
+    }
+
+    /// Any other request (headers, forms), with this caller's token added.
+    pub async fn send_request(&self, mut req: TestRequest) -> TestResponse {
+        if let Some(t) = &self.token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        self.app.send(req).await
+    }
+
+    pub async fn get(&self, path: impl AsRef<str>) -> TestResponse {
+        self.send(Method::GET, path.as_ref(), None).await
+    }
+
+    pub async fn post(&self, path: impl AsRef<str>, body: impl Serialize) -> TestResponse {
+        self.send(Method::POST, path.as_ref(), Some(to_json(body)))
+            .await
+    }
+
+    pub async fn put(&self, path: impl AsRef<str>, body: impl Serialize) -> TestResponse {
+        self.send(Method::PUT, path.as_ref(), Some(to_json(body)))
+            .await
+    }
+
+    pub async fn patch(&self, path: impl AsRef<str>, body: impl Serialize) -> TestResponse {
+        self.send(Method::PATCH, path.as_ref(), Some(to_json(body)))
+            .await
+    }
+
+    pub async fn delete(&self, path: impl AsRef<str>) -> TestResponse {
+        self.send(Method::DELETE, path.as_ref(), None).await
+    }
+
+    /// `GET path`, expecting 200 with a `T`.
+    pub async fn read<T: DeserializeOwned>(&self, path: impl AsRef<str>) -> T {
+        self.get(path).await.assert_status(200).parse()
+    }
+
+    /// `GET path`, expecting 200 with a list envelope of `T`.
+    pub async fn page<T: DeserializeOwned>(&self, path: impl AsRef<str>) -> Page<T> {
+        self.read(path).await
+    }
+
+    /// `POST /auth/register`, then `POST /auth/login`.
+    pub async fn sign_up(&self, email: &str, password: &str) -> SignedUp {
+        let credentials = Credentials { email, password };
+        let created: Created = self
+            .post("/auth/register", &credentials)
+            .await
+            .assert_status(201)
+            .parse();
+        SignedUp {
+            id: created.id,
+            tokens: self.log_in(email, password).await,
+        }
+    }
+
+    /// `POST /auth/login`, expecting 200.
+    pub async fn log_in(&self, email: &str, password: &str) -> Tokens {
+        self.post("/auth/login", Credentials { email, password })
+            .await
+            .assert_status(200)
+            .parse()
+    }
+
+    /// `POST /products`, expecting 201.
+    pub async fn create_product(&self, product: &NewProduct<'_>) -> Product {
+        self.post("/products", product)
+            .await
+            .assert_status(201)
+            .parse()
+    }
+
+    /// `POST /orders` with `(product_id, quantity)` lines, expecting 201.
+    pub async fn place_order(&self, pairs: &[(i64, i64)]) -> Order {
+        self.post("/orders", NewOrder::of(pairs))
+            .await
+            .assert_status(201)
+            .parse()
+    }
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: i64,
+}
+
+fn to_json(body: impl Serialize) -> serde_json::Value {
+    serde_json::to_value(body).expect("a test body serializes")
+}
+
+impl TestResponse {
+    /// The body as a `T`, panicking with the body when it is not one.
+    #[track_caller]
+    pub fn parse<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("unexpected body ({e}): {}", self.text()))
+    }
+}

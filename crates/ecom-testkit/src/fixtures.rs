@@ -1,0 +1,137 @@
+//! The accounts, values and rows that the crates' tests share, so no test crate keeps
+//! its own copy. The accounts live in [`FixedAccounts`] (no ecom-auth needed); tests
+//! that go through the real identity module sign up instead ([`crate::Client`]).
+
+use std::sync::Arc;
+
+use diesel::sql_types::BigInt;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_core::{Money, Permission};
+use serde_json::Value;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use ecom_core::Module;
+
+use crate::{FixedAccounts, TestApp, TestDb};
+
+/// Holds every permission.
+pub const ADMIN: i64 = 1;
+/// A shopper: signed in, no permissions.
+pub const SHOPPER: i64 = 2;
+/// Another shopper.
+pub const OTHER: i64 = 3;
+/// Holds `manage:orders` and `manage:products`.
+pub const MANAGER: i64 = 4;
+/// Holds `create:product` only.
+pub const CREATOR: i64 = 5;
+/// First of the extra shoppers of the concurrency tests (`CROWD..CROWD + CROWD_SIZE`).
+pub const CROWD: i64 = 100;
+/// How many crowd shoppers [`accounts`] holds.
+pub const CROWD_SIZE: i64 = 20;
+
+/// Every account above, active.
+pub fn accounts() -> Arc<FixedAccounts> {
+    let accounts = FixedAccounts::new();
+    accounts.set(ADMIN, "admin", Permission::ALL, true);
+    accounts.set(SHOPPER, "user", &[], true);
+    accounts.set(OTHER, "user", &[], true);
+    accounts.set(
+        MANAGER,
+        "clerk",
+        &[Permission::ManageOrders, Permission::ManageProducts],
+        true,
+    );
+    accounts.set(CREATOR, "merchant", &[Permission::CreateProduct], true);
+    for id in CROWD..CROWD + CROWD_SIZE {
+        accounts.set(id, "user", &[], true);
+    }
+    accounts
+}
+
+/// A literal amount.
+#[track_caller]
+pub fn money(s: &str) -> Money {
+    s.parse().expect("valid money")
+}
+
+/// A bearer token for one of the accounts above.
+pub fn token(user_id: i64) -> String {
+    crate::access_token(user_id)
+}
+
+/// The ids of a listing's items, in order.
+#[track_caller]
+pub fn ids(body: &Value) -> Vec<i64> {
+    body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["id"].as_i64().expect("id"))
+        .collect()
+}
+
+/// A count from any `SELECT count(*) AS n ...` statement.
+pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let row: N = diesel::sql_query(sql)
+        .get_result(conn)
+        .await
+        .expect("count query");
+    row.n
+}
+
+/// `modules` in process on `db`, with [`accounts`] as the principal resolver.
+pub async fn app(
+    db: &TestDb,
+    modules: Vec<Module>,
+) -> TestApp<
+    impl Service<
+        actix_http::Request,
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+    >,
+> {
+    crate::test_app(crate::test_context(db, modules, &[]).with_resolver(accounts())).await
+}
+
+/// A future creating a product through ecom-catalog's service, yielding its id. A macro
+/// so that the test kit does not depend on ecom-catalog (the calling crate does):
+/// `product!(conn, name, price, stock)` or
+/// `product!(conn, name, description, price, stock, Some(category))`.
+#[macro_export]
+macro_rules! product {
+    ($conn:expr, $name:expr, $price:expr, $stock:expr $(,)?) => {
+        $crate::product!(
+            $conn,
+            $name,
+            "",
+            $price,
+            $stock,
+            ::std::option::Option::<&str>::None
+        )
+    };
+    ($conn:expr, $name:expr, $description:expr, $price:expr, $stock:expr, $category:expr $(,)?) => {{
+        let conn: &mut _ = &mut *$conn;
+        let new = ecom_catalog::model::NewProduct {
+            name: ::std::string::ToString::to_string(&$name),
+            description: ::std::string::ToString::to_string(&$description),
+            price: $crate::fixtures::money($price),
+            stock: $stock,
+            category: ::std::option::Option::map($category, |c| {
+                ecom_catalog::model::CategoryChoice::Name(::std::string::ToString::to_string(&c))
+            }),
+        };
+        async move {
+            ecom_catalog::service::create_product(conn, new)
+                .await
+                .expect("create product")
+                .row
+                .id
+        }
+    }};
+}
