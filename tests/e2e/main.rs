@@ -9,6 +9,7 @@ mod drills;
 mod legacy;
 mod ops;
 mod orders;
+mod schema_files;
 
 use ecom_core::settings::SecretString;
 use ecom_testkit::{TEST_SECRET, TestDb, test_settings};

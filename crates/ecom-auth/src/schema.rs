@@ -1,4 +1,6 @@
-// @generated automatically by Diesel CLI (`diesel print-schema --schema-key auth`); do not edit by hand.
+// The auth tables as diesel sees them, in the shape `diesel print-schema --schema-key auth`
+// produces. diesel's CLI links libpq, which the store does not use, so this file is kept
+// by hand; `tests/e2e/schema_files.rs` fails when it and the migrations disagree.
 
 diesel::table! {
     login_throttle (key) {

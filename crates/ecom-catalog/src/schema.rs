@@ -1,6 +1,6 @@
-// @generated automatically by Diesel CLI.
-// Written by hand in the exact shape `diesel print-schema --schema-key catalog` produces
-// (the CLI is not installed here); keep it in step with migrations/*_catalog_*.
+// The catalog tables as diesel sees them, in the shape `diesel print-schema --schema-key catalog`
+// produces. diesel's CLI links libpq, which the store does not use, so this file is kept
+// by hand; `tests/e2e/schema_files.rs` fails when it and the migrations disagree.
 
 pub mod sql_types {
     #[derive(diesel::query_builder::QueryId, Clone, diesel::sql_types::SqlType)]

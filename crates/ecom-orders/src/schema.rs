@@ -1,6 +1,6 @@
-// @generated automatically by Diesel CLI.
-// Written by hand in the exact shape `diesel print-schema --schema-key orders` produces
-// (the CLI is not installed here); keep it in step with migrations/*_orders_*.
+// The orders tables as diesel sees them, in the shape `diesel print-schema --schema-key orders`
+// produces. diesel's CLI links libpq, which the store does not use, so this file is kept
+// by hand; `tests/e2e/schema_files.rs` fails when it and the migrations disagree.
 
 diesel::table! {
     order_idempotency (user_id, key) {
