@@ -221,7 +221,7 @@ pub async fn list_orders(
     principal: Principal,
     pool: web::Data<PgPool>,
     query: web::Query<AdminOrderQuery>,
-) -> AppResult<web::Json<ecom_orders::api::OrderPage>> {
+) -> AppResult<web::Json<Page<ecom_orders::api::OrderOut>>> {
     principal.require(Permission::ManageOrders)?;
     let query = query.into_inner();
     let page = query.page.validate()?;
@@ -240,7 +240,7 @@ pub async fn list_orders(
     };
     let mut conn = pool.get().await?;
     let orders = order_queries::list_orders(&mut conn, &filter, page).await?;
-    Ok(web::Json(orders.into()))
+    Ok(web::Json(orders.map(ecom_orders::api::OrderOut::from)))
 }
 
 /// Moves an order along its lifecycle (cancelling returns the stock); recorded in the

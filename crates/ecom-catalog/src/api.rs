@@ -118,51 +118,21 @@ impl From<Review> for ReviewOut {
     }
 }
 
-/// `{items, total, limit, offset}` of products.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ProductPage {
-    pub items: Vec<ProductOut>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-/// `{items, total, limit, offset}` of categories.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CategoryPage {
-    pub items: Vec<CategoryOut>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-/// `{items, total, limit, offset}` of reviews.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReviewPage {
-    pub items: Vec<ReviewOut>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-macro_rules! page_from {
-    ($page:ty, $item:ty, $from:ty) => {
-        impl From<ecom_core::Page<$from>> for $page {
-            fn from(p: ecom_core::Page<$from>) -> Self {
-                let p = p.map(<$item>::from);
-                Self {
-                    items: p.items,
-                    total: p.total,
-                    limit: p.limit,
-                    offset: p.offset,
-                }
-            }
-        }
-    };
-}
-page_from!(ProductPage, ProductOut, Product);
-page_from!(CategoryPage, CategoryOut, CategorySummary);
-page_from!(ReviewPage, ReviewOut, Review);
+ecom_core::named_page!(
+    ProductPage,
+    ProductOut,
+    "`{items, total, limit, offset}` of products."
+);
+ecom_core::named_page!(
+    CategoryPage,
+    CategoryOut,
+    "`{items, total, limit, offset}` of categories."
+);
+ecom_core::named_page!(
+    ReviewPage,
+    ReviewOut,
+    "`{items, total, limit, offset}` of reviews."
+);
 
 // ---------------------------------------------------------------------------------------
 // Query strings

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
-use ecom_core::{AppResult, PageQuery, Permission, Principal};
+use ecom_core::{AppResult, Page, PageQuery, Permission, Principal};
 
 use crate::api::{
     CategoryOut, CategoryPage, CreateCategoryRequest, CreateProductRequest, CreateReviewRequest,
@@ -55,11 +55,11 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
 pub async fn list_categories(
     pool: web::Data<PgPool>,
     query: web::Query<PageQuery>,
-) -> AppResult<web::Json<CategoryPage>> {
+) -> AppResult<web::Json<Page<CategoryOut>>> {
     let page = query.validate()?;
     let mut conn = pool.get().await?;
     let categories = service::list_categories(&mut conn, page).await?;
-    Ok(web::Json(categories.into()))
+    Ok(web::Json(categories.map(CategoryOut::from)))
 }
 
 /// Creates a category (`manage:products`). Names are unique regardless of case.
@@ -99,12 +99,12 @@ pub async fn create_category(
 pub async fn list_products(
     pool: web::Data<PgPool>,
     query: web::Query<ProductListQuery>,
-) -> AppResult<web::Json<ProductPage>> {
+) -> AppResult<web::Json<Page<ProductOut>>> {
     let page = query.page.validate()?;
     let filter = query.validate()?;
     let mut conn = pool.get().await?;
     let products = service::list_products(&mut conn, &filter, page).await?;
-    Ok(web::Json(products.into()))
+    Ok(web::Json(products.map(ProductOut::from)))
 }
 
 /// Creates a product (`create:product`); a new `category_name` creates that category.
@@ -238,11 +238,11 @@ pub async fn list_product_reviews(
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     query: web::Query<PageQuery>,
-) -> AppResult<web::Json<ReviewPage>> {
+) -> AppResult<web::Json<Page<ReviewOut>>> {
     let page = query.validate()?;
     let mut conn = pool.get().await?;
     let reviews = service::list_reviews(&mut conn, id.into_inner(), page).await?;
-    Ok(web::Json(reviews.into()))
+    Ok(web::Json(reviews.map(ReviewOut::from)))
 }
 
 /// Reviews a product as the signed-in user; one review per user and product.

@@ -95,6 +95,56 @@ impl<T> Page<T> {
     }
 }
 
+/// The schema of a [`Page`] of `item` (what `Page::<Item>::schema()` gives), described.
+pub fn page_schema<T: utoipa::ToSchema>(
+    description: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    let mut schema = <Page<T> as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.description = Some(description.to_string());
+    }
+    schema
+}
+
+/// Names the schema of one `Page<Item>` in the OpenAPI document (`ProductPage`, …), so
+/// generated SDKs keep their model names; handlers return [`Page`] itself and document
+/// `body = ProductPage`. `named_page!(ProductPage, ProductOut, "…description…");`
+#[macro_export]
+macro_rules! named_page {
+    ($name:ident, $item:ty, $description:literal) => {
+        #[doc = $description]
+        #[doc = ""]
+        #[doc = "The documented name of a [`Page`](ecom_core::Page) of this item."]
+        pub struct $name;
+
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                $crate::pagination::page_schema::<$item>($description)
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                schemas.push((
+                    <$item as ::utoipa::ToSchema>::name().into_owned(),
+                    <$item as ::utoipa::PartialSchema>::schema(),
+                ));
+                <$item as ::utoipa::ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+
 /// Deserializers for query strings: under `#[serde(flatten)]` every value arrives as text.
 pub mod de {
     use super::*;

@@ -1,7 +1,7 @@
 //! Request and response bodies of /orders, and their validation.
 
 use chrono::{DateTime, Utc};
-use ecom_core::{Money, Page, PageQuery};
+use ecom_core::{Money, PageQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -74,26 +74,11 @@ impl From<Order> for OrderOut {
     }
 }
 
-/// `{items, total, limit, offset}` of orders.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderPage {
-    pub items: Vec<OrderOut>,
-    pub total: i64,
-    pub limit: i64,
-    pub offset: i64,
-}
-
-impl From<Page<Order>> for OrderPage {
-    fn from(p: Page<Order>) -> Self {
-        let p = p.map(OrderOut::from);
-        Self {
-            items: p.items,
-            total: p.total,
-            limit: p.limit,
-            offset: p.offset,
-        }
-    }
-}
+ecom_core::named_page!(
+    OrderPage,
+    OrderOut,
+    "`{items, total, limit, offset}` of orders."
+);
 
 // ---------------------------------------------------------------------------------------
 // Requests

@@ -4,7 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
-use ecom_core::{AppError, AppResult, PageQuery, Permission, Principal};
+use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 
 use crate::api::{CreateOrderRequest, OrderListQuery, OrderOut, OrderPage};
 use crate::service;
@@ -92,12 +92,12 @@ pub async fn list_orders(
     principal: Principal,
     pool: web::Data<PgPool>,
     query: web::Query<OrderListQuery>,
-) -> AppResult<web::Json<OrderPage>> {
+) -> AppResult<web::Json<Page<OrderOut>>> {
     let page = query.page.validate()?;
     let status = query.status()?;
     let mut conn = pool.get().await?;
     let orders = service::list_user_orders(&mut conn, principal.user_id, status, page).await?;
-    Ok(web::Json(orders.into()))
+    Ok(web::Json(orders.map(OrderOut::from)))
 }
 
 /// One order: the caller's own, or any with `manage:orders`. Another user's order is 404.
