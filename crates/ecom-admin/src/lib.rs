@@ -11,17 +11,6 @@ pub mod service;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        routes::list_users,
-        routes::change_role,
-        routes::ban_user,
-        routes::list_roles,
-        routes::put_role,
-        routes::list_audit,
-        routes::list_orders,
-        routes::change_order_status,
-        routes::sales_report
-    ),
     components(schemas(
         api::AdminUser,
         api::ChangeRoleRequest,
@@ -45,5 +34,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The /admin module.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::new("admin", routes::configure, openapi())
+    ecom_core::Module::routes("admin", routes::configure, openapi())
 }

@@ -1,11 +1,12 @@
 //! Handlers of /admin: parse, authorize, call a service, render.
 
-use actix_web::{HttpRequest, web};
+use actix_web::{HttpRequest, get, patch, put, web};
 use ecom_auth::service::roles::{self as auth_roles, UserFilter};
 use ecom_core::audit::{self, AuditFilter, AuditRecord};
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use ecom_orders::model::{AdminOrderFilter, OrderStatus, ReportRange};
 use ecom_orders::service::{lifecycle, queries as order_queries, reports};
@@ -16,24 +17,21 @@ use crate::api::{
     day_bounds,
 };
 use crate::service;
-
-/// Mounts the /admin routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/users").route(web::get().to(list_users)))
-        .service(web::resource("/admin/users/{id}/role").route(web::patch().to(change_role)))
-        .service(web::resource("/admin/users/{id}/ban").route(web::patch().to(ban_user)))
-        .service(web::resource("/admin/roles").route(web::get().to(list_roles)))
-        .service(web::resource("/admin/roles/{name}").route(web::put().to(put_role)))
-        .service(web::resource("/admin/audit").route(web::get().to(list_audit)))
-        .service(web::resource("/admin/orders").route(web::get().to(list_orders)))
-        .service(
-            web::resource("/admin/orders/{id}/status").route(web::patch().to(change_order_status)),
-        )
-        .service(web::resource("/admin/reports/sales").route(web::get().to(sales_report)));
+/// Registers the /admin handlers; each carries its route and its operation.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_users)
+        .service(change_role)
+        .service(ban_user)
+        .service(list_roles)
+        .service(put_role)
+        .service(list_audit)
+        .service(list_orders)
+        .service(change_order_status)
+        .service(sales_report);
 }
 
 /// Users, newest first, with filters.
-#[utoipa::path(get, path = "/admin/users", tag = "admin", operation_id = "adminListUsers",
+#[utoipa::path(tag = "admin", operation_id = "adminListUsers",
     params(UserListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of users", body = inline(Page<AdminUser>)),
@@ -42,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (status = 422, description = "`validation_failed`: paging out of bounds", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/admin/users")]
 pub async fn list_users(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -63,7 +62,7 @@ pub async fn list_users(
 }
 
 /// Gives a user another existing role. Administrators cannot change their own role.
-#[utoipa::path(patch, path = "/admin/users/{id}/role", tag = "admin", operation_id = "adminChangeUserRole",
+#[utoipa::path(tag = "admin", operation_id = "adminChangeUserRole",
     params(("id" = i64, Path, description = "User id")),
     request_body = ChangeRoleRequest,
     responses(
@@ -75,6 +74,7 @@ pub async fn list_users(
         (status = 422, description = "`validation_failed`: unknown role or field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[patch("/admin/users/{id}/role")]
 pub async fn change_role(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -89,7 +89,7 @@ pub async fn change_role(
 
 /// Bans (no body, or `{"banned": true}`) or unbans (`{"banned": false}`) a user. A ban
 /// revokes every refresh token and stops access tokens on the next request.
-#[utoipa::path(patch, path = "/admin/users/{id}/ban", tag = "admin", operation_id = "adminBanUser",
+#[utoipa::path(tag = "admin", operation_id = "adminBanUser",
     params(("id" = i64, Path, description = "User id")),
     request_body(content = Option<BanRequest>, description = "Optional; no body bans", content_type = "application/json"),
     responses(
@@ -102,6 +102,7 @@ pub async fn change_role(
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[patch("/admin/users/{id}/ban")]
 pub async fn ban_user(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -131,13 +132,14 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
 }
 
 /// Every role with its permissions.
-#[utoipa::path(get, path = "/admin/roles", tag = "admin", operation_id = "adminListRoles",
+#[utoipa::path(tag = "admin", operation_id = "adminListRoles",
     responses(
         (status = 200, description = "Roles by name", body = Vec<RoleOut>),
         (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/admin/roles")]
 pub async fn list_roles(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -150,7 +152,7 @@ pub async fn list_roles(
 
 /// Creates a role or replaces its permissions; `admin` always keeps every permission.
 /// Holders of the role get the new set on their next request.
-#[utoipa::path(put, path = "/admin/roles/{name}", tag = "admin", operation_id = "adminPutRolePermissions",
+#[utoipa::path(tag = "admin", operation_id = "adminPutRolePermissions",
     params(("name" = String, Path, description = "Role name: a-z, 0-9, '_' and '-'")),
     request_body = PutRoleRequest,
     responses(
@@ -161,6 +163,7 @@ pub async fn list_roles(
         (status = 422, description = "`validation_failed`: unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[put("/admin/roles/{name}")]
 pub async fn put_role(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -174,7 +177,7 @@ pub async fn put_role(
 }
 
 /// The append-only trail of administrative actions, newest first.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", operation_id = "adminListAuditRecords",
+#[utoipa::path(tag = "admin", operation_id = "adminListAuditRecords",
     params(AuditQuery, PageQuery),
     responses(
         (status = 200, description = "A page of the trail", body = inline(Page<AuditRecord>)),
@@ -184,6 +187,7 @@ pub async fn put_role(
         (status = 422, description = "`validation_failed`: paging or `from` after `to`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/admin/audit")]
 pub async fn list_audit(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -207,7 +211,7 @@ pub async fn list_audit(
 }
 
 /// Every order, newest first, with filters.
-#[utoipa::path(get, path = "/admin/orders", tag = "admin", operation_id = "adminListOrders",
+#[utoipa::path(tag = "admin", operation_id = "adminListOrders",
     params(AdminOrderQuery, PageQuery),
     responses(
         (status = 200, description = "A page of orders", body = ecom_orders::api::OrderPage),
@@ -217,6 +221,7 @@ pub async fn list_audit(
         (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/admin/orders")]
 pub async fn list_orders(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -245,7 +250,7 @@ pub async fn list_orders(
 
 /// Moves an order along its lifecycle (cancelling returns the stock); recorded in the
 /// order's history and the audit trail.
-#[utoipa::path(patch, path = "/admin/orders/{id}/status", tag = "admin", operation_id = "adminChangeOrderStatus",
+#[utoipa::path(tag = "admin", operation_id = "adminChangeOrderStatus",
     params(("id" = i64, Path, description = "Order id")),
     request_body = ChangeOrderStatusRequest,
     responses(
@@ -257,6 +262,7 @@ pub async fn list_orders(
         (status = 422, description = "`validation_failed`: unknown status", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[patch("/admin/orders/{id}/status")]
 pub async fn change_order_status(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -276,7 +282,7 @@ pub async fn change_order_status(
 }
 
 /// Sales figures over UTC days `from..=to` (default: the last 30 days).
-#[utoipa::path(get, path = "/admin/reports/sales", tag = "admin", operation_id = "adminGetSalesReport",
+#[utoipa::path(tag = "admin", operation_id = "adminGetSalesReport",
     params(SalesReportQuery),
     responses(
         (status = 200, description = "The report", body = SalesReportOut),
@@ -286,6 +292,7 @@ pub async fn change_order_status(
         (status = 422, description = "`validation_failed`: `from` after `to`, period too long, or `top` out of 1..=50", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/admin/reports/sales")]
 pub async fn sales_report(
     principal: Principal,
     pool: web::Data<PgPool>,

@@ -23,20 +23,8 @@ pub mod service;
 pub use error::AuthError;
 pub use service::throttle::ThrottleLimits;
 
-#[allow(deprecated)] // the legacy aliases are documented as deprecated
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        routes::register,
-        routes::login,
-        routes::refresh,
-        routes::revoke,
-        routes::legacy_refresh,
-        routes::legacy_logout,
-        routes::get_me,
-        routes::update_me,
-        routes::get_user
-    ),
     components(schemas(
         api::RegisterRequest,
         api::LoginRequest,
@@ -54,32 +42,15 @@ pub use service::throttle::ThrottleLimits;
 )]
 struct AuthApi;
 
-/// The OpenAPI fragment of /auth and /users.
+/// The OpenAPI fragment of /auth and /users: schemas and tags (the operations are
+/// collected from the handlers as they are registered).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = AuthApi::openapi();
-    // PATCH /users/me is the same operation as PUT.
-    if let Some(item) = doc.paths.paths.get_mut("/users/me")
-        && let Some(put) = item.put.clone()
-    {
-        let mut patch = put;
-        patch.operation_id = Some("patchCurrentUser".into());
-        item.patch = Some(patch);
-    }
-    // POST /auth/token is the original service's name of the login (the OAuth2 form).
-    if let Some(mut login) = doc.paths.paths.get("/auth/login").cloned()
-        && let Some(post) = login.post.as_mut()
-    {
-        post.operation_id = Some("loginLegacy".into());
-        post.deprecated = Some(utoipa::openapi::Deprecated::True);
-        post.description = Some("The original service's path: use `POST /auth/login`.".into());
-        doc.paths.paths.insert("/auth/token".into(), login);
-    }
-    doc
+    AuthApi::openapi()
 }
 
 /// The routes of /auth and /users with their OpenAPI fragment.
 pub fn module() -> Module {
-    Module::new("auth", routes::configure, openapi())
+    Module::routes("auth", routes::configure, openapi())
 }
 
 /// The clean-ups of the identity tables, for the server's periodic housekeeping.

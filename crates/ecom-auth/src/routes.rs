@@ -1,42 +1,39 @@
 //! Handlers of /auth and /users: parse, call a service, render.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, route, web};
 use ecom_core::access_token::AccessTokens;
 use ecom_core::client_address::ClientAddress;
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
 use ecom_core::settings::Settings;
 use ecom_core::{AppError, AppResult, Principal};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
-    LegacyRefreshQuery, LoginForm, LoginRequest, PublicProfile, RefreshRequest, RegisterRequest,
-    TokenPair, UpdateProfileRequest, UserProfile,
+    LoginForm, LoginRequest, PublicProfile, RefreshRequest, RegisterRequest, TokenPair,
+    UpdateProfileRequest, UserProfile,
 };
 use crate::service::accounts;
 use crate::service::sessions::{self, SessionPolicy};
 use crate::service::throttle::ThrottleLimits;
-
-/// Mounts /auth and /users (with the original service's deprecated aliases).
+/// Registers /auth and /users (with the original service's deprecated aliases); each
+/// handler carries its route and its operation, so what is served is what is documented.
 #[allow(deprecated)]
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/auth/register").route(web::post().to(register)))
-        .service(web::resource("/auth/login").route(web::post().to(login)))
-        .service(web::resource("/auth/refresh").route(web::post().to(refresh)))
-        .service(web::resource("/auth/revoke").route(web::post().to(revoke)))
-        .service(web::resource("/auth/token").route(web::post().to(login)))
-        .service(web::resource("/auth/token/refresh").route(web::post().to(legacy_refresh)))
-        .service(web::resource("/auth/logout").route(web::post().to(legacy_logout)))
-        .service(
-            web::resource("/users/me")
-                .route(web::get().to(get_me))
-                .route(web::put().to(update_me))
-                .route(web::patch().to(update_me)),
-        )
-        .service(web::resource("/users/{id}").route(web::get().to(get_user)));
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(register)
+        .service(login)
+        .service(refresh)
+        .service(revoke)
+        .service(legacy::login_legacy)
+        .service(legacy::legacy_refresh)
+        .service(legacy::legacy_logout)
+        .service(get_me)
+        .service(update_me)
+        .service(get_user);
 }
 
-fn policy<'a>(tokens: &'a AccessTokens, settings: &Settings) -> SessionPolicy<'a> {
+pub(crate) fn policy<'a>(tokens: &'a AccessTokens, settings: &Settings) -> SessionPolicy<'a> {
     SessionPolicy {
         tokens,
         refresh_ttl: chrono::Duration::days(settings.refresh_token_expire_days),
@@ -44,20 +41,21 @@ fn policy<'a>(tokens: &'a AccessTokens, settings: &Settings) -> SessionPolicy<'a
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).
-fn token_response(pair: TokenPair) -> HttpResponse {
+pub(crate) fn token_response(pair: TokenPair) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(pair)
 }
 
 /// Create an account.
-#[utoipa::path(post, path = "/auth/register", tag = "auth", operation_id = "registerUser",
+#[utoipa::path(tag = "auth", operation_id = "registerUser",
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserProfile),
         (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: bad email, weak password, unknown field", body = Problem, content_type = "application/problem+json"),
     ))]
+#[post("/auth/register")]
 pub async fn register(
     pool: web::Data<PgPool>,
     body: ecom_core::JsonObject<RegisterRequest>,
@@ -67,7 +65,7 @@ pub async fn register(
 }
 
 /// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
-#[utoipa::path(post, path = "/auth/login", tag = "auth", operation_id = "login",
+#[utoipa::path(tag = "auth", operation_id = "login",
     request_body(content(
         (LoginRequest = "application/json"),
         (LoginForm = "application/x-www-form-urlencoded"),
@@ -79,6 +77,7 @@ pub async fn register(
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit", body = Problem, content_type = "application/problem+json"),
     ))]
+#[post("/auth/login")]
 pub async fn login(
     req: HttpRequest,
     body: web::Bytes,
@@ -87,11 +86,22 @@ pub async fn login(
     tokens: web::Data<AccessTokens>,
     settings: web::Data<Settings>,
 ) -> AppResult<HttpResponse> {
-    let (email, password) = parse_login(&req, &body)?;
+    log_in(&req, &body, &client, &pool, &tokens, &settings).await
+}
+
+pub(crate) async fn log_in(
+    req: &HttpRequest,
+    body: &[u8],
+    client: &ClientAddress,
+    pool: &PgPool,
+    tokens: &AccessTokens,
+    settings: &Settings,
+) -> AppResult<HttpResponse> {
+    let (email, password) = parse_login(req, body)?;
     let pair = sessions::login(
-        &pool,
-        policy(&tokens, &settings),
-        ThrottleLimits::from_settings(&settings),
+        pool,
+        policy(tokens, settings),
+        ThrottleLimits::from_settings(settings),
         &email,
         password,
         &client.to_key(),
@@ -125,7 +135,7 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
 
 /// Exchange a refresh token for a new pair (rotation). A token already exchanged
 /// revokes its whole login.
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", operation_id = "refreshToken",
+#[utoipa::path(tag = "auth", operation_id = "refreshToken",
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
@@ -133,6 +143,7 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
     ))]
+#[post("/auth/refresh")]
 pub async fn refresh(
     pool: web::Data<PgPool>,
     tokens: web::Data<AccessTokens>,
@@ -144,12 +155,13 @@ pub async fn refresh(
 }
 
 /// Log out: the refresh token (and its login) can no longer refresh.
-#[utoipa::path(post, path = "/auth/revoke", tag = "auth", operation_id = "revokeToken",
+#[utoipa::path(tag = "auth", operation_id = "revokeToken",
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Revoked (also answered for unknown tokens)"),
         (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
     ))]
+#[post("/auth/revoke")]
 pub async fn revoke(
     pool: web::Data<PgPool>,
     body: ecom_core::JsonObject<RefreshRequest>,
@@ -159,13 +171,14 @@ pub async fn revoke(
 }
 
 /// The caller's account.
-#[utoipa::path(get, path = "/users/me", tag = "users", operation_id = "getCurrentUser",
+#[utoipa::path(tag = "users", operation_id = "getCurrentUser",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserProfile),
         (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
     ))]
+#[get("/users/me")]
 pub async fn get_me(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -176,7 +189,7 @@ pub async fn get_me(
 }
 
 /// Update the caller's profile (`full_name`, `bio`); PATCH is accepted too.
-#[utoipa::path(put, path = "/users/me", tag = "users", operation_id = "updateCurrentUser",
+#[utoipa::path(tag = "users", operation_id = "updateCurrentUser",
     security(("bearer" = [])),
     request_body = UpdateProfileRequest,
     responses(
@@ -185,6 +198,7 @@ pub async fn get_me(
         (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`, including fields that cannot be set here", body = Problem, content_type = "application/problem+json"),
     ))]
+#[route("/users/me", method = "PUT", method = "PATCH")]
 pub async fn update_me(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -196,12 +210,13 @@ pub async fn update_me(
 }
 
 /// A user's public profile (never the email).
-#[utoipa::path(get, path = "/users/{id}", tag = "users", operation_id = "getUser",
+#[utoipa::path(tag = "users", operation_id = "getUser",
     params(("id" = i64, Path, description = "User id")),
     responses(
         (status = 200, description = "Public profile", body = PublicProfile),
         (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
     ))]
+#[get("/users/{id}")]
 pub async fn get_user(
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
@@ -211,70 +226,108 @@ pub async fn get_user(
     Ok(web::Json(user.into()))
 }
 
-/// The refresh token of a legacy call: `?refresh_token=`, else the JSON body.
-fn legacy_refresh_token(
-    req: &HttpRequest,
-    query: LegacyRefreshQuery,
-    body: &[u8],
-) -> AppResult<String> {
-    if let Some(token) = query.refresh_token {
-        return Ok(token);
-    }
-    if body.is_empty() {
-        return Err(AppError::invalid_field(
-            "refresh_token",
-            "send refresh_token as a query parameter or in a JSON body",
-        ));
-    }
-    if !ecom_core::http::has_content_type(req, "application/json") {
-        return Err(AppError::unsupported_media_type(
-            "send the body as application/json",
-        ));
-    }
-    let body: RefreshRequest = ecom_core::http::json_object(body)?;
-    Ok(body.refresh_token)
-}
+/// The original service's paths, deprecated in the document (`#[deprecated]` is what
+/// marks an operation so; the allowance covers the registrations actix generates).
+#[allow(deprecated)]
+pub mod legacy {
+    use super::*;
+    use crate::api::LegacyRefreshQuery;
 
-/// The original service's refresh (`?refresh_token=`): use `POST /auth/refresh`.
-#[deprecated = "the original service's path; use POST /auth/refresh"]
-#[utoipa::path(post, path = "/auth/token/refresh", tag = "auth", operation_id = "refreshTokenLegacy",
-    params(LegacyRefreshQuery),
-    request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
-    responses(
-        (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
-        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn legacy_refresh(
-    req: HttpRequest,
-    query: web::Query<LegacyRefreshQuery>,
-    body: web::Bytes,
-    pool: web::Data<PgPool>,
-    tokens: web::Data<AccessTokens>,
-    settings: web::Data<Settings>,
-) -> AppResult<HttpResponse> {
-    let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
-    let pair = sessions::refresh(&pool, policy(&tokens, &settings), &token).await?;
-    Ok(token_response(pair))
-}
+    /// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
+    ///
+    /// The original service's path: use `POST /auth/login`.
+    #[deprecated = "the original service's path; use POST /auth/login"]
+    #[utoipa::path(tag = "auth", operation_id = "loginLegacy",
+        request_body(content(
+            (LoginRequest = "application/json"),
+            (LoginForm = "application/x-www-form-urlencoded"),
+        )),
+        responses(
+            (status = 200, description = "A new access and refresh token", body = TokenPair),
+            (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+            (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit", body = Problem, content_type = "application/problem+json"),
+        ))]
+    #[post("/auth/token")]
+    pub async fn login_legacy(
+        req: HttpRequest,
+        body: web::Bytes,
+        client: ClientAddress,
+        pool: web::Data<PgPool>,
+        tokens: web::Data<AccessTokens>,
+        settings: web::Data<Settings>,
+    ) -> AppResult<HttpResponse> {
+        log_in(&req, &body, &client, &pool, &tokens, &settings).await
+    }
 
-/// The original service's logout (`?refresh_token=`): use `POST /auth/revoke`.
-#[deprecated = "the original service's path; use POST /auth/revoke"]
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", operation_id = "logoutLegacy",
-    params(LegacyRefreshQuery),
-    request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
-    responses(
-        (status = 204, description = "Revoked (also answered for unknown tokens)"),
-        (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
-    ))]
-pub async fn legacy_logout(
-    req: HttpRequest,
-    query: web::Query<LegacyRefreshQuery>,
-    body: web::Bytes,
-    pool: web::Data<PgPool>,
-) -> AppResult<HttpResponse> {
-    let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
-    sessions::revoke(&pool, &token).await?;
-    Ok(HttpResponse::NoContent().finish())
+    /// The refresh token of a legacy call: `?refresh_token=`, else the JSON body.
+    fn legacy_refresh_token(
+        req: &HttpRequest,
+        query: LegacyRefreshQuery,
+        body: &[u8],
+    ) -> AppResult<String> {
+        if let Some(token) = query.refresh_token {
+            return Ok(token);
+        }
+        if body.is_empty() {
+            return Err(AppError::invalid_field(
+                "refresh_token",
+                "send refresh_token as a query parameter or in a JSON body",
+            ));
+        }
+        if !ecom_core::http::has_content_type(req, "application/json") {
+            return Err(AppError::unsupported_media_type(
+                "send the body as application/json",
+            ));
+        }
+        let body: RefreshRequest = ecom_core::http::json_object(body)?;
+        Ok(body.refresh_token)
+    }
+
+    /// The original service's refresh (`?refresh_token=`): use `POST /auth/refresh`.
+    #[deprecated = "the original service's path; use POST /auth/refresh"]
+    #[utoipa::path(tag = "auth", operation_id = "refreshTokenLegacy",
+        params(LegacyRefreshQuery),
+        request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
+        responses(
+            (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
+            (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
+            (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
+        ))]
+    #[post("/auth/token/refresh")]
+    pub async fn legacy_refresh(
+        req: HttpRequest,
+        query: web::Query<LegacyRefreshQuery>,
+        body: web::Bytes,
+        pool: web::Data<PgPool>,
+        tokens: web::Data<AccessTokens>,
+        settings: web::Data<Settings>,
+    ) -> AppResult<HttpResponse> {
+        let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
+        let pair = sessions::refresh(&pool, policy(&tokens, &settings), &token).await?;
+        Ok(token_response(pair))
+    }
+
+    /// The original service's logout (`?refresh_token=`): use `POST /auth/revoke`.
+    #[deprecated = "the original service's path; use POST /auth/revoke"]
+    #[utoipa::path(tag = "auth", operation_id = "logoutLegacy",
+        params(LegacyRefreshQuery),
+        request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
+        responses(
+            (status = 204, description = "Revoked (also answered for unknown tokens)"),
+            (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
+        ))]
+    #[post("/auth/logout")]
+    pub async fn legacy_logout(
+        req: HttpRequest,
+        query: web::Query<LegacyRefreshQuery>,
+        body: web::Bytes,
+        pool: web::Data<PgPool>,
+    ) -> AppResult<HttpResponse> {
+        let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
+        sessions::revoke(&pool, &token).await?;
+        Ok(HttpResponse::NoContent().finish())
+    }
 }

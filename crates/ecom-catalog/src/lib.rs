@@ -24,18 +24,6 @@ pub use service::{reserve_stock, return_stock};
 /// The catalog's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        routes::list_categories,
-        routes::create_category,
-        routes::list_products,
-        routes::create_product,
-        routes::get_product,
-        routes::update_product,
-        routes::patch_product,
-        routes::delete_product,
-        routes::list_product_reviews,
-        routes::create_product_review,
-    ),
     components(schemas(
         api::ProductOut,
         api::ProductPage,
@@ -61,5 +49,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The catalog's routes and OpenAPI fragment, for the app factory.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::new("catalog", routes::configure, openapi())
+    ecom_core::Module::routes("catalog", routes::configure, openapi())
 }

@@ -1,41 +1,30 @@
 //! Handlers of /categories and /products: parse, authorize, call a service, render.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
 use ecom_core::{AppResult, Page, PageQuery, Permission, Principal};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
     CategoryOut, CategoryPage, CreateCategoryRequest, CreateProductRequest, CreateReviewRequest,
     ProductListQuery, ProductOut, ProductPage, ReviewOut, ReviewPage, UpdateProductRequest,
 };
 use crate::service;
-
-/// Mounts the catalog's resources; one route per method, so other methods answer 405.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/categories")
-            .route(web::get().to(list_categories))
-            .route(web::post().to(create_category)),
-    )
-    .service(
-        web::resource("/products")
-            .route(web::get().to(list_products))
-            .route(web::post().to(create_product)),
-    )
-    .service(
-        web::resource("/products/{id}")
-            .route(web::get().to(get_product))
-            .route(web::put().to(update_product))
-            .route(web::patch().to(patch_product))
-            .route(web::delete().to(delete_product)),
-    )
-    .service(
-        web::resource("/products/{id}/reviews")
-            .route(web::get().to(list_product_reviews))
-            .route(web::post().to(create_product_review)),
-    );
+/// Registers the catalog's handlers; each carries its route and its operation, and the
+/// app factory answers 405 for other methods on a served path.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_categories)
+        .service(create_category)
+        .service(list_products)
+        .service(create_product)
+        .service(get_product)
+        .service(update_product)
+        .service(patch_product)
+        .service(delete_product)
+        .service(list_product_reviews)
+        .service(create_product_review);
 }
 
 fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
@@ -45,13 +34,14 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
 }
 
 /// Categories by name, each with its number of products in the catalog.
-#[utoipa::path(get, path = "/categories", tag = "catalog", operation_id = "listCategories",
+#[utoipa::path(tag = "catalog", operation_id = "listCategories",
     params(PageQuery),
     responses(
         (status = 200, description = "A page of categories", body = CategoryPage),
         (status = 400, description = "`invalid_query`: malformed query", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: limit or offset out of range", body = Problem, content_type = "application/problem+json"),
     ))]
+#[get("/categories")]
 pub async fn list_categories(
     pool: web::Data<PgPool>,
     query: web::Query<PageQuery>,
@@ -63,7 +53,7 @@ pub async fn list_categories(
 }
 
 /// Creates a category (`manage:products`). Names are unique regardless of case.
-#[utoipa::path(post, path = "/categories", tag = "catalog", operation_id = "createCategory",
+#[utoipa::path(tag = "catalog", operation_id = "createCategory",
     request_body = CreateCategoryRequest,
     responses(
         (status = 201, description = "Created", body = CategoryOut),
@@ -73,6 +63,7 @@ pub async fn list_categories(
         (status = 422, description = "`validation_failed`: invalid name or unknown field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[post("/categories")]
 pub async fn create_category(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -89,13 +80,14 @@ pub async fn create_category(
 }
 
 /// The catalog: filtered, sorted and paged; `search` is full-text, ranked by relevance.
-#[utoipa::path(get, path = "/products", tag = "catalog", operation_id = "listProducts",
+#[utoipa::path(tag = "catalog", operation_id = "listProducts",
     params(ProductListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
         (status = 400, description = "`invalid_query`: malformed query (e.g. a non-integer category_id)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: a parameter out of range (limit, offset, prices, sort)", body = Problem, content_type = "application/problem+json"),
     ))]
+#[get("/products")]
 pub async fn list_products(
     pool: web::Data<PgPool>,
     query: web::Query<ProductListQuery>,
@@ -108,7 +100,7 @@ pub async fn list_products(
 }
 
 /// Creates a product (`create:product`); a new `category_name` creates that category.
-#[utoipa::path(post, path = "/products", tag = "catalog", operation_id = "createProduct",
+#[utoipa::path(tag = "catalog", operation_id = "createProduct",
     request_body = CreateProductRequest,
     responses(
         (status = 201, description = "Created", body = ProductOut),
@@ -117,6 +109,7 @@ pub async fn list_products(
         (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[post("/products")]
 pub async fn create_product(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -133,13 +126,14 @@ pub async fn create_product(
 }
 
 /// A product of the catalog; deleted and missing products are 404.
-#[utoipa::path(get, path = "/products/{id}", tag = "catalog", operation_id = "getProduct",
+#[utoipa::path(tag = "catalog", operation_id = "getProduct",
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = ProductOut),
         (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
     ))]
+#[get("/products/{id}")]
 pub async fn get_product(
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
@@ -164,7 +158,7 @@ async fn apply_update(
 }
 
 /// Partial update (`edit:product`): only the fields sent change. PATCH does the same.
-#[utoipa::path(put, path = "/products/{id}", tag = "catalog", operation_id = "updateProduct",
+#[utoipa::path(tag = "catalog", operation_id = "updateProduct",
     params(("id" = i64, Path, description = "Product id")),
     request_body = UpdateProductRequest,
     responses(
@@ -175,6 +169,7 @@ async fn apply_update(
         (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[put("/products/{id}")]
 pub async fn update_product(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -185,7 +180,7 @@ pub async fn update_product(
 }
 
 /// Partial update (`edit:product`), the same as PUT.
-#[utoipa::path(patch, path = "/products/{id}", tag = "catalog", operation_id = "patchProduct",
+#[utoipa::path(tag = "catalog", operation_id = "patchProduct",
     params(("id" = i64, Path, description = "Product id")),
     request_body = UpdateProductRequest,
     responses(
@@ -196,6 +191,7 @@ pub async fn update_product(
         (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[patch("/products/{id}")]
 pub async fn patch_product(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -206,7 +202,7 @@ pub async fn patch_product(
 }
 
 /// Takes a product out of the catalog (`delete:product`); past orders keep their lines.
-#[utoipa::path(delete, path = "/products/{id}", tag = "catalog", operation_id = "deleteProduct",
+#[utoipa::path(tag = "catalog", operation_id = "deleteProduct",
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -215,6 +211,7 @@ pub async fn patch_product(
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[delete("/products/{id}")]
 pub async fn delete_product(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -227,13 +224,14 @@ pub async fn delete_product(
 }
 
 /// Reviews of a product, newest first.
-#[utoipa::path(get, path = "/products/{id}/reviews", tag = "catalog", operation_id = "listProductReviews",
+#[utoipa::path(tag = "catalog", operation_id = "listProductReviews",
     params(("id" = i64, Path, description = "Product id"), PageQuery),
     responses(
         (status = 200, description = "A page of reviews", body = ReviewPage),
         (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`validation_failed`: limit or offset out of range", body = Problem, content_type = "application/problem+json"),
     ))]
+#[get("/products/{id}/reviews")]
 pub async fn list_product_reviews(
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
@@ -246,7 +244,7 @@ pub async fn list_product_reviews(
 }
 
 /// Reviews a product as the signed-in user; one review per user and product.
-#[utoipa::path(post, path = "/products/{id}/reviews", tag = "catalog", operation_id = "createProductReview",
+#[utoipa::path(tag = "catalog", operation_id = "createProductReview",
     params(("id" = i64, Path, description = "Product id")),
     request_body = CreateReviewRequest,
     responses(
@@ -257,6 +255,7 @@ pub async fn list_product_reviews(
         (status = 422, description = "`validation_failed`: rating outside 1..=5, comment too long, or unknown field", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[post("/products/{id}/reviews")]
 pub async fn create_product_review(
     principal: Principal,
     pool: web::Data<PgPool>,

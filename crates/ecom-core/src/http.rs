@@ -11,11 +11,13 @@ use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::{
     Condition, ErrorHandlerResponse, ErrorHandlers, Next, NormalizePath, from_fn,
 };
-use actix_web::{App, Error, HttpRequest, HttpResponse, web};
+use actix_web::{App, Error, HttpRequest, HttpResponse, get, web};
 use actix_web_prom::{PrometheusMetrics, PrometheusMetricsBuilder};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_actix_web::AppExt;
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::access_token::AccessTokens;
 use crate::db::{PgPool, PoolCollector};
@@ -27,25 +29,96 @@ use crate::telemetry::request_context;
 /// Largest request body accepted, in bytes (API.md: over 64 KiB → 413).
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// What a domain crate contributes to the app: its routes and its OpenAPI fragment.
+/// Registers a module's handlers on utoipa-actix-web's service config, which collects
+/// each handler's `#[utoipa::path]` operation as it registers its actix route.
+pub type Register = Arc<dyn Fn(&mut ServiceConfig<'_>) + Send + Sync>;
+
+/// What a domain crate contributes to the app: one registration function (its routes,
+/// whose operations the OpenAPI document is built from) and the schemas and tags of its
+/// OpenAPI fragment.
 #[derive(Clone)]
 pub struct Module {
     pub name: &'static str,
-    pub configure: Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>,
+    pub register: Register,
     pub openapi: utoipa::openapi::OpenApi,
 }
 
 impl Module {
+    /// A module of documented routes: `register` calls `cfg.service(handler)` for each
+    /// handler carrying both its actix route macro and its `#[utoipa::path]`.
+    pub fn routes(
+        name: &'static str,
+        register: impl Fn(&mut ServiceConfig<'_>) + Send + Sync + 'static,
+        openapi: utoipa::openapi::OpenApi,
+    ) -> Self {
+        Self {
+            name,
+            register: Arc::new(register),
+            openapi,
+        }
+    }
+
+    /// A module of plain actix routes, absent from the document (core's test routes).
     pub fn new(
         name: &'static str,
         configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
         openapi: utoipa::openapi::OpenApi,
     ) -> Self {
-        Self {
+        Self::routes(
             name,
-            configure: Arc::new(configure),
+            move |cfg| {
+                cfg.map(|c| {
+                    configure(c);
+                    c
+                });
+            },
             openapi,
-        }
+        )
+    }
+}
+
+/// Registers core's operational routes and every module's on one service config.
+fn register_all(modules: &[Module], cfg: &mut ServiceConfig<'_>) {
+    crate::openapi::register_ops(cfg);
+    for module in modules {
+        (module.register)(cfg);
+    }
+}
+
+/// The methods served on each documented path, from the served document: the router
+/// answers 405 (with `Allow`) for another method on one of them.
+#[derive(Debug)]
+struct ServedPaths(Vec<(actix_web::dev::ResourceDef, Vec<actix_web::http::Method>)>);
+
+impl ServedPaths {
+    fn new(doc: &utoipa::openapi::OpenApi) -> Self {
+        use actix_web::http::Method;
+        let paths = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, served)| served.then_some(m))
+                .collect();
+                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        Self(paths)
+    }
+
+    fn allowed(&self, path: &str) -> Option<&[actix_web::http::Method]> {
+        self.0
+            .iter()
+            .find(|(def, _)| def.is_match(path))
+            .map(|(_, methods)| methods.as_slice())
     }
 }
 
@@ -94,6 +167,7 @@ pub struct AppContext {
     resolver: Option<web::Data<SharedResolver>>,
     metrics: PrometheusMetrics,
     openapi: utoipa::openapi::OpenApi,
+    served: web::Data<ServedPaths>,
     modules: Vec<Module>,
 }
 
@@ -109,7 +183,7 @@ impl AppContext {
         registry
             .register(Box::new(PoolCollector::new(pool.clone())))
             .map_err(|e| e.to_string())?;
-        let metrics = PrometheusMetricsBuilder::new("ecom")
+        let prometheus_metrics = PrometheusMetricsBuilder::new("ecom")
             .registry(registry)
             .mask_unmatched_patterns("unmatched")
             .exclude_regex("^/docs")
@@ -119,7 +193,15 @@ impl AppContext {
         for module in &modules {
             openapi.merge(module.openapi.clone());
         }
+        // The operations are those the handlers register: collected from a throwaway app.
+        let (_, served) = App::new()
+            .into_utoipa_app()
+            .configure(|cfg| register_all(&modules, cfg))
+            .split_for_parts();
+        openapi.merge(served);
         crate::openapi::complete(&mut openapi);
+        crate::openapi::distinct_method_ids(&mut openapi);
+        let served = web::Data::new(ServedPaths::new(&openapi));
         let tokens = AccessTokens::new(secret, settings.access_token_expire_minutes);
         Ok(Self {
             settings: web::Data::new(settings),
@@ -127,8 +209,9 @@ impl AppContext {
             tokens: web::Data::new(tokens),
             draining: Draining::new(),
             resolver: None,
-            metrics,
+            metrics: prometheus_metrics,
             openapi,
+            served,
             modules,
         })
     }
@@ -186,12 +269,11 @@ pub fn build_app(
         Some(resolver) => app.app_data(resolver.clone()),
         None => app,
     };
-    app.configure(crate::openapi::configure_ops)
-        .configure(|cfg| {
-            for module in &ctx.modules {
-                (module.configure)(cfg);
-            }
-        })
+    let app = app.app_data(ctx.served.clone());
+    app.into_utoipa_app()
+        .configure(|cfg| register_all(&ctx.modules, cfg))
+        .into_app()
+        .configure(crate::openapi::configure_docs)
         .service(crate::openapi::swagger_ui(ctx.openapi.clone()))
         .default_service(web::to(unmatched))
         .wrap(ErrorHandlers::new().default_handler(problem_for_bare_errors))
@@ -249,7 +331,31 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     origins.iter().fold(base, |cors, o| cors.allowed_origin(o))
 }
 
+/// No route matched: 405 with `Allow` when the path is served with other methods (each
+/// handler is its own resource, guarded by its method), else 404.
 async fn unmatched(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    let allowed = req
+        .app_data::<web::Data<ServedPaths>>()
+        .and_then(|s| s.allowed(req.path()));
+    if let Some(methods) = allowed {
+        let status = StatusCode::METHOD_NOT_ALLOWED;
+        let body = problem(
+            status,
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+            &[],
+        );
+        let mut res = problem_response(status, &body, None);
+        let allow = methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if let Ok(value) = HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(header::ALLOW, value);
+        }
+        return Ok(res);
+    }
     Err(AppError::not_found(format!(
         "no resource at {}",
         req.path()
@@ -444,18 +550,20 @@ pub struct Status {
 }
 
 /// Liveness: the process answers.
-#[utoipa::path(get, path = "/health", tag = "ops", operation_id = "getHealth",
+#[utoipa::path(tag = "ops", operation_id = "getHealth",
     responses((status = 200, description = "The process is alive", body = Status)))]
+#[get("/health")]
 pub async fn health() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
 /// Readiness: the database answers a query, and the server is not shutting down.
-#[utoipa::path(get, path = "/ready", tag = "ops", operation_id = "getReadiness",
+#[utoipa::path(tag = "ops", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
         (status = 503, description = "`service_unavailable`: the database does not answer, or the server is draining for shutdown (from the first SIGTERM or SIGINT, while it still serves for a short grace before it stops accepting)", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
+#[get("/ready")]
 pub async fn ready(
     draining: web::Data<Draining>,
     pool: web::Data<PgPool>,
@@ -481,11 +589,12 @@ pub async fn ready(
 
 /// Prometheus text: request counts and latency histograms per route and status, pool
 /// gauges. With `METRICS_TOKEN` set, only for `Authorization: Bearer <METRICS_TOKEN>`.
-#[utoipa::path(get, path = "/metrics", tag = "ops", operation_id = "getMetrics",
+#[utoipa::path(tag = "ops", operation_id = "getMetrics",
     responses(
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
         (status = 401, description = "`not_authenticated`: `METRICS_TOKEN` is set and the request does not carry it as a bearer token", body = crate::error::Problem, content_type = "application/problem+json"),
     ))]
+#[get("/metrics")]
 pub async fn metrics(req: HttpRequest) -> HttpResponse {
     if let Err(e) = require_metrics_token(&req) {
         return e.into_response();

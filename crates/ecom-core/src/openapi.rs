@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{FieldError, Problem};
-use crate::http::{__path_health, __path_metrics, __path_ready, Status, health, metrics, ready};
+use crate::http::{Status, health, metrics, ready};
 use crate::money::{Money, MoneyInput};
 
 /// Name of the bearer-token security scheme; domain paths reference it.
@@ -26,7 +26,6 @@ pub const OAUTH2_PASSWORD: &str = "oauth2_password";
             sent as a two-place string. Lists are `{items, total, limit, offset}` with `limit` 1..=100.",
         license(name = "MIT")
     ),
-    paths(health, ready, metrics),
     components(schemas(Problem, FieldError, Status, Money, MoneyInput)),
     modifiers(&SecuritySchemes),
     tags((name = "ops", description = "Liveness, readiness and metrics"))
@@ -179,12 +178,41 @@ pub fn base_document(project_name: &str) -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// `/health`, `/ready`, `/metrics`.
-pub fn configure_ops(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health").route(web::get().to(health)))
-        .service(web::resource("/ready").route(web::get().to(ready)))
-        .service(web::resource("/metrics").route(web::get().to(metrics)))
-        .service(web::resource("/docs").route(web::get().to(docs_redirect)));
+/// `/health`, `/ready`, `/metrics`: registered like a module's handlers.
+pub fn register_ops(cfg: &mut utoipa_actix_web::service_config::ServiceConfig<'_>) {
+    cfg.service(health).service(ready).service(metrics);
+}
+
+/// `/docs` (the redirect to Swagger UI), not an operation of the API.
+pub fn configure_docs(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/docs").route(web::get().to(docs_redirect)));
+}
+
+/// One handler served under several methods (`PUT` and `PATCH /users/me`) is one
+/// operation per method; operation ids must be unique, so each copy after the first
+/// takes its method as the verb: `updateCurrentUser` → `patchCurrentUser`.
+pub fn distinct_method_ids(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let mut seen = std::collections::BTreeSet::new();
+        let operations = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        for (method, op) in operations {
+            let Some(op) = op.as_mut() else { continue };
+            let Some(id) = op.operation_id.clone() else {
+                continue;
+            };
+            if seen.insert(id.clone()) {
+                continue;
+            }
+            let noun = id.trim_start_matches(|c: char| c.is_ascii_lowercase());
+            op.operation_id = Some(format!("{method}{noun}"));
+        }
+    }
 }
 
 /// `/docs` → `/docs/`, where Swagger UI's relative assets resolve.

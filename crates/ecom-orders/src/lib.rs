@@ -33,12 +33,6 @@ pub use service::{
 /// The orders' part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        routes::create_order,
-        routes::list_orders,
-        routes::get_order,
-        routes::cancel_order,
-    ),
     components(schemas(
         api::OrderOut,
         api::OrderItemOut,
@@ -58,7 +52,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// The orders' routes and OpenAPI fragment, for the app factory.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::new("orders", routes::configure, openapi())
+    ecom_core::Module::routes("orders", routes::configure, openapi())
 }
 
 /// The orders' periodic clean-ups: expired idempotency records.

@@ -1,10 +1,11 @@
 //! Handlers of /orders: parse, authorize, call a service, render.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ecom_core::db::PgPool;
 use ecom_core::error::Problem;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
+use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{CreateOrderRequest, OrderListQuery, OrderOut, OrderPage};
 use crate::service;
@@ -13,16 +14,13 @@ use crate::service;
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 /// Response header set to `true` when a 201 is the replay of an earlier request.
 pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
-
-/// Mounts the orders' resources; one route per method, so other methods answer 405.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/orders")
-            .route(web::get().to(list_orders))
-            .route(web::post().to(create_order)),
-    )
-    .service(web::resource("/orders/{id}").route(web::get().to(get_order)))
-    .service(web::resource("/orders/{id}/cancel").route(web::post().to(cancel_order)));
+/// Registers the orders' handlers; each carries its route and its operation, and the
+/// app factory answers 405 for other methods on a served path.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(list_orders)
+        .service(create_order)
+        .service(get_order)
+        .service(cancel_order);
 }
 
 fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
@@ -38,7 +36,7 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
 /// stock; prices are the catalog's at this moment. With `Idempotency-Key`, repeating the
 /// same request within 24 h returns the first order again (same id, header
 /// `Idempotent-Replayed: true`, no second stock decrement), even when the requests race.
-#[utoipa::path(post, path = "/orders", tag = "orders", operation_id = "createOrder",
+#[utoipa::path(tag = "orders", operation_id = "createOrder",
     params(
         ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
             description = "Client-chosen key (1..=255 visible ASCII characters). The same key and body from the same user within 24 h replay the first 201; the same key with another body is 422 `idempotency_key_reused`."),
@@ -58,6 +56,7 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
         (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[post("/orders")]
 pub async fn create_order(
     req: HttpRequest,
     principal: Principal,
@@ -78,7 +77,7 @@ pub async fn create_order(
 }
 
 /// The caller's orders, newest first; `status` filters.
-#[utoipa::path(get, path = "/orders", tag = "orders", operation_id = "listOrders",
+#[utoipa::path(tag = "orders", operation_id = "listOrders",
     params(OrderListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of the caller's orders", body = OrderPage),
@@ -88,6 +87,7 @@ pub async fn create_order(
         (status = 422, description = "`validation_failed`: unknown status, or limit/offset out of range", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/orders")]
 pub async fn list_orders(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -101,7 +101,7 @@ pub async fn list_orders(
 }
 
 /// One order: the caller's own, or any with `manage:orders`. Another user's order is 404.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", operation_id = "getOrder",
+#[utoipa::path(tag = "orders", operation_id = "getOrder",
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderOut),
@@ -111,6 +111,7 @@ pub async fn list_orders(
         (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[get("/orders/{id}")]
 pub async fn get_order(
     principal: Principal,
     pool: web::Data<PgPool>,
@@ -129,7 +130,7 @@ pub async fn get_order(
 
 /// Cancels an order and returns its stock: the owner while `pending`, a holder of
 /// `manage:orders` while `pending` or `paid` (audited when it is someone else's order).
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", operation_id = "cancelOrder",
+#[utoipa::path(tag = "orders", operation_id = "cancelOrder",
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderOut),
@@ -140,6 +141,7 @@ pub async fn get_order(
         (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
+#[post("/orders/{id}/cancel")]
 pub async fn cancel_order(
     principal: Principal,
     pool: web::Data<PgPool>,
