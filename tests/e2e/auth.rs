@@ -13,32 +13,33 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
     let app = test_app(store_context(&db)).await;
 
     let reg = app
+        .anonymous()
         .post(
             "/auth/register",
             json!({"email": "Una@Example.com", "password": PASSWORD, "full_name": "Una"}),
-            None,
         )
         .await;
     reg.assert_status(201);
     let id = reg.json()["id"].as_i64().expect("id");
 
     let login = app
+        .anonymous()
         .post(
             "/auth/login",
             json!({"email": "una@example.com", "password": PASSWORD}),
-            None,
         )
         .await;
     login.assert_status(200);
     let pair = login.json();
     let access = pair["access_token"].as_str().expect("access");
 
-    let me = app.get_as("/users/me", access).await;
+    let me = app.user(access).get("/users/me").await;
     me.assert_status(200);
     assert_eq!(me.json()["id"], id);
 
     let updated = app
-        .patch("/users/me", json!({"bio": "hello"}), Some(access))
+        .user(access)
+        .patch("/users/me", json!({"bio": "hello"}))
         .await;
     assert_eq!(updated.assert_status(200).json()["bio"], "hello");
     let public = app.get(&format!("/users/{id}")).await.json();
@@ -46,18 +47,20 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
     assert!(public.get("email").is_none());
 
     let refreshed = app
+        .anonymous()
         .post(
             "/auth/refresh",
             json!({"refresh_token": pair["refresh_token"]}),
-            None,
         )
         .await;
     refreshed.assert_status(200);
     let new_refresh = refreshed.json()["refresh_token"].clone();
-    app.post("/auth/revoke", json!({"refresh_token": new_refresh}), None)
+    app.anonymous()
+        .post("/auth/revoke", json!({"refresh_token": new_refresh}))
         .await
         .assert_status(204);
-    app.post("/auth/refresh", json!({"refresh_token": new_refresh}), None)
+    app.anonymous()
+        .post("/auth/refresh", json!({"refresh_token": new_refresh}))
         .await
         .assert_problem(401, "invalid_refresh_token");
 }
@@ -67,37 +70,38 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
     let db = TestDb::new().await;
     let app = test_app(store_context(&db)).await;
     for email in ["vic@example.com", "wes@example.com"] {
-        app.post(
-            "/auth/register",
-            json!({"email": email, "password": PASSWORD}),
-            None,
-        )
-        .await
-        .assert_status(201);
+        app.anonymous()
+            .post(
+                "/auth/register",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await
+            .assert_status(201);
     }
     let login = app
+        .anonymous()
         .post(
             "/auth/login",
             json!({"email": "wes@example.com", "password": PASSWORD}),
-            None,
         )
         .await
         .json();
     let access = login["access_token"].as_str().expect("access");
-    app.get_as("/users/me", access).await.assert_status(200);
+    app.user(access).get("/users/me").await.assert_status(200);
 
     let mut conn = db.connect().await;
     let admin =
         ecom_auth::service::accounts::create_admin(&mut conn, "vic@example.com", PASSWORD.into())
             .await
             .expect("admin");
-    let wes = app.get_as("/users/me", access).await.json()["id"]
+    let wes = app.user(access).get("/users/me").await.json()["id"]
         .as_i64()
         .expect("id");
     ecom_auth::service::roles::set_active(&mut conn, &crate::acting_admin(admin.id), wes, false)
         .await
         .expect("ban");
-    app.get_as("/users/me", access)
+    app.user(access)
+        .get("/users/me")
         .await
         .assert_problem(403, "account_banned");
 }
@@ -108,7 +112,9 @@ async fn nul_characters_in_text_are_refused_not_crashed_on() {
     let db = TestDb::new().await;
     let app = test_app(store_context(&db)).await;
     let (_, token) = app.sign_up("nul@example.com", PASSWORD).await;
-    app.put("/users/me", json!({"full_name": "a\u{0}b"}), Some(&token))
+    let as_token = app.user(&token);
+    as_token
+        .put("/users/me", json!({"full_name": "a\u{0}b"}))
         .await
         .assert_problem(422, "validation_failed");
     let search = app.get("/products?search=a%00b").await;
@@ -117,5 +123,5 @@ async fn nul_characters_in_text_are_refused_not_crashed_on() {
         "search with NUL: {}",
         search.text()
     );
-    app.get_as("/users/me", &token).await.assert_status(200);
+    as_token.get("/users/me").await.assert_status(200);
 }

@@ -1,6 +1,7 @@
 //! The catalog through the whole store: anonymous browsing, search and refusals.
 //! (Signed-in flows are covered in ecom-catalog's own tests with fixed accounts.)
 
+use ecom_testkit::fixtures::ids;
 use ecom_testkit::{TestDb, http_client, spawn_server, test_app};
 
 use crate::store_context;
@@ -10,15 +11,6 @@ async fn seeded(db: &TestDb, products: usize) -> ecom_catalog::SeedSummary {
     ecom_catalog::seed_demo(&mut conn, products, &[7001, 7002, 7003])
         .await
         .expect("seed the demo catalog")
-}
-
-fn ids(body: &serde_json::Value) -> Vec<i64> {
-    body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|p| p["id"].as_i64().expect("id"))
-        .collect()
 }
 
 #[actix_web::test]
@@ -112,36 +104,38 @@ async fn catalog_writes_are_refused_without_a_token() {
     let id = ids(&app.get("/products").await.json())[0];
     let body = serde_json::json!({"name": "X", "description": "", "price": "1.00", "stock": 1});
     for res in [
-        app.post("/products", body.clone(), None).await,
-        app.put(&format!("/products/{id}"), body.clone(), None)
+        app.anonymous().post("/products", body.clone()).await,
+        app.anonymous()
+            .put(&format!("/products/{id}"), body.clone())
             .await,
-        app.patch(&format!("/products/{id}"), body.clone(), None)
+        app.anonymous()
+            .patch(&format!("/products/{id}"), body.clone())
             .await,
-        app.delete(&format!("/products/{id}"), None).await,
-        app.post("/categories", serde_json::json!({"name": "X"}), None)
+        app.anonymous().delete(&format!("/products/{id}")).await,
+        app.anonymous()
+            .post("/categories", serde_json::json!({"name": "X"}))
             .await,
-        app.post(
-            &format!("/products/{id}/reviews"),
-            serde_json::json!({"rating": 5}),
-            None,
-        )
-        .await,
+        app.anonymous()
+            .post(
+                &format!("/products/{id}/reviews"),
+                serde_json::json!({"rating": 5}),
+            )
+            .await,
     ] {
         res.assert_problem(401, "not_authenticated");
         assert_eq!(res.header("www-authenticate"), Some("Bearer"));
     }
-    app.post("/products", body, Some("forged.token.value"))
+    app.user("forged.token.value")
+        .post("/products", body)
         .await
         .assert_problem(401, "invalid_token");
-    app.get("/products?limit=500")
-        .await
-        .assert_problem(422, "validation_failed");
-    app.get("/products?sort=cheapest")
-        .await
-        .assert_problem(422, "validation_failed");
-    app.get("/products?category_id=abc")
-        .await
-        .assert_problem(400, "invalid_query");
+    for (path, status, code) in [
+        ("/products?limit=500", 422, "validation_failed"),
+        ("/products?sort=cheapest", 422, "validation_failed"),
+        ("/products?category_id=abc", 400, "invalid_query"),
+    ] {
+        app.get(path).await.assert_problem(status, code);
+    }
     assert_eq!(app.get("/products").await.json()["total"], 5);
 }
 
@@ -186,14 +180,18 @@ async fn catalog_permissions_follow_roles_of_real_accounts() {
     let app = test_app(store_context(&db)).await;
     let admin_id = crate::make_admin(&db, "chief@example.com").await;
     let admin = app.login("chief@example.com", crate::PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (clerk_id, clerk) = app.sign_up("clerk@example.com", crate::PASSWORD).await;
+    let as_clerk = app.manager(&clerk);
     let (_, shopper) = app.sign_up("shopper@example.com", crate::PASSWORD).await;
+    let as_shopper = app.shopper(&shopper);
 
     let product = json!({"name": "Teapot", "description": "Cast iron", "price": "24.50", "stock": 5, "category_name": "Kitchen"});
-    let created = app.post("/products", product.clone(), Some(&admin)).await;
+    let created = as_admin.post("/products", product.clone()).await;
     created.assert_status(201);
     let id = created.json()["id"].as_i64().expect("id");
-    app.post("/products", product.clone(), Some(&shopper))
+    as_shopper
+        .post("/products", product.clone())
         .await
         .assert_problem(403, "forbidden");
 
@@ -214,37 +212,38 @@ async fn catalog_permissions_follow_roles_of_real_accounts() {
     )
     .await
     .expect("grant");
-    app.post(
-        "/products",
-        json!({"name": "Mug", "description": "", "price": 5, "stock": 1}),
-        Some(&clerk),
-    )
-    .await
-    .assert_status(201);
-    app.delete(&format!("/products/{id}"), Some(&clerk))
+    as_clerk
+        .post(
+            "/products",
+            json!({"name": "Mug", "description": "", "price": 5, "stock": 1}),
+        )
+        .await
+        .assert_status(201);
+    as_clerk
+        .delete(&format!("/products/{id}"))
         .await
         .assert_problem(403, "forbidden");
 
-    let review = app
+    let review = as_shopper
         .post(
             &format!("/products/{id}/reviews"),
             json!({"rating": 4, "comment": "Pours well"}),
-            Some(&shopper),
         )
         .await;
     review.assert_status(201);
-    app.post(
-        &format!("/products/{id}/reviews"),
-        json!({"rating": 5, "comment": "again"}),
-        Some(&shopper),
-    )
-    .await
-    .assert_status(409);
+    as_shopper
+        .post(
+            &format!("/products/{id}/reviews"),
+            json!({"rating": 5, "comment": "again"}),
+        )
+        .await
+        .assert_status(409);
     let read = app.get(&format!("/products/{id}")).await.json();
     assert_eq!(read["review_count"], 1);
     assert_eq!(read["avg_rating"], 4.0);
 
-    app.delete(&format!("/products/{id}"), Some(&admin))
+    as_admin
+        .delete(&format!("/products/{id}"))
         .await
         .assert_status(204);
     app.get(&format!("/products/{id}"))

@@ -29,11 +29,7 @@ pub const PASSWORD: &str = "lantern-mosaic-river-8";
 
 /// Makes `email` an administrator (as `ecom create-admin` would) and returns its id.
 pub async fn make_admin(db: &TestDb, email: &str) -> i64 {
-    let mut conn = db.connect().await;
-    ecom_auth::service::accounts::create_admin(&mut conn, email, PASSWORD.into())
-        .await
-        .expect("create admin")
-        .id
+    ecom_testkit::make_admin!(db, email, PASSWORD).await
 }
 
 /// An acting administrator holding every permission, as the principal extractor builds it.

@@ -15,42 +15,42 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
     let app = test_app(store_context(&db)).await;
     let login = async |email: &str| -> String {
         let pair = app
-            .post(
-                "/auth/login",
-                json!({"email": email, "password": PASSWORD}),
-                None,
-            )
+            .anonymous()
+            .post("/auth/login", json!({"email": email, "password": PASSWORD}))
             .await
             .assert_status(200)
             .json();
         pair["access_token"].as_str().expect("access").to_string()
     };
     for email in ["amy@example.com", "bob@example.com"] {
-        app.post(
-            "/auth/register",
-            json!({"email": email, "password": PASSWORD}),
-            None,
-        )
-        .await
-        .assert_status(201);
+        app.anonymous()
+            .post(
+                "/auth/register",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await
+            .assert_status(201);
     }
     let mut conn = db.connect().await;
     ecom_auth::service::accounts::create_admin(&mut conn, "root@example.com", PASSWORD.into())
         .await
         .expect("admin");
     let admin = login("root@example.com").await;
+    let as_admin = app.admin(&admin);
     let amy = login("amy@example.com").await;
+    let as_amy = app.user(&amy);
     let bob = login("bob@example.com").await;
+    let as_bob = app.user(&bob);
 
     let new_product = async |name: &str, price: &str, stock: i64| -> i64 {
-        app.post(
-            "/products",
-            json!({"name": name, "description": "", "price": price, "stock": stock}),
-            Some(&admin),
-        )
-        .await
-        .assert_status(201)
-        .json()["id"]
+        as_admin
+            .post(
+                "/products",
+                json!({"name": name, "description": "", "price": price, "stock": stock}),
+            )
+            .await
+            .assert_status(201)
+            .json()["id"]
             .as_i64()
             .expect("id")
     };
@@ -63,13 +63,8 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
     };
 
     // Checkout: exact totals, duplicates merged, stock taken.
-    let order = app
-        .post(
-            "/orders",
-            json!({"items": [{"product_id": dime, "quantity": 2}, {"product_id": lamp, "quantity": 1},
-                             {"product_id": dime, "quantity": 1}]}),
-            Some(&amy),
-        )
+    let order = as_amy.post("/orders", json!({"items": [{"product_id": dime, "quantity": 2}, {"product_id": lamp, "quantity": 1},
+                             {"product_id": dime, "quantity": 1}]}))
         .await
         .assert_status(201)
         .json();
@@ -80,21 +75,17 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
     assert_eq!((stock(dime).await, stock(lamp).await), (7, 1));
 
     // Too much of the lamp: nothing changes.
-    app.post(
-        "/orders",
-        json!({"items": [{"product_id": dime, "quantity": 1}, {"product_id": lamp, "quantity": 2}]}),
-        Some(&bob),
-    )
+    as_bob.post("/orders", json!({"items": [{"product_id": dime, "quantity": 1}, {"product_id": lamp, "quantity": 2}]}))
     .await
     .assert_problem(409, "insufficient_stock");
     assert_eq!((stock(dime).await, stock(lamp).await), (7, 1));
-    app.post(
-        "/orders",
-        json!({"items": [{"product_id": 424242, "quantity": 1}]}),
-        Some(&bob),
-    )
-    .await
-    .assert_problem(422, "unknown_product");
+    as_bob
+        .post(
+            "/orders",
+            json!({"items": [{"product_id": 424242, "quantity": 1}]}),
+        )
+        .await
+        .assert_problem(422, "unknown_product");
 
     // Idempotent replay.
     let keyed = |token: &str, payload: Value| {
@@ -120,39 +111,44 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
     .assert_problem(422, "idempotency_key_reused");
 
     // Listing and reading: own orders only.
-    let mine = app.get_as("/orders", &amy).await.assert_status(200).json();
+    let mine = as_amy.get("/orders").await.assert_status(200).json();
     assert_eq!(mine["total"], 1);
     assert_eq!(mine["items"][0]["id"], id);
-    let theirs = app.get_as("/orders", &bob).await.json();
+    let theirs = as_bob.get("/orders").await.json();
     assert_eq!(theirs["total"], 1);
     assert_ne!(theirs["items"][0]["id"], id);
-    app.get_as(&format!("/orders/{id}"), &amy)
+    as_amy
+        .get(&format!("/orders/{id}"))
         .await
         .assert_status(200);
-    app.get_as(&format!("/orders/{id}"), &bob)
+    as_bob
+        .get(&format!("/orders/{id}"))
         .await
         .assert_problem(404, "not_found");
-    app.get_as(&format!("/orders/{id}"), &admin)
+    as_admin
+        .get(&format!("/orders/{id}"))
         .await
         .assert_status(200);
 
     // Cancel: stock back once, a second cancel refused.
     let cancel = format!("/orders/{id}/cancel");
-    app.post(&cancel, json!({}), Some(&bob))
+    as_bob
+        .post(&cancel, json!({}))
         .await
         .assert_problem(404, "not_found");
-    let cancelled = app
-        .post(&cancel, json!({}), Some(&amy))
+    let cancelled = as_amy
+        .post(&cancel, json!({}))
         .await
         .assert_status(200)
         .json();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!((stock(dime).await, stock(lamp).await), (9, 2));
-    app.post(&cancel, json!({}), Some(&amy))
+    as_amy
+        .post(&cancel, json!({}))
         .await
         .assert_problem(409, "invalid_status_transition");
     assert_eq!((stock(dime).await, stock(lamp).await), (9, 2));
-    let cancelled_list = app.get_as("/orders?status=cancelled", &amy).await.json();
+    let cancelled_list = as_amy.get("/orders?status=cancelled").await.json();
     assert_eq!(cancelled_list["total"], 1);
 
     // The routes are in the store's OpenAPI document.

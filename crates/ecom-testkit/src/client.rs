@@ -22,6 +22,8 @@ pub enum Role {
     Manager,
     /// Holds every permission.
     Admin,
+    /// Signed in with whatever role and permissions the test gave the account.
+    User,
 }
 
 /// `{email, password}` of `/auth/register` and `/auth/login`.
@@ -151,6 +153,10 @@ where
             role,
             token: Some(token.into()),
         }
+    }
+
+    pub fn user(&self, token: impl Into<String>) -> Client<'_, S> {
+        self.client(Role::User, token)
     }
 
     pub fn shopper(&self, token: impl Into<String>) -> Client<'_, S> {

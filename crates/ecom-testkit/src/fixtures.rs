@@ -9,11 +9,11 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Permission};
 use serde_json::Value;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceResponse};
-use ecom_core::Module;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{FixedAccounts, TestApp, TestDb};
+use ecom_core::{AppContext, Module};
+
+use crate::{FixedAccounts, TestDb};
 
 /// Holds every permission.
 pub const ADMIN: i64 = 1;
@@ -85,18 +85,68 @@ pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
     row.n
 }
 
-/// `modules` in process on `db`, with [`accounts`] as the principal resolver.
-pub async fn app(
-    db: &TestDb,
-    modules: Vec<Module>,
-) -> TestApp<
-    impl Service<
-        actix_http::Request,
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-    >,
-> {
-    crate::test_app(crate::test_context(db, modules, &[]).with_resolver(accounts())).await
+/// A context for `modules` on `db`, with [`accounts`] as the principal resolver.
+pub fn context(db: &TestDb, modules: Vec<Module>) -> AppContext {
+    crate::test_context(db, modules, &[]).with_resolver(accounts())
+}
+
+/// Counts the statements a connection sends from now on (to pin a query budget).
+pub fn count_statements(conn: &mut AsyncPgConnection) -> Arc<AtomicUsize> {
+    use diesel::connection::InstrumentationEvent;
+    use diesel_async::AsyncConnection;
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    count
+}
+
+/// The names of the parameters `doc` documents for `method path`.
+pub fn parameter_names<'a>(doc: &'a Value, path: &str, method: &str) -> Vec<&'a str> {
+    doc["paths"][path][method]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect()
+}
+
+/// Asserts that `doc` documents every parameter of `names` on `method path`.
+#[track_caller]
+pub fn assert_parameters(doc: &Value, path: &str, method: &str, names: &[&str]) {
+    let params = parameter_names(doc, path, method);
+    for name in names {
+        assert!(params.contains(name), "{method} {path} documents {name}");
+    }
+}
+
+/// Asserts that `doc` has a component schema for each of `names`.
+#[track_caller]
+pub fn assert_schemas(doc: &Value, names: &[&str]) {
+    for name in names {
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "schema {name}"
+        );
+    }
+}
+
+/// Makes `email` an administrator with `password` through ecom-auth (a macro: the calling
+/// crate depends on ecom-auth, the test kit does not); yields its id.
+#[macro_export]
+macro_rules! make_admin {
+    ($db:expr, $email:expr, $password:expr) => {
+        async {
+            let mut conn = $db.connect().await;
+            ecom_auth::service::accounts::create_admin(&mut conn, $email, $password.into())
+                .await
+                .expect("create admin")
+                .id
+        }
+    };
 }
 
 /// A future creating a product through ecom-catalog's service, yielding its id. A macro

@@ -384,28 +384,48 @@ where
         self.send(req).await
     }
 
-    pub async fn get(&self, path: &str) -> TestResponse {
-        self.request(Method::GET, path, None, None).await
+    pub async fn get(&self, path: impl AsRef<str>) -> TestResponse {
+        self.request(Method::GET, path.as_ref(), None, None).await
     }
 
-    pub async fn get_as(&self, path: &str, token: &str) -> TestResponse {
-        self.request(Method::GET, path, None, Some(token)).await
+    pub async fn get_as(&self, path: impl AsRef<str>, token: &str) -> TestResponse {
+        self.request(Method::GET, path.as_ref(), None, Some(token))
+            .await
     }
 
-    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
-        self.request(Method::POST, path, Some(body), token).await
+    pub async fn post(
+        &self,
+        path: impl AsRef<str>,
+        body: Value,
+        token: Option<&str>,
+    ) -> TestResponse {
+        self.request(Method::POST, path.as_ref(), Some(body), token)
+            .await
     }
 
-    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
-        self.request(Method::PUT, path, Some(body), token).await
+    pub async fn put(
+        &self,
+        path: impl AsRef<str>,
+        body: Value,
+        token: Option<&str>,
+    ) -> TestResponse {
+        self.request(Method::PUT, path.as_ref(), Some(body), token)
+            .await
     }
 
-    pub async fn patch(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
-        self.request(Method::PATCH, path, Some(body), token).await
+    pub async fn patch(
+        &self,
+        path: impl AsRef<str>,
+        body: Value,
+        token: Option<&str>,
+    ) -> TestResponse {
+        self.request(Method::PATCH, path.as_ref(), Some(body), token)
+            .await
     }
 
-    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
-        self.request(Method::DELETE, path, None, token).await
+    pub async fn delete(&self, path: impl AsRef<str>, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path.as_ref(), None, token)
+            .await
     }
 
     /// Logs in through `POST /auth/login`; returns the access token.

@@ -9,6 +9,7 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
     let app = test_app(admin_context(&db)).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (gil, _) = app.sign_up("gil@example.com", PASSWORD).await;
 
     let req = actix_web::test::TestRequest::patch()
@@ -17,50 +18,41 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
         .insert_header(("x-request-id", "audit-req-1"))
         .set_json(json!({"role": "admin"}));
     app.send(req).await.assert_status(200);
-    app.patch(
-        &format!("/admin/users/{gil}/ban"),
-        json!({"banned": true}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    app.put(
-        "/admin/roles/analyst",
-        json!({"permissions": ["view:reports"]}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    let created = app
+    as_admin
+        .patch(&format!("/admin/users/{gil}/ban"), json!({"banned": true}))
+        .await
+        .assert_status(200);
+    as_admin
+        .put(
+            "/admin/roles/analyst",
+            json!({"permissions": ["view:reports"]}),
+        )
+        .await
+        .assert_status(200);
+    let created = as_admin
         .post(
             "/products",
             json!({"name": "Vase", "description": "", "price": 30, "stock": 2}),
-            Some(&admin),
         )
         .await;
     let product = created.assert_status(201).json()["id"]
         .as_i64()
         .expect("id");
-    app.patch(
-        &format!("/products/{product}"),
-        json!({"price": "35.00"}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    app.delete(&format!("/products/{product}"), Some(&admin))
+    as_admin
+        .patch(&format!("/products/{product}"), json!({"price": "35.00"}))
+        .await
+        .assert_status(200);
+    as_admin
+        .delete(&format!("/products/{product}"))
         .await
         .assert_status(204);
     // A refused action leaves no trace.
-    app.patch(
-        &format!("/admin/users/{root}/ban"),
-        json!({"banned": true}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(409);
+    as_admin
+        .patch(&format!("/admin/users/{root}/ban"), json!({"banned": true}))
+        .await
+        .assert_status(409);
 
-    let trail = app.get_as("/admin/audit", &admin).await.json();
+    let trail = as_admin.get("/admin/audit").await.json();
     assert_eq!(trail["total"], 6, "{trail}");
     let actions: Vec<&str> = trail["items"]
         .as_array()
@@ -90,18 +82,15 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
     assert_eq!(update["before"]["price"], "30.00");
     assert_eq!(update["after"]["price"], "35.00");
 
-    let products = app
-        .get_as("/admin/audit?target_type=product", &admin)
+    let products = as_admin
+        .get("/admin/audit?target_type=product")
         .await
         .json();
     assert_eq!(products["total"], 3);
-    let bans = app
-        .get_as("/admin/audit?action=user.ban", &admin)
-        .await
-        .json();
+    let bans = as_admin.get("/admin/audit?action=user.ban").await.json();
     assert_eq!(bans["total"], 1);
-    let mine = app
-        .get_as(&format!("/admin/audit?actor_id={root}&limit=1"), &admin)
+    let mine = as_admin
+        .get(&format!("/admin/audit?actor_id={root}&limit=1"))
         .await
         .json();
     assert_eq!(
@@ -112,24 +101,25 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
         (Some(6), Some(1))
     );
     let today = chrono::Utc::now().date_naive();
-    let dated = app
-        .get_as(&format!("/admin/audit?from={today}&to={today}"), &admin)
+    let dated = as_admin
+        .get(&format!("/admin/audit?from={today}&to={today}"))
         .await
         .json();
     assert_eq!(dated["total"], 6);
     let yesterday = today.pred_opt().expect("date");
-    let none = app
-        .get_as(
-            &format!("/admin/audit?from={yesterday}&to={yesterday}"),
-            &admin,
-        )
+    let none = as_admin
+        .get(&format!("/admin/audit?from={yesterday}&to={yesterday}"))
         .await
         .json();
     assert_eq!(none["total"], 0);
-    app.get_as(&format!("/admin/audit?from={today}&to={yesterday}"), &admin)
-        .await
-        .assert_problem(422, "validation_failed");
-    app.get_as("/admin/audit?from=yesterday", &admin)
-        .await
-        .assert_problem(400, "invalid_query");
+    for (path, status, code) in [
+        (
+            format!("/admin/audit?from={today}&to={yesterday}"),
+            422,
+            "validation_failed",
+        ),
+        ("/admin/audit?from=yesterday".into(), 400, "invalid_query"),
+    ] {
+        as_admin.get(path).await.assert_problem(status, code);
+    }
 }

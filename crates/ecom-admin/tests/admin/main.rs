@@ -26,9 +26,5 @@ pub fn admin_context(db: &TestDb) -> AppContext {
 
 /// Creates an administrator with [`PASSWORD`]; returns its id.
 pub async fn make_admin(db: &TestDb, email: &str) -> i64 {
-    let mut conn = db.connect().await;
-    ecom_auth::service::accounts::create_admin(&mut conn, email, PASSWORD.into())
-        .await
-        .expect("create admin")
-        .id
+    ecom_testkit::make_admin!(db, email, PASSWORD).await
 }

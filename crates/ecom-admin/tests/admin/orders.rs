@@ -1,4 +1,4 @@
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::{NewProduct, TestDb, test_app};
 use serde_json::json;
 
 use crate::{PASSWORD, admin_context, make_admin};
@@ -9,41 +9,26 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     let app = test_app(admin_context(&db)).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (ann, ann_token) = app.sign_up("ann@example.com", PASSWORD).await;
     let (_, bob_token) = app.sign_up("bob@example.com", PASSWORD).await;
-    let product = app
-        .post(
-            "/products",
-            json!({"name": "Globe", "description": "", "price": "20.00", "stock": 10}),
-            Some(&admin),
-        )
+    let product = as_admin
+        .create_product(&NewProduct::new("Globe", "20.00", 10))
         .await
-        .json()["id"]
-        .as_i64()
-        .expect("product");
+        .id;
     let order = |token: String| {
         let app = &app;
-        async move {
-            let res = app
-                .post(
-                    "/orders",
-                    json!({"items": [{"product_id": product, "quantity": 2}]}),
-                    Some(&token),
-                )
-                .await;
-            res.assert_status(201);
-            res.json()["id"].as_i64().expect("order id")
-        }
+        async move { app.shopper(token).place_order(&[(product, 2)]).await.id }
     };
     let first = order(ann_token.clone()).await;
     let second = order(bob_token.clone()).await;
 
-    let all = app.get_as("/admin/orders", &admin).await.json();
+    let all = as_admin.get("/admin/orders").await.json();
     assert_eq!(all["total"], 2);
     assert_eq!(all["items"][0]["id"], second, "newest first");
     assert_eq!(all["items"][0]["items"][0]["product_name"], "Globe");
-    let anns = app
-        .get_as(&format!("/admin/orders?user_id={ann}"), &admin)
+    let anns = as_admin
+        .get(&format!("/admin/orders?user_id={ann}"))
         .await
         .json();
     assert_eq!(
@@ -51,79 +36,51 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
         (Some(1), Some(first))
     );
     let today = chrono::Utc::now().date_naive();
-    let dated = app
-        .get_as(&format!("/admin/orders?from={today}&to={today}"), &admin)
+    let dated = as_admin
+        .get(&format!("/admin/orders?from={today}&to={today}"))
         .await
         .json();
     assert_eq!(dated["total"], 2);
     let yesterday = today.pred_opt().expect("date");
-    let before = app
-        .get_as(&format!("/admin/orders?to={yesterday}"), &admin)
+    let before = as_admin
+        .get(&format!("/admin/orders?to={yesterday}"))
         .await
         .json();
     assert_eq!(before["total"], 0);
-    app.get_as("/admin/orders?status=lost", &admin)
+    as_admin
+        .get("/admin/orders?status=lost")
         .await
         .assert_problem(422, "validation_failed");
 
+    let set_status = |id: i64, status: &str| {
+        as_admin.patch(
+            format!("/admin/orders/{id}/status"),
+            json!({ "status": status }),
+        )
+    };
     for status in ["paid", "shipped", "delivered"] {
-        let moved = app
-            .patch(
-                &format!("/admin/orders/{first}/status"),
-                json!({"status": status}),
-                Some(&admin),
-            )
-            .await;
+        let moved = set_status(first, status).await;
         assert_eq!(moved.assert_status(200).json()["status"], status);
     }
-    app.patch(
-        &format!("/admin/orders/{first}/status"),
-        json!({"status": "cancelled"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(409, "invalid_status_transition");
-    app.patch(
-        &format!("/admin/orders/{second}/status"),
-        json!({"status": "shipped"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(409, "invalid_status_transition");
-    app.patch(
-        &format!("/admin/orders/{second}/status"),
-        json!({"status": "lost"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    for (id, status, code, problem) in [
+        (first, "cancelled", 409, "invalid_status_transition"),
+        (second, "shipped", 409, "invalid_status_transition"),
+        (second, "lost", 422, "validation_failed"),
+    ] {
+        set_status(id, status).await.assert_problem(code, problem);
+    }
 
     // Cancelling a paid order returns its stock once.
-    app.patch(
-        &format!("/admin/orders/{second}/status"),
-        json!({"status": "paid"}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    let stock_before = app.get(&format!("/products/{product}")).await.json()["stock"].as_i64();
-    app.patch(
-        &format!("/admin/orders/{second}/status"),
-        json!({"status": "cancelled"}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    let stock_after = app.get(&format!("/products/{product}")).await.json()["stock"].as_i64();
-    assert_eq!(stock_after, stock_before.map(|s| s + 2));
-    let paid = app
-        .get_as("/admin/orders?status=cancelled", &admin)
-        .await
-        .json();
+    set_status(second, "paid").await.assert_status(200);
+    let stock = async || app.get(&format!("/products/{product}")).await.json()["stock"].as_i64();
+    let stock_before = stock().await;
+    set_status(second, "cancelled").await.assert_status(200);
+    assert_eq!(stock().await, stock_before.map(|s| s + 2));
+    let paid = as_admin.get("/admin/orders?status=cancelled").await.json();
     assert_eq!(paid["total"], 1);
 
-    let trail = app
-        .get_as("/admin/audit?action=order.status_change", &admin)
+    let trail = as_admin
+        .get("/admin/audit?action=order.status_change")
         .await
         .json();
     assert_eq!(trail["total"], 5, "every admin status change is audited");

@@ -68,33 +68,37 @@ async fn a_reports_only_role_reads_reports_but_cannot_write_the_catalog() {
     let app = test_app(admin_context(&db)).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (analyst, token) = app.sign_up("analyst@example.com", PASSWORD).await;
-    app.put(
-        "/admin/roles/analyst",
-        json!({"permissions": ["view:reports"]}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    app.patch(
-        &format!("/admin/users/{analyst}/role"),
-        json!({"role": "analyst"}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
+    let as_token = app.user(&token);
+    as_admin
+        .put(
+            "/admin/roles/analyst",
+            json!({"permissions": ["view:reports"]}),
+        )
+        .await
+        .assert_status(200);
+    as_admin
+        .patch(
+            &format!("/admin/users/{analyst}/role"),
+            json!({"role": "analyst"}),
+        )
+        .await
+        .assert_status(200);
 
-    app.get_as("/admin/reports/sales", &token)
+    as_token
+        .get("/admin/reports/sales")
         .await
         .assert_status(200);
     let product = json!({"name": "Desk", "description": "", "price": "99.00", "stock": 1});
-    app.post("/products", product, Some(&token))
+    as_token
+        .post("/products", product)
         .await
         .assert_problem(403, "forbidden");
-    app.get_as("/admin/orders", &token)
-        .await
-        .assert_problem(403, "forbidden");
-    app.get_as("/admin/users", &token)
-        .await
-        .assert_problem(403, "forbidden");
+    for (path, status, code) in [
+        ("/admin/orders", 403, "forbidden"),
+        ("/admin/users", 403, "forbidden"),
+    ] {
+        as_token.get(path).await.assert_problem(status, code);
+    }
 }

@@ -34,12 +34,10 @@ async fn the_sales_report_matches_hand_computed_figures() {
     let app = test_app(admin_context(&db)).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
 
-    let res = app
-        .get_as(
-            "/admin/reports/sales?from=2026-03-01&to=2026-03-04&top=5",
-            &admin,
-        )
+    let res = as_admin
+        .get("/admin/reports/sales?from=2026-03-01&to=2026-03-04&top=5")
         .await;
     res.assert_status(200);
     let r = res.json();
@@ -75,17 +73,14 @@ async fn the_sales_report_matches_hand_computed_figures() {
     );
     assert_eq!(r["new_users"], 0, "no account was created in March");
 
-    let top1 = app
-        .get_as(
-            "/admin/reports/sales?from=2026-03-01&to=2026-03-04&top=1",
-            &admin,
-        )
+    let top1 = as_admin
+        .get("/admin/reports/sales?from=2026-03-01&to=2026-03-04&top=1")
         .await
         .json();
     assert_eq!(top1["top_products"].as_array().map(Vec::len), Some(1));
 
     // The default period is the last 30 days, ending today: the accounts made here count.
-    let recent = app.get_as("/admin/reports/sales", &admin).await.json();
+    let recent = as_admin.get("/admin/reports/sales").await.json();
     assert_eq!(recent["daily"].as_array().map(Vec::len), Some(30));
     assert_eq!(recent["new_users"], 1);
     assert_eq!(recent["total_orders"], 0);
@@ -97,11 +92,13 @@ async fn the_sales_report_matches_hand_computed_figures() {
         "top=51",
         "from=2020-01-01&to=2026-03-01",
     ] {
-        app.get_as(&format!("/admin/reports/sales?{bad}"), &admin)
+        as_admin
+            .get(&format!("/admin/reports/sales?{bad}"))
             .await
             .assert_problem(422, "validation_failed");
     }
-    app.get_as("/admin/reports/sales?from=March", &admin)
+    as_admin
+        .get("/admin/reports/sales?from=March")
         .await
         .assert_problem(400, "invalid_query");
 }

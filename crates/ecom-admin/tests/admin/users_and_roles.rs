@@ -9,10 +9,11 @@ async fn users_are_listed_with_filters_and_never_with_hashes() {
     let app = test_app(admin_context(&db)).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     for email in ["ana@shop.example", "ben@shop.example", "cid@else.example"] {
         app.sign_up(email, PASSWORD).await;
     }
-    let all = app.get_as("/admin/users?limit=2", &admin).await;
+    let all = as_admin.get("/admin/users?limit=2").await;
     all.assert_status(200);
     let body = all.json();
     assert_eq!(
@@ -35,25 +36,22 @@ async fn users_are_listed_with_filters_and_never_with_hashes() {
     ] {
         assert!(body["items"][0].get(key).is_some(), "{key}");
     }
-    let shop = app
-        .get_as("/admin/users?search=SHOP.EXAMPLE", &admin)
+    let shop = as_admin
+        .get("/admin/users?search=SHOP.EXAMPLE")
         .await
         .json();
     assert_eq!(shop["total"], 2);
-    let admins = app.get_as("/admin/users?role=admin", &admin).await.json();
+    let admins = as_admin.get("/admin/users?role=admin").await.json();
     assert_eq!(admins["total"], 1);
     assert_eq!(admins["items"][0]["email"], "root@example.com");
-    let inactive = app
-        .get_as("/admin/users?is_active=false", &admin)
-        .await
-        .json();
+    let inactive = as_admin.get("/admin/users?is_active=false").await.json();
     assert_eq!(inactive["total"], 0);
-    app.get_as("/admin/users?limit=500", &admin)
-        .await
-        .assert_problem(422, "validation_failed");
-    app.get_as("/admin/users?is_active=maybe", &admin)
-        .await
-        .assert_problem(400, "invalid_query");
+    for (path, status, code) in [
+        ("/admin/users?limit=500", 422, "validation_failed"),
+        ("/admin/users?is_active=maybe", 400, "invalid_query"),
+    ] {
+        as_admin.get(path).await.assert_problem(status, code);
+    }
 }
 
 #[actix_web::test]
@@ -62,52 +60,55 @@ async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
     let app = test_app(admin_context(&db)).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (dana, dana_token) = app.sign_up("dana@example.com", PASSWORD).await;
+    let as_dana_token = app.user(&dana_token);
 
-    app.get_as("/admin/users", &dana_token)
+    as_dana_token
+        .get("/admin/users")
         .await
         .assert_problem(403, "forbidden");
-    let changed = app
+    let changed = as_admin
         .patch(
             &format!("/admin/users/{dana}/role"),
             json!({"role": "admin"}),
-            Some(&admin),
         )
         .await;
     changed.assert_status(200);
     assert_eq!(changed.json()["role"], "admin");
-    app.get_as("/admin/users", &dana_token)
-        .await
-        .assert_status(200);
+    as_dana_token.get("/admin/users").await.assert_status(200);
 
-    app.patch(
-        &format!("/admin/users/{root}/role"),
-        json!({"role": "user"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(409, "cannot_modify_self");
-    app.patch(
-        &format!("/admin/users/{dana}/role"),
-        json!({"role": "wizard"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.patch(
-        "/admin/users/999999/role",
-        json!({"role": "user"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(404, "not_found");
-    app.patch(
-        &format!("/admin/users/{dana}/role"),
-        json!({"role": "user", "is_active": false}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    for (path, body, status, code) in [
+        (
+            format!("/admin/users/{root}/role"),
+            json!({"role": "user"}),
+            409,
+            "cannot_modify_self",
+        ),
+        (
+            format!("/admin/users/{dana}/role"),
+            json!({"role": "wizard"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/admin/users/999999/role".into(),
+            json!({"role": "user"}),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/admin/users/{dana}/role"),
+            json!({"role": "user", "is_active": false}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        as_admin
+            .patch(path, body)
+            .await
+            .assert_problem(status, code);
+    }
 }
 
 #[actix_web::test]
@@ -116,12 +117,13 @@ async fn ban_with_or_without_a_body_and_unban() {
     let app = test_app(admin_context(&db)).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (eli, _) = app.sign_up("eli@example.com", PASSWORD).await;
     let login = app
+        .anonymous()
         .post(
             "/auth/login",
             json!({"email": "eli@example.com", "password": PASSWORD}),
-            None,
         )
         .await
         .json();
@@ -137,45 +139,36 @@ async fn ban_with_or_without_a_body_and_unban() {
     ban.assert_status(200);
     assert_eq!(ban.json()["is_active"], false);
     // The access token issued before the ban stops on the very next request.
-    app.get_as("/users/me", access)
+    app.user(access)
+        .get("/users/me")
         .await
         .assert_problem(403, "account_banned");
-    app.post(
-        "/auth/refresh",
-        json!({"refresh_token": login["refresh_token"]}),
-        None,
-    )
-    .await
-    .assert_problem(401, "invalid_refresh_token");
-
-    let unban = app
-        .patch(
-            &format!("/admin/users/{eli}/ban"),
-            json!({"banned": false}),
-            Some(&admin),
+    app.anonymous()
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": login["refresh_token"]}),
         )
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+
+    let unban = as_admin
+        .patch(&format!("/admin/users/{eli}/ban"), json!({"banned": false}))
         .await;
     assert_eq!(unban.assert_status(200).json()["is_active"], true);
     // The ban ended every login of the user: old tokens stay dead after the unban.
-    app.get_as("/users/me", access)
+    app.user(access)
+        .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
-    let again = app
-        .patch(
-            &format!("/admin/users/{eli}/ban"),
-            json!({"banned": true}),
-            Some(&admin),
-        )
+    let again = as_admin
+        .patch(&format!("/admin/users/{eli}/ban"), json!({"banned": true}))
         .await;
     assert_eq!(again.assert_status(200).json()["is_active"], false);
 
-    app.patch(
-        &format!("/admin/users/{root}/ban"),
-        json!({"banned": true}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(409, "cannot_modify_self");
+    as_admin
+        .patch(&format!("/admin/users/{root}/ban"), json!({"banned": true}))
+        .await
+        .assert_problem(409, "cannot_modify_self");
     let text = actix_web::test::TestRequest::patch()
         .uri(&format!("/admin/users/{eli}/ban"))
         .insert_header(("authorization", format!("Bearer {admin}")))
@@ -184,13 +177,10 @@ async fn ban_with_or_without_a_body_and_unban() {
     app.send(text)
         .await
         .assert_problem(415, "unsupported_media_type");
-    app.patch(
-        &format!("/admin/users/{eli}/ban"),
-        json!({"banned": "yes"}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    as_admin
+        .patch(&format!("/admin/users/{eli}/ban"), json!({"banned": "yes"}))
+        .await
+        .assert_problem(422, "validation_failed");
 }
 
 #[actix_web::test]
@@ -199,9 +189,11 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
     let app = test_app(admin_context(&db)).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
+    let as_admin = app.admin(&admin);
     let (fay, fay_token) = app.sign_up("fay@example.com", PASSWORD).await;
+    let as_fay_token = app.user(&fay_token);
 
-    let roles = app.get_as("/admin/roles", &admin).await.json();
+    let roles = as_admin.get("/admin/roles").await.json();
     let admin_role = roles
         .as_array()
         .expect("list")
@@ -211,11 +203,10 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         .expect("admin");
     assert_eq!(admin_role["permissions"].as_array().map(Vec::len), Some(7));
 
-    let put = app
+    let put = as_admin
         .put(
             "/admin/roles/catalog-editor",
             json!({"permissions": ["edit:product", "create:product"]}),
-            Some(&admin),
         )
         .await;
     put.assert_status(200);
@@ -223,52 +214,53 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         put.json()["permissions"],
         json!(["create:product", "edit:product"])
     );
-    app.patch(
-        &format!("/admin/users/{fay}/role"),
-        json!({"role": "catalog-editor"}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
+    as_admin
+        .patch(
+            &format!("/admin/users/{fay}/role"),
+            json!({"role": "catalog-editor"}),
+        )
+        .await
+        .assert_status(200);
     let product = json!({"name": "Lamp", "description": "", "price": "12.00", "stock": 3});
-    app.post("/products", product.clone(), Some(&fay_token))
+    as_fay_token
+        .post("/products", product.clone())
         .await
         .assert_status(201);
 
     // Replacing the set applies to holders on their next request.
-    app.put(
-        "/admin/roles/catalog-editor",
-        json!({"permissions": ["edit:product"]}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    app.post("/products", product, Some(&fay_token))
+    as_admin
+        .put(
+            "/admin/roles/catalog-editor",
+            json!({"permissions": ["edit:product"]}),
+        )
+        .await
+        .assert_status(200);
+    as_fay_token
+        .post("/products", product)
         .await
         .assert_problem(403, "forbidden");
 
-    app.put(
-        "/admin/roles/catalog-editor",
-        json!({"permissions": ["launch:rockets"]}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.put(
-        "/admin/roles/Bad%20Name",
-        json!({"permissions": []}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    for (path, body, status, code) in [
+        (
+            "/admin/roles/catalog-editor",
+            json!({"permissions": ["launch:rockets"]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/admin/roles/Bad%20Name",
+            json!({"permissions": []}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        as_admin.put(path, body).await.assert_problem(status, code);
+    }
     // An administrator cannot edit the role they hold...
-    app.put(
-        "/admin/roles/admin",
-        json!({"permissions": []}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(409, "cannot_modify_self");
+    as_admin
+        .put("/admin/roles/admin", json!({"permissions": []}))
+        .await
+        .assert_problem(409, "cannot_modify_self");
     // ...and whoever may edit `admin` cannot take anything from it.
     let every: Vec<&str> = admin_role["permissions"]
         .as_array()
@@ -276,28 +268,22 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         .iter()
         .filter_map(|p| p.as_str())
         .collect();
-    app.put(
-        "/admin/roles/owner",
-        json!({"permissions": every}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
+    as_admin
+        .put("/admin/roles/owner", json!({"permissions": every}))
+        .await
+        .assert_status(200);
     let (olga, _) = app.sign_up("olga@example.com", PASSWORD).await;
-    app.patch(
-        &format!("/admin/users/{olga}/role"),
-        json!({"role": "owner"}),
-        Some(&admin),
-    )
-    .await
-    .assert_status(200);
-    let owner = app.login("olga@example.com", PASSWORD).await;
-    let kept = app
-        .put(
-            "/admin/roles/admin",
-            json!({"permissions": []}),
-            Some(&owner),
+    as_admin
+        .patch(
+            &format!("/admin/users/{olga}/role"),
+            json!({"role": "owner"}),
         )
+        .await
+        .assert_status(200);
+    let owner = app.login("olga@example.com", PASSWORD).await;
+    let as_owner = app.user(&owner);
+    let kept = as_owner
+        .put("/admin/roles/admin", json!({"permissions": []}))
         .await;
     assert_eq!(
         kept.assert_status(200).json()["permissions"]
@@ -305,7 +291,7 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
             .map(Vec::len),
         Some(7)
     );
-    app.get_as("/admin/users", &admin).await.assert_status(200);
+    as_admin.get("/admin/users").await.assert_status(200);
 }
 
 /// The attack of issue 10: a user whose role holds only `manage:users` must not widen
@@ -317,18 +303,19 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
     let app = test_app(admin_context(&db)).await;
     make_admin(&db, "root@example.com").await;
     let root = app.login("root@example.com", PASSWORD).await;
+    let as_root = app.admin(&root);
     for (role, permissions) in [
         ("user-manager", json!(["manage:users"])),
         ("support", json!(["manage:users", "manage:orders"])),
         ("analyst", json!(["view:reports"])),
     ] {
-        app.put(
-            &format!("/admin/roles/{role}"),
-            json!({"permissions": permissions}),
-            Some(&root),
-        )
-        .await
-        .assert_status(200);
+        as_root
+            .put(
+                &format!("/admin/roles/{role}"),
+                json!({"permissions": permissions}),
+            )
+            .await
+            .assert_status(200);
     }
     let (mia, _) = app.sign_up("mia@example.com", PASSWORD).await;
     let (ned, _) = app.sign_up("ned@example.com", PASSWORD).await;
@@ -339,25 +326,22 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
         (ola, "analyst"),
         (pia, "user-manager"),
     ] {
-        app.patch(
-            &format!("/admin/users/{id}/role"),
-            json!({"role": role}),
-            Some(&root),
-        )
-        .await
-        .assert_status(200);
+        as_root
+            .patch(&format!("/admin/users/{id}/role"), json!({"role": role}))
+            .await
+            .assert_status(200);
     }
     let mia_token = app.login("mia@example.com", PASSWORD).await;
+    let as_mia_token = app.user(&mia_token);
     let as_mia_put = |role: &'static str, permissions: serde_json::Value| {
-        let token = mia_token.clone();
-        let app = &app;
+        let as_mia = app.user(&mia_token);
         async move {
-            app.put(
-                &format!("/admin/roles/{role}"),
-                json!({"permissions": permissions}),
-                Some(&token),
-            )
-            .await
+            as_mia
+                .put(
+                    &format!("/admin/roles/{role}"),
+                    json!({"permissions": permissions}),
+                )
+                .await
         }
     };
 
@@ -393,56 +377,57 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
         .assert_status(200);
 
     // Roles: never `admin`, never a role with more, never away from a role with more.
-    app.patch(
-        &format!("/admin/users/{ned}/role"),
-        json!({"role": "admin"}),
-        Some(&mia_token),
-    )
-    .await
-    .assert_problem(403, "permission_not_held");
-    app.patch(
-        &format!("/admin/users/{ned}/role"),
-        json!({"role": "analyst"}),
-        Some(&mia_token),
-    )
-    .await
-    .assert_problem(403, "permission_not_held");
-    app.patch(
-        &format!("/admin/users/{ola}/role"),
-        json!({"role": "user"}),
-        Some(&mia_token),
-    )
-    .await
-    .assert_problem(403, "permission_not_held");
-    app.patch(
-        &format!("/admin/users/{ned}/role"),
-        json!({"role": "brand-new"}),
-        Some(&mia_token),
-    )
-    .await
-    .assert_status(200);
+    for (path, body, status, code) in [
+        (
+            format!("/admin/users/{ned}/role"),
+            json!({"role": "admin"}),
+            403,
+            "permission_not_held",
+        ),
+        (
+            format!("/admin/users/{ned}/role"),
+            json!({"role": "analyst"}),
+            403,
+            "permission_not_held",
+        ),
+        (
+            format!("/admin/users/{ola}/role"),
+            json!({"role": "user"}),
+            403,
+            "permission_not_held",
+        ),
+    ] {
+        as_mia_token
+            .patch(path, body)
+            .await
+            .assert_problem(status, code);
+    }
+    as_mia_token
+        .patch(
+            &format!("/admin/users/{ned}/role"),
+            json!({"role": "brand-new"}),
+        )
+        .await
+        .assert_status(200);
     // Bans: not of a user whose role holds more (the analyst, the administrator).
-    let root_id = app.get_as("/users/me", &root).await.json()["id"]
+    let root_id = as_root.get("/users/me").await.json()["id"]
         .as_i64()
         .expect("id");
     for target in [ola, root_id] {
-        app.patch(
-            &format!("/admin/users/{target}/ban"),
-            json!({"banned": true}),
-            Some(&mia_token),
-        )
-        .await
-        .assert_problem(403, "permission_not_held");
+        as_mia_token
+            .patch(
+                &format!("/admin/users/{target}/ban"),
+                json!({"banned": true}),
+            )
+            .await
+            .assert_problem(403, "permission_not_held");
     }
-    app.patch(
-        &format!("/admin/users/{pia}/ban"),
-        json!({"banned": true}),
-        Some(&mia_token),
-    )
-    .await
-    .assert_status(200);
+    as_mia_token
+        .patch(&format!("/admin/users/{pia}/ban"), json!({"banned": true}))
+        .await
+        .assert_status(200);
     // Nothing the refused calls asked for happened.
-    let ola_now = app.get_as("/admin/users?search=ola@", &root).await.json();
+    let ola_now = as_root.get("/admin/users?search=ola@").await.json();
     assert_eq!(ola_now["items"][0]["role"], "analyst");
     assert_eq!(ola_now["items"][0]["is_active"], true);
 }

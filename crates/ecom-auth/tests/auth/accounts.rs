@@ -12,10 +12,10 @@ async fn register_normalizes_email_and_never_returns_the_hash() {
     let db = TestDb::new().await;
     let app = test_app(auth_context(&db)).await;
     let res = app
+        .anonymous()
         .post(
             "/auth/register",
             json!({"email": "  Ada@Example.COM ", "password": PASSWORD, "full_name": "Ada"}),
-            None,
         )
         .await;
     res.assert_status(201);
@@ -38,10 +38,10 @@ async fn register_normalizes_email_and_never_returns_the_hash() {
     );
 
     let dup = app
+        .anonymous()
         .post(
             "/auth/register",
             json!({"email": "ADA@example.com", "password": PASSWORD}),
-            None,
         )
         .await;
     dup.assert_problem(409, "email_taken");
@@ -83,7 +83,7 @@ async fn register_refuses_bad_input() {
         (json!({"email": "a@b.com"}), "password"),
     ];
     for (body, field) in cases {
-        let res = app.post("/auth/register", body.clone(), None).await;
+        let res = app.anonymous().post("/auth/register", body.clone()).await;
         res.assert_problem(422, "validation_failed");
         let fields: Vec<String> = res.json()["errors"]
             .as_array()
@@ -113,7 +113,7 @@ async fn profile_read_update_and_mass_assignment_refused() {
     let (id, pair) = signed_up!(app, "bo@example.com");
     let token = pair["access_token"].as_str().expect("token");
 
-    let me = app.get_as("/users/me", token).await;
+    let me = app.user(token).get("/users/me").await;
     me.assert_status(200);
     assert_eq!(me.json()["id"], id);
     assert_eq!(me.json()["email"], "bo@example.com");
@@ -130,17 +130,18 @@ async fn profile_read_update_and_mass_assignment_refused() {
     }
 
     let put = app
+        .user(token)
         .put(
             "/users/me",
             json!({"full_name": "Bo Diddley", "bio": "guitars"}),
-            Some(token),
         )
         .await;
     put.assert_status(200);
     assert_eq!(put.json()["full_name"], "Bo Diddley");
 
     let patch = app
-        .patch("/users/me", json!({"bio": null}), Some(token))
+        .user(token)
+        .patch("/users/me", json!({"bio": null}))
         .await;
     patch.assert_status(200);
     assert_eq!(patch.json()["bio"], serde_json::Value::Null, "null clears");
@@ -151,22 +152,21 @@ async fn profile_read_update_and_mass_assignment_refused() {
         json!({"is_active": false}),
         json!({"email": "x@y.com"}),
     ] {
-        app.put("/users/me", body, Some(token))
+        app.user(token)
+            .put("/users/me", body)
             .await
             .assert_problem(422, "validation_failed");
     }
-    let me = app.get_as("/users/me", token).await.json();
+    let me = app.user(token).get("/users/me").await.json();
     assert_eq!(me["role"], "user");
     assert_eq!(me["email"], "bo@example.com");
 
-    app.patch(
-        "/users/me",
-        json!({"full_name": "x".repeat(101)}),
-        Some(token),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.put("/users/me", json!({"bio": "hi"}), None)
+    app.user(token)
+        .patch("/users/me", json!({"full_name": "x".repeat(101)}))
+        .await
+        .assert_problem(422, "validation_failed");
+    app.anonymous()
+        .put("/users/me", json!({"bio": "hi"}))
         .await
         .assert_problem(401, "not_authenticated");
 }
@@ -203,18 +203,16 @@ async fn development_admin_and_create_admin() {
             .expect("only once")
     );
     let login = app
+        .anonymous()
         .post(
             "/auth/login",
             json!({"email": "admin@example.com", "password": "admin123"}),
-            None,
         )
         .await;
     login.assert_status(200);
     let me = app
-        .get_as(
-            "/users/me",
-            login.json()["access_token"].as_str().expect("token"),
-        )
+        .user(login.json()["access_token"].as_str().expect("token"))
+        .get("/users/me")
         .await;
     assert_eq!(me.json()["role"], "admin");
 

@@ -91,7 +91,7 @@ async fn admin_keeps_every_permission() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
     // A principal with every permission, in another role than the one it edits.
-    let owner = crate::actor(0, "owner", &Permission::ALL);
+    let owner = crate::actor(0, "owner", Permission::ALL);
     let (_, after) = roles::put_role(&mut conn, &owner, "admin", &[])
         .await
         .expect("put");

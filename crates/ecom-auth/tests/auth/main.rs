@@ -42,7 +42,7 @@ pub fn actor(
 
 /// A principal holding every permission, in the `admin` role.
 pub fn full_admin(user_id: i64) -> ecom_core::Principal {
-    actor(user_id, "admin", &ecom_core::Permission::ALL)
+    actor(user_id, "admin", ecom_core::Permission::ALL)
 }
 
 pub fn login_body(email: &str) -> Value {
@@ -53,12 +53,11 @@ pub fn login_body(email: &str) -> Value {
 #[macro_export]
 macro_rules! signed_up {
     ($app:expr, $email:expr) => {{
-        let reg = $app
-            .post("/auth/register", serde_json::json!({"email": $email, "password": $crate::PASSWORD}), None)
+        let reg = $app.anonymous().post("/auth/register", serde_json::json!({"email": $email, "password": $crate::PASSWORD}))
             .await;
         reg.assert_status(201);
         let id = reg.json()["id"].as_i64().expect("id");
-        let login = $app.post("/auth/login", $crate::login_body($email), None).await;
+        let login = $app.anonymous().post("/auth/login", $crate::login_body($email)).await;
         login.assert_status(200);
         (id, login.json())
     }};

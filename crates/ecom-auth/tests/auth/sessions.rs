@@ -15,7 +15,8 @@ async fn login_with_json_and_with_the_oauth2_form() {
     signed_up!(app, "dee@example.com");
 
     let res = app
-        .post("/auth/login", login_body("DEE@example.com "), None)
+        .anonymous()
+        .post("/auth/login", login_body("DEE@example.com "))
         .await;
     res.assert_status(200);
     assert_eq!(res.header("cache-control"), Some("no-store"));
@@ -41,7 +42,8 @@ async fn login_with_json_and_with_the_oauth2_form() {
         .as_str()
         .expect("token")
         .to_string();
-    app.get_as("/users/me", &token).await.assert_status(200);
+    let as_token = app.user(&token);
+    as_token.get("/users/me").await.assert_status(200);
 
     let bad_grant = TestRequest::post()
         .uri("/auth/login")
@@ -68,14 +70,15 @@ async fn unknown_email_and_wrong_password_look_the_same() {
     let app = test_app(auth_context(&db)).await;
     signed_up!(app, "eve@example.com");
     let wrong = app
+        .anonymous()
         .post(
             "/auth/login",
             json!({"email": "eve@example.com", "password": "not-the-password-1"}),
-            None,
         )
         .await;
     let unknown = app
-        .post("/auth/login", login_body("nobody@example.com"), None)
+        .anonymous()
+        .post("/auth/login", login_body("nobody@example.com"))
         .await;
     wrong.assert_problem(401, "invalid_credentials");
     unknown.assert_problem(401, "invalid_credentials");
@@ -91,7 +94,8 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let first = pair["refresh_token"].as_str().expect("rt").to_string();
 
     let rotated = app
-        .post("/auth/refresh", json!({"refresh_token": first}), None)
+        .anonymous()
+        .post("/auth/refresh", json!({"refresh_token": first}))
         .await;
     rotated.assert_status(200);
     let second = rotated.json()["refresh_token"]
@@ -103,38 +107,56 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         .as_str()
         .expect("at")
         .to_string();
-    app.get_as("/users/me", &access).await.assert_status(200);
+    let as_access = app.user(&access);
+    as_access.get("/users/me").await.assert_status(200);
 
     // The old token again: theft. 401, and the legitimate new token dies with it.
-    app.post("/auth/refresh", json!({"refresh_token": first}), None)
-        .await
-        .assert_problem(401, "refresh_token_reused");
-    app.post("/auth/refresh", json!({"refresh_token": second}), None)
-        .await
-        .assert_problem(401, "invalid_refresh_token");
+    for (path, body, status, code) in [
+        (
+            "/auth/refresh",
+            json!({"refresh_token": first}),
+            401,
+            "refresh_token_reused",
+        ),
+        (
+            "/auth/refresh",
+            json!({"refresh_token": second}),
+            401,
+            "invalid_refresh_token",
+        ),
+    ] {
+        app.anonymous()
+            .post(path, body)
+            .await
+            .assert_problem(status, code);
+    }
     // Access tokens of the revoked family end on their next request.
-    app.get_as("/users/me", &access)
+    as_access
+        .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
-    app.get_as("/users/me", pair["access_token"].as_str().expect("at"))
+    app.user(pair["access_token"].as_str().expect("at"))
+        .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
 
     // Another login is another family, untouched.
     let other = app
-        .post("/auth/login", login_body("fay@example.com"), None)
+        .anonymous()
+        .post("/auth/login", login_body("fay@example.com"))
         .await
         .json();
-    app.get_as("/users/me", other["access_token"].as_str().expect("at"))
+    app.user(other["access_token"].as_str().expect("at"))
+        .get("/users/me")
         .await
         .assert_status(200);
-    app.post(
-        "/auth/refresh",
-        json!({"refresh_token": other["refresh_token"]}),
-        None,
-    )
-    .await
-    .assert_status(200);
+    app.anonymous()
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": other["refresh_token"]}),
+        )
+        .await
+        .assert_status(200);
 }
 
 #[actix_web::test]
@@ -155,33 +177,42 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
     assert_eq!(hashes[0].len(), 32, "SHA-256");
 
     let access = pair["access_token"].as_str().expect("at");
-    app.get_as("/users/me", access).await.assert_status(200);
-    app.post("/auth/revoke", json!({"refresh_token": rt}), None)
+    app.user(access).get("/users/me").await.assert_status(200);
+    app.anonymous()
+        .post("/auth/revoke", json!({"refresh_token": rt}))
         .await
         .assert_status(204);
-    app.post("/auth/refresh", json!({"refresh_token": rt}), None)
+    app.anonymous()
+        .post("/auth/refresh", json!({"refresh_token": rt}))
         .await
         .assert_problem(401, "invalid_refresh_token");
-    app.get_as("/users/me", access)
+    app.user(access)
+        .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
-    app.post(
-        "/auth/revoke",
-        json!({"refresh_token": "never-issued"}),
-        None,
-    )
-    .await
-    .assert_status(204);
-    app.post(
-        "/auth/refresh",
-        json!({"refresh_token": "never-issued"}),
-        None,
-    )
-    .await
-    .assert_problem(401, "invalid_refresh_token");
-    app.post("/auth/refresh", json!({"token": "x"}), None)
+    app.anonymous()
+        .post("/auth/revoke", json!({"refresh_token": "never-issued"}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_status(204);
+    for (path, body, status, code) in [
+        (
+            "/auth/refresh",
+            json!({"refresh_token": "never-issued"}),
+            401,
+            "invalid_refresh_token",
+        ),
+        (
+            "/auth/refresh",
+            json!({"token": "x"}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        app.anonymous()
+            .post(path, body)
+            .await
+            .assert_problem(status, code);
+    }
 }
 
 #[actix_web::test]
@@ -190,7 +221,8 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
     let app = test_app(auth_context(&db)).await;
     let (_, pair) = signed_up!(app, "hal@example.com");
     let rt = pair["refresh_token"].clone();
-    let attempts = (0..10).map(|_| app.post("/auth/refresh", json!({"refresh_token": rt}), None));
+    let anonymous = app.anonymous();
+    let attempts = (0..10).map(|_| anonymous.post("/auth/refresh", json!({"refresh_token": rt})));
     let results = futures_util::future::join_all(attempts).await;
     let wins = results.iter().filter(|r| r.status.as_u16() == 200).count();
     assert_eq!(wins, 1, "exactly one rotation wins");
@@ -206,7 +238,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
     let (admin_id, _) = signed_up!(app, "ida@example.com");
     let (id, pair) = signed_up!(app, "jon@example.com");
     let access = pair["access_token"].as_str().expect("at");
-    app.get_as("/users/me", access).await.assert_status(200);
+    app.user(access).get("/users/me").await.assert_status(200);
 
     let mut conn = db.connect().await;
     let (before, after) = roles::set_active(&mut conn, &crate::full_admin(admin_id), id, false)
@@ -214,37 +246,47 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         .expect("ban");
     assert!(before.is_active && !after.is_active);
 
-    app.get_as("/users/me", access)
+    app.user(access)
+        .get("/users/me")
         .await
         .assert_problem(403, "account_banned");
-    app.post(
-        "/auth/refresh",
-        json!({"refresh_token": pair["refresh_token"]}),
-        None,
-    )
-    .await
-    .assert_problem(401, "invalid_refresh_token");
-    app.post("/auth/login", login_body("jon@example.com"), None)
-        .await
-        .assert_problem(403, "account_banned");
+    for (path, body, status, code) in [
+        (
+            "/auth/refresh",
+            json!({"refresh_token": pair["refresh_token"]}),
+            401,
+            "invalid_refresh_token",
+        ),
+        (
+            "/auth/login",
+            login_body("jon@example.com"),
+            403,
+            "account_banned",
+        ),
+    ] {
+        app.anonymous()
+            .post(path, body)
+            .await
+            .assert_problem(status, code);
+    }
 
     roles::set_active(&mut conn, &crate::full_admin(admin_id), id, true)
         .await
         .expect("unban");
     // The ban ended every login: tokens from before it stay dead after the unban.
-    app.get_as("/users/me", access)
+    app.user(access)
+        .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
     let fresh = app
-        .post("/auth/login", login_body("jon@example.com"), None)
+        .anonymous()
+        .post("/auth/login", login_body("jon@example.com"))
         .await;
     fresh.assert_status(200);
-    app.get_as(
-        "/users/me",
-        fresh.json()["access_token"].as_str().expect("at"),
-    )
-    .await
-    .assert_status(200);
+    app.user(fresh.json()["access_token"].as_str().expect("at"))
+        .get("/users/me")
+        .await
+        .assert_status(200);
 
     assert!(matches!(
         roles::set_active(&mut conn, &crate::full_admin(admin_id), admin_id, false).await,
@@ -264,21 +306,21 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
     let app = test_app(auth_context(&db)).await;
     let (_, pair) = signed_up!(app, "hal@example.com");
     let rotated = app
+        .anonymous()
         .post(
             "/auth/refresh",
             json!({"refresh_token": pair["refresh_token"]}),
-            None,
         )
         .await
         .json();
     let (_, ended) = signed_up!(app, "ivy@example.com");
-    app.post(
-        "/auth/revoke",
-        json!({"refresh_token": ended["refresh_token"]}),
-        None,
-    )
-    .await
-    .assert_status(204);
+    app.anonymous()
+        .post(
+            "/auth/revoke",
+            json!({"refresh_token": ended["refresh_token"]}),
+        )
+        .await
+        .assert_status(204);
     let mut conn = db.connect().await;
     // Age things: hal's first (used) token expired two days ago; ivy's login was
     // revoked two days ago; one more login whose only token expired long ago.
@@ -308,14 +350,15 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
         .expect("count");
     assert_eq!(families_after, 1, "only hal's live login is left");
     // hal's live token (the child of the deleted one) still refreshes.
-    app.post(
-        "/auth/refresh",
-        json!({"refresh_token": rotated["refresh_token"]}),
-        None,
-    )
-    .await
-    .assert_status(200);
-    app.get_as("/users/me", rotated["access_token"].as_str().expect("at"))
+    app.anonymous()
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": rotated["refresh_token"]}),
+        )
+        .await
+        .assert_status(200);
+    app.user(rotated["access_token"].as_str().expect("at"))
+        .get("/users/me")
         .await
         .assert_status(200);
     assert_eq!(

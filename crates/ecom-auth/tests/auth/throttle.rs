@@ -26,12 +26,14 @@ async fn repeated_failures_for_one_email_answer_429_then_clear_with_the_window()
     .await;
     signed_up!(app, "lee@example.com");
     for _ in 0..3 {
-        app.post("/auth/login", wrong("lee@example.com"), None)
+        app.anonymous()
+            .post("/auth/login", wrong("lee@example.com"))
             .await
             .assert_problem(401, "invalid_credentials");
     }
     let limited = app
-        .post("/auth/login", login_body("LEE@example.com "), None)
+        .anonymous()
+        .post("/auth/login", login_body("LEE@example.com "))
         .await;
     limited.assert_problem(429, "rate_limited");
     let retry: u64 = limited
@@ -49,7 +51,8 @@ async fn repeated_failures_for_one_email_answer_429_then_clear_with_the_window()
 
     // The owner gets back in once the window has passed.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    app.post("/auth/login", login_body("lee@example.com"), None)
+    app.anonymous()
+        .post("/auth/login", login_body("lee@example.com"))
         .await
         .assert_status(200);
 }
@@ -61,20 +64,24 @@ async fn a_success_clears_the_email_counter() {
     signed_up!(app, "ned@example.com");
     for _ in 0..2 {
         for _ in 0..4 {
-            app.post("/auth/login", wrong("ned@example.com"), None)
+            app.anonymous()
+                .post("/auth/login", wrong("ned@example.com"))
                 .await
                 .assert_status(401);
         }
-        app.post("/auth/login", login_body("ned@example.com"), None)
+        app.anonymous()
+            .post("/auth/login", login_body("ned@example.com"))
             .await
             .assert_status(200);
     }
     for _ in 0..5 {
-        app.post("/auth/login", wrong("ned@example.com"), None)
+        app.anonymous()
+            .post("/auth/login", wrong("ned@example.com"))
             .await
             .assert_status(401);
     }
-    app.post("/auth/login", login_body("ned@example.com"), None)
+    app.anonymous()
+        .post("/auth/login", login_body("ned@example.com"))
         .await
         .assert_problem(429, "rate_limited");
 }
@@ -128,7 +135,8 @@ async fn replicas_share_one_count() {
     for i in 0..10 {
         let app = if i % 2 == 0 { &first } else { &second };
         let res = app
-            .post("/auth/login", wrong("wes@example.com"), None)
+            .anonymous()
+            .post("/auth/login", wrong("wes@example.com"))
             .await;
         if res.status.as_u16() == 401 {
             evaluated += 1;
@@ -147,21 +155,36 @@ async fn repeated_failures_from_one_address_answer_429_but_successes_do_not_coun
     signed_up!(app, "xia@example.com");
     // Signing in, however often, never uses up the address's allowance.
     for _ in 0..10 {
-        app.post("/auth/login", login_body("xia@example.com"), None)
+        app.anonymous()
+            .post("/auth/login", login_body("xia@example.com"))
             .await
             .assert_status(200);
     }
     for i in 0..4 {
-        app.post("/auth/login", wrong(&format!("u{i}@example.com")), None)
+        app.anonymous()
+            .post("/auth/login", wrong(&format!("u{i}@example.com")))
             .await
             .assert_status(401);
     }
-    app.post("/auth/login", wrong("fresh@example.com"), None)
-        .await
-        .assert_problem(429, "rate_limited");
-    app.post("/auth/login", login_body("xia@example.com"), None)
-        .await
-        .assert_problem(429, "rate_limited");
+    for (path, body, status, code) in [
+        (
+            "/auth/login",
+            wrong("fresh@example.com"),
+            429,
+            "rate_limited",
+        ),
+        (
+            "/auth/login",
+            login_body("xia@example.com"),
+            429,
+            "rate_limited",
+        ),
+    ] {
+        app.anonymous()
+            .post(path, body)
+            .await
+            .assert_problem(status, code);
+    }
 }
 
 async fn login_from(

@@ -47,75 +47,81 @@ async fn forged_and_misused_tokens_are_refused() {
     let claims = |user_id: i64| claims_for(user_id, sid);
 
     let good = sign(&claims(id), TEST_SECRET, Algorithm::HS256);
-    app.get_as("/users/me", &good).await.assert_status(200);
+
+    let as_good = app.user(&good);
+    as_good.get("/users/me").await.assert_status(200);
 
     let other_key = sign(
         &claims(id),
         "a-completely-different-secret-key-0000",
         Algorithm::HS256,
     );
-    app.get_as("/users/me", &other_key)
+
+    let as_other_key = app.user(&other_key);
+    as_other_key
+        .get("/users/me")
         .await
         .assert_problem(401, "invalid_token");
 
     let hs512 = sign(&claims(id), TEST_SECRET, Algorithm::HS512);
-    app.get_as("/users/me", &hs512)
+
+    let as_hs512 = app.user(&hs512);
+    as_hs512
+        .get("/users/me")
         .await
         .assert_problem(401, "invalid_token");
 
     let payload = good.split('.').nth(1).expect("payload");
     let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
-    app.get_as("/users/me", &alg_none)
+    let as_alg_none = app.user(&alg_none);
+    as_alg_none
+        .get("/users/me")
         .await
         .assert_problem(401, "invalid_token");
 
     let mut expired = claims(id);
     expired.iat -= 7200;
     expired.exp = chrono::Utc::now().timestamp() - 3600;
-    app.get_as("/users/me", &sign(&expired, TEST_SECRET, Algorithm::HS256))
+    app.user(sign(&expired, TEST_SECRET, Algorithm::HS256))
+        .get("/users/me")
         .await
         .assert_problem(401, "token_expired");
 
     let mut wrong_aud = claims(id);
     wrong_aud.aud = "another-service".into();
-    app.get_as(
-        "/users/me",
-        &sign(&wrong_aud, TEST_SECRET, Algorithm::HS256),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.user(sign(&wrong_aud, TEST_SECRET, Algorithm::HS256))
+        .get("/users/me")
+        .await
+        .assert_problem(401, "invalid_token");
 
     let mut wrong_iss = claims(id);
     wrong_iss.iss = "someone-else".into();
-    app.get_as(
-        "/users/me",
-        &sign(&wrong_iss, TEST_SECRET, Algorithm::HS256),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.user(sign(&wrong_iss, TEST_SECRET, Algorithm::HS256))
+        .get("/users/me")
+        .await
+        .assert_problem(401, "invalid_token");
 
     let mut not_access = claims(id);
     not_access.typ = "refresh".into();
-    app.get_as(
-        "/users/me",
-        &sign(&not_access, TEST_SECRET, Algorithm::HS256),
-    )
-    .await
-    .assert_problem(401, "invalid_token");
+    app.user(sign(&not_access, TEST_SECRET, Algorithm::HS256))
+        .get("/users/me")
+        .await
+        .assert_problem(401, "invalid_token");
 
     // The opaque refresh token can never pass for an access token, nor the reverse.
     let refresh = pair["refresh_token"].as_str().expect("rt");
-    app.get_as("/users/me", refresh)
+    app.user(refresh)
+        .get("/users/me")
         .await
         .assert_problem(401, "invalid_token");
     let access = pair["access_token"].clone();
-    app.post(
-        "/auth/refresh",
-        serde_json::json!({"refresh_token": access}),
-        None,
-    )
-    .await
-    .assert_problem(401, "invalid_refresh_token");
+    app.anonymous()
+        .post(
+            "/auth/refresh",
+            serde_json::json!({"refresh_token": access}),
+        )
+        .await
+        .assert_problem(401, "invalid_refresh_token");
 }
 
 #[actix_web::test]

@@ -1,4 +1,4 @@
-use ecom_testkit::{TestDb, access_token as token};
+use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
@@ -12,11 +12,13 @@ async fn categories_are_listed_by_name_with_live_product_counts() {
     let gone = product!(&mut conn, "Saw", "", "10.00", 1, Some("Tools")).await;
     product!(&mut conn, "Teapot", "", "10.00", 1, Some("Kitchen")).await;
     let app = app!(&db);
-    let admin = token(ADMIN);
-    app.post("/categories", json!({"name": "Garden"}), Some(&admin))
+    let as_admin = app.fixed(ADMIN);
+    as_admin
+        .post("/categories", json!({"name": "Garden"}))
         .await
         .assert_status(201);
-    app.delete(&format!("/products/{gone}"), Some(&admin))
+    as_admin
+        .delete(&format!("/products/{gone}"))
         .await
         .assert_status(204);
 
@@ -50,9 +52,9 @@ async fn categories_are_listed_by_name_with_live_product_counts() {
 async fn creating_a_category() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    let admin = token(ADMIN);
-    let res = app
-        .post("/categories", json!({"name": " Garden "}), Some(&admin))
+    let as_admin = app.fixed(ADMIN);
+    let res = as_admin
+        .post("/categories", json!({"name": " Garden "}))
         .await;
     res.assert_status(201);
     let body = res.json();
@@ -60,31 +62,40 @@ async fn creating_a_category() {
     assert_eq!(body["product_count"], 0);
     assert!(body["id"].as_i64().is_some());
 
-    app.post("/categories", json!({"name": "Garden"}), Some(&admin))
-        .await
-        .assert_problem(409, "category_exists");
-    app.post("/categories", json!({"name": "GARDEN"}), Some(&admin))
-        .await
-        .assert_problem(409, "category_exists");
-    app.post("/categories", json!({"name": ""}), Some(&admin))
-        .await
-        .assert_problem(422, "validation_failed");
-    app.post(
-        "/categories",
-        json!({"name": "x".repeat(101)}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.post(
-        "/categories",
-        json!({"name": "Pets", "id": 7}),
-        Some(&admin),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.post("/categories", json!({"title": "Pets"}), Some(&admin))
-        .await
-        .assert_problem(422, "validation_failed");
+    for (path, body, status, code) in [
+        (
+            "/categories",
+            json!({"name": "Garden"}),
+            409,
+            "category_exists",
+        ),
+        (
+            "/categories",
+            json!({"name": "GARDEN"}),
+            409,
+            "category_exists",
+        ),
+        ("/categories", json!({"name": ""}), 422, "validation_failed"),
+        (
+            "/categories",
+            json!({"name": "x".repeat(101)}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/categories",
+            json!({"name": "Pets", "id": 7}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/categories",
+            json!({"title": "Pets"}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        as_admin.post(path, body).await.assert_problem(status, code);
+    }
     assert_eq!(app.get("/categories").await.json()["total"], 1);
 }

@@ -201,10 +201,14 @@ async fn pages_and_their_bounds() {
         assert_eq!(res.json()["errors"][0]["field"], field, "{bad}");
     }
     // Reviews and categories are paged the same way.
-    app.get("/categories?limit=0")
-        .await
-        .assert_problem(422, "validation_failed");
-    app.get(&format!("/products/{}/reviews?limit=101", s.ids[0]))
-        .await
-        .assert_problem(422, "validation_failed");
+    for (path, status, code) in [
+        ("/categories?limit=0".into(), 422, "validation_failed"),
+        (
+            format!("/products/{}/reviews?limit=101", s.ids[0]),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        app.get(path).await.assert_problem(status, code);
+    }
 }

@@ -1,4 +1,5 @@
 use ecom_testkit::TestDb;
+use ecom_testkit::fixtures::{assert_parameters, assert_schemas};
 
 use crate::app;
 
@@ -59,38 +60,33 @@ async fn every_route_is_documented_with_its_security_and_errors() {
             .await;
         assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
     }
-    let params: Vec<&str> = doc["paths"]["/products"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters")
-        .iter()
-        .map(|p| p["name"].as_str().expect("name"))
-        .collect();
-    for name in [
-        "search",
-        "name",
-        "category_id",
-        "min_price",
-        "max_price",
-        "in_stock",
-        "sort",
-        "limit",
-        "offset",
-        "skip",
-    ] {
-        assert!(params.contains(&name), "listProducts documents {name}");
-    }
-    for schema in [
-        "ProductOut",
-        "ProductPage",
-        "CreateProductRequest",
-        "UpdateProductRequest",
-        "CreateReviewRequest",
-        "CategoryOut",
-        "ReviewOut",
-    ] {
-        assert!(
-            doc["components"]["schemas"][schema].is_object(),
-            "schema {schema}"
-        );
-    }
+    assert_parameters(
+        &doc,
+        "/products",
+        "get",
+        &[
+            "search",
+            "name",
+            "category_id",
+            "min_price",
+            "max_price",
+            "in_stock",
+            "sort",
+            "limit",
+            "offset",
+            "skip",
+        ],
+    );
+    assert_schemas(
+        &doc,
+        &[
+            "ProductOut",
+            "ProductPage",
+            "CreateProductRequest",
+            "UpdateProductRequest",
+            "CreateReviewRequest",
+            "CategoryOut",
+            "ReviewOut",
+        ],
+    );
 }

@@ -1,7 +1,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecom_catalog::schema::products;
-use ecom_testkit::{TestDb, access_token as token};
+use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
@@ -11,12 +11,7 @@ use crate::support::{ADMIN, CREATOR, SHOPPER, ids, product};
 async fn create_then_get_a_product() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    let res = app
-        .post(
-            "/products",
-            json!({"name": "  Wireless Keyboard ", "description": "Quiet keys", "price": 49.9, "stock": 12}),
-            Some(&token(ADMIN)),
-        )
+    let res = app.fixed(ADMIN).post("/products", json!({"name": "  Wireless Keyboard ", "description": "Quiet keys", "price": 49.9, "stock": 12}))
         .await;
     res.assert_status(201);
     let created = res.json();
@@ -39,47 +34,32 @@ async fn create_then_get_a_product() {
         .assert_status(200)
         .json();
     assert_eq!(got, created);
-    app.get("/products/999999")
-        .await
-        .assert_problem(404, "not_found");
-    app.get("/products/abc")
-        .await
-        .assert_problem(400, "invalid_path");
+    for (path, status, code) in [
+        ("/products/999999", 404, "not_found"),
+        ("/products/abc", 400, "invalid_path"),
+    ] {
+        app.get(path).await.assert_problem(status, code);
+    }
 }
 
 #[actix_web::test]
 async fn a_category_name_creates_the_category_once() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    let admin = token(ADMIN);
-    let first = app
-        .post(
-            "/products",
-            json!({"name": "Novel", "description": "", "price": "9.99", "stock": 1, "category_name": "Books"}),
-            Some(&admin),
-        )
+    let as_admin = app.fixed(ADMIN);
+    let first = as_admin.post("/products", json!({"name": "Novel", "description": "", "price": "9.99", "stock": 1, "category_name": "Books"}))
         .await
         .assert_status(201)
         .json();
     let category_id = first["category"]["id"].as_i64().expect("category");
     assert_eq!(first["category"]["name"], "Books");
     // Same name in another case: the same category, not a second one.
-    let second = app
-        .post(
-            "/products",
-            json!({"name": "Atlas", "description": "", "price": "19.99", "stock": 1, "category_name": "books"}),
-            Some(&admin),
-        )
+    let second = as_admin.post("/products", json!({"name": "Atlas", "description": "", "price": "19.99", "stock": 1, "category_name": "books"}))
         .await
         .assert_status(201)
         .json();
     assert_eq!(second["category"]["id"], category_id);
-    let by_id = app
-        .post(
-            "/products",
-            json!({"name": "Poems", "description": "", "price": "5", "stock": 1, "category_id": category_id}),
-            Some(&admin),
-        )
+    let by_id = as_admin.post("/products", json!({"name": "Poems", "description": "", "price": "5", "stock": 1, "category_id": category_id}))
         .await
         .assert_status(201)
         .json();
@@ -88,11 +68,7 @@ async fn a_category_name_creates_the_category_once() {
     assert_eq!(cats["total"], 1);
     assert_eq!(cats["items"][0]["product_count"], 3);
 
-    app.post(
-        "/products",
-        json!({"name": "Ghost", "description": "", "price": "5", "stock": 1, "category_id": 424242}),
-        Some(&admin),
-    )
+    as_admin.post("/products", json!({"name": "Ghost", "description": "", "price": "5", "stock": 1, "category_id": 424242}))
     .await
     .assert_problem(422, "unknown_category");
 }
@@ -101,7 +77,7 @@ async fn a_category_name_creates_the_category_once() {
 async fn invalid_products_are_422_naming_the_field() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    let admin = token(ADMIN);
+    let as_admin = app.fixed(ADMIN);
     let base = json!({"name": "Mug", "description": "", "price": "9.99", "stock": 3});
     let cases = [
         ("price", json!(9.999)),
@@ -118,7 +94,7 @@ async fn invalid_products_are_422_naming_the_field() {
     for (field, value) in cases {
         let mut body = base.clone();
         body[field] = value.clone();
-        let res = app.post("/products", body, Some(&admin)).await;
+        let res = as_admin.post("/products", body).await;
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.json()["errors"][0]["field"], field, "{field} = {value}");
     }
@@ -126,19 +102,24 @@ async fn invalid_products_are_422_naming_the_field() {
     for extra in ["review_count", "id", "deleted_at", "role"] {
         let mut body = base.clone();
         body[extra] = json!(1);
-        let res = app.post("/products", body, Some(&admin)).await;
+        let res = as_admin.post("/products", body).await;
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.json()["errors"][0]["field"], extra);
     }
     let mut both = base.clone();
     both["category_id"] = json!(1);
     both["category_name"] = json!("Books");
-    app.post("/products", both, Some(&admin))
-        .await
-        .assert_problem(422, "validation_failed");
-    app.post("/products", json!({"name": "Mug"}), Some(&admin))
-        .await
-        .assert_problem(422, "validation_failed");
+    for (path, body, status, code) in [
+        ("/products", both, 422, "validation_failed"),
+        (
+            "/products",
+            json!({"name": "Mug"}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        as_admin.post(path, body).await.assert_problem(status, code);
+    }
     // Nothing was written.
     let listed = app.get("/products").await.json();
     assert_eq!(listed["total"], 0);
@@ -153,51 +134,61 @@ async fn writes_need_a_token_and_their_permission() {
     let body = json!({"name": "Desk", "description": "", "price": "99.00", "stock": 1});
     let path = format!("/products/{id}");
 
-    let res = app.post("/products", body.clone(), None).await;
+    let res = app.anonymous().post("/products", body.clone()).await;
     res.assert_problem(401, "not_authenticated");
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
-    app.put(&path, json!({"stock": 1}), None)
+    app.anonymous()
+        .put(&path, json!({"stock": 1}))
         .await
         .assert_problem(401, "not_authenticated");
-    app.patch(&path, json!({"stock": 1}), None)
+    app.anonymous()
+        .patch(&path, json!({"stock": 1}))
         .await
         .assert_problem(401, "not_authenticated");
-    app.delete(&path, None)
+    app.anonymous()
+        .delete(&path)
         .await
         .assert_problem(401, "not_authenticated");
-    app.post("/categories", json!({"name": "X"}), None)
+    app.anonymous()
+        .post("/categories", json!({"name": "X"}))
         .await
         .assert_problem(401, "not_authenticated");
 
-    let shopper = token(SHOPPER);
-    app.post("/products", body.clone(), Some(&shopper))
+    let as_shopper = app.fixed(SHOPPER);
+    as_shopper
+        .post("/products", body.clone())
         .await
         .assert_problem(403, "forbidden");
-    app.put(&path, json!({"stock": 1}), Some(&shopper))
+    as_shopper
+        .put(&path, json!({"stock": 1}))
         .await
         .assert_problem(403, "forbidden");
-    app.patch(&path, json!({"stock": 1}), Some(&shopper))
+    as_shopper
+        .patch(&path, json!({"stock": 1}))
         .await
         .assert_problem(403, "forbidden");
-    app.delete(&path, Some(&shopper))
+    as_shopper
+        .delete(&path)
         .await
         .assert_problem(403, "forbidden");
-    app.post("/categories", json!({"name": "X"}), Some(&shopper))
+    as_shopper
+        .post("/categories", json!({"name": "X"}))
         .await
         .assert_problem(403, "forbidden");
 
     // `create:product` creates, and nothing more.
-    let creator = token(CREATOR);
-    app.post("/products", body, Some(&creator))
-        .await
-        .assert_status(201);
-    app.put(&path, json!({"stock": 1}), Some(&creator))
-        .await
-        .assert_problem(403, "forbidden");
-    app.delete(&path, Some(&creator))
+    let as_creator = app.fixed(CREATOR);
+    as_creator.post("/products", body).await.assert_status(201);
+    as_creator
+        .put(&path, json!({"stock": 1}))
         .await
         .assert_problem(403, "forbidden");
-    app.post("/categories", json!({"name": "X"}), Some(&creator))
+    as_creator
+        .delete(&path)
+        .await
+        .assert_problem(403, "forbidden");
+    as_creator
+        .post("/categories", json!({"name": "X"}))
         .await
         .assert_problem(403, "forbidden");
 
@@ -211,12 +202,12 @@ async fn put_and_patch_change_only_the_fields_sent() {
     let mut conn = db.connect().await;
     let id = product!(&mut conn, "Lamp", "Warm light", "20.00", 5, Some("Home")).await;
     let app = app!(&db);
-    let admin = token(ADMIN);
+    let as_admin = app.fixed(ADMIN);
     let path = format!("/products/{id}");
     let before = app.get(&path).await.json();
 
-    let put = app
-        .put(&path, json!({"price": "18.50"}), Some(&admin))
+    let put = as_admin
+        .put(&path, json!({"price": "18.50"}))
         .await
         .assert_status(200)
         .json();
@@ -228,11 +219,10 @@ async fn put_and_patch_change_only_the_fields_sent() {
     assert!(put["updated_at"].as_str() > before["updated_at"].as_str());
     assert_eq!(put["created_at"], before["created_at"]);
 
-    let patched = app
+    let patched = as_admin
         .patch(
             &path,
             json!({"name": "Desk Lamp", "stock": 0, "category_id": null}),
-            Some(&admin),
         )
         .await
         .assert_status(200)
@@ -244,26 +234,39 @@ async fn put_and_patch_change_only_the_fields_sent() {
     assert_eq!(app.get(&path).await.json(), patched);
 
     // An empty body changes nothing.
-    let same = app
-        .patch(&path, json!({}), Some(&admin))
+    let same = as_admin
+        .patch(&path, json!({}))
         .await
         .assert_status(200)
         .json();
     assert_eq!(same, patched);
 
-    app.put(&path, json!({"price": "1.001"}), Some(&admin))
+    as_admin
+        .put(&path, json!({"price": "1.001"}))
         .await
         .assert_problem(422, "validation_failed");
-    app.patch(&path, json!({"stock": -3}), Some(&admin))
-        .await
-        .assert_problem(422, "validation_failed");
-    app.patch(&path, json!({"review_count": 100}), Some(&admin))
-        .await
-        .assert_problem(422, "validation_failed");
-    app.patch(&path, json!({"category_id": 987654}), Some(&admin))
-        .await
-        .assert_problem(422, "unknown_category");
-    app.put("/products/987654", json!({"stock": 1}), Some(&admin))
+    for (path, body, status, code) in [
+        (&path, json!({"stock": -3}), 422, "validation_failed"),
+        (
+            &path,
+            json!({"review_count": 100}),
+            422,
+            "validation_failed",
+        ),
+        (
+            &path,
+            json!({"category_id": 987654}),
+            422,
+            "unknown_category",
+        ),
+    ] {
+        as_admin
+            .patch(path, body)
+            .await
+            .assert_problem(status, code);
+    }
+    as_admin
+        .put("/products/987654", json!({"stock": 1}))
         .await
         .assert_problem(404, "not_found");
     assert_eq!(app.get(&path).await.json()["stock"], 0);
@@ -276,10 +279,10 @@ async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
     let keep = product!(&mut conn, "Kept Lamp", "", "20.00", 5, Some("Home")).await;
     let gone = product!(&mut conn, "Gone Lamp", "", "30.00", 5, Some("Home")).await;
     let app = app!(&db);
-    let admin = token(ADMIN);
+    let as_admin = app.fixed(ADMIN);
     let path = format!("/products/{gone}");
 
-    let res = app.delete(&path, Some(&admin)).await;
+    let res = as_admin.delete(&path).await;
     res.assert_status(204);
     assert!(res.body.is_empty());
 
@@ -291,19 +294,18 @@ async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
     assert_eq!(ids(&searched), vec![keep]);
     let cats = app.get("/categories").await.json();
     assert_eq!(cats["items"][0]["product_count"], 1);
-    app.delete(&path, Some(&admin))
+    as_admin
+        .delete(&path)
         .await
         .assert_problem(404, "not_found");
-    app.patch(&path, json!({"stock": 1}), Some(&admin))
+    as_admin
+        .patch(&path, json!({"stock": 1}))
         .await
         .assert_problem(404, "not_found");
-    app.post(
-        &format!("{path}/reviews"),
-        json!({"rating": 5}),
-        Some(&token(SHOPPER)),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    app.fixed(SHOPPER)
+        .post(&format!("{path}/reviews"), json!({"rating": 5}))
+        .await
+        .assert_problem(404, "not_found");
     app.get(&format!("{path}/reviews"))
         .await
         .assert_problem(404, "not_found");
@@ -323,16 +325,20 @@ async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
 async fn other_methods_are_405() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    app.delete("/products", Some(&token(ADMIN)))
+    app.fixed(ADMIN)
+        .delete("/products")
         .await
         .assert_problem(405, "method_not_allowed");
-    app.put("/categories", json!({}), None)
+    app.anonymous()
+        .put("/categories", json!({}))
         .await
         .assert_problem(405, "method_not_allowed");
-    app.post("/products/1", json!({}), None)
+    app.anonymous()
+        .post("/products/1", json!({}))
         .await
         .assert_problem(405, "method_not_allowed");
-    app.delete("/products/1/reviews", None)
+    app.anonymous()
+        .delete("/products/1/reviews")
         .await
         .assert_problem(405, "method_not_allowed");
 }

@@ -3,7 +3,7 @@ use diesel_async::RunQueryDsl;
 use ecom_catalog::model::NewReview;
 use ecom_catalog::schema::products;
 use ecom_catalog::service;
-use ecom_testkit::{TestDb, access_token as token};
+use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
@@ -18,11 +18,8 @@ async fn reviews_update_the_rating_aggregates() {
     let path = format!("/products/{id}/reviews");
 
     let res = app
-        .post(
-            &path,
-            json!({"rating": 5, "comment": "Lovely"}),
-            Some(&token(SHOPPER)),
-        )
+        .fixed(SHOPPER)
+        .post(&path, json!({"rating": 5, "comment": "Lovely"}))
         .await;
     res.assert_status(201);
     let review = res.json();
@@ -33,16 +30,14 @@ async fn reviews_update_the_rating_aggregates() {
     assert!(review["id"].as_i64().is_some());
     assert!(review["created_at"].as_str().is_some());
 
-    app.post(&path, json!({"rating": 4}), Some(&token(OTHER)))
+    app.fixed(OTHER)
+        .post(&path, json!({"rating": 4}))
         .await
         .assert_status(201);
-    app.post(
-        &path,
-        json!({"rating": 2, "comment": null}),
-        Some(&token(ADMIN)),
-    )
-    .await
-    .assert_status(201);
+    app.fixed(ADMIN)
+        .post(&path, json!({"rating": 2, "comment": null}))
+        .await
+        .assert_status(201);
 
     let got = app.get(&format!("/products/{id}")).await.json();
     assert_eq!(got["review_count"], 3);
@@ -59,11 +54,13 @@ async fn a_second_review_by_the_same_user_is_409_and_changes_nothing() {
     let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
-    let shopper = token(SHOPPER);
-    app.post(&path, json!({"rating": 5}), Some(&shopper))
+    let as_shopper = app.fixed(SHOPPER);
+    as_shopper
+        .post(&path, json!({"rating": 5}))
         .await
         .assert_status(201);
-    app.post(&path, json!({"rating": 1}), Some(&shopper))
+    as_shopper
+        .post(&path, json!({"rating": 1}))
         .await
         .assert_problem(409, "already_reviewed");
     let got = app.get(&format!("/products/{id}")).await.json();
@@ -79,8 +76,8 @@ async fn invalid_reviews_are_refused() {
     let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
-    let shopper = token(SHOPPER);
-    let res = app.post(&path, json!({"rating": 5}), None).await;
+    let as_shopper = app.fixed(SHOPPER);
+    let res = app.anonymous().post(&path, json!({"rating": 5})).await;
     res.assert_problem(401, "not_authenticated");
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
     for body in [
@@ -91,17 +88,15 @@ async fn invalid_reviews_are_refused() {
         json!({"rating": 5, "user_id": 99}),
         json!({"comment": "no rating"}),
     ] {
-        app.post(&path, body, Some(&shopper))
+        as_shopper
+            .post(&path, body)
             .await
             .assert_problem(422, "validation_failed");
     }
-    app.post(
-        "/products/987654/reviews",
-        json!({"rating": 5}),
-        Some(&shopper),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    as_shopper
+        .post("/products/987654/reviews", json!({"rating": 5}))
+        .await
+        .assert_problem(404, "not_found");
     let got = app.get(&format!("/products/{id}")).await.json();
     assert_eq!(got["review_count"], 0);
 }
@@ -114,7 +109,8 @@ async fn reviews_are_listed_newest_first() {
     let app = app!(&db);
     let path = format!("/products/{id}/reviews");
     for (user, rating) in [(SHOPPER, 3), (OTHER, 4), (ADMIN, 5)] {
-        app.post(&path, json!({"rating": rating}), Some(&token(user)))
+        app.fixed(user)
+            .post(&path, json!({"rating": rating}))
             .await
             .assert_status(201);
     }

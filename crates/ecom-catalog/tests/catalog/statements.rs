@@ -1,28 +1,15 @@
 //! A listing costs the same number of SQL statements whatever the page size.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use diesel::connection::InstrumentationEvent;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use ecom_catalog::model::{ProductFilter, ProductSort};
 use ecom_catalog::service;
 use ecom_core::PageRequest;
 use ecom_testkit::TestDb;
+use ecom_testkit::fixtures::count_statements;
 
 use crate::support::{product, review};
-
-/// Counts the statements a connection sends from now on.
-fn count_statements(conn: &mut AsyncPgConnection) -> Arc<AtomicUsize> {
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
-            seen.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    count
-}
 
 async fn fill(conn: &mut AsyncPgConnection, from: usize, to: usize) {
     for i in from..to {

@@ -10,7 +10,11 @@ pub use ecom_testkit::product;
 #[macro_export]
 macro_rules! app {
     ($db:expr) => {
-        ecom_testkit::fixtures::app($db, vec![ecom_catalog::module()]).await
+        ecom_testkit::test_app(ecom_testkit::fixtures::context(
+            $db,
+            vec![ecom_catalog::module()],
+        ))
+        .await
     };
 }
 

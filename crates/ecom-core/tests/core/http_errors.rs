@@ -35,7 +35,8 @@ async fn request_id_is_echoed_and_bad_ids_are_replaced() {
 async fn wrong_method_is_405_problem() {
     let db = TestDb::new().await;
     let app = test_app(test_context(&db, vec![], &[])).await;
-    app.post("/health", json!({}), None)
+    app.anonymous()
+        .post("/health", json!({}))
         .await
         .assert_problem(405, "method_not_allowed");
 }
@@ -46,16 +47,17 @@ async fn body_errors_are_problems() {
     let app = test_app(test_context(&db, vec![support::module()], &[])).await;
 
     let ok = app
-        .post("/t/echo", json!({"name": "mug", "price": 9.99}), None)
+        .anonymous()
+        .post("/t/echo", json!({"name": "mug", "price": 9.99}))
         .await;
     ok.assert_status(200);
     assert_eq!(ok.json()["price"], "9.99", "money is a two-place string");
 
     let res = app
+        .anonymous()
         .post(
             "/t/echo",
             json!({"name": "mug", "price": "1", "role": "admin"}),
-            None,
         )
         .await;
     res.assert_problem(422, "validation_failed");
@@ -66,12 +68,25 @@ async fn body_errors_are_problems() {
         res.json()
     );
 
-    app.post("/t/echo", json!({"name": "mug", "price": 1.005}), None)
-        .await
-        .assert_problem(422, "validation_failed");
-    app.post("/t/echo", json!({"name": "mug", "price": -1}), None)
-        .await
-        .assert_problem(422, "validation_failed");
+    for (path, body, status, code) in [
+        (
+            "/t/echo",
+            json!({"name": "mug", "price": 1.005}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/t/echo",
+            json!({"name": "mug", "price": -1}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        app.anonymous()
+            .post(path, body)
+            .await
+            .assert_problem(status, code);
+    }
 
     let malformed = actix_web::test::TestRequest::post()
         .uri("/t/echo")
@@ -90,7 +105,8 @@ async fn body_errors_are_problems() {
         .assert_problem(415, "unsupported_media_type");
 
     let huge = json!({"name": "x".repeat(70 * 1024), "price": 1});
-    app.post("/t/echo", huge, None)
+    app.anonymous()
+        .post("/t/echo", huge)
         .await
         .assert_problem(413, "payload_too_large");
 }
@@ -99,12 +115,12 @@ async fn body_errors_are_problems() {
 async fn query_and_path_errors_are_problems() {
     let db = TestDb::new().await;
     let app = test_app(test_context(&db, vec![support::module()], &[])).await;
-    app.get("/t/items/abc")
-        .await
-        .assert_problem(400, "invalid_path");
-    app.get("/t/page?limit=ten")
-        .await
-        .assert_problem(400, "invalid_query");
+    for (path, status, code) in [
+        ("/t/items/abc", 400, "invalid_path"),
+        ("/t/page?limit=ten", 400, "invalid_query"),
+    ] {
+        app.get(path).await.assert_problem(status, code);
+    }
     let res = app.get("/t/page?limit=101").await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["field"], "limit");
@@ -265,10 +281,11 @@ async fn metrics_need_the_metrics_token_when_one_is_set() {
     let anonymous = app.get("/metrics").await;
     anonymous.assert_problem(401, "not_authenticated");
     assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
-    app.get_as("/metrics", "scrape-me-012345678")
+    app.user("scrape-me-012345678")
+        .get("/metrics")
         .await
         .assert_problem(401, "not_authenticated");
-    let scraped = app.get_as("/metrics", token).await;
+    let scraped = app.user(token).get("/metrics").await;
     scraped.assert_status(200);
     assert!(scraped.text().contains("ecom_db_pool_max_size"));
     // Liveness and readiness stay open for probes.

@@ -18,33 +18,37 @@ async fn guard_allows_refuses_and_follows_current_state() {
             .await;
 
     let staff = token(1);
+
+    let as_staff = app.user(&staff);
     let shopper = token(2);
+    let as_shopper = app.shopper(&shopper);
     assert_eq!(
-        app.get_as("/t/guarded", &staff)
-            .await
-            .assert_status(200)
-            .json()["user_id"],
+        as_staff.get("/t/guarded").await.assert_status(200).json()["user_id"],
         1
     );
-    app.get_as("/t/guarded", &shopper)
+    as_shopper
+        .get("/t/guarded")
         .await
         .assert_problem(403, "forbidden");
-    app.get_as("/t/whoami", &shopper).await.assert_status(200);
+    as_shopper.get("/t/whoami").await.assert_status(200);
 
     // A ban applies to a token issued before it, on the very next request.
     accounts.set(2, "user", &[], false);
-    app.get_as("/t/whoami", &shopper)
+    as_shopper
+        .get("/t/whoami")
         .await
         .assert_problem(403, "account_banned");
 
     // A role change too.
     accounts.set(1, "user", &[], true);
-    app.get_as("/t/guarded", &staff)
+    as_staff
+        .get("/t/guarded")
         .await
         .assert_problem(403, "forbidden");
 
     // A user that no longer exists.
-    app.get_as("/t/whoami", &token(99))
+    app.fixed(99)
+        .get("/t/whoami")
         .await
         .assert_problem(401, "invalid_token");
 }
@@ -68,10 +72,14 @@ async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
     .issue(1, 0)
     .expect("sign")
     .token;
-    app.get_as("/t/whoami", &other_key)
+
+    let as_other_key = app.user(&other_key);
+    as_other_key
+        .get("/t/whoami")
         .await
         .assert_problem(401, "invalid_token");
-    app.get_as("/t/whoami", "not-a-jwt")
+    app.user("not-a-jwt")
+        .get("/t/whoami")
         .await
         .assert_problem(401, "invalid_token");
 
@@ -80,7 +88,9 @@ async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
     let payload = valid.split('.').nth(1).expect("payload");
     let none_header = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
     let unsigned = format!("{none_header}.{payload}.");
-    app.get_as("/t/whoami", &unsigned)
+    let as_unsigned = app.user(&unsigned);
+    as_unsigned
+        .get("/t/whoami")
         .await
         .assert_problem(401, "invalid_token");
 
@@ -88,7 +98,10 @@ async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
         .issue(1, 0)
         .expect("sign")
         .token;
-    app.get_as("/t/whoami", &expired)
+
+    let as_expired = app.user(&expired);
+    as_expired
+        .get("/t/whoami")
         .await
         .assert_problem(401, "token_expired");
 }

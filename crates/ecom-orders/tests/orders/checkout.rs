@@ -4,7 +4,7 @@ use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count, product, stock_of, token};
+use crate::support::{OTHER, SHOPPER, body, count, product, stock_of};
 
 #[actix_web::test]
 async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
@@ -15,11 +15,8 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
     let app = app!(&db);
 
     let res = app
-        .post(
-            "/orders",
-            body(&[(book, 1), (dime, 3)]),
-            Some(&token(SHOPPER)),
-        )
+        .fixed(SHOPPER)
+        .post("/orders", body(&[(book, 1), (dime, 3)]))
         .await;
     res.assert_status(201);
     let order = res.json();
@@ -51,15 +48,13 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
     assert_eq!(history[0].actor_id, SHOPPER);
 
     // A later price change does not touch the order.
-    app.put(
-        &format!("/products/{dime}"),
-        json!({"price": "5.00"}),
-        Some(&token(crate::support::ADMIN)),
-    )
-    .await
-    .assert_status(200);
+    app.fixed(crate::support::ADMIN)
+        .put(&format!("/products/{dime}"), json!({"price": "5.00"}))
+        .await
+        .assert_status(200);
     let again = app
-        .get_as(&format!("/orders/{id}"), &token(SHOPPER))
+        .fixed(SHOPPER)
+        .get(&format!("/orders/{id}"))
         .await
         .assert_status(200)
         .json();
@@ -75,11 +70,8 @@ async fn duplicate_lines_are_merged_into_one() {
     let app = app!(&db);
 
     let order = app
-        .post(
-            "/orders",
-            body(&[(mug, 2), (mug, 3)]),
-            Some(&token(SHOPPER)),
-        )
+        .fixed(SHOPPER)
+        .post("/orders", body(&[(mug, 2), (mug, 3)]))
         .await
         .assert_status(201)
         .json();
@@ -100,11 +92,8 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
     let app = app!(&db);
 
     let res = app
-        .post(
-            "/orders",
-            body(&[(plenty, 2), (scarce, 5)]),
-            Some(&token(SHOPPER)),
-        )
+        .fixed(SHOPPER)
+        .post("/orders", body(&[(plenty, 2), (scarce, 5)]))
         .await;
     res.assert_problem(409, "insufficient_stock");
     let detail = res.json()["detail"].as_str().expect("detail").to_string();
@@ -130,11 +119,8 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
 
     // Two short products are both named.
     let res = app
-        .post(
-            "/orders",
-            body(&[(plenty, 11), (scarce, 2)]),
-            Some(&token(SHOPPER)),
-        )
+        .fixed(SHOPPER)
+        .post("/orders", body(&[(plenty, 11), (scarce, 2)]))
         .await;
     res.assert_problem(409, "insufficient_stock");
     let detail = res.json()["detail"].as_str().expect("detail").to_string();
@@ -155,11 +141,8 @@ async fn unknown_and_deleted_products_are_422_and_change_nothing() {
 
     for missing in [gone, 987_654] {
         let res = app
-            .post(
-                "/orders",
-                body(&[(mug, 1), (missing, 1)]),
-                Some(&token(SHOPPER)),
-            )
+            .fixed(SHOPPER)
+            .post("/orders", body(&[(mug, 1), (missing, 1)]))
             .await;
         res.assert_problem(422, "unknown_product");
         assert!(
@@ -183,62 +166,68 @@ async fn quantities_and_bodies_are_validated() {
     let mut conn = db.connect().await;
     let bulk = product!(&mut conn, "Bulk", "1.00", 5000).await;
     let app = app!(&db);
-    let shopper = token(SHOPPER);
+    let as_shopper = app.fixed(SHOPPER);
 
     for (quantity, field) in [
         (0, "items[0].quantity"),
         (1001, "items[0].quantity"),
         (-3, "items[0].quantity"),
     ] {
-        let res = app
-            .post("/orders", body(&[(bulk, quantity)]), Some(&shopper))
-            .await;
+        let res = as_shopper.post("/orders", body(&[(bulk, quantity)])).await;
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.json()["errors"][0]["field"], field);
     }
     // Merged lines over 1000 are refused at the line that crosses the limit.
-    let res = app
-        .post("/orders", body(&[(bulk, 600), (bulk, 600)]), Some(&shopper))
+    let res = as_shopper
+        .post("/orders", body(&[(bulk, 600), (bulk, 600)]))
         .await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["field"], "items[1].quantity");
-    app.post("/orders", json!({"items": []}), Some(&shopper))
+    as_shopper
+        .post("/orders", json!({"items": []}))
         .await
         .assert_problem(422, "validation_failed");
     // No mass assignment: unknown fields are refused, at the top and in a line.
-    app.post(
-        "/orders",
-        json!({"items": [{"product_id": bulk, "quantity": 1}], "status": "paid"}),
-        Some(&shopper),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.post(
-        "/orders",
-        json!({"items": [{"product_id": bulk, "quantity": 1, "unit_price": "0.01"}]}),
-        Some(&shopper),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
-    app.post(
-        "/orders",
-        json!({"items": [{"product_id": bulk, "quantity": 1.5}]}),
-        Some(&shopper),
-    )
-    .await
-    .assert_problem(422, "validation_failed");
+    for (path, body, status, code) in [
+        (
+            "/orders",
+            json!({"items": [{"product_id": bulk, "quantity": 1}], "status": "paid"}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/orders",
+            json!({"items": [{"product_id": bulk, "quantity": 1, "unit_price": "0.01"}]}),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/orders",
+            json!({"items": [{"product_id": bulk, "quantity": 1.5}]}),
+            422,
+            "validation_failed",
+        ),
+    ] {
+        as_shopper
+            .post(path, body)
+            .await
+            .assert_problem(status, code);
+    }
     assert_eq!(stock_of(&mut conn, bulk).await, 5000, "nothing was ordered");
 
     // The bounds themselves are accepted.
-    app.post("/orders", body(&[(bulk, 1000)]), Some(&shopper))
+    as_shopper
+        .post("/orders", body(&[(bulk, 1000)]))
         .await
         .assert_status(201);
-    app.post("/orders", body(&[(bulk, 1)]), Some(&shopper))
+    as_shopper
+        .post("/orders", body(&[(bulk, 1)]))
         .await
         .assert_status(201);
     assert_eq!(stock_of(&mut conn, bulk).await, 3999);
 
-    app.post("/orders", body(&[(bulk, 1)]), None)
+    app.anonymous()
+        .post("/orders", body(&[(bulk, 1)]))
         .await
         .assert_problem(401, "not_authenticated");
 }
@@ -249,7 +238,8 @@ async fn an_order_total_beyond_the_money_range_is_refused() {
     let mut conn = db.connect().await;
     let jewel = product!(&mut conn, "Jewel", "99999999.99", 5).await;
     let app = app!(&db);
-    app.post("/orders", body(&[(jewel, 2)]), Some(&token(OTHER)))
+    app.fixed(OTHER)
+        .post("/orders", body(&[(jewel, 2)]))
         .await
         .assert_problem(422, "validation_failed");
     assert_eq!(stock_of(&mut conn, jewel).await, 5);

@@ -68,10 +68,12 @@ async fn the_same_key_and_body_replay_the_first_order() {
     assert_ne!(fresh.assert_status(201).json()["id"], first.json()["id"]);
     assert_eq!(stock_of(&mut conn, mug).await, 4);
     // Without a key, every request is an order.
-    app.post("/orders", body(&[(mug, 1)]), Some(&token(SHOPPER)))
+    app.fixed(SHOPPER)
+        .post("/orders", body(&[(mug, 1)]))
         .await
         .assert_status(201);
-    app.post("/orders", body(&[(mug, 1)]), Some(&token(SHOPPER)))
+    app.fixed(SHOPPER)
+        .post("/orders", body(&[(mug, 1)]))
         .await
         .assert_status(201);
     assert_eq!(stock_of(&mut conn, mug).await, 2);
@@ -91,13 +93,10 @@ async fn a_refused_request_is_not_remembered() {
         count(&mut conn, "SELECT count(*) AS n FROM order_idempotency").await,
         0
     );
-    app.put(
-        &format!("/products/{mug}"),
-        serde_json::json!({"stock": 5}),
-        Some(&token(crate::support::ADMIN)),
-    )
-    .await
-    .assert_status(200);
+    app.fixed(crate::support::ADMIN)
+        .put(&format!("/products/{mug}"), serde_json::json!({"stock": 5}))
+        .await
+        .assert_status(200);
     let res = app
         .send(keyed("retry-me", SHOPPER, body(&[(mug, 2)])))
         .await;

@@ -1,12 +1,30 @@
 //! The lifecycle service and POST /orders/{id}/cancel.
 
+use diesel_async::AsyncPgConnection;
 use ecom_core::PageRequest;
-use ecom_core::audit::{AuditFilter, list as audit_list};
+use ecom_core::audit::{AuditFilter, AuditRecord, list as audit_list};
 use ecom_orders::{OrderStatus, OrdersError};
 use ecom_testkit::TestDb;
 
 use crate::app;
-use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, stock_of, token};
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, stock_of};
+
+/// The first ten audit entries, newest first, and how many there are.
+async fn audit_trail(conn: &mut AsyncPgConnection) -> (Vec<AuditRecord>, i64) {
+    let first_ten = PageRequest {
+        limit: 10,
+        offset: 0,
+    };
+    audit_list(conn, &AuditFilter::default(), first_ten)
+        .await
+        .expect("audit")
+}
+
+/// The order status an audit entry records before and after the change.
+fn statuses(entry: &AuditRecord) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+    let status = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v["status"].clone());
+    (status(&entry.before), status(&entry.after))
+}
 
 #[actix_web::test]
 async fn cancelling_returns_stock_exactly_once() {
@@ -17,24 +35,20 @@ async fn cancelling_returns_stock_exactly_once() {
     let id = order(&mut conn, SHOPPER, &[(mug, 3), (pot, 2)]).await.id;
     assert_eq!(stock_of(&mut conn, mug).await, 7);
     let app = app!(&db);
-    let shopper = token(SHOPPER);
+    let as_shopper = app.fixed(SHOPPER);
 
     // Someone else cannot even see it.
-    app.post(
-        &format!("/orders/{id}/cancel"),
-        serde_json::json!({}),
-        Some(&token(OTHER)),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    app.fixed(OTHER)
+        .post(&format!("/orders/{id}/cancel"), serde_json::json!({}))
+        .await
+        .assert_problem(404, "not_found");
     assert_eq!(stock_of(&mut conn, mug).await, 7);
 
-    let cancelled = app
-        .request(
+    let cancelled = as_shopper
+        .send(
             actix_web::http::Method::POST,
             &format!("/orders/{id}/cancel"),
             None,
-            Some(&shopper),
         )
         .await
         .assert_status(200)
@@ -44,14 +58,14 @@ async fn cancelling_returns_stock_exactly_once() {
     assert_eq!(stock_of(&mut conn, mug).await, 10);
     assert_eq!(stock_of(&mut conn, pot).await, 5);
 
-    app.request(
-        actix_web::http::Method::POST,
-        &format!("/orders/{id}/cancel"),
-        None,
-        Some(&shopper),
-    )
-    .await
-    .assert_problem(409, "invalid_status_transition");
+    as_shopper
+        .send(
+            actix_web::http::Method::POST,
+            &format!("/orders/{id}/cancel"),
+            None,
+        )
+        .await
+        .assert_problem(409, "invalid_status_transition");
     assert_eq!(stock_of(&mut conn, mug).await, 10, "not returned twice");
     assert_eq!(stock_of(&mut conn, pot).await, 5);
 
@@ -70,26 +84,13 @@ async fn cancelling_returns_stock_exactly_once() {
         ]
     );
     // The owner cancelling their own order is not an administrative action.
-    let (audit, _) = audit_list(
-        &mut conn,
-        &AuditFilter::default(),
-        PageRequest {
-            limit: 10,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("audit");
+    let (audit, _) = audit_trail(&mut conn).await;
     assert!(audit.is_empty());
 
-    app.request(
-        actix_web::http::Method::POST,
-        "/orders/999999/cancel",
-        None,
-        Some(&shopper),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    as_shopper
+        .send(actix_web::http::Method::POST, "/orders/999999/cancel", None)
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[actix_web::test]
@@ -104,51 +105,30 @@ async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
     let app = app!(&db);
     let path = format!("/orders/{id}/cancel");
 
-    app.request(
-        actix_web::http::Method::POST,
-        &path,
-        None,
-        Some(&token(SHOPPER)),
-    )
-    .await
-    .assert_problem(409, "invalid_status_transition");
+    app.fixed(SHOPPER)
+        .send(actix_web::http::Method::POST, &path, None)
+        .await
+        .assert_problem(409, "invalid_status_transition");
     assert_eq!(stock_of(&mut conn, mug).await, 6);
 
     let cancelled = app
-        .request(
-            actix_web::http::Method::POST,
-            &path,
-            None,
-            Some(&token(MANAGER)),
-        )
+        .fixed(MANAGER)
+        .send(actix_web::http::Method::POST, &path, None)
         .await
         .assert_status(200)
         .json();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(stock_of(&mut conn, mug).await, 10);
 
-    let (audit, total) = audit_list(
-        &mut conn,
-        &AuditFilter::default(),
-        PageRequest {
-            limit: 10,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("audit");
+    let (audit, total) = audit_trail(&mut conn).await;
     assert_eq!(total, 1);
     assert_eq!(audit[0].actor_id, MANAGER);
     assert_eq!(audit[0].action, "order.status_change");
     assert_eq!(audit[0].target_type, "order");
     assert_eq!(audit[0].target_id, id.to_string());
     assert_eq!(
-        audit[0].before.as_ref().map(|b| b["status"].clone()),
-        Some("paid".into())
-    );
-    assert_eq!(
-        audit[0].after.as_ref().map(|a| a["status"].clone()),
-        Some("cancelled".into())
+        statuses(&audit[0]),
+        (Some("paid".into()), Some("cancelled".into()))
     );
 
     // Shipped orders cannot be cancelled, not even by a manager.
@@ -158,14 +138,14 @@ async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
             .await
             .expect("moved");
     }
-    app.request(
-        actix_web::http::Method::POST,
-        &format!("/orders/{shipped}/cancel"),
-        None,
-        Some(&token(MANAGER)),
-    )
-    .await
-    .assert_problem(409, "invalid_status_transition");
+    app.fixed(MANAGER)
+        .send(
+            actix_web::http::Method::POST,
+            &format!("/orders/{shipped}/cancel"),
+            None,
+        )
+        .await
+        .assert_problem(409, "invalid_status_transition");
     assert_eq!(stock_of(&mut conn, mug).await, 9);
 }
 
@@ -269,24 +249,11 @@ async fn the_audited_change_writes_before_and_after_in_the_same_transaction() {
             .await
             .is_err()
     );
-    let (audit, total) = audit_list(
-        &mut conn,
-        &AuditFilter::default(),
-        PageRequest {
-            limit: 10,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("audit");
+    let (audit, total) = audit_trail(&mut conn).await;
     assert_eq!(total, 1);
     assert_eq!(audit[0].action, "order.status_change");
     assert_eq!(
-        audit[0].before.as_ref().map(|b| b["status"].clone()),
-        Some("pending".into())
-    );
-    assert_eq!(
-        audit[0].after.as_ref().map(|a| a["status"].clone()),
-        Some("paid".into())
+        statuses(&audit[0]),
+        (Some("pending".into()), Some("paid".into()))
     );
 }

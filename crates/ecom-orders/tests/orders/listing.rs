@@ -1,18 +1,17 @@
 //! GET /orders, GET /orders/{id} and the admin listing of every order.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::NaiveDate;
-use diesel::connection::InstrumentationEvent;
 use diesel::sql_types::{BigInt, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::PageRequest;
 use ecom_orders::{AdminOrderFilter, OrderStatus};
 use ecom_testkit::TestDb;
+use ecom_testkit::fixtures::count_statements;
 
 use crate::app;
-use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, token};
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product};
 
 fn ids(body: &serde_json::Value) -> Vec<i64> {
     body["items"]
@@ -46,13 +45,9 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
         .await
         .expect("paid");
     let app = app!(&db);
-    let shopper = token(SHOPPER);
+    let as_shopper = app.fixed(SHOPPER);
 
-    let page = app
-        .get_as("/orders", &shopper)
-        .await
-        .assert_status(200)
-        .json();
+    let page = as_shopper.get("/orders").await.assert_status(200).json();
     assert_eq!(ids(&page), vec![third, second, first]);
     assert_eq!(page["total"], 3);
     assert_eq!(page["limit"], 20);
@@ -60,25 +55,25 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
     assert!(!ids(&page).contains(&theirs));
     assert_eq!(page["items"][0]["items"][0]["quantity"], 3);
 
-    let paged = app
-        .get_as("/orders?limit=1&skip=1", &shopper)
+    let paged = as_shopper
+        .get("/orders?limit=1&skip=1")
         .await
         .assert_status(200)
         .json();
     assert_eq!(ids(&paged), vec![second]);
     assert_eq!(paged["total"], 3);
 
-    let paid = app.get_as("/orders?status=paid", &shopper).await.json();
+    let paid = as_shopper.get("/orders?status=paid").await.json();
     assert_eq!(ids(&paid), vec![second]);
-    let pending = app.get_as("/orders?status=pending", &shopper).await.json();
+    let pending = as_shopper.get("/orders?status=pending").await.json();
     assert_eq!(ids(&pending), vec![third, first]);
 
-    app.get_as("/orders?status=lost", &shopper)
-        .await
-        .assert_problem(422, "validation_failed");
-    app.get_as("/orders?limit=101", &shopper)
-        .await
-        .assert_problem(422, "validation_failed");
+    for (path, status, code) in [
+        ("/orders?status=lost", 422, "validation_failed"),
+        ("/orders?limit=101", 422, "validation_failed"),
+    ] {
+        as_shopper.get(path).await.assert_problem(status, code);
+    }
     app.get("/orders")
         .await
         .assert_problem(401, "not_authenticated");
@@ -93,16 +88,17 @@ async fn another_users_order_is_404_unless_the_caller_manages_orders() {
     let app = app!(&db);
 
     let own = app
-        .get_as(&format!("/orders/{id}"), &token(SHOPPER))
+        .fixed(SHOPPER)
+        .get(&format!("/orders/{id}"))
         .await
         .assert_status(200)
         .json();
     assert_eq!(own["id"], id);
     assert_eq!(own["items"][0]["product_name"], "Mug");
 
-    let other = app.get_as(&format!("/orders/{id}"), &token(OTHER)).await;
+    let other = app.fixed(OTHER).get(&format!("/orders/{id}")).await;
     other.assert_problem(404, "not_found");
-    let missing = app.get_as("/orders/999999", &token(OTHER)).await;
+    let missing = app.fixed(OTHER).get("/orders/999999").await;
     missing.assert_problem(404, "not_found");
     // The two 404s are indistinguishable but for the id.
     assert_eq!(
@@ -114,24 +110,14 @@ async fn another_users_order_is_404_unless_the_caller_manages_orders() {
             .map(|d| d.replace("999999", "N"))
     );
 
-    app.get_as(&format!("/orders/{id}"), &token(MANAGER))
+    app.fixed(MANAGER)
+        .get(&format!("/orders/{id}"))
         .await
         .assert_status(200);
-    app.get_as("/orders/abc", &token(SHOPPER))
+    app.fixed(SHOPPER)
+        .get("/orders/abc")
         .await
         .assert_status(400);
-}
-
-/// Counts the statements a connection sends from now on.
-fn count_statements(conn: &mut AsyncPgConnection) -> Arc<AtomicUsize> {
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
-            seen.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    count
 }
 
 #[actix_web::test]

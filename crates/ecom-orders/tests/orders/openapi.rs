@@ -1,4 +1,5 @@
 use ecom_testkit::TestDb;
+use ecom_testkit::fixtures::{assert_parameters, assert_schemas};
 
 use crate::app;
 
@@ -55,28 +56,23 @@ async fn every_route_is_documented_with_its_security_and_errors() {
         assert!(create["responses"][code].is_object(), "createOrder {code}");
     }
     assert!(doc["paths"]["/orders/{id}/cancel"]["post"]["responses"]["409"].is_object());
-    let list_params: Vec<&str> = doc["paths"]["/orders"]["get"]["parameters"]
-        .as_array()
-        .expect("parameters")
-        .iter()
-        .map(|p| p["name"].as_str().expect("name"))
-        .collect();
-    for name in ["status", "limit", "offset", "skip"] {
-        assert!(list_params.contains(&name), "listOrders documents {name}");
-    }
-    for schema in [
-        "OrderOut",
-        "OrderItemOut",
-        "OrderPage",
-        "CreateOrderRequest",
-        "OrderItemRequest",
-        "OrderStatus",
-    ] {
-        assert!(
-            doc["components"]["schemas"][schema].is_object(),
-            "schema {schema}"
-        );
-    }
+    assert_parameters(
+        &doc,
+        "/orders",
+        "get",
+        &["status", "limit", "offset", "skip"],
+    );
+    assert_schemas(
+        &doc,
+        &[
+            "OrderOut",
+            "OrderItemOut",
+            "OrderPage",
+            "CreateOrderRequest",
+            "OrderItemRequest",
+            "OrderStatus",
+        ],
+    );
     // PUT on an order is not a route.
     app.request(actix_web::http::Method::PUT, "/orders/1", None, None)
         .await

@@ -66,78 +66,56 @@ fn range(from: &str, to: &str) -> ReportRange {
     ReportRange::new(day(from), day(to)).expect("valid range")
 }
 
+fn top_row(product_id: i64, name: &str, units_sold: i64, revenue: &str) -> TopProduct {
+    TopProduct {
+        product_id,
+        name: name.into(),
+        units_sold,
+        revenue: money(revenue),
+    }
+}
+
+fn day_row(date: &str, orders: i64, revenue: &str) -> DailySales {
+    DailySales {
+        date: day(date),
+        orders,
+        revenue: money(revenue),
+    }
+}
+
 const ALPHA: i64 = 501;
 const BETA: i64 = 502;
 const GAMMA: i64 = 503;
 
-/// Orders over several days and statuses, two just outside April 1st..3rd.
-async fn fixture(conn: &mut AsyncPgConnection) {
+/// A placed order of [`fixture`]: user, status, when, lines (product, name, price, quantity).
+type Placed = (
+    i64,
+    OrderStatus,
+    &'static str,
+    &'static [(i64, &'static str, &'static str, i32)],
+);
+
+/// Orders over several days and statuses, the last two just outside April 1st..3rd (by
+/// one second either way).
+#[rustfmt::skip]
+const FIXTURE: &[Placed] = {
     use OrderStatus::*;
-    placed(
-        conn,
-        10,
-        Pending,
-        "2026-04-01T08:00:00Z",
-        &[(ALPHA, "Alpha", "10.00", 2)],
-    )
-    .await;
-    placed(
-        conn,
-        11,
-        Paid,
-        "2026-04-01T23:59:59Z",
-        &[(BETA, "Beta", "5.50", 1), (ALPHA, "Alpha", "10.00", 1)],
-    )
-    .await;
-    placed(
-        conn,
-        10,
-        Cancelled,
-        "2026-04-01T12:00:00Z",
-        &[(GAMMA, "Gamma", "100.00", 5)],
-    )
-    .await;
-    placed(
-        conn,
-        16,
-        Cancelled,
-        "2026-04-02T09:00:00Z",
-        &[(ALPHA, "Alpha", "10.00", 3)],
-    )
-    .await;
-    placed(
-        conn,
-        12,
-        Delivered,
-        "2026-04-03T00:00:00Z",
-        &[(GAMMA, "Gamma", "100.00", 1), (BETA, "Beta", "5.50", 3)],
-    )
-    .await;
-    placed(
-        conn,
-        13,
-        Shipped,
-        "2026-04-03T10:00:00Z",
-        &[(BETA, "Beta Renamed", "6.00", 2)],
-    )
-    .await;
-    // Outside the period by one second either way.
-    placed(
-        conn,
-        14,
-        Paid,
-        "2026-03-31T23:59:59Z",
-        &[(ALPHA, "Alpha", "10.00", 50)],
-    )
-    .await;
-    placed(
-        conn,
-        15,
-        Paid,
-        "2026-04-04T00:00:00Z",
-        &[(ALPHA, "Alpha", "10.00", 50)],
-    )
-    .await;
+    &[
+        (10, Pending, "2026-04-01T08:00:00Z", &[(ALPHA, "Alpha", "10.00", 2)]),
+        (11, Paid, "2026-04-01T23:59:59Z", &[(BETA, "Beta", "5.50", 1), (ALPHA, "Alpha", "10.00", 1)]),
+        (10, Cancelled, "2026-04-01T12:00:00Z", &[(GAMMA, "Gamma", "100.00", 5)]),
+        (16, Cancelled, "2026-04-02T09:00:00Z", &[(ALPHA, "Alpha", "10.00", 3)]),
+        (12, Delivered, "2026-04-03T00:00:00Z", &[(GAMMA, "Gamma", "100.00", 1), (BETA, "Beta", "5.50", 3)]),
+        (13, Shipped, "2026-04-03T10:00:00Z", &[(BETA, "Beta Renamed", "6.00", 2)]),
+        (14, Paid, "2026-03-31T23:59:59Z", &[(ALPHA, "Alpha", "10.00", 50)]),
+        (15, Paid, "2026-04-04T00:00:00Z", &[(ALPHA, "Alpha", "10.00", 50)]),
+    ]
+};
+
+async fn fixture(conn: &mut AsyncPgConnection) {
+    for &(user, status, at, lines) in FIXTURE {
+        placed(conn, user, status, at, lines).await;
+    }
 }
 
 #[actix_web::test]
@@ -179,24 +157,9 @@ async fn report_figures_match_hand_computed_sums() {
     assert_eq!(
         top,
         vec![
-            TopProduct {
-                product_id: BETA,
-                name: "Beta Renamed".into(),
-                units_sold: 6,
-                revenue: money("34.00")
-            },
-            TopProduct {
-                product_id: ALPHA,
-                name: "Alpha".into(),
-                units_sold: 3,
-                revenue: money("30.00")
-            },
-            TopProduct {
-                product_id: GAMMA,
-                name: "Gamma".into(),
-                units_sold: 1,
-                revenue: money("100.00")
-            },
+            top_row(BETA, "Beta Renamed", 6, "34.00"),
+            top_row(ALPHA, "Alpha", 3, "30.00"),
+            top_row(GAMMA, "Gamma", 1, "100.00"),
         ]
     );
     let top2 = ecom_orders::top_products(&mut conn, april, 2)
@@ -214,21 +177,9 @@ async fn report_figures_match_hand_computed_sums() {
     assert_eq!(
         daily,
         vec![
-            DailySales {
-                date: day("2026-04-01"),
-                orders: 2,
-                revenue: money("35.50")
-            },
-            DailySales {
-                date: day("2026-04-02"),
-                orders: 0,
-                revenue: money("0.00")
-            },
-            DailySales {
-                date: day("2026-04-03"),
-                orders: 2,
-                revenue: money("128.50")
-            },
+            day_row("2026-04-01", 2, "35.50"),
+            day_row("2026-04-02", 0, "0.00"),
+            day_row("2026-04-03", 2, "128.50"),
         ]
     );
     assert_eq!(

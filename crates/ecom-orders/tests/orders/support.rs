@@ -29,7 +29,11 @@ pub fn context_on(db: &TestDb, pool: ecom_core::db::PgPool) -> AppContext {
 #[macro_export]
 macro_rules! app {
     ($db:expr) => {
-        ecom_testkit::fixtures::app($db, vec![ecom_catalog::module(), ecom_orders::module()]).await
+        ecom_testkit::test_app(ecom_testkit::fixtures::context(
+            $db,
+            vec![ecom_catalog::module(), ecom_orders::module()],
+        ))
+        .await
     };
 }
 
