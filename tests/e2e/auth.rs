@@ -70,23 +70,10 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
     let db = TestDb::new().await;
     let app = test_app(store_context(&db)).await;
     for email in ["vic@example.com", "wes@example.com"] {
-        app.anonymous()
-            .post(
-                "/auth/register",
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await
-            .assert_status(201);
+        app.anonymous().register(email, PASSWORD).await;
     }
-    let login = app
-        .anonymous()
-        .post(
-            "/auth/login",
-            json!({"email": "wes@example.com", "password": PASSWORD}),
-        )
-        .await
-        .json();
-    let access = login["access_token"].as_str().expect("access");
+    let tokens = app.anonymous().log_in("wes@example.com", PASSWORD).await;
+    let access = tokens.access_token.as_str();
     app.user(access).get("/users/me").await.assert_status(200);
 
     let mut conn = db.connect().await;

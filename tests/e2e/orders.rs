@@ -13,23 +13,10 @@ const PASSWORD: &str = "lantern-mosaic-river-8";
 async fn a_shopper_orders_lists_replays_and_cancels() {
     let db = TestDb::new().await;
     let app = test_app(store_context(&db)).await;
-    let login = async |email: &str| -> String {
-        let pair = app
-            .anonymous()
-            .post("/auth/login", json!({"email": email, "password": PASSWORD}))
-            .await
-            .assert_status(200)
-            .json();
-        pair["access_token"].as_str().expect("access").to_string()
-    };
+    let anonymous = app.anonymous();
+    let login = async |email: &str| anonymous.log_in(email, PASSWORD).await.access_token;
     for email in ["amy@example.com", "bob@example.com"] {
-        app.anonymous()
-            .post(
-                "/auth/register",
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await
-            .assert_status(201);
+        app.anonymous().register(email, PASSWORD).await;
     }
     let mut conn = db.connect().await;
     ecom_auth::service::accounts::create_admin(&mut conn, "root@example.com", PASSWORD.into())

@@ -249,16 +249,20 @@ where
         self.read(path).await
     }
 
-    /// `POST /auth/register`, then `POST /auth/login`.
-    pub async fn sign_up(&self, email: &str, password: &str) -> SignedUp {
-        let credentials = Credentials { email, password };
+    /// `POST /auth/register`, expecting 201; the new user's id.
+    pub async fn register(&self, email: &str, password: &str) -> i64 {
         let created: Created = self
-            .post("/auth/register", &credentials)
+            .post("/auth/register", Credentials { email, password })
             .await
             .assert_status(201)
             .parse();
+        created.id
+    }
+
+    /// `POST /auth/register`, then `POST /auth/login`.
+    pub async fn sign_up(&self, email: &str, password: &str) -> SignedUp {
         SignedUp {
-            id: created.id,
+            id: self.register(email, password).await,
             tokens: self.log_in(email, password).await,
         }
     }

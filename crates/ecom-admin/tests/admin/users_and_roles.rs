@@ -119,15 +119,8 @@ async fn ban_with_or_without_a_body_and_unban() {
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);
     let (eli, _) = app.sign_up("eli@example.com", PASSWORD).await;
-    let login = app
-        .anonymous()
-        .post(
-            "/auth/login",
-            json!({"email": "eli@example.com", "password": PASSWORD}),
-        )
-        .await
-        .json();
-    let access = login["access_token"].as_str().expect("access");
+    let tokens = app.anonymous().log_in("eli@example.com", PASSWORD).await;
+    let access = tokens.access_token.as_str();
 
     let ban = app
         .send(
@@ -146,7 +139,7 @@ async fn ban_with_or_without_a_body_and_unban() {
     app.anonymous()
         .post(
             "/auth/refresh",
-            json!({"refresh_token": login["refresh_token"]}),
+            json!({"refresh_token": tokens.refresh_token}),
         )
         .await
         .assert_problem(401, "invalid_refresh_token");

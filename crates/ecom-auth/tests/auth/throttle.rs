@@ -62,26 +62,21 @@ async fn a_success_clears_the_email_counter() {
     let db = TestDb::new().await;
     let app = test_app(auth_context(&db)).await; // default: 5 per email
     signed_up!(app, "ned@example.com");
-    for _ in 0..2 {
-        for _ in 0..4 {
-            app.anonymous()
-                .post("/auth/login", wrong("ned@example.com"))
-                .await
-                .assert_status(401);
+    let anonymous = app.anonymous();
+    let login = |body| anonymous.post("/auth/login", body);
+    let fail = async |times| {
+        for _ in 0..times {
+            login(wrong("ned@example.com")).await.assert_status(401);
         }
-        app.anonymous()
-            .post("/auth/login", login_body("ned@example.com"))
+    };
+    for _ in 0..2 {
+        fail(4).await;
+        login(login_body("ned@example.com"))
             .await
             .assert_status(200);
     }
-    for _ in 0..5 {
-        app.anonymous()
-            .post("/auth/login", wrong("ned@example.com"))
-            .await
-            .assert_status(401);
-    }
-    app.anonymous()
-        .post("/auth/login", login_body("ned@example.com"))
+    fail(5).await;
+    login(login_body("ned@example.com"))
         .await
         .assert_problem(429, "rate_limited");
 }

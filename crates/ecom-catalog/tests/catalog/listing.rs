@@ -1,4 +1,3 @@
-use diesel_async::AsyncPgConnection;
 use ecom_testkit::TestDb;
 
 use crate::app;
@@ -7,12 +6,14 @@ use crate::support::{ids, product, review, set_created_at};
 /// Six products with known prices, stock, categories, ages and ratings.
 /// Returns (ids in creation order, tools category id).
 struct Shop {
-    /// Oldest first.
-    ids: Vec<i64>,
+    /// Oldest first: hammer, screwdriver, drill, teapot, whisk, ladle.
+    ids: [i64; 6],
     tools: i64,
 }
 
-async fn shop(conn: &mut AsyncPgConnection) -> Shop {
+/// [`Shop`] on `db`, through a connection of its own.
+async fn shop(db: &TestDb) -> Shop {
+    let conn = &mut db.connect().await;
     // name, price, stock, category
     let specs = [
         ("Hammer", "12.50", 10, "Tools"),
@@ -29,11 +30,9 @@ async fn shop(conn: &mut AsyncPgConnection) -> Shop {
         ids.push(id);
     }
     // Ratings: Drill 5,5 (5.0); Hammer 4,2 (3.0); Teapot 4 (4.0); others unrated.
-    review(conn, ids[2], 1, 5).await;
-    review(conn, ids[2], 2, 5).await;
-    review(conn, ids[0], 1, 4).await;
-    review(conn, ids[0], 2, 2).await;
-    review(conn, ids[3], 3, 4).await;
+    for (product, user, rating) in [(2, 1, 5), (2, 2, 5), (0, 1, 4), (0, 2, 2), (3, 3, 4)] {
+        review(conn, ids[product], user, rating).await;
+    }
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
     use ecom_catalog::schema::categories;
@@ -43,18 +42,18 @@ async fn shop(conn: &mut AsyncPgConnection) -> Shop {
         .first(conn)
         .await
         .expect("tools");
-    Shop { ids, tools }
+    Shop {
+        ids: ids.try_into().expect("six products"),
+        tools,
+    }
 }
 
 #[actix_web::test]
 async fn every_sort_orders_the_catalog() {
     let db = TestDb::new().await;
-    let mut conn = db.connect().await;
-    let s = shop(&mut conn).await;
+    let s = shop(&db).await;
     let app = app!(&db);
-    let [hammer, screwdriver, drill, teapot, whisk, ladle] = s.ids[..] else {
-        panic!("six products")
-    };
+    let [hammer, screwdriver, drill, teapot, whisk, ladle] = s.ids;
 
     let newest = app.get("/products").await.assert_status(200).json();
     assert_eq!(
@@ -96,12 +95,9 @@ async fn every_sort_orders_the_catalog() {
 #[actix_web::test]
 async fn every_filter_filters_and_total_counts_the_matches() {
     let db = TestDb::new().await;
-    let mut conn = db.connect().await;
-    let s = shop(&mut conn).await;
+    let s = shop(&db).await;
     let app = app!(&db);
-    let [hammer, screwdriver, drill, teapot, whisk, ladle] = s.ids[..] else {
-        panic!("six products")
-    };
+    let [hammer, screwdriver, drill, teapot, whisk, ladle] = s.ids;
 
     let tools = app
         .get(&format!("/products?category_id={}", s.tools))
@@ -153,8 +149,7 @@ async fn every_filter_filters_and_total_counts_the_matches() {
 #[actix_web::test]
 async fn pages_and_their_bounds() {
     let db = TestDb::new().await;
-    let mut conn = db.connect().await;
-    let s = shop(&mut conn).await;
+    let s = shop(&db).await;
     let app = app!(&db);
     let all = ids(&app.get("/products?sort=price_asc").await.json());
     assert_eq!(all.len(), s.ids.len());
