@@ -158,6 +158,13 @@ async fn the_old_refresh_and_logout_rotate_and_revoke_like_the_current_ones() {
     app.post("/auth/logout", json!({"token": "x"}), None)
         .await
         .assert_problem(422, "validation_failed");
+    // A body beside the query is still checked (schemathesis sent an unknown field).
+    let both = query("/auth/logout", "x")
+        .insert_header(("content-type", "application/json"))
+        .set_payload(r#"{"refresh_token": "x", "unexpected": 42}"#);
+    app.send(both)
+        .await
+        .assert_problem(422, "validation_failed");
 }
 
 #[actix_web::test]

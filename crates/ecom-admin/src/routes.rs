@@ -4,7 +4,6 @@ use actix_web::{HttpRequest, get, patch, put, web};
 use ecom_auth::service::roles::{self as auth_roles, UserFilter};
 use ecom_core::audit::{self, AuditFilter, AuditRecord};
 use ecom_core::db::PgPool;
-use ecom_core::error::Problem;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -35,9 +34,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     params(UserListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of users", body = inline(Page<AdminUser>)),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: paging out of bounds", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`"),
+        (status = 422, description = "`validation_failed`: paging out of bounds"),
     ),
     security(("bearer" = [])))]
 #[get("/admin/users")]
@@ -67,11 +65,10 @@ pub async fn list_users(
     request_body = ChangeRoleRequest,
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: unknown role or field", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks"),
+        (status = 404, description = "`not_found`: no such user"),
+        (status = 409, description = "`cannot_modify_self`"),
+        (status = 422, description = "`validation_failed`: unknown role or field"),
     ),
     security(("bearer" = [])))]
 #[patch("/admin/users/{id}/role")]
@@ -94,12 +91,10 @@ pub async fn change_role(
     request_body(content = Option<BanRequest>, description = "Optional; no body bans", content_type = "application/json"),
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
-        (status = 400, description = "`malformed_json`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`cannot_modify_self`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`"),
+        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks"),
+        (status = 404, description = "`not_found`: no such user"),
+        (status = 409, description = "`cannot_modify_self`"),
     ),
     security(("bearer" = [])))]
 #[patch("/admin/users/{id}/ban")]
@@ -135,8 +130,7 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
 #[utoipa::path(tag = "admin", operation_id = "adminListRoles",
     responses(
         (status = 200, description = "Roles by name", body = Vec<RoleOut>),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`"),
     ),
     security(("bearer" = [])))]
 #[get("/admin/roles")]
@@ -157,10 +151,9 @@ pub async fn list_roles(
     request_body = PutRoleRequest,
     responses(
         (status = 200, description = "The role as stored", body = RoleOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: adds or removes a permission the caller lacks (one the caller lacks may stay as it is)", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`cannot_modify_self`: the caller's own role", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: unknown permission or bad name", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: adds or removes a permission the caller lacks (one the caller lacks may stay as it is)"),
+        (status = 409, description = "`cannot_modify_self`: the caller's own role"),
+        (status = 422, description = "`validation_failed`: unknown permission or bad name"),
     ),
     security(("bearer" = [])))]
 #[put("/admin/roles/{name}")]
@@ -181,10 +174,9 @@ pub async fn put_role(
     params(AuditQuery, PageQuery),
     responses(
         (status = 200, description = "A page of the trail", body = inline(Page<AuditRecord>)),
-        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:users`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: paging or `from` after `to`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`"),
+        (status = 403, description = "`forbidden`: needs `manage:users`"),
+        (status = 422, description = "`validation_failed`: paging or `from` after `to`"),
     ),
     security(("bearer" = [])))]
 #[get("/admin/audit")]
@@ -215,10 +207,9 @@ pub async fn list_audit(
     params(AdminOrderQuery, PageQuery),
     responses(
         (status = 200, description = "A page of orders", body = ecom_orders::api::OrderPage),
-        (status = 400, description = "`invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`"),
+        (status = 403, description = "`forbidden`: needs `manage:orders`"),
+        (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`"),
     ),
     security(("bearer" = [])))]
 #[get("/admin/orders")]
@@ -255,11 +246,10 @@ pub async fn list_orders(
     request_body = ChangeOrderStatusRequest,
     responses(
         (status = 200, description = "The order after the change", body = ecom_orders::api::OrderOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:orders`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such order", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid_status_transition`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: unknown status", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:orders`"),
+        (status = 404, description = "`not_found`: no such order"),
+        (status = 409, description = "`invalid_status_transition`"),
+        (status = 422, description = "`validation_failed`: unknown status"),
     ),
     security(("bearer" = [])))]
 #[patch("/admin/orders/{id}/status")]
@@ -286,10 +276,9 @@ pub async fn change_order_status(
     params(SalesReportQuery),
     responses(
         (status = 200, description = "The report", body = SalesReportOut),
-        (status = 400, description = "`invalid_query`: a date is not YYYY-MM-DD", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `view:reports`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: `from` after `to`, period too long, or `top` out of 1..=50", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: a date is not YYYY-MM-DD"),
+        (status = 403, description = "`forbidden`: needs `view:reports`"),
+        (status = 422, description = "`validation_failed`: `from` after `to`, period too long, or `top` out of 1..=50"),
     ),
     security(("bearer" = [])))]
 #[get("/admin/reports/sales")]

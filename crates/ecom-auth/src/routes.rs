@@ -5,7 +5,6 @@ use actix_web::{HttpRequest, HttpResponse, get, post, route, web};
 use ecom_core::access_token::AccessTokens;
 use ecom_core::client_address::ClientAddress;
 use ecom_core::db::PgPool;
-use ecom_core::error::Problem;
 use ecom_core::settings::Settings;
 use ecom_core::{AppError, AppResult, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -52,8 +51,8 @@ pub(crate) fn token_response(pair: TokenPair) -> HttpResponse {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = UserProfile),
-        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: bad email, weak password, unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`email_taken`"),
+        (status = 422, description = "`validation_failed`: bad email, weak password, unknown field"),
     ))]
 #[post("/auth/register")]
 pub async fn register(
@@ -72,10 +71,9 @@ pub async fn register(
     )),
     responses(
         (status = 200, description = "A new access and refresh token", body = TokenPair),
-        (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_credentials`"),
+        (status = 403, description = "`account_banned`"),
+        (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit"),
     ))]
 #[post("/auth/login")]
 pub async fn login(
@@ -139,9 +137,8 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
-        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)"),
+        (status = 403, description = "`account_banned`"),
     ))]
 #[post("/auth/refresh")]
 pub async fn refresh(
@@ -159,7 +156,6 @@ pub async fn refresh(
     request_body = RefreshRequest,
     responses(
         (status = 204, description = "Revoked (also answered for unknown tokens)"),
-        (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/auth/revoke")]
 pub async fn revoke(
@@ -175,8 +171,6 @@ pub async fn revoke(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's account", body = UserProfile),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[get("/users/me")]
 pub async fn get_me(
@@ -194,9 +188,7 @@ pub async fn get_me(
     request_body = UpdateProfileRequest,
     responses(
         (status = 200, description = "The updated account", body = UserProfile),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`, including fields that cannot be set here", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`validation_failed`, including fields that cannot be set here"),
     ))]
 #[route("/users/me", method = "PUT", method = "PATCH")]
 pub async fn update_me(
@@ -214,7 +206,7 @@ pub async fn update_me(
     params(("id" = i64, Path, description = "User id")),
     responses(
         (status = 200, description = "Public profile", body = PublicProfile),
-        (status = 404, description = "`not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`"),
     ))]
 #[get("/users/{id}")]
 pub async fn get_user(
@@ -244,10 +236,9 @@ pub mod legacy {
         )),
         responses(
             (status = 200, description = "A new access and refresh token", body = TokenPair),
-            (status = 401, description = "`invalid_credentials`", body = Problem, content_type = "application/problem+json"),
-            (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
-            (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "`invalid_credentials`"),
+            (status = 403, description = "`account_banned`"),
+            (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit"),
         ))]
     #[post("/auth/token")]
     pub async fn login_legacy(
@@ -267,22 +258,22 @@ pub mod legacy {
         query: LegacyRefreshQuery,
         body: &[u8],
     ) -> AppResult<String> {
-        if let Some(token) = query.refresh_token {
-            return Ok(token);
-        }
-        if body.is_empty() {
-            return Err(AppError::invalid_field(
-                "refresh_token",
-                "send refresh_token as a query parameter or in a JSON body",
-            ));
-        }
-        if !ecom_core::http::has_content_type(req, "application/json") {
+        // A body, when sent, must be valid like `/auth/refresh`'s, even beside the query.
+        let from_body = if body.is_empty() {
+            None
+        } else if ecom_core::http::has_content_type(req, "application/json") {
+            Some(ecom_core::http::json_object::<RefreshRequest>(body)?.refresh_token)
+        } else {
             return Err(AppError::unsupported_media_type(
                 "send the body as application/json",
             ));
-        }
-        let body: RefreshRequest = ecom_core::http::json_object(body)?;
-        Ok(body.refresh_token)
+        };
+        query.refresh_token.or(from_body).ok_or_else(|| {
+            AppError::invalid_field(
+                "refresh_token",
+                "send refresh_token as a query parameter or in a JSON body",
+            )
+        })
     }
 
     /// The original service's refresh (`?refresh_token=`): use `POST /auth/refresh`.
@@ -292,9 +283,9 @@ pub mod legacy {
         request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
         responses(
             (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
-            (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)", body = Problem, content_type = "application/problem+json"),
-            (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-            (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
+            (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)"),
+            (status = 403, description = "`account_banned`"),
+            (status = 422, description = "`validation_failed`: no refresh token in the query or the body"),
         ))]
     #[post("/auth/token/refresh")]
     pub async fn legacy_refresh(
@@ -317,7 +308,7 @@ pub mod legacy {
         request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
         responses(
             (status = 204, description = "Revoked (also answered for unknown tokens)"),
-            (status = 422, description = "`validation_failed`: no refresh token in the query or the body", body = Problem, content_type = "application/problem+json"),
+            (status = 422, description = "`validation_failed`: no refresh token in the query or the body"),
         ))]
     #[post("/auth/logout")]
     pub async fn legacy_logout(

@@ -3,7 +3,6 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, patch, post, put, web};
 use ecom_core::db::PgPool;
-use ecom_core::error::Problem;
 use ecom_core::{AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -38,8 +37,8 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of categories", body = CategoryPage),
-        (status = 400, description = "`invalid_query`: malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: malformed query"),
+        (status = 422, description = "`validation_failed`: limit or offset out of range"),
     ))]
 #[get("/categories")]
 pub async fn list_categories(
@@ -57,10 +56,9 @@ pub async fn list_categories(
     request_body = CreateCategoryRequest,
     responses(
         (status = 201, description = "Created", body = CategoryOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `manage:products`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`category_exists`: the name is taken", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: invalid name or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `manage:products`"),
+        (status = 409, description = "`category_exists`: the name is taken"),
+        (status = 422, description = "`validation_failed`: invalid name or unknown field"),
     ),
     security(("bearer" = [])))]
 #[post("/categories")]
@@ -84,8 +82,8 @@ pub async fn create_category(
     params(ProductListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
-        (status = 400, description = "`invalid_query`: malformed query (e.g. a non-integer category_id)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: a parameter out of range (limit, offset, prices, sort)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: malformed query (e.g. a non-integer category_id)"),
+        (status = 422, description = "`validation_failed`: a parameter out of range (limit, offset, prices, sort)"),
     ))]
 #[get("/products")]
 pub async fn list_products(
@@ -104,9 +102,8 @@ pub async fn list_products(
     request_body = CreateProductRequest,
     responses(
         (status = 201, description = "Created", body = ProductOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `create:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `create:product`"),
+        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`"),
     ),
     security(("bearer" = [])))]
 #[post("/products")]
@@ -130,8 +127,8 @@ pub async fn create_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = ProductOut),
-        (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_path`: the id is not an integer"),
+        (status = 404, description = "`not_found`: no such product in the catalog"),
     ))]
 #[get("/products/{id}")]
 pub async fn get_product(
@@ -163,10 +160,9 @@ async fn apply_update(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `edit:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `edit:product`"),
+        (status = 404, description = "`not_found`: no such product in the catalog"),
+        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`"),
     ),
     security(("bearer" = [])))]
 #[put("/products/{id}")]
@@ -185,10 +181,9 @@ pub async fn update_product(
     request_body = UpdateProductRequest,
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `edit:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `edit:product`"),
+        (status = 404, description = "`not_found`: no such product in the catalog"),
+        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`"),
     ),
     security(("bearer" = [])))]
 #[patch("/products/{id}")]
@@ -206,9 +201,8 @@ pub async fn patch_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`forbidden`: needs `delete:product`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: needs `delete:product`"),
+        (status = 404, description = "`not_found`: no such product in the catalog"),
     ),
     security(("bearer" = [])))]
 #[delete("/products/{id}")]
@@ -228,8 +222,8 @@ pub async fn delete_product(
     params(("id" = i64, Path, description = "Product id"), PageQuery),
     responses(
         (status = 200, description = "A page of reviews", body = ReviewPage),
-        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: limit or offset out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog"),
+        (status = 422, description = "`validation_failed`: limit or offset out of range"),
     ))]
 #[get("/products/{id}/reviews")]
 pub async fn list_product_reviews(
@@ -249,10 +243,9 @@ pub async fn list_product_reviews(
     request_body = CreateReviewRequest,
     responses(
         (status = 201, description = "Created", body = ReviewOut),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such product in the catalog", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_reviewed`: the user has reviewed this product", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: rating outside 1..=5, comment too long, or unknown field", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no such product in the catalog"),
+        (status = 409, description = "`already_reviewed`: the user has reviewed this product"),
+        (status = 422, description = "`validation_failed`: rating outside 1..=5, comment too long, or unknown field"),
     ),
     security(("bearer" = [])))]
 #[post("/products/{id}/reviews")]

@@ -561,7 +561,7 @@ pub async fn health() -> web::Json<Status> {
 #[utoipa::path(tag = "ops", operation_id = "getReadiness",
     responses(
         (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "`service_unavailable`: the database does not answer, or the server is draining for shutdown (from the first SIGTERM or SIGINT, while it still serves for a short grace before it stops accepting)", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`service_unavailable`: the database does not answer, or the server is draining for shutdown (from the first SIGTERM or SIGINT, while it still serves for a short grace before it stops accepting)"),
     ))]
 #[get("/ready")]
 pub async fn ready(
@@ -592,7 +592,7 @@ pub async fn ready(
 #[utoipa::path(tag = "ops", operation_id = "getMetrics",
     responses(
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
-        (status = 401, description = "`not_authenticated`: `METRICS_TOKEN` is set and the request does not carry it as a bearer token", body = crate::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`not_authenticated`: `METRICS_TOKEN` is set and the request does not carry it as a bearer token"),
     ))]
 #[get("/metrics")]
 pub async fn metrics(req: HttpRequest) -> HttpResponse {

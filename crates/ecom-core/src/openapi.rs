@@ -57,7 +57,11 @@ impl Modify for SecuritySchemes {
 }
 
 /// What every operation answers because of core's extractors and middleware, added to
-/// each operation of the merged document unless its annotation says it already:
+/// each operation of the merged document unless its annotation says it already (so a
+/// handler lists only its domain statuses, each as `(status = 404, description =
+/// "`not_found`: …")`):
+/// - every error response (4xx, 5xx) without a body is a `Problem` in
+///   `application/problem+json`;
 /// - protected (`bearer`) operations also accept the OAuth2 password scheme (Swagger's
 ///   Authorize button), and answer 401 without a valid token and 403 for a banned account;
 /// - JSON bodies answer 400 when malformed, 413 over 64 KiB, 415 in another content
@@ -78,6 +82,7 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
         ];
         for op in operations.into_iter().flatten() {
             let responses = &mut op.responses.responses;
+            problem_bodies(responses);
             if let Some(security) = op.security.as_mut().filter(|s| s.contains(&bearer)) {
                 if !security.contains(&oauth2) {
                     security.push(oauth2.clone());
@@ -136,6 +141,31 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
                     "`invalid_query`: the query string does not parse",
                 );
             }
+        }
+    }
+}
+
+/// Error responses declared without a body carry the `Problem` body.
+fn problem_bodies(
+    responses: &mut std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::Response>,
+    >,
+) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+    for (status, response) in responses.iter_mut() {
+        let is_error = status.starts_with('4') || status.starts_with('5');
+        if let RefOr::T(response) = response
+            && is_error
+            && response.content.is_empty()
+        {
+            response.content.insert(
+                crate::error::PROBLEM_JSON.to_string(),
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build()
+                    .into(),
+            );
         }
     }
 }

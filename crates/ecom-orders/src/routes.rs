@@ -3,7 +3,6 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ecom_core::db::PgPool;
-use ecom_core::error::Problem;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -48,12 +47,10 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
                 ("Location" = String, description = "/orders/{id}"),
                 ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
             )),
-        (status = 400, description = "`malformed_json`: the body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: the body is larger than 64 KiB", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`malformed_json`: the body is not JSON"),
+        (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered"),
+        (status = 413, description = "`payload_too_large`: the body is larger than 64 KiB"),
+        (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`"),
     ),
     security(("bearer" = [])))]
 #[post("/orders")]
@@ -81,10 +78,8 @@ pub async fn create_order(
     params(OrderListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of the caller's orders", body = OrderPage),
-        (status = 400, description = "`invalid_query`: malformed query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`validation_failed`: unknown status, or limit/offset out of range", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`: malformed query"),
+        (status = 422, description = "`validation_failed`: unknown status, or limit/offset out of range"),
     ),
     security(("bearer" = [])))]
 #[get("/orders")]
@@ -105,10 +100,8 @@ pub async fn list_orders(
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The order", body = OrderOut),
-        (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_path`: the id is not an integer"),
+        (status = 404, description = "`not_found`: no such order, or another user's"),
     ),
     security(("bearer" = [])))]
 #[get("/orders/{id}")]
@@ -134,11 +127,9 @@ pub async fn get_order(
     params(("id" = i64, Path, description = "Order id")),
     responses(
         (status = 200, description = "The cancelled order", body = OrderOut),
-        (status = 400, description = "`invalid_path`: the id is not an integer", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "`not_authenticated`, `invalid_token`, `token_expired` or `session_revoked` (the login was ended): no valid access token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`account_banned`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`not_found`: no such order, or another user's", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_path`: the id is not an integer"),
+        (status = 404, description = "`not_found`: no such order, or another user's"),
+        (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled"),
     ),
     security(("bearer" = [])))]
 #[post("/orders/{id}/cancel")]
