@@ -1,6 +1,6 @@
 //! Identity through the whole store: the shopper's account lifecycle.
 
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::db_and_app;
 use serde_json::json;
 
 use crate::store_context;
@@ -9,8 +9,7 @@ const PASSWORD: &str = "lantern-mosaic-river-8";
 
 #[actix_web::test]
 async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
+    let (_db, app) = db_and_app(store_context).await;
 
     let reg = app
         .anonymous()
@@ -67,8 +66,7 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
 
 #[actix_web::test]
 async fn a_banned_shopper_is_stopped_on_the_next_request() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
+    let (db, app) = db_and_app(store_context).await;
     for email in ["vic@example.com", "wes@example.com"] {
         app.anonymous().register(email, PASSWORD).await;
     }
@@ -96,8 +94,7 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
 /// PostgreSQL text cannot hold NUL: such input is a 422, never a 500 (found by schemathesis).
 #[actix_web::test]
 async fn nul_characters_in_text_are_refused_not_crashed_on() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
+    let (_db, app) = db_and_app(store_context).await;
     let (_, token) = app.sign_up("nul@example.com", PASSWORD).await;
     let as_token = app.user(&token);
     as_token

@@ -2,7 +2,7 @@
 //! (Signed-in flows are covered in ecom-catalog's own tests with fixed accounts.)
 
 use ecom_testkit::fixtures::ids;
-use ecom_testkit::{TestDb, http_client, spawn_server, test_app};
+use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server, test_app};
 
 use crate::store_context;
 
@@ -176,8 +176,7 @@ async fn the_store_documents_and_serves_the_catalog_over_a_socket() {
 #[actix_web::test]
 async fn catalog_permissions_follow_roles_of_real_accounts() {
     use serde_json::json;
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
+    let (db, app) = db_and_app(store_context).await;
     let admin_id = crate::make_admin(&db, "chief@example.com").await;
     let admin = app.login("chief@example.com", crate::PASSWORD).await;
     let as_admin = app.admin(&admin);

@@ -1,11 +1,10 @@
-use ecom_testkit::{TestDb, http_client, spawn_server, test_app};
+use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server};
 
 use crate::store_context;
 
 #[actix_web::test]
 async fn the_store_answers_its_operational_endpoints() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
+    let (_db, app) = db_and_app(store_context).await;
     app.get("/health").await.assert_status(200);
     app.get("/ready").await.assert_status(200);
     let doc = app.get("/openapi.json").await.assert_status(200).json();
@@ -42,8 +41,7 @@ async fn over_a_real_socket() {
 #[actix_web::test]
 async fn a_housekeeping_round_clears_every_expired_row_in_batches() {
     use diesel_async::SimpleAsyncConnection;
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     conn.batch_execute(
         "INSERT INTO login_throttle (key, attempts, expires_at) \
          SELECT 'addr:192.0.2.' || g, 1, now() - interval '1 minute' FROM generate_series(1, 2345) g; \

@@ -2,7 +2,7 @@
 //! then checkout, listing, reading, idempotent replay and cancellation.
 
 use actix_web::test::TestRequest;
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::db_and_app;
 use serde_json::{Value, json};
 
 use crate::store_context;
@@ -11,8 +11,7 @@ const PASSWORD: &str = "lantern-mosaic-river-8";
 
 #[actix_web::test]
 async fn a_shopper_orders_lists_replays_and_cancels() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
+    let (db, app) = db_and_app(store_context).await;
     let anonymous = app.anonymous();
     let login = async |email: &str| anonymous.log_in(email, PASSWORD).await.access_token;
     for email in ["amy@example.com", "bob@example.com"] {

@@ -239,6 +239,26 @@ where
         self.send(Method::DELETE, path.as_ref(), None).await
     }
 
+    /// Sends each of `calls` (method, path, JSON body if any) and asserts that every one
+    /// answers the same problem: a table of what this caller may not do.
+    pub async fn assert_refused(
+        &self,
+        status: u16,
+        code: &str,
+        calls: impl IntoIterator<Item = (Method, &str, Option<serde_json::Value>)>,
+    ) {
+        for (method, path, body) in calls {
+            let res = self.send(method.clone(), path, body).await;
+            assert_eq!(
+                res.status.as_u16(),
+                status,
+                "{method} {path}: {}",
+                res.text()
+            );
+            res.assert_problem(status, code);
+        }
+    }
+
     /// `GET path`, expecting 200 with a `T`.
     pub async fn read<T: DeserializeOwned>(&self, path: impl AsRef<str>) -> T {
         self.get(path).await.assert_status(200).parse()

@@ -123,6 +123,24 @@ pub fn assert_parameters(doc: &Value, path: &str, method: &str, names: &[&str]) 
     }
 }
 
+/// Asserts that every 4xx response of an operation is problem+json; the 4xx statuses.
+#[track_caller]
+pub fn assert_problem_responses<'a>(operation: &'a Value, operation_id: &str) -> Vec<&'a str> {
+    let responses = operation["responses"].as_object().expect("responses");
+    let errors: Vec<&str> = responses
+        .keys()
+        .map(String::as_str)
+        .filter(|s| s.starts_with('4'))
+        .collect();
+    for status in &errors {
+        assert!(
+            responses[*status]["content"]["application/problem+json"].is_object(),
+            "{operation_id} {status} is problem+json"
+        );
+    }
+    errors
+}
+
 /// Asserts that `doc` has a component schema for each of `names`.
 #[track_caller]
 pub fn assert_schemas(doc: &Value, names: &[&str]) {

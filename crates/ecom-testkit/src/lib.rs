@@ -200,6 +200,13 @@ impl TestDb {
         Self::create(true).await
     }
 
+    /// A migrated database and one connection to it.
+    pub async fn connected() -> (Self, AsyncPgConnection) {
+        let db = Self::new().await;
+        let conn = db.connect().await;
+        (db, conn)
+    }
+
     /// An empty database with no migrations applied (for migration tests).
     pub async fn empty() -> Self {
         Self::create(false).await
@@ -348,6 +355,24 @@ pub async fn test_app(
     TestApp { service, ctx }
 }
 
+/// A migrated database and the app `context` builds on it, in process.
+pub async fn db_and_app(
+    context: impl FnOnce(&TestDb) -> AppContext,
+) -> (
+    TestDb,
+    TestApp<
+        impl Service<
+            actix_http::Request,
+            Response = ServiceResponse<impl MessageBody>,
+            Error = actix_web::Error,
+        >,
+    >,
+) {
+    let db = TestDb::new().await;
+    let app = test_app(context(&db)).await;
+    (db, app)
+}
+
 impl<S, B> TestApp<S>
 where
     S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
@@ -426,6 +451,15 @@ where
     pub async fn delete(&self, path: impl AsRef<str>, token: Option<&str>) -> TestResponse {
         self.request(Method::DELETE, path.as_ref(), None, token)
             .await
+    }
+
+    /// Asserts that a documented `method` (as OpenAPI spells it) on `path` is routed:
+    /// anything else on a known path is 405. `{id}` becomes 1.
+    pub async fn assert_routed(&self, method: &str, path: &str) {
+        let concrete = path.replace("{id}", "1");
+        let verb = method.to_uppercase().parse().expect("method");
+        let res = self.request(verb, &concrete, None, None).await;
+        assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
     }
 
     /// Logs in through `POST /auth/login`; returns the access token.

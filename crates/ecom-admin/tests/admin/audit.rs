@@ -1,12 +1,11 @@
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::db_and_app;
 use serde_json::json;
 
 use crate::{PASSWORD, admin_context, make_admin};
 
 #[actix_web::test]
 async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);

@@ -1,12 +1,11 @@
-use ecom_testkit::{NewProduct, TestDb, test_app};
+use ecom_testkit::{NewProduct, db_and_app};
 use serde_json::json;
 
 use crate::{PASSWORD, admin_context, make_admin};
 
 #[actix_web::test]
 async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);

@@ -1,5 +1,5 @@
 use actix_web::http::Method;
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::db_and_app;
 use serde_json::json;
 
 use crate::{PASSWORD, admin_context, make_admin};
@@ -7,8 +7,7 @@ use crate::{PASSWORD, admin_context, make_admin};
 /// Every admin endpoint: 401 without a token, 403 for a shopper, allowed for an admin.
 #[actix_web::test]
 async fn every_admin_endpoint_checks_its_permission() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let (target, shopper) = app.sign_up("shopper@example.com", PASSWORD).await;
@@ -64,8 +63,7 @@ async fn every_admin_endpoint_checks_its_permission() {
 /// A custom role holding only `view:reports` reads the report and nothing else.
 #[actix_web::test]
 async fn a_reports_only_role_reads_reports_but_cannot_write_the_catalog() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);

@@ -1,12 +1,11 @@
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::db_and_app;
 use serde_json::json;
 
 use crate::{PASSWORD, admin_context, make_admin};
 
 #[actix_web::test]
 async fn users_are_listed_with_filters_and_never_with_hashes() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);
@@ -56,8 +55,7 @@ async fn users_are_listed_with_filters_and_never_with_hashes() {
 
 #[actix_web::test]
 async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);
@@ -113,8 +111,7 @@ async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
 
 #[actix_web::test]
 async fn ban_with_or_without_a_body_and_unban() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     let root = make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);
@@ -178,8 +175,7 @@ async fn ban_with_or_without_a_body_and_unban() {
 
 #[actix_web::test]
 async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     make_admin(&db, "root@example.com").await;
     let admin = app.login("root@example.com", PASSWORD).await;
     let as_admin = app.admin(&admin);
@@ -292,8 +288,7 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
 /// users whose role holds more than it does.
 #[actix_web::test]
 async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
-    let db = TestDb::new().await;
-    let app = test_app(admin_context(&db)).await;
+    let (db, app) = db_and_app(admin_context).await;
     make_admin(&db, "root@example.com").await;
     let root = app.login("root@example.com", PASSWORD).await;
     let as_root = app.admin(&root);

@@ -2,15 +2,14 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecom_auth::schema::users;
 use ecom_auth::service::accounts;
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::{TestDb, db_and_app};
 use serde_json::json;
 
 use crate::{PASSWORD, auth_context, signed_up};
 
 #[actix_web::test]
 async fn register_normalizes_email_and_never_returns_the_hash() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let res = app
         .anonymous()
         .post(
@@ -49,8 +48,7 @@ async fn register_normalizes_email_and_never_returns_the_hash() {
 
 #[actix_web::test]
 async fn register_refuses_bad_input() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let cases = [
         (
             json!({"email": "not-an-email", "password": PASSWORD}),
@@ -108,8 +106,7 @@ async fn register_refuses_bad_input() {
 
 #[actix_web::test]
 async fn profile_read_update_and_mass_assignment_refused() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     let (id, pair) = signed_up!(app, "bo@example.com");
     let token = pair["access_token"].as_str().expect("token");
 
@@ -173,8 +170,7 @@ async fn profile_read_update_and_mass_assignment_refused() {
 
 #[actix_web::test]
 async fn public_profile_never_shows_the_email() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     let (id, _) = signed_up!(app, "cy@example.com");
     let res = app.get(&format!("/users/{id}")).await;
     res.assert_status(200);
@@ -189,8 +185,7 @@ async fn public_profile_never_shows_the_email() {
 
 #[actix_web::test]
 async fn development_admin_and_create_admin() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let mut conn = db.connect().await;
     assert!(
         accounts::ensure_development_admin(&mut conn)

@@ -3,14 +3,13 @@ use ecom_auth::service::resolver::AccountResolver;
 use ecom_auth::service::roles::{self, UserFilter};
 use ecom_core::principal::PrincipalResolver;
 use ecom_core::{PageRequest, Permission};
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::{TestDb, db_and_app};
 
 use crate::{auth_context, full_admin, signed_up};
 
 #[actix_web::test]
 async fn roles_change_and_apply_through_the_resolver() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let (admin, _) = signed_up!(app, "pat@example.com");
     let (user, _) = signed_up!(app, "quin@example.com");
     let resolver = AccountResolver::new(db.pool());
@@ -88,8 +87,7 @@ async fn roles_change_and_apply_through_the_resolver() {
 
 #[actix_web::test]
 async fn admin_keeps_every_permission() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     // A principal with every permission, in another role than the one it edits.
     let owner = crate::actor(0, "owner", Permission::ALL);
     let (_, after) = roles::put_role(&mut conn, &owner, "admin", &[])
@@ -108,8 +106,7 @@ async fn admin_keeps_every_permission() {
 
 #[actix_web::test]
 async fn users_list_filters_and_counts() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let (admin, _) = signed_up!(app, "rita@example.com");
     let (sam, _) = signed_up!(app, "sam@shop.example");
     signed_up!(app, "tom@shop.example");

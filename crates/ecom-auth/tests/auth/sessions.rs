@@ -3,15 +3,14 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecom_auth::schema::refresh_tokens;
 use ecom_auth::service::roles;
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::db_and_app;
 use serde_json::json;
 
 use crate::{PASSWORD, auth_context, login_body, signed_up};
 
 #[actix_web::test]
 async fn login_with_json_and_with_the_oauth2_form() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     signed_up!(app, "dee@example.com");
 
     let res = app
@@ -66,8 +65,7 @@ async fn login_with_json_and_with_the_oauth2_form() {
 
 #[actix_web::test]
 async fn unknown_email_and_wrong_password_look_the_same() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     signed_up!(app, "eve@example.com");
     let wrong = app
         .anonymous()
@@ -88,8 +86,7 @@ async fn unknown_email_and_wrong_password_look_the_same() {
 
 #[actix_web::test]
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "fay@example.com");
     let first = pair["refresh_token"].as_str().expect("rt").to_string();
 
@@ -161,8 +158,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
 
 #[actix_web::test]
 async fn revoke_logs_out_and_tokens_are_stored_hashed() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "gus@example.com");
     let rt = pair["refresh_token"].as_str().expect("rt").to_string();
 
@@ -217,8 +213,7 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
 
 #[actix_web::test]
 async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "hal@example.com");
     let rt = pair["refresh_token"].clone();
     let anonymous = app.anonymous();
@@ -233,8 +228,7 @@ async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
 
 #[actix_web::test]
 async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let (admin_id, _) = signed_up!(app, "ida@example.com");
     let (id, pair) = signed_up!(app, "jon@example.com");
     let access = pair["access_token"].as_str().expect("at");
@@ -302,8 +296,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
 async fn old_refresh_tokens_and_ended_logins_are_purged() {
     use diesel_async::SimpleAsyncConnection;
     use ecom_auth::schema::refresh_families;
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "hal@example.com");
     let rotated = app
         .anonymous()

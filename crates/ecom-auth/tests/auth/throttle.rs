@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ecom_testkit::{TestDb, http_client, spawn_server, test_app};
+use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server, test_app};
 use futures_util::future::join_all;
 use serde_json::json;
 
@@ -59,8 +59,7 @@ async fn repeated_failures_for_one_email_answer_429_then_clear_with_the_window()
 
 #[actix_web::test]
 async fn a_success_clears_the_email_counter() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await; // default: 5 per email
+    let (_db, app) = db_and_app(auth_context).await; // default: 5 per email
     signed_up!(app, "ned@example.com");
     let anonymous = app.anonymous();
     let login = |body| anonymous.post("/auth/login", body);
@@ -85,8 +84,7 @@ async fn a_success_clears_the_email_counter() {
 /// its hash is checked, so exactly the limit are evaluated (401) and the rest get 429.
 #[actix_web::test]
 async fn of_a_hundred_concurrent_guesses_only_the_limit_are_evaluated() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     signed_up!(app, "vic@example.com");
     drop(app);
     let server = spawn_server(auth_context_with(
@@ -248,8 +246,7 @@ async fn the_client_address_comes_from_trusted_proxies_only() {
 async fn expired_throttle_rows_are_purged_in_bounded_batches_by_concurrent_replicas() {
     use diesel_async::SimpleAsyncConnection;
     use ecom_auth::service::throttle::purge_expired;
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     conn.batch_execute(
         "INSERT INTO login_throttle (key, attempts, window_started_at, expires_at) \
          SELECT 'addr:10.0.' || g, 3, now() - interval '1 hour', now() - interval '10 minutes' \
@@ -290,8 +287,7 @@ async fn expired_throttle_rows_are_purged_in_bounded_batches_by_concurrent_repli
 #[actix_web::test]
 async fn twenty_concurrent_logins_do_not_stall_other_requests() {
     use std::cell::Cell;
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (db, app) = db_and_app(auth_context).await;
     signed_up!(app, "oz@example.com");
     drop(app);
     // Attempts count before they are evaluated, so 20 at once need a limit above 20.

@@ -1,5 +1,5 @@
 use ecom_core::access_token::{AUDIENCE, AccessClaims, ISSUER};
-use ecom_testkit::{TEST_SECRET, TestDb, test_app};
+use ecom_testkit::{TEST_SECRET, db_and_app};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::{auth_context, signed_up};
@@ -40,8 +40,7 @@ fn claims_for(user_id: i64, sid: i64) -> AccessClaims {
 
 #[actix_web::test]
 async fn forged_and_misused_tokens_are_refused() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     let (id, pair) = signed_up!(app, "kim@example.com");
     let sid = claims_of(pair["access_token"].as_str().expect("at")).sid;
     let claims = |user_id: i64| claims_for(user_id, sid);
@@ -126,8 +125,7 @@ async fn forged_and_misused_tokens_are_refused() {
 
 #[actix_web::test]
 async fn the_document_lists_every_auth_endpoint() {
-    let db = TestDb::new().await;
-    let app = test_app(auth_context(&db)).await;
+    let (_db, app) = db_and_app(auth_context).await;
     let doc = app.get("/openapi.json").await.json();
     for (path, method, op) in [
         ("/auth/register", "post", "registerUser"),

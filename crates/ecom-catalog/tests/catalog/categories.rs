@@ -6,8 +6,7 @@ use crate::support::{ADMIN, product};
 
 #[actix_web::test]
 async fn categories_are_listed_by_name_with_live_product_counts() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     product!(&mut conn, "Hammer", "", "10.00", 1, Some("Tools")).await;
     let gone = product!(&mut conn, "Saw", "", "10.00", 1, Some("Tools")).await;
     product!(&mut conn, "Teapot", "", "10.00", 1, Some("Kitchen")).await;

@@ -1,5 +1,5 @@
 use ecom_testkit::TestDb;
-use ecom_testkit::fixtures::{assert_parameters, assert_schemas};
+use ecom_testkit::fixtures::{assert_parameters, assert_problem_responses, assert_schemas};
 
 use crate::app;
 
@@ -36,29 +36,12 @@ async fn every_route_is_documented_with_its_security_and_errors() {
             authenticated,
             "{operation_id} security"
         );
-        let responses = op["responses"].as_object().expect("responses");
-        let errors: Vec<&String> = responses.keys().filter(|s| s.starts_with('4')).collect();
+        let errors = assert_problem_responses(op, operation_id);
         assert!(!errors.is_empty(), "{operation_id} documents its errors");
-        for status in errors {
-            assert!(
-                responses[status]["content"]["application/problem+json"].is_object(),
-                "{operation_id} {status} is problem+json"
-            );
-        }
         if authenticated {
-            assert!(responses.contains_key("401"), "{operation_id} 401");
+            assert!(errors.contains(&"401"), "{operation_id} 401");
         }
-        // The documented method is routed (anything else on a known path is 405).
-        let concrete = path.replace("{id}", "1");
-        let res = app
-            .request(
-                method.to_uppercase().parse().expect("method"),
-                &concrete,
-                None,
-                None,
-            )
-            .await;
-        assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
+        app.assert_routed(method, path).await;
     }
     assert_parameters(
         &doc,

@@ -1,3 +1,4 @@
+use actix_web::http::Method;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecom_catalog::schema::products;
@@ -127,8 +128,7 @@ async fn invalid_products_are_422_naming_the_field() {
 
 #[actix_web::test]
 async fn writes_need_a_token_and_their_permission() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let id = product!(&mut conn, "Lamp", "20.00", 5).await;
     let app = app!(&db);
     let body = json!({"name": "Desk", "description": "", "price": "99.00", "stock": 1});
@@ -138,59 +138,47 @@ async fn writes_need_a_token_and_their_permission() {
     res.assert_problem(401, "not_authenticated");
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
     app.anonymous()
-        .put(&path, json!({"stock": 1}))
-        .await
-        .assert_problem(401, "not_authenticated");
-    app.anonymous()
-        .patch(&path, json!({"stock": 1}))
-        .await
-        .assert_problem(401, "not_authenticated");
-    app.anonymous()
-        .delete(&path)
-        .await
-        .assert_problem(401, "not_authenticated");
-    app.anonymous()
-        .post("/categories", json!({"name": "X"}))
-        .await
-        .assert_problem(401, "not_authenticated");
+        .assert_refused(
+            401,
+            "not_authenticated",
+            [
+                (Method::PUT, &*path, Some(json!({"stock": 1}))),
+                (Method::PATCH, &*path, Some(json!({"stock": 1}))),
+                (Method::DELETE, &*path, None),
+                (Method::POST, "/categories", Some(json!({"name": "X"}))),
+            ],
+        )
+        .await;
 
     let as_shopper = app.fixed(SHOPPER);
     as_shopper
-        .post("/products", body.clone())
-        .await
-        .assert_problem(403, "forbidden");
-    as_shopper
-        .put(&path, json!({"stock": 1}))
-        .await
-        .assert_problem(403, "forbidden");
-    as_shopper
-        .patch(&path, json!({"stock": 1}))
-        .await
-        .assert_problem(403, "forbidden");
-    as_shopper
-        .delete(&path)
-        .await
-        .assert_problem(403, "forbidden");
-    as_shopper
-        .post("/categories", json!({"name": "X"}))
-        .await
-        .assert_problem(403, "forbidden");
+        .assert_refused(
+            403,
+            "forbidden",
+            [
+                (Method::POST, "/products", Some(body.clone())),
+                (Method::PUT, &*path, Some(json!({"stock": 1}))),
+                (Method::PATCH, &*path, Some(json!({"stock": 1}))),
+                (Method::DELETE, &*path, None),
+                (Method::POST, "/categories", Some(json!({"name": "X"}))),
+            ],
+        )
+        .await;
 
     // `create:product` creates, and nothing more.
     let as_creator = app.fixed(CREATOR);
     as_creator.post("/products", body).await.assert_status(201);
     as_creator
-        .put(&path, json!({"stock": 1}))
-        .await
-        .assert_problem(403, "forbidden");
-    as_creator
-        .delete(&path)
-        .await
-        .assert_problem(403, "forbidden");
-    as_creator
-        .post("/categories", json!({"name": "X"}))
-        .await
-        .assert_problem(403, "forbidden");
+        .assert_refused(
+            403,
+            "forbidden",
+            [
+                (Method::PUT, &*path, Some(json!({"stock": 1}))),
+                (Method::DELETE, &*path, None),
+                (Method::POST, "/categories", Some(json!({"name": "X"}))),
+            ],
+        )
+        .await;
 
     let unchanged = app.get(&path).await.assert_status(200).json();
     assert_eq!(unchanged["stock"], 5);
@@ -198,8 +186,7 @@ async fn writes_need_a_token_and_their_permission() {
 
 #[actix_web::test]
 async fn put_and_patch_change_only_the_fields_sent() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let id = product!(&mut conn, "Lamp", "Warm light", "20.00", 5, Some("Home")).await;
     let app = app!(&db);
     let as_admin = app.fixed(ADMIN);
@@ -274,8 +261,7 @@ async fn put_and_patch_change_only_the_fields_sent() {
 
 #[actix_web::test]
 async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let keep = product!(&mut conn, "Kept Lamp", "", "20.00", 5, Some("Home")).await;
     let gone = product!(&mut conn, "Gone Lamp", "", "30.00", 5, Some("Home")).await;
     let app = app!(&db);
@@ -330,15 +316,14 @@ async fn other_methods_are_405() {
         .await
         .assert_problem(405, "method_not_allowed");
     app.anonymous()
-        .put("/categories", json!({}))
-        .await
-        .assert_problem(405, "method_not_allowed");
-    app.anonymous()
-        .post("/products/1", json!({}))
-        .await
-        .assert_problem(405, "method_not_allowed");
-    app.anonymous()
-        .delete("/products/1/reviews")
-        .await
-        .assert_problem(405, "method_not_allowed");
+        .assert_refused(
+            405,
+            "method_not_allowed",
+            [
+                (Method::PUT, "/categories", Some(json!({}))),
+                (Method::POST, "/products/1", Some(json!({}))),
+                (Method::DELETE, "/products/1/reviews", None),
+            ],
+        )
+        .await;
 }

@@ -133,8 +133,7 @@ async fn reviews_are_listed_newest_first() {
 
 #[actix_web::test]
 async fn concurrent_reviews_keep_the_aggregates_exact() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let id = product!(&mut conn, "Teapot", "25.00", 3).await;
     let pool = db.pool();
     let tasks = (1..=40_i64).map(|user| {

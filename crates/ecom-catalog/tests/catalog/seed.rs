@@ -22,8 +22,7 @@ async fn scalar(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
 
 #[actix_web::test]
 async fn the_demo_catalog_is_varied_and_consistent() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let reviewers = [101_i64, 102, 103, 104];
     let summary = seed_demo(&mut conn, 600, &reviewers).await.expect("seed");
     assert_eq!(summary.categories, 12);

@@ -41,8 +41,7 @@ async fn statements_for(
 
 #[actix_web::test]
 async fn listing_statements_do_not_grow_with_the_page() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     fill(&mut conn, 0, 2).await;
     let filters = [
         ProductFilter::default(),

@@ -38,8 +38,7 @@ fn big_pool(db: &TestDb, size: usize) -> ecom_core::db::PgPool {
 
 #[actix_web::test]
 async fn a_reservation_takes_stock_and_reports_name_and_price() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let pot = product!(&mut conn, "Pot", "30.00", 2).await;
 
@@ -69,8 +68,7 @@ async fn a_reservation_takes_stock_and_reports_name_and_price() {
 
 #[actix_web::test]
 async fn a_refused_reservation_changes_nothing_and_says_why() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let pot = product!(&mut conn, "Pot", "30.00", 2).await;
     let gone = product!(&mut conn, "Gone", "1.00", 100).await;
@@ -144,8 +142,7 @@ async fn a_refused_reservation_changes_nothing_and_says_why() {
 
 #[actix_web::test]
 async fn the_reservation_rolls_back_with_the_callers_transaction() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let outcome: Result<(), CatalogError> = conn
         .transaction(async |conn| {
@@ -171,8 +168,7 @@ async fn the_reservation_rolls_back_with_the_callers_transaction() {
 
 #[actix_web::test]
 async fn concurrent_reservations_never_oversell() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let item = product!(&mut conn, "Limited Edition", "99.00", 50).await;
     let pool = big_pool(&db, 40);
     let tasks = (0..200).map(|_| {
@@ -204,8 +200,7 @@ async fn concurrent_reservations_never_oversell() {
 
 #[actix_web::test]
 async fn opposite_orders_never_deadlock() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let a = product!(&mut conn, "Left", "1.00", 10_000).await;
     let b = product!(&mut conn, "Right", "2.00", 10_000).await;
     let c = product!(&mut conn, "Middle", "3.00", 10_000).await;

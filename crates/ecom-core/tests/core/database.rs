@@ -116,8 +116,7 @@ async fn pooled_connections_carry_timeouts_and_name() {
 async fn audit_records_are_listed_newest_first_and_cannot_be_changed() {
     use ecom_core::PageRequest;
     use ecom_core::audit::{self, AuditEntry, AuditFilter};
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     for (actor, action) in [(1, "user.ban"), (2, "role.put"), (1, "user.role_change")] {
         audit::record(
             &mut conn,

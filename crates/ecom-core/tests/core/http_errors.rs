@@ -1,12 +1,11 @@
-use ecom_testkit::{TestDb, http_client, spawn_server, test_app, test_context};
+use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server, test_app, test_context};
 use serde_json::json;
 
 use crate::support;
 
 #[actix_web::test]
 async fn unknown_path_is_problem_json_with_request_id() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![support::module()], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![support::module()], &[])).await;
     let res = app.get("/no/such/thing").await;
     res.assert_problem(404, "not_found");
     assert_eq!(res.json()["type"], "urn:ecom:problem:not_found");
@@ -16,8 +15,7 @@ async fn unknown_path_is_problem_json_with_request_id() {
 
 #[actix_web::test]
 async fn request_id_is_echoed_and_bad_ids_are_replaced() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![], &[])).await;
     let req = actix_web::test::TestRequest::get()
         .uri("/health")
         .insert_header(("x-request-id", "shop-42"));
@@ -33,8 +31,7 @@ async fn request_id_is_echoed_and_bad_ids_are_replaced() {
 
 #[actix_web::test]
 async fn wrong_method_is_405_problem() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![], &[])).await;
     app.anonymous()
         .post("/health", json!({}))
         .await
@@ -43,8 +40,7 @@ async fn wrong_method_is_405_problem() {
 
 #[actix_web::test]
 async fn body_errors_are_problems() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![support::module()], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![support::module()], &[])).await;
 
     let ok = app
         .anonymous()
@@ -113,8 +109,7 @@ async fn body_errors_are_problems() {
 
 #[actix_web::test]
 async fn query_and_path_errors_are_problems() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![support::module()], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![support::module()], &[])).await;
     for (path, status, code) in [
         ("/t/items/abc", 400, "invalid_path"),
         ("/t/page?limit=ten", 400, "invalid_query"),
@@ -131,8 +126,7 @@ async fn query_and_path_errors_are_problems() {
 
 #[actix_web::test]
 async fn server_errors_hide_internals_and_carry_the_request_id() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![support::module()], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![support::module()], &[])).await;
     for path in ["/t/boom", "/t/bad-sql"] {
         let req = actix_web::test::TestRequest::get()
             .uri(path)
@@ -173,8 +167,7 @@ async fn pool_that_cannot_connect_answers_503() {
 
 #[actix_web::test]
 async fn health_ready_metrics_and_openapi() {
-    let db = TestDb::new().await;
-    let app = test_app(test_context(&db, vec![], &[])).await;
+    let (_db, app) = db_and_app(|db| test_context(db, vec![], &[])).await;
     assert_eq!(
         app.get("/health").await.assert_status(200).json()["status"],
         "ok"

@@ -159,8 +159,7 @@ async fn a_statement_timeout_is_57014_and_a_503() {
 
 #[actix_web::test]
 async fn nul_in_text_is_22021_and_a_422() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let err = diesel::sql_query("SELECT $1::text AS value")
         .bind::<Text, _>("a\u{0}b")
         .get_result::<Value>(&mut conn)
@@ -281,8 +280,7 @@ async fn deadlock_against_competitor(
 
 #[actix_web::test]
 async fn a_deadlocked_transaction_is_run_again_and_commits() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     rows_to_lock(&mut conn).await;
     let (outcome, runs) = deadlock_against_competitor(&db, &mut conn, false).await;
     outcome.expect("the second run commits");
@@ -297,8 +295,7 @@ async fn a_deadlocked_transaction_is_run_again_and_commits() {
 
 #[actix_web::test]
 async fn inside_a_callers_transaction_a_conflict_is_returned_not_retried() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     rows_to_lock(&mut conn).await;
     let (outcome, runs) = deadlock_against_competitor(&db, &mut conn, true).await;
     let err = outcome.expect_err("the owner of the transaction gets the conflict");

@@ -8,8 +8,7 @@ use crate::support::{OTHER, SHOPPER, body, count, product, stock_of};
 
 #[actix_web::test]
 async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let dime = product!(&mut conn, "Dime sticker", "0.10", 10).await;
     let book = product!(&mut conn, "Book", "19.99", 5).await;
     let app = app!(&db);
@@ -64,8 +63,7 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
 
 #[actix_web::test]
 async fn duplicate_lines_are_merged_into_one() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let app = app!(&db);
 
@@ -85,8 +83,7 @@ async fn duplicate_lines_are_merged_into_one() {
 
 #[actix_web::test]
 async fn a_short_second_line_changes_nothing_and_names_the_product() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let plenty = product!(&mut conn, "Plenty", "1.00", 10).await;
     let scarce = product!(&mut conn, "Scarce", "2.00", 1).await;
     let app = app!(&db);
@@ -130,8 +127,7 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
 
 #[actix_web::test]
 async fn unknown_and_deleted_products_are_422_and_change_nothing() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let gone = product!(&mut conn, "Gone", "1.00", 10).await;
     ecom_catalog::service::delete_product(&mut conn, gone)
@@ -162,8 +158,7 @@ async fn unknown_and_deleted_products_are_422_and_change_nothing() {
 
 #[actix_web::test]
 async fn quantities_and_bodies_are_validated() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let bulk = product!(&mut conn, "Bulk", "1.00", 5000).await;
     let app = app!(&db);
     let as_shopper = app.fixed(SHOPPER);
@@ -234,8 +229,7 @@ async fn quantities_and_bodies_are_validated() {
 
 #[actix_web::test]
 async fn an_order_total_beyond_the_money_range_is_refused() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let jewel = product!(&mut conn, "Jewel", "99999999.99", 5).await;
     let app = app!(&db);
     app.fixed(OTHER)

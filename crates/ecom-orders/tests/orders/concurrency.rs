@@ -28,8 +28,7 @@ async fn post_order(
 
 #[actix_web::test]
 async fn two_hundred_racing_orders_never_oversell_fifty_units() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let hot = product!(&mut conn, "Hot item", "9.99", 50).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 16)));
     let client = http_client();
@@ -65,8 +64,7 @@ async fn two_hundred_racing_orders_never_oversell_fifty_units() {
 
 #[actix_web::test]
 async fn opposite_two_line_orders_do_not_deadlock() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     // 50 orders want 75 units of each: most succeed, some are refused for stock.
     let a = product!(&mut conn, "A", "1.00", 70).await;
     let b = product!(&mut conn, "B", "2.00", 70).await;
@@ -118,8 +116,7 @@ async fn opposite_two_line_orders_do_not_deadlock() {
 
 #[actix_web::test]
 async fn twenty_racing_requests_with_one_key_make_one_order() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 100).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 16)));
     let client = http_client();

@@ -18,8 +18,7 @@ fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
 
 #[actix_web::test]
 async fn the_same_key_and_body_replay_the_first_order() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let pot = product!(&mut conn, "Pot", "30.00", 10).await;
     let app = app!(&db);
@@ -81,8 +80,7 @@ async fn the_same_key_and_body_replay_the_first_order() {
 
 #[actix_web::test]
 async fn a_refused_request_is_not_remembered() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 1).await;
     let app = app!(&db);
 
@@ -107,8 +105,7 @@ async fn a_refused_request_is_not_remembered() {
 
 #[actix_web::test]
 async fn bad_keys_are_422() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let app = app!(&db);
     for key in ["".to_string(), "x".repeat(256), "has space".to_string()] {
@@ -124,8 +121,7 @@ async fn bad_keys_are_422() {
 
 #[actix_web::test]
 async fn expired_keys_start_over_and_are_cleaned_up() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let app = app!(&db);
 

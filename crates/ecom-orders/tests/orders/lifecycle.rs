@@ -28,8 +28,7 @@ fn statuses(entry: &AuditRecord) -> (Option<serde_json::Value>, Option<serde_jso
 
 #[actix_web::test]
 async fn cancelling_returns_stock_exactly_once() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let pot = product!(&mut conn, "Pot", "30.00", 5).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 3), (pot, 2)]).await.id;
@@ -95,8 +94,7 @@ async fn cancelling_returns_stock_exactly_once() {
 
 #[actix_web::test]
 async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 4)]).await.id;
     ecom_orders::change_status(&mut conn, id, OrderStatus::Paid, ADMIN)
@@ -151,8 +149,7 @@ async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
 
 #[actix_web::test]
 async fn the_lifecycle_moves_forward_only_and_records_every_step() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
@@ -233,8 +230,7 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
 
 #[actix_web::test]
 async fn the_audited_change_writes_before_and_after_in_the_same_transaction() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 10).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 

@@ -34,8 +34,7 @@ async fn set_created_at(conn: &mut AsyncPgConnection, id: i64, at: &str) {
 
 #[actix_web::test]
 async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 100).await;
     let first = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
     let second = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
@@ -81,8 +80,7 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
 
 #[actix_web::test]
 async fn another_users_order_is_404_unless_the_caller_manages_orders() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 100).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
     let app = app!(&db);
@@ -122,8 +120,7 @@ async fn another_users_order_is_404_unless_the_caller_manages_orders() {
 
 #[actix_web::test]
 async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let mug = product!(&mut conn, "Mug", "8.50", 1000).await;
     let pot = product!(&mut conn, "Pot", "30.00", 1000).await;
     let mut placed = Vec::new();

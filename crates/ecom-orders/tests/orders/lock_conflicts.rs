@@ -106,8 +106,7 @@ async fn send(
 
 #[actix_web::test]
 async fn an_order_for_a_row_held_past_lock_timeout_answers_503_and_changes_nothing() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let held = product!(&mut conn, "Held", "5.00", 10).await;
     // The statement timeout is ten minutes: only lock_timeout can end the wait.
     let settings = test_settings(
@@ -184,8 +183,7 @@ struct Setting {
 
 #[actix_web::test]
 async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let first = product!(&mut conn, "First", "2.00", 10).await;
     let second = product!(&mut conn, "Second", "3.00", 10).await;
     let server = spawn_server(context_on(&db, big_pool(&db, 4)));
@@ -241,8 +239,7 @@ async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
 
 #[actix_web::test]
 async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let item = product!(&mut conn, "Item", "4.00", 10).await;
     let placed = order(&mut conn, SHOPPER, &[(item, 3)]).await;
     assert_eq!(stock_of(&mut conn, item).await, 7);
@@ -288,8 +285,7 @@ async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once(
 
 #[actix_web::test]
 async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let first = product!(&mut conn, "First", "1.00", 5).await;
     let second = product!(&mut conn, "Second", "1.00", 5).await;
     let mut returning = db.connect().await;
@@ -321,8 +317,7 @@ async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
 
 #[actix_web::test]
 async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let first = product!(&mut conn, "First", "2.00", 10).await;
     let second = product!(&mut conn, "Second", "3.00", 10).await;
     let mut caller = db.connect().await;
@@ -361,8 +356,7 @@ async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
 #[actix_web::test]
 async fn the_idempotency_purge_is_bounded_and_skips_rows_another_replica_holds() {
     use ecom_orders::service::checkout::purge_expired_idempotency;
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     conn.batch_execute(
         "INSERT INTO order_idempotency (user_id, key, fingerprint, expires_at) \
          SELECT 1, 'expired-' || i, 'f', now() - interval '1 minute' * i \

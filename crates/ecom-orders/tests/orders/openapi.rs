@@ -1,5 +1,5 @@
 use ecom_testkit::TestDb;
-use ecom_testkit::fixtures::{assert_parameters, assert_schemas};
+use ecom_testkit::fixtures::{assert_parameters, assert_problem_responses, assert_schemas};
 
 use crate::app;
 
@@ -23,25 +23,9 @@ async fn every_route_is_documented_with_its_security_and_errors() {
             op["security"][0][ecom_core::openapi::BEARER].is_array(),
             "{operation_id} security"
         );
-        let responses = op["responses"].as_object().expect("responses");
-        assert!(responses.contains_key("401"), "{operation_id} 401");
-        for status in responses.keys().filter(|s| s.starts_with('4')) {
-            assert!(
-                responses[status]["content"]["application/problem+json"].is_object(),
-                "{operation_id} {status} is problem+json"
-            );
-        }
-        // The documented method is routed (anything else on a known path is 405).
-        let concrete = path.replace("{id}", "1");
-        let res = app
-            .request(
-                method.to_uppercase().parse().expect("method"),
-                &concrete,
-                None,
-                None,
-            )
-            .await;
-        assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
+        let errors = assert_problem_responses(op, operation_id);
+        assert!(errors.contains(&"401"), "{operation_id} 401");
+        app.assert_routed(method, path).await;
     }
     let create = &doc["paths"]["/orders"]["post"];
     assert!(

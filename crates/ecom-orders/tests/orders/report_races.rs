@@ -213,8 +213,7 @@ struct DayTruth {
 async fn reports_racing_status_changes_never_drop_a_day() {
     const WORKERS: usize = 3;
     const REPORTERS: usize = 2;
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let kite = product!(&mut conn, "Kite", "10.00", 0).await;
     let placed = place_paid_orders(&mut conn, first_day(), kite).await;
     assert_eq!(placed.len() as i64, DAYS * PER_DAY);
@@ -301,8 +300,7 @@ async fn reports_racing_status_changes_never_drop_a_day() {
 /// doubles a day, and all agree with the orders.
 #[actix_web::test]
 async fn concurrent_reports_build_each_rollup_once() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (db, mut conn) = TestDb::connected().await;
     let kite = product!(&mut conn, "Kite", "10.00", 0).await;
     place_paid_orders(&mut conn, first_day(), kite).await;
     // Forty more days of one order each, reaching back over a chunk boundary.

@@ -120,8 +120,7 @@ async fn fixture(conn: &mut AsyncPgConnection) {
 
 #[actix_web::test]
 async fn report_figures_match_hand_computed_sums() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     fixture(&mut conn).await;
     let april = range("2026-04-01", "2026-04-03");
 
@@ -203,8 +202,7 @@ async fn report_figures_match_hand_computed_sums() {
 
 #[actix_web::test]
 async fn quiet_periods_are_zero_filled_and_bounds_are_exact() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     fixture(&mut conn).await;
 
     let quiet = range("2026-04-02", "2026-04-02");
@@ -271,8 +269,7 @@ async fn bad_periods_and_limits_are_refused() {
     ));
     assert!(ReportRange::new(day("2024-01-01"), day("2025-12-31")).is_ok());
     assert!(ReportRange::new(day("2024-01-01"), day("2026-01-01")).is_err());
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let april = range("2026-04-01", "2026-04-03");
     for limit in [0, 101] {
         assert!(matches!(
@@ -300,8 +297,7 @@ async fn rolled_days(conn: &mut AsyncPgConnection) -> i64 {
 /// a day drops that day's rollup so the next report sees the change; today stays live.
 #[actix_web::test]
 async fn rollups_are_built_once_and_dropped_by_status_changes() {
-    let db = TestDb::new().await;
-    let mut conn = db.connect().await;
+    let (_db, mut conn) = TestDb::connected().await;
     let old = placed(
         &mut conn,
         1,
