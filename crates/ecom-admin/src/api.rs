@@ -5,7 +5,7 @@ use ecom_core::calendar::{utc_day_end, utc_day_start};
 use ecom_core::pagination::de;
 use ecom_core::{AppError, PageQuery};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 /// A user as administrators see it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -271,4 +271,44 @@ impl SalesReportQuery {
         }
         Ok((from, to, top))
     }
+}
+
+/// A user addressed by id must exist. Declared once; core gives each error its `Problem` body.
+#[derive(IntoResponses)]
+pub enum UserMissing {
+    /// `not_found`: no such user
+    #[response(status = 404)]
+    NotFound,
+}
+
+/// The reads of users and roles need `manage:users`.
+#[derive(IntoResponses)]
+pub enum NeedsManageUsers {
+    /// `forbidden`: needs `manage:users`
+    #[response(status = 403)]
+    Forbidden,
+}
+
+/// A change to a user (role, ban) needs `manage:users` and every permission involved.
+#[derive(IntoResponses)]
+pub enum UserChangeForbidden {
+    /// `forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks
+    #[response(status = 403)]
+    Forbidden,
+}
+
+/// The administration of orders needs `manage:orders`.
+#[derive(IntoResponses)]
+pub enum NeedsManageOrders {
+    /// `forbidden`: needs `manage:orders`
+    #[response(status = 403)]
+    Forbidden,
+}
+
+/// Administrators cannot change their own account this way.
+#[derive(IntoResponses)]
+pub enum ChangesOwnAccount {
+    /// `cannot_modify_self`
+    #[response(status = 409)]
+    OwnAccount,
 }

@@ -12,10 +12,12 @@ use ecom_orders::service::{lifecycle, queries as order_queries, reports};
 
 use crate::api::{
     AdminOrderQuery, AdminUser, AuditQuery, BanRequest, ChangeOrderStatusRequest,
-    ChangeRoleRequest, PutRoleRequest, RoleOut, SalesReportOut, SalesReportQuery, UserListQuery,
+    ChangeRoleRequest, ChangesOwnAccount, NeedsManageOrders, NeedsManageUsers, PutRoleRequest,
+    RoleOut, SalesReportOut, SalesReportQuery, UserChangeForbidden, UserListQuery, UserMissing,
     day_bounds,
 };
 use crate::service;
+
 /// Registers the /admin handlers; each carries its route and its operation.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_users)
@@ -34,7 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     params(UserListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of users", body = inline(Page<AdminUser>)),
-        (status = 403, description = "`forbidden`: needs `manage:users`"),
+        NeedsManageUsers,
         (status = 422, description = "`validation_failed`: paging out of bounds"),
     ),
     security(("bearer" = [])))]
@@ -65,9 +67,9 @@ pub async fn list_users(
     request_body = ChangeRoleRequest,
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
-        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks"),
-        (status = 404, description = "`not_found`: no such user"),
-        (status = 409, description = "`cannot_modify_self`"),
+        UserChangeForbidden,
+        UserMissing,
+        ChangesOwnAccount,
         (status = 422, description = "`validation_failed`: unknown role or field"),
     ),
     security(("bearer" = [])))]
@@ -91,10 +93,9 @@ pub async fn change_role(
     request_body(content = Option<BanRequest>, description = "Optional; no body bans", content_type = "application/json"),
     responses(
         (status = 200, description = "The updated user", body = AdminUser),
-        (status = 400, description = "`malformed_json`"),
-        (status = 403, description = "`forbidden`: needs `manage:users`; `permission_not_held`: the user's role (or the new role) has a permission the caller lacks"),
-        (status = 404, description = "`not_found`: no such user"),
-        (status = 409, description = "`cannot_modify_self`"),
+        UserChangeForbidden,
+        UserMissing,
+        ChangesOwnAccount,
     ),
     security(("bearer" = [])))]
 #[patch("/admin/users/{id}/ban")]
@@ -130,7 +131,7 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
 #[utoipa::path(tag = "admin", operation_id = "adminListRoles",
     responses(
         (status = 200, description = "Roles by name", body = Vec<RoleOut>),
-        (status = 403, description = "`forbidden`: needs `manage:users`"),
+        NeedsManageUsers,
     ),
     security(("bearer" = [])))]
 #[get("/admin/roles")]
@@ -175,7 +176,7 @@ pub async fn put_role(
     responses(
         (status = 200, description = "A page of the trail", body = inline(Page<AuditRecord>)),
         (status = 400, description = "`invalid_query`"),
-        (status = 403, description = "`forbidden`: needs `manage:users`"),
+        NeedsManageUsers,
         (status = 422, description = "`validation_failed`: paging or `from` after `to`"),
     ),
     security(("bearer" = [])))]
@@ -208,7 +209,7 @@ pub async fn list_audit(
     responses(
         (status = 200, description = "A page of orders", body = ecom_orders::api::OrderPage),
         (status = 400, description = "`invalid_query`"),
-        (status = 403, description = "`forbidden`: needs `manage:orders`"),
+        NeedsManageOrders,
         (status = 422, description = "`validation_failed`: paging, status, or `from` after `to`"),
     ),
     security(("bearer" = [])))]
@@ -246,7 +247,7 @@ pub async fn list_orders(
     request_body = ChangeOrderStatusRequest,
     responses(
         (status = 200, description = "The order after the change", body = ecom_orders::api::OrderOut),
-        (status = 403, description = "`forbidden`: needs `manage:orders`"),
+        NeedsManageOrders,
         (status = 404, description = "`not_found`: no such order"),
         (status = 409, description = "`invalid_status_transition`"),
         (status = 422, description = "`validation_failed`: unknown status"),

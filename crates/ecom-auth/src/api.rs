@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::model::User;
 
@@ -171,4 +171,30 @@ impl std::fmt::Debug for UserProfile {
             .field("is_active", &self.is_active)
             .finish_non_exhaustive()
     }
+}
+
+/// The errors of a login (`POST /auth/login` and its alias), declared once; core gives
+/// each its `Problem` body.
+#[derive(IntoResponses)]
+pub enum LoginErrors {
+    /// `invalid_credentials`
+    #[response(status = 401)]
+    InvalidCredentials,
+    /// `account_banned`
+    #[response(status = 403)]
+    Banned,
+    /// `rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit
+    #[response(status = 429)]
+    RateLimited,
+}
+
+/// The errors of a refresh (`POST /auth/refresh` and its alias), declared once.
+#[derive(IntoResponses)]
+pub enum RefreshErrors {
+    /// `invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)
+    #[response(status = 401)]
+    InvalidRefreshToken,
+    /// `account_banned`
+    #[response(status = 403)]
+    Banned,
 }

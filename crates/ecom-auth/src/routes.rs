@@ -10,8 +10,8 @@ use ecom_core::{AppError, AppResult, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
-    LoginForm, LoginRequest, PublicProfile, RefreshRequest, RegisterRequest, TokenPair,
-    UpdateProfileRequest, UserProfile,
+    LoginErrors, LoginForm, LoginRequest, PublicProfile, RefreshErrors, RefreshRequest,
+    RegisterRequest, TokenPair, UpdateProfileRequest, UserProfile,
 };
 use crate::service::accounts;
 use crate::service::sessions::{self, SessionPolicy};
@@ -71,9 +71,7 @@ pub async fn register(
     )),
     responses(
         (status = 200, description = "A new access and refresh token", body = TokenPair),
-        (status = 401, description = "`invalid_credentials`"),
-        (status = 403, description = "`account_banned`"),
-        (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit"),
+        LoginErrors,
     ))]
 #[post("/auth/login")]
 pub async fn login(
@@ -137,8 +135,7 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
-        (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)"),
-        (status = 403, description = "`account_banned`"),
+        RefreshErrors,
     ))]
 #[post("/auth/refresh")]
 pub async fn refresh(
@@ -236,9 +233,7 @@ pub mod legacy {
         )),
         responses(
             (status = 200, description = "A new access and refresh token", body = TokenPair),
-            (status = 401, description = "`invalid_credentials`"),
-            (status = 403, description = "`account_banned`"),
-            (status = 429, description = "`rate_limited`: too many login attempts for this email or from this client address within `LOGIN_THROTTLE_WINDOW_SECONDS`; see `Retry-After`. Attempts are counted before the password is checked, so concurrent guesses cannot pass the limit"),
+            LoginErrors,
         ))]
     #[post("/auth/token")]
     pub async fn login_legacy(
@@ -283,8 +278,7 @@ pub mod legacy {
         request_body(content = Option<RefreshRequest>, description = "Read when the query has no `refresh_token`"),
         responses(
             (status = 200, description = "A new pair; the presented refresh token no longer works", body = TokenPair),
-            (status = 401, description = "`invalid_refresh_token`, or `refresh_token_reused` (the login is revoked)"),
-            (status = 403, description = "`account_banned`"),
+            RefreshErrors,
             (status = 422, description = "`validation_failed`: no refresh token in the query or the body"),
         ))]
     #[post("/auth/token/refresh")]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use ecom_core::pagination::de::{opt_bool, opt_i64};
 use ecom_core::{FieldError, Money, PageQuery};
 use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::CatalogError;
 use crate::model::{
@@ -483,4 +483,21 @@ impl CreateReviewRequest {
         }
         checks.finish(NewReview { rating, comment })
     }
+}
+
+/// `GET`, `PUT`, `PATCH`, `DELETE /products/{id}` and its reviews: the product must exist.
+/// Declared once; core gives each error its `Problem` body.
+#[derive(IntoResponses)]
+pub enum ProductMissing {
+    /// `not_found`: no such product in the catalog
+    #[response(status = 404)]
+    NotFound,
+}
+
+/// The body of a product write (`POST /products`, `PUT`/`PATCH /products/{id}`) refused.
+#[derive(IntoResponses)]
+pub enum ProductBodyRefused {
+    /// `validation_failed` (an invalid or unknown field) or `unknown_category`
+    #[response(status = 422)]
+    Invalid,
 }

@@ -8,9 +8,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
     CategoryOut, CategoryPage, CreateCategoryRequest, CreateProductRequest, CreateReviewRequest,
-    ProductListQuery, ProductOut, ProductPage, ReviewOut, ReviewPage, UpdateProductRequest,
+    ProductBodyRefused, ProductListQuery, ProductMissing, ProductOut, ProductPage, ReviewOut,
+    ReviewPage, UpdateProductRequest,
 };
 use crate::service;
+
 /// Registers the catalog's handlers; each carries its route and its operation, and the
 /// app factory answers 405 for other methods on a served path.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -103,7 +105,7 @@ pub async fn list_products(
     responses(
         (status = 201, description = "Created", body = ProductOut),
         (status = 403, description = "`forbidden`: needs `create:product`"),
-        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`"),
+        ProductBodyRefused,
     ),
     security(("bearer" = [])))]
 #[post("/products")]
@@ -128,7 +130,7 @@ pub async fn create_product(
     responses(
         (status = 200, description = "The product", body = ProductOut),
         (status = 400, description = "`invalid_path`: the id is not an integer"),
-        (status = 404, description = "`not_found`: no such product in the catalog"),
+        ProductMissing,
     ))]
 #[get("/products/{id}")]
 pub async fn get_product(
@@ -161,8 +163,8 @@ async fn apply_update(
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
         (status = 403, description = "`forbidden`: needs `edit:product`"),
-        (status = 404, description = "`not_found`: no such product in the catalog"),
-        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`"),
+        ProductMissing,
+        ProductBodyRefused,
     ),
     security(("bearer" = [])))]
 #[put("/products/{id}")]
@@ -182,8 +184,8 @@ pub async fn update_product(
     responses(
         (status = 200, description = "The updated product", body = ProductOut),
         (status = 403, description = "`forbidden`: needs `edit:product`"),
-        (status = 404, description = "`not_found`: no such product in the catalog"),
-        (status = 422, description = "`validation_failed` (an invalid or unknown field) or `unknown_category`"),
+        ProductMissing,
+        ProductBodyRefused,
     ),
     security(("bearer" = [])))]
 #[patch("/products/{id}")]
@@ -202,7 +204,7 @@ pub async fn patch_product(
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "`forbidden`: needs `delete:product`"),
-        (status = 404, description = "`not_found`: no such product in the catalog"),
+        ProductMissing,
     ),
     security(("bearer" = [])))]
 #[delete("/products/{id}")]
@@ -222,7 +224,7 @@ pub async fn delete_product(
     params(("id" = i64, Path, description = "Product id"), PageQuery),
     responses(
         (status = 200, description = "A page of reviews", body = ReviewPage),
-        (status = 404, description = "`not_found`: no such product in the catalog"),
+        ProductMissing,
         (status = 422, description = "`validation_failed`: limit or offset out of range"),
     ))]
 #[get("/products/{id}/reviews")]
@@ -243,7 +245,7 @@ pub async fn list_product_reviews(
     request_body = CreateReviewRequest,
     responses(
         (status = 201, description = "Created", body = ReviewOut),
-        (status = 404, description = "`not_found`: no such product in the catalog"),
+        ProductMissing,
         (status = 409, description = "`already_reviewed`: the user has reviewed this product"),
         (status = 422, description = "`validation_failed`: rating outside 1..=5, comment too long, or unknown field"),
     ),

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use ecom_core::{Money, PageQuery};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::OrdersError;
 use crate::model::{Order, OrderLine, OrderStatus, RequestedLine};
@@ -140,4 +140,13 @@ impl OrderListQuery {
                 .map_err(|_| OrdersError::invalid("status", crate::model::unknown_status(s))),
         }
     }
+}
+
+/// `GET /orders/{id}` and its cancel: the caller's order must exist. Declared once;
+/// core gives each error its `Problem` body.
+#[derive(IntoResponses)]
+pub enum OrderMissing {
+    /// `not_found`: no such order, or another user's
+    #[response(status = 404)]
+    NotFound,
 }

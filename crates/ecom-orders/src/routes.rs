@@ -6,7 +6,7 @@ use ecom_core::db::PgPool;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::api::{CreateOrderRequest, OrderListQuery, OrderOut, OrderPage};
+use crate::api::{CreateOrderRequest, OrderListQuery, OrderMissing, OrderOut, OrderPage};
 use crate::service;
 
 /// Request header carrying the client's idempotency key.
@@ -47,9 +47,7 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
                 ("Location" = String, description = "/orders/{id}"),
                 ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
             )),
-        (status = 400, description = "`malformed_json`: the body is not JSON"),
         (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered"),
-        (status = 413, description = "`payload_too_large`: the body is larger than 64 KiB"),
         (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`"),
     ),
     security(("bearer" = [])))]
@@ -101,7 +99,7 @@ pub async fn list_orders(
     responses(
         (status = 200, description = "The order", body = OrderOut),
         (status = 400, description = "`invalid_path`: the id is not an integer"),
-        (status = 404, description = "`not_found`: no such order, or another user's"),
+        OrderMissing,
     ),
     security(("bearer" = [])))]
 #[get("/orders/{id}")]
@@ -128,7 +126,7 @@ pub async fn get_order(
     responses(
         (status = 200, description = "The cancelled order", body = OrderOut),
         (status = 400, description = "`invalid_path`: the id is not an integer"),
-        (status = 404, description = "`not_found`: no such order, or another user's"),
+        OrderMissing,
         (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled"),
     ),
     security(("bearer" = [])))]
