@@ -1,6 +1,13 @@
 //! ecom-admin: user, role and order administration, the audit trail and sales
 //! analytics under `/admin`. It owns no tables: it calls the other domains' public
 //! services and records each action in core's audit trail in the same transaction.
+//!
+//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
+//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
+//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
+//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
+//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
+//! core's `complete()` adds the common ones and the `Problem` bodies.
 
 use utoipa::OpenApi;
 

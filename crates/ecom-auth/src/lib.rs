@@ -5,6 +5,13 @@
 //! - [`service::sessions`]: login, refresh rotation with reuse detection, logout
 //! - [`service::roles`]: ban, role changes, user search, role permission sets (for ecom-admin)
 //! - [`service::resolver`]: the [`PrincipalResolver`](ecom_core::principal::PrincipalResolver)
+//!
+//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
+//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
+//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
+//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
+//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
+//! core's `complete()` adds the common ones and the `Problem` bodies.
 
 use std::sync::Arc;
 

@@ -5,6 +5,13 @@
 //! - [`service`]: the use cases, including the stock interface ecom-orders calls inside
 //!   its own transaction ([`reserve_stock`], [`return_stock`])
 //! - [`seed`]: a realistic demo catalog in bulk ([`seed_demo`])
+//!
+//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
+//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
+//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
+//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
+//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
+//! core's `complete()` adds the common ones and the `Problem` bodies.
 
 pub mod api;
 pub mod error;

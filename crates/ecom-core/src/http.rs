@@ -1,5 +1,12 @@
 //! The app factory shared by the binary and the tests: app data, extractor limits,
 //! middleware, the operational endpoints and the merged OpenAPI document.
+//!
+//! A [`Module`] is one registration function over utoipa-actix-web's `ServiceConfig`:
+//! the document's operations are collected from the handlers it registers (each with its
+//! actix route macro and `#[utoipa::path]`), so what is served is what is documented.
+//! Each handler is its own guarded resource, so the default service answers 405 (with
+//! `Allow`) from the served document. Trailing slashes are trimmed once, before routing
+//! ([`NormalizePath`]), for the original service's clients (`/products/`).
 
 use std::sync::Arc;
 
