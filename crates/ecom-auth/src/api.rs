@@ -1,7 +1,7 @@
 //! Request and response bodies of /auth and /users.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::model::User;
@@ -132,20 +132,14 @@ impl From<User> for PublicProfile {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfileRequest {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "ecom_core::http::present")]
     #[schema(value_type = Option<String>, max_length = 100)]
     pub full_name: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "ecom_core::http::present")]
     #[schema(value_type = Option<String>, max_length = 1000)]
     pub bio: Option<Option<String>>,
 }
 
-/// Tells "sent as null" (`Some(None)`) from "not sent" (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 /// Debug output of these types reaches logs: never a password, a token or an email.
 impl std::fmt::Debug for RegisterRequest {

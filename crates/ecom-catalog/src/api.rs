@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use ecom_core::pagination::de::{opt_bool, opt_i64};
 use ecom_core::{FieldError, Money, PageQuery};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::CatalogError;
@@ -425,17 +425,11 @@ pub struct UpdateProductRequest {
     pub price: Option<serde_json::Value>,
     #[schema(minimum = 0, maximum = 2147483647)]
     pub stock: Option<i64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "ecom_core::http::present")]
     #[schema(value_type = Option<i64>)]
     pub category_id: Option<Option<i64>>,
 }
 
-/// Tells a field sent as `null` (`Some(None)`) from one not sent (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
 
 impl UpdateProductRequest {
     pub fn validate(self) -> Result<ProductChanges, CatalogError> {

@@ -502,6 +502,17 @@ pub fn object_from_value<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| json_body_error(&e))
 }
 
+/// For partial updates: `#[serde(default, deserialize_with = "ecom_core::http::present")]`
+/// on an `Option<Option<T>>` tells a field sent as `null` (`Some(None)`, "clear it") from
+/// one not sent (`None`, "leave it").
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Parses a body read by hand (`web::Bytes`) as a JSON object into `T`.
 pub fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| json_body_error(&e))?;

@@ -33,13 +33,15 @@ fn clean_text(
     max: usize,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    let v = value?.trim();
-    if v.chars().count() > max {
+    let raw = value?;
+    // The documented limit is on what the client sends, whitespace included.
+    if raw.chars().count() > max {
         errors.push(FieldError::new(
             field,
             format!("must be at most {max} characters"),
         ));
     }
+    let v = raw.trim();
     (!v.is_empty()).then(|| v.to_string())
 }
 
