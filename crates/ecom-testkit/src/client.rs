@@ -303,6 +303,22 @@ where
             .parse()
     }
 
+    /// `PUT /admin/roles/{name}` with these permissions, expecting 200.
+    pub async fn put_role(&self, name: &str, permissions: &[&str]) -> TestResponse {
+        let body = serde_json::json!({ "permissions": permissions });
+        let res = self.put(format!("/admin/roles/{name}"), body).await;
+        res.assert_status(200);
+        res
+    }
+
+    /// `PATCH /admin/users/{id}/role`, expecting 200.
+    pub async fn assign_role(&self, user_id: i64, role: &str) -> TestResponse {
+        let body = serde_json::json!({ "role": role });
+        let res = self.patch(format!("/admin/users/{user_id}/role"), body).await;
+        res.assert_status(200);
+        res
+    }
+
     /// `POST /orders` with `(product_id, quantity)` lines, expecting 201.
     pub async fn place_order(&self, pairs: &[(i64, i64)]) -> Order {
         self.post("/orders", NewOrder::of(pairs))

@@ -418,39 +418,20 @@ where
             .await
     }
 
-    pub async fn post(
-        &self,
-        path: impl AsRef<str>,
-        body: Value,
-        token: Option<&str>,
-    ) -> TestResponse {
-        self.request(Method::POST, path.as_ref(), Some(body), token)
-            .await
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::POST, path, Some(body), token).await
     }
 
-    pub async fn put(
-        &self,
-        path: impl AsRef<str>,
-        body: Value,
-        token: Option<&str>,
-    ) -> TestResponse {
-        self.request(Method::PUT, path.as_ref(), Some(body), token)
-            .await
+    pub async fn put(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::PUT, path, Some(body), token).await
     }
 
-    pub async fn patch(
-        &self,
-        path: impl AsRef<str>,
-        body: Value,
-        token: Option<&str>,
-    ) -> TestResponse {
-        self.request(Method::PATCH, path.as_ref(), Some(body), token)
-            .await
+    pub async fn patch(&self, path: &str, body: Value, token: Option<&str>) -> TestResponse {
+        self.request(Method::PATCH, path, Some(body), token).await
     }
 
-    pub async fn delete(&self, path: impl AsRef<str>, token: Option<&str>) -> TestResponse {
-        self.request(Method::DELETE, path.as_ref(), None, token)
-            .await
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> TestResponse {
+        self.request(Method::DELETE, path, None, token).await
     }
 
     /// Asserts that a documented `method` (as OpenAPI spells it) on `path` is routed:

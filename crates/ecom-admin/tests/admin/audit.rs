@@ -21,13 +21,7 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
         .patch(&format!("/admin/users/{gil}/ban"), json!({"banned": true}))
         .await
         .assert_status(200);
-    as_admin
-        .put(
-            "/admin/roles/analyst",
-            json!({"permissions": ["view:reports"]}),
-        )
-        .await
-        .assert_status(200);
+    as_admin.put_role("analyst", &["view:reports"]).await;
     let created = as_admin
         .post(
             "/products",
@@ -111,14 +105,12 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
         .await
         .json();
     assert_eq!(none["total"], 0);
-    for (path, status, code) in [
-        (
-            format!("/admin/audit?from={today}&to={yesterday}"),
-            422,
-            "validation_failed",
-        ),
+    #[rustfmt::skip]
+    let cases = [
+        (format!("/admin/audit?from={today}&to={yesterday}"), 422, "validation_failed"),
         ("/admin/audit?from=yesterday".into(), 400, "invalid_query"),
-    ] {
+    ];
+    for (path, status, code) in cases {
         as_admin.get(path).await.assert_problem(status, code);
     }
 }

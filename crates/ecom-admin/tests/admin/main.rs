@@ -28,3 +28,13 @@ pub fn admin_context(db: &TestDb) -> AppContext {
 pub async fn make_admin(db: &TestDb, email: &str) -> i64 {
     ecom_testkit::make_admin!(db, email, PASSWORD).await
 }
+
+/// `root@example.com` made an administrator: `(its id, a client logged in as it)`.
+#[macro_export]
+macro_rules! root {
+    ($db:expr, $app:expr) => {{
+        let id = $crate::make_admin($db, "root@example.com").await;
+        let token = $app.login("root@example.com", $crate::PASSWORD).await;
+        (id, $app.admin(token))
+    }};
+}

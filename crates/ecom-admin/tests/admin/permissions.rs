@@ -2,7 +2,7 @@ use actix_web::http::Method;
 use ecom_testkit::db_and_app;
 use serde_json::json;
 
-use crate::{PASSWORD, admin_context, make_admin};
+use crate::{PASSWORD, admin_context, make_admin, root};
 
 /// Every admin endpoint: 401 without a token, 403 for a shopper, allowed for an admin.
 #[actix_web::test]
@@ -64,25 +64,11 @@ async fn every_admin_endpoint_checks_its_permission() {
 #[actix_web::test]
 async fn a_reports_only_role_reads_reports_but_cannot_write_the_catalog() {
     let (db, app) = db_and_app(admin_context).await;
-    make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (_, as_admin) = root!(&db, app);
     let (analyst, token) = app.sign_up("analyst@example.com", PASSWORD).await;
     let as_token = app.user(&token);
-    as_admin
-        .put(
-            "/admin/roles/analyst",
-            json!({"permissions": ["view:reports"]}),
-        )
-        .await
-        .assert_status(200);
-    as_admin
-        .patch(
-            &format!("/admin/users/{analyst}/role"),
-            json!({"role": "analyst"}),
-        )
-        .await
-        .assert_status(200);
+    as_admin.put_role("analyst", &["view:reports"]).await;
+    as_admin.assign_role(analyst, "analyst").await;
 
     as_token
         .get("/admin/reports/sales")

@@ -1,7 +1,7 @@
 use diesel_async::SimpleAsyncConnection;
 use ecom_testkit::{TestDb, test_app};
 
-use crate::{PASSWORD, admin_context, make_admin};
+use crate::{admin_context, root};
 
 /// Orders across four days and every status, with lines, inserted as they would have
 /// been placed; the expected figures below are computed by hand from this list.
@@ -32,9 +32,7 @@ async fn the_sales_report_matches_hand_computed_figures() {
         .await
         .expect("fixture");
     let app = test_app(admin_context(&db)).await;
-    make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (_, as_admin) = root!(&db, app);
 
     let res = as_admin
         .get("/admin/reports/sales?from=2026-03-01&to=2026-03-04&top=5")

@@ -1,14 +1,12 @@
 use ecom_testkit::db_and_app;
 use serde_json::json;
 
-use crate::{PASSWORD, admin_context, make_admin};
+use crate::{PASSWORD, admin_context, make_admin, root};
 
 #[actix_web::test]
 async fn users_are_listed_with_filters_and_never_with_hashes() {
     let (db, app) = db_and_app(admin_context).await;
-    make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (_, as_admin) = root!(&db, app);
     for email in ["ana@shop.example", "ben@shop.example", "cid@else.example"] {
         app.sign_up(email, PASSWORD).await;
     }
@@ -56,9 +54,7 @@ async fn users_are_listed_with_filters_and_never_with_hashes() {
 #[actix_web::test]
 async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
     let (db, app) = db_and_app(admin_context).await;
-    let root = make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (root, as_admin) = root!(&db, app);
     let (dana, dana_token) = app.sign_up("dana@example.com", PASSWORD).await;
     let as_dana_token = app.user(&dana_token);
 
@@ -76,32 +72,14 @@ async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
     assert_eq!(changed.json()["role"], "admin");
     as_dana_token.get("/admin/users").await.assert_status(200);
 
-    for (path, body, status, code) in [
-        (
-            format!("/admin/users/{root}/role"),
-            json!({"role": "user"}),
-            409,
-            "cannot_modify_self",
-        ),
-        (
-            format!("/admin/users/{dana}/role"),
-            json!({"role": "wizard"}),
-            422,
-            "validation_failed",
-        ),
-        (
-            "/admin/users/999999/role".into(),
-            json!({"role": "user"}),
-            404,
-            "not_found",
-        ),
-        (
-            format!("/admin/users/{dana}/role"),
-            json!({"role": "user", "is_active": false}),
-            422,
-            "validation_failed",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        (format!("/admin/users/{root}/role"), json!({"role": "user"}), 409, "cannot_modify_self"),
+        (format!("/admin/users/{dana}/role"), json!({"role": "wizard"}), 422, "validation_failed"),
+        ("/admin/users/999999/role".into(), json!({"role": "user"}), 404, "not_found"),
+        (format!("/admin/users/{dana}/role"), json!({"role": "user", "is_active": false}), 422, "validation_failed"),
+    ];
+    for (path, body, status, code) in cases {
         as_admin
             .patch(path, body)
             .await
@@ -203,13 +181,7 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         put.json()["permissions"],
         json!(["create:product", "edit:product"])
     );
-    as_admin
-        .patch(
-            &format!("/admin/users/{fay}/role"),
-            json!({"role": "catalog-editor"}),
-        )
-        .await
-        .assert_status(200);
+    as_admin.assign_role(fay, "catalog-editor").await;
     let product = json!({"name": "Lamp", "description": "", "price": "12.00", "stock": 3});
     as_fay_token
         .post("/products", product.clone())
@@ -217,32 +189,18 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         .assert_status(201);
 
     // Replacing the set applies to holders on their next request.
-    as_admin
-        .put(
-            "/admin/roles/catalog-editor",
-            json!({"permissions": ["edit:product"]}),
-        )
-        .await
-        .assert_status(200);
+    as_admin.put_role("catalog-editor", &["edit:product"]).await;
     as_fay_token
         .post("/products", product)
         .await
         .assert_problem(403, "forbidden");
 
-    for (path, body, status, code) in [
-        (
-            "/admin/roles/catalog-editor",
-            json!({"permissions": ["launch:rockets"]}),
-            422,
-            "validation_failed",
-        ),
-        (
-            "/admin/roles/Bad%20Name",
-            json!({"permissions": []}),
-            422,
-            "validation_failed",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("/admin/roles/catalog-editor", json!({"permissions": ["launch:rockets"]}), 422, "validation_failed"),
+        ("/admin/roles/Bad%20Name", json!({"permissions": []}), 422, "validation_failed"),
+    ];
+    for (path, body, status, code) in cases {
         as_admin.put(path, body).await.assert_problem(status, code);
     }
     // An administrator cannot edit the role they hold...
@@ -262,13 +220,7 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         .await
         .assert_status(200);
     let (olga, _) = app.sign_up("olga@example.com", PASSWORD).await;
-    as_admin
-        .patch(
-            &format!("/admin/users/{olga}/role"),
-            json!({"role": "owner"}),
-        )
-        .await
-        .assert_status(200);
+    as_admin.assign_role(olga, "owner").await;
     let owner = app.login("olga@example.com", PASSWORD).await;
     let as_owner = app.user(&owner);
     let kept = as_owner
@@ -365,38 +317,19 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
         .assert_status(200);
 
     // Roles: never `admin`, never a role with more, never away from a role with more.
-    for (path, body, status, code) in [
-        (
-            format!("/admin/users/{ned}/role"),
-            json!({"role": "admin"}),
-            403,
-            "permission_not_held",
-        ),
-        (
-            format!("/admin/users/{ned}/role"),
-            json!({"role": "analyst"}),
-            403,
-            "permission_not_held",
-        ),
-        (
-            format!("/admin/users/{ola}/role"),
-            json!({"role": "user"}),
-            403,
-            "permission_not_held",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        (format!("/admin/users/{ned}/role"), json!({"role": "admin"}), 403, "permission_not_held"),
+        (format!("/admin/users/{ned}/role"), json!({"role": "analyst"}), 403, "permission_not_held"),
+        (format!("/admin/users/{ola}/role"), json!({"role": "user"}), 403, "permission_not_held"),
+    ];
+    for (path, body, status, code) in cases {
         as_mia_token
             .patch(path, body)
             .await
             .assert_problem(status, code);
     }
-    as_mia_token
-        .patch(
-            &format!("/admin/users/{ned}/role"),
-            json!({"role": "brand-new"}),
-        )
-        .await
-        .assert_status(200);
+    as_mia_token.assign_role(ned, "brand-new").await;
     // Bans: not of a user whose role holds more (the analyst, the administrator).
     let root_id = as_root.get("/users/me").await.json()["id"]
         .as_i64()

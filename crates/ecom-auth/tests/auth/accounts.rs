@@ -108,7 +108,7 @@ async fn register_refuses_bad_input() {
 async fn profile_read_update_and_mass_assignment_refused() {
     let (_db, app) = db_and_app(auth_context).await;
     let (id, pair) = signed_up!(app, "bo@example.com");
-    let token = pair["access_token"].as_str().expect("token");
+    let token = pair.access_token.as_str();
 
     let me = app.user(token).get("/users/me").await;
     me.assert_status(200);

@@ -49,16 +49,11 @@ pub fn login_body(email: &str) -> Value {
     json!({"email": email, "password": PASSWORD})
 }
 
-/// Registers `email` and logs in; returns (user id, token pair).
+/// Registers `email` with [`PASSWORD`] and logs in; returns (user id, token pair).
 #[macro_export]
 macro_rules! signed_up {
     ($app:expr, $email:expr) => {{
-        let reg = $app.anonymous().post("/auth/register", serde_json::json!({"email": $email, "password": $crate::PASSWORD}))
-            .await;
-        reg.assert_status(201);
-        let id = reg.json()["id"].as_i64().expect("id");
-        let login = $app.anonymous().post("/auth/login", $crate::login_body($email)).await;
-        login.assert_status(200);
-        (id, login.json())
+        let account = $app.anonymous().sign_up($email, $crate::PASSWORD).await;
+        (account.id, account.tokens)
     }};
 }

@@ -88,7 +88,7 @@ async fn unknown_email_and_wrong_password_look_the_same() {
 async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     let (_db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "fay@example.com");
-    let first = pair["refresh_token"].as_str().expect("rt").to_string();
+    let first = pair.refresh_token.clone();
 
     let rotated = app
         .anonymous()
@@ -108,20 +108,12 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
     as_access.get("/users/me").await.assert_status(200);
 
     // The old token again: theft. 401, and the legitimate new token dies with it.
-    for (path, body, status, code) in [
-        (
-            "/auth/refresh",
-            json!({"refresh_token": first}),
-            401,
-            "refresh_token_reused",
-        ),
-        (
-            "/auth/refresh",
-            json!({"refresh_token": second}),
-            401,
-            "invalid_refresh_token",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("/auth/refresh", json!({"refresh_token": first}), 401, "refresh_token_reused"),
+        ("/auth/refresh", json!({"refresh_token": second}), 401, "invalid_refresh_token"),
+    ];
+    for (path, body, status, code) in cases {
         app.anonymous()
             .post(path, body)
             .await
@@ -132,7 +124,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
-    app.user(pair["access_token"].as_str().expect("at"))
+    app.user(pair.access_token.as_str())
         .get("/users/me")
         .await
         .assert_problem(401, "session_revoked");
@@ -160,7 +152,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
 async fn revoke_logs_out_and_tokens_are_stored_hashed() {
     let (db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "gus@example.com");
-    let rt = pair["refresh_token"].as_str().expect("rt").to_string();
+    let rt = pair.refresh_token.clone();
 
     let mut conn = db.connect().await;
     let hashes: Vec<Vec<u8>> = refresh_tokens::table
@@ -172,7 +164,7 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
     assert_ne!(hashes[0], rt.as_bytes(), "only a hash is stored");
     assert_eq!(hashes[0].len(), 32, "SHA-256");
 
-    let access = pair["access_token"].as_str().expect("at");
+    let access = pair.access_token.as_str();
     app.user(access).get("/users/me").await.assert_status(200);
     app.anonymous()
         .post("/auth/revoke", json!({"refresh_token": rt}))
@@ -190,20 +182,12 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
         .post("/auth/revoke", json!({"refresh_token": "never-issued"}))
         .await
         .assert_status(204);
-    for (path, body, status, code) in [
-        (
-            "/auth/refresh",
-            json!({"refresh_token": "never-issued"}),
-            401,
-            "invalid_refresh_token",
-        ),
-        (
-            "/auth/refresh",
-            json!({"token": "x"}),
-            422,
-            "validation_failed",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("/auth/refresh", json!({"refresh_token": "never-issued"}), 401, "invalid_refresh_token"),
+        ("/auth/refresh", json!({"token": "x"}), 422, "validation_failed"),
+    ];
+    for (path, body, status, code) in cases {
         app.anonymous()
             .post(path, body)
             .await
@@ -215,7 +199,7 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
 async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
     let (_db, app) = db_and_app(auth_context).await;
     let (_, pair) = signed_up!(app, "hal@example.com");
-    let rt = pair["refresh_token"].clone();
+    let rt = pair.refresh_token.clone();
     let anonymous = app.anonymous();
     let attempts = (0..10).map(|_| anonymous.post("/auth/refresh", json!({"refresh_token": rt})));
     let results = futures_util::future::join_all(attempts).await;
@@ -231,7 +215,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
     let (db, app) = db_and_app(auth_context).await;
     let (admin_id, _) = signed_up!(app, "ida@example.com");
     let (id, pair) = signed_up!(app, "jon@example.com");
-    let access = pair["access_token"].as_str().expect("at");
+    let access = pair.access_token.as_str();
     app.user(access).get("/users/me").await.assert_status(200);
 
     let mut conn = db.connect().await;
@@ -244,20 +228,12 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         .get("/users/me")
         .await
         .assert_problem(403, "account_banned");
-    for (path, body, status, code) in [
-        (
-            "/auth/refresh",
-            json!({"refresh_token": pair["refresh_token"]}),
-            401,
-            "invalid_refresh_token",
-        ),
-        (
-            "/auth/login",
-            login_body("jon@example.com"),
-            403,
-            "account_banned",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("/auth/refresh", json!({"refresh_token": &pair.refresh_token}), 401, "invalid_refresh_token"),
+        ("/auth/login", login_body("jon@example.com"), 403, "account_banned"),
+    ];
+    for (path, body, status, code) in cases {
         app.anonymous()
             .post(path, body)
             .await
@@ -302,7 +278,7 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
         .anonymous()
         .post(
             "/auth/refresh",
-            json!({"refresh_token": pair["refresh_token"]}),
+            json!({"refresh_token": &pair.refresh_token}),
         )
         .await
         .json();
@@ -310,7 +286,7 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
     app.anonymous()
         .post(
             "/auth/revoke",
-            json!({"refresh_token": ended["refresh_token"]}),
+            json!({"refresh_token": &ended.refresh_token}),
         )
         .await
         .assert_status(204);

@@ -159,20 +159,12 @@ async fn repeated_failures_from_one_address_answer_429_but_successes_do_not_coun
             .await
             .assert_status(401);
     }
-    for (path, body, status, code) in [
-        (
-            "/auth/login",
-            wrong("fresh@example.com"),
-            429,
-            "rate_limited",
-        ),
-        (
-            "/auth/login",
-            login_body("xia@example.com"),
-            429,
-            "rate_limited",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("/auth/login", wrong("fresh@example.com"), 429, "rate_limited"),
+        ("/auth/login", login_body("xia@example.com"), 429, "rate_limited"),
+    ];
+    for (path, body, status, code) in cases {
         app.anonymous()
             .post(path, body)
             .await

@@ -42,7 +42,7 @@ fn claims_for(user_id: i64, sid: i64) -> AccessClaims {
 async fn forged_and_misused_tokens_are_refused() {
     let (_db, app) = db_and_app(auth_context).await;
     let (id, pair) = signed_up!(app, "kim@example.com");
-    let sid = claims_of(pair["access_token"].as_str().expect("at")).sid;
+    let sid = claims_of(pair.access_token.as_str()).sid;
     let claims = |user_id: i64| claims_for(user_id, sid);
 
     let good = sign(&claims(id), TEST_SECRET, Algorithm::HS256);
@@ -108,12 +108,12 @@ async fn forged_and_misused_tokens_are_refused() {
         .assert_problem(401, "invalid_token");
 
     // The opaque refresh token can never pass for an access token, nor the reverse.
-    let refresh = pair["refresh_token"].as_str().expect("rt");
+    let refresh = pair.refresh_token.as_str();
     app.user(refresh)
         .get("/users/me")
         .await
         .assert_problem(401, "invalid_token");
-    let access = pair["access_token"].clone();
+    let access = pair.access_token.clone();
     app.anonymous()
         .post(
             "/auth/refresh",

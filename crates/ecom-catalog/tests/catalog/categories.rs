@@ -61,39 +61,16 @@ async fn creating_a_category() {
     assert_eq!(body["product_count"], 0);
     assert!(body["id"].as_i64().is_some());
 
-    for (path, body, status, code) in [
-        (
-            "/categories",
-            json!({"name": "Garden"}),
-            409,
-            "category_exists",
-        ),
-        (
-            "/categories",
-            json!({"name": "GARDEN"}),
-            409,
-            "category_exists",
-        ),
+    #[rustfmt::skip]
+    let cases = [
+        ("/categories", json!({"name": "Garden"}), 409, "category_exists"),
+        ("/categories", json!({"name": "GARDEN"}), 409, "category_exists"),
         ("/categories", json!({"name": ""}), 422, "validation_failed"),
-        (
-            "/categories",
-            json!({"name": "x".repeat(101)}),
-            422,
-            "validation_failed",
-        ),
-        (
-            "/categories",
-            json!({"name": "Pets", "id": 7}),
-            422,
-            "validation_failed",
-        ),
-        (
-            "/categories",
-            json!({"title": "Pets"}),
-            422,
-            "validation_failed",
-        ),
-    ] {
+        ("/categories", json!({"name": "x".repeat(101)}), 422, "validation_failed"),
+        ("/categories", json!({"name": "Pets", "id": 7}), 422, "validation_failed"),
+        ("/categories", json!({"title": "Pets"}), 422, "validation_failed"),
+    ];
+    for (path, body, status, code) in cases {
         as_admin.post(path, body).await.assert_problem(status, code);
     }
     assert_eq!(app.get("/categories").await.json()["total"], 1);

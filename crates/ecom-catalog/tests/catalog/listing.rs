@@ -196,14 +196,12 @@ async fn pages_and_their_bounds() {
         assert_eq!(res.json()["errors"][0]["field"], field, "{bad}");
     }
     // Reviews and categories are paged the same way.
-    for (path, status, code) in [
+    #[rustfmt::skip]
+    let cases = [
         ("/categories?limit=0".into(), 422, "validation_failed"),
-        (
-            format!("/products/{}/reviews?limit=101", s.ids[0]),
-            422,
-            "validation_failed",
-        ),
-    ] {
+        (format!("/products/{}/reviews?limit=101", s.ids[0]), 422, "validation_failed"),
+    ];
+    for (path, status, code) in cases {
         app.get(path).await.assert_problem(status, code);
     }
 }

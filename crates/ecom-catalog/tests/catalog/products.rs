@@ -110,15 +110,12 @@ async fn invalid_products_are_422_naming_the_field() {
     let mut both = base.clone();
     both["category_id"] = json!(1);
     both["category_name"] = json!("Books");
-    for (path, body, status, code) in [
+    #[rustfmt::skip]
+    let cases = [
         ("/products", both, 422, "validation_failed"),
-        (
-            "/products",
-            json!({"name": "Mug"}),
-            422,
-            "validation_failed",
-        ),
-    ] {
+        ("/products", json!({"name": "Mug"}), 422, "validation_failed"),
+    ];
+    for (path, body, status, code) in cases {
         as_admin.post(path, body).await.assert_problem(status, code);
     }
     // Nothing was written.
@@ -232,21 +229,13 @@ async fn put_and_patch_change_only_the_fields_sent() {
         .put(&path, json!({"price": "1.001"}))
         .await
         .assert_problem(422, "validation_failed");
-    for (path, body, status, code) in [
+    #[rustfmt::skip]
+    let cases = [
         (&path, json!({"stock": -3}), 422, "validation_failed"),
-        (
-            &path,
-            json!({"review_count": 100}),
-            422,
-            "validation_failed",
-        ),
-        (
-            &path,
-            json!({"category_id": 987654}),
-            422,
-            "unknown_category",
-        ),
-    ] {
+        (&path, json!({"review_count": 100}), 422, "validation_failed"),
+        (&path, json!({"category_id": 987654}), 422, "unknown_category"),
+    ];
+    for (path, body, status, code) in cases {
         as_admin
             .patch(path, body)
             .await

@@ -64,20 +64,12 @@ async fn body_errors_are_problems() {
         res.json()
     );
 
-    for (path, body, status, code) in [
-        (
-            "/t/echo",
-            json!({"name": "mug", "price": 1.005}),
-            422,
-            "validation_failed",
-        ),
-        (
-            "/t/echo",
-            json!({"name": "mug", "price": -1}),
-            422,
-            "validation_failed",
-        ),
-    ] {
+    #[rustfmt::skip]
+    let cases = [
+        ("/t/echo", json!({"name": "mug", "price": 1.005}), 422, "validation_failed"),
+        ("/t/echo", json!({"name": "mug", "price": -1}), 422, "validation_failed"),
+    ];
+    for (path, body, status, code) in cases {
         app.anonymous()
             .post(path, body)
             .await
