@@ -4,6 +4,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ecom_core::calendar::{utc_day_end, utc_day_start};
 use ecom_core::pagination::de;
 use ecom_core::{AppError, PageQuery};
+use ecom_orders::model::ReportRange;
+use ecom_orders::service::MAX_TOP_PRODUCTS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
@@ -248,28 +250,20 @@ impl SalesReportOut {
     }
 }
 
-/// Longest report period, in days.
-pub const MAX_REPORT_DAYS: i64 = 1096;
-
 impl SalesReportQuery {
-    /// The period and `top`, defaulted and checked.
-    pub fn validate(&self, today: NaiveDate) -> Result<(NaiveDate, NaiveDate, i64), AppError> {
+    /// The period and `top`, defaulted, then checked by the report's owner (ecom-orders).
+    pub fn validate(&self, today: NaiveDate) -> Result<(ReportRange, i64), AppError> {
         let to = self.to.unwrap_or(today);
         let from = self.from.unwrap_or(to - chrono::Duration::days(29));
-        if from > to {
-            return Err(AppError::invalid_field("from", "must not be after `to`"));
-        }
-        if (to - from).num_days() >= MAX_REPORT_DAYS {
+        let range = ReportRange::new(from, to)?;
+        let top = self.top.unwrap_or(5);
+        if !(1..=MAX_TOP_PRODUCTS).contains(&top) {
             return Err(AppError::invalid_field(
-                "from",
-                "the period is at most 1096 days",
+                "top",
+                format!("must be between 1 and {MAX_TOP_PRODUCTS}"),
             ));
         }
-        let top = self.top.unwrap_or(5);
-        if !(1..=50).contains(&top) {
-            return Err(AppError::invalid_field("top", "must be between 1 and 50"));
-        }
-        Ok((from, to, top))
+        Ok((range, top))
     }
 }
 

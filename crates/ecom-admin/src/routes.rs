@@ -7,7 +7,7 @@ use ecom_core::db::PgPool;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use ecom_orders::model::{AdminOrderFilter, OrderStatus, ReportRange};
+use ecom_orders::model::{AdminOrderFilter, OrderStatus};
 use ecom_orders::service::{lifecycle, queries as order_queries, reports};
 
 use crate::api::{
@@ -289,9 +289,10 @@ pub async fn sales_report(
     query: web::Query<SalesReportQuery>,
 ) -> AppResult<web::Json<SalesReportOut>> {
     principal.require(Permission::ViewReports)?;
-    let (from, to, top) = query.validate(chrono::Utc::now().date_naive())?;
+    let (range, top) = query.validate(chrono::Utc::now().date_naive())?;
+    let (from, to) = (range.from, range.to);
     let mut conn = pool.get().await?;
-    let report = reports::sales_report(&mut conn, ReportRange { from, to }, top).await?;
+    let report = reports::sales_report(&mut conn, range, top).await?;
     let new_users = ecom_auth::service::accounts::count_created_between(
         &mut conn,
         ecom_core::calendar::utc_day_start(from),

@@ -18,22 +18,23 @@ use crate::model::{
     DailySales, OrderStatus, ReportRange, SalesReport, SalesTotals, StatusCounts, TopProduct,
 };
 
-/// Longest period a report covers, in days (two years, leap day included).
-pub const MAX_REPORT_DAYS: i64 = 731;
-/// Most products a top-products list may ask for.
-pub const MAX_TOP_PRODUCTS: i64 = 100;
+/// Longest period a report covers, in days (three years, leap day included). The one
+/// owner of this limit: ecom-admin's report endpoint checks it through [`ReportRange::new`].
+pub const MAX_REPORT_DAYS: i64 = 1096;
+/// Most products a top-products list may ask for (the report's `top`).
+pub const MAX_TOP_PRODUCTS: i64 = 50;
 
 impl ReportRange {
-    /// UTC days `from..=to`; `to` before `from` or a period over [`MAX_REPORT_DAYS`] is a
-    /// 422 naming `to`.
+    /// UTC days `from..=to`; `from` after `to` or a period over [`MAX_REPORT_DAYS`] is a
+    /// 422 naming `from`.
     pub fn new(from: NaiveDate, to: NaiveDate) -> std::result::Result<Self, OrdersError> {
         if to < from {
-            return Err(OrdersError::invalid("to", "must not be before `from`"));
+            return Err(OrdersError::invalid("from", "must not be after `to`"));
         }
         if (to - from).num_days() + 1 > MAX_REPORT_DAYS {
             return Err(OrdersError::invalid(
-                "to",
-                format!("the period must not exceed {MAX_REPORT_DAYS} days"),
+                "from",
+                format!("the period is at most {MAX_REPORT_DAYS} days"),
             ));
         }
         Ok(Self { from, to })
