@@ -67,14 +67,8 @@ async fn the_same_key_and_body_replay_the_first_order() {
     assert_ne!(fresh.assert_status(201).json()["id"], first.json()["id"]);
     assert_eq!(stock_of(&mut conn, mug).await, 4);
     // Without a key, every request is an order.
-    app.fixed(SHOPPER)
-        .post("/orders", body(&[(mug, 1)]))
-        .await
-        .assert_status(201);
-    app.fixed(SHOPPER)
-        .post("/orders", body(&[(mug, 1)]))
-        .await
-        .assert_status(201);
+    app.fixed(SHOPPER).place_order(&[(mug, 1)]).await;
+    app.fixed(SHOPPER).place_order(&[(mug, 1)]).await;
     assert_eq!(stock_of(&mut conn, mug).await, 2);
 }
 

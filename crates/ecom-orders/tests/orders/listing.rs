@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::NaiveDate;
 use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ecom_core::PageRequest;
-use ecom_orders::{AdminOrderFilter, OrderStatus};
+use ecom_core::{Page, PageRequest};
+use ecom_orders::{AdminOrderFilter, Order, OrderStatus};
 use ecom_testkit::TestDb;
 use ecom_testkit::fixtures::count_statements;
 
@@ -30,6 +30,17 @@ async fn set_created_at(conn: &mut AsyncPgConnection, id: i64, at: &str) {
         .execute(conn)
         .await
         .expect("set created_at");
+}
+
+/// The first hundred orders of the admin listing under `filter`.
+async fn first_hundred(conn: &mut AsyncPgConnection, filter: AdminOrderFilter) -> Page<Order> {
+    let first = PageRequest {
+        limit: 100,
+        offset: 0,
+    };
+    ecom_orders::list_orders(conn, &filter, first)
+        .await
+        .expect("admin listing")
 }
 
 #[actix_web::test]
@@ -155,55 +166,40 @@ async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
         "every order has its lines"
     );
 
-    let theirs = ecom_orders::list_orders(
+    let theirs = first_hundred(
         &mut conn,
-        &AdminOrderFilter {
+        AdminOrderFilter {
             user_id: Some(OTHER),
             ..Default::default()
         },
-        PageRequest {
-            limit: 100,
-            offset: 0,
-        },
     )
-    .await
-    .expect("by user");
+    .await;
     assert_eq!(theirs.total, 4);
     assert!(theirs.items.iter().all(|o| o.user_id == OTHER));
 
-    let paid = ecom_orders::list_orders(
+    let paid = first_hundred(
         &mut conn,
-        &AdminOrderFilter {
+        AdminOrderFilter {
             status: Some(OrderStatus::Paid),
             ..Default::default()
         },
-        PageRequest {
-            limit: 100,
-            offset: 0,
-        },
     )
-    .await
-    .expect("by status");
+    .await;
     assert_eq!(
         paid.items.iter().map(|o| o.id).collect::<Vec<_>>(),
         vec![placed[4]]
     );
 
     // Dates are UTC days, both bounds inclusive: March 3rd to 5th.
-    let range = ecom_orders::list_orders(
+    let range = first_hundred(
         &mut conn,
-        &AdminOrderFilter {
+        AdminOrderFilter {
             created_from: NaiveDate::from_ymd_opt(2026, 3, 3),
             created_to: NaiveDate::from_ymd_opt(2026, 3, 5),
             ..Default::default()
         },
-        PageRequest {
-            limit: 100,
-            offset: 0,
-        },
     )
-    .await
-    .expect("by dates");
+    .await;
     assert_eq!(
         range.items.iter().map(|o| o.id).collect::<Vec<_>>(),
         vec![placed[4], placed[3], placed[2]]
