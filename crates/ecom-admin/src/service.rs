@@ -4,8 +4,8 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use ecom_auth::model::{Role, User};
 use ecom_auth::service::roles;
-use ecom_core::audit::{self, AuditEntry};
 use ecom_core::Principal;
+use ecom_core::audit::{self, AuditEntry};
 
 use crate::error::AdminResult;
 use serde_json::json;

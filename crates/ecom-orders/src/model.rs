@@ -1,6 +1,5 @@
 //! Rows and domain types of orders.
 
-
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::deserialize::{self, FromSql, FromSqlRow};
 use diesel::expression::AsExpression;
