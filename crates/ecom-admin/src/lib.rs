@@ -2,12 +2,9 @@
 //! analytics under `/admin`. It owns no tables: it calls the other domains' public
 //! services and records each action in core's audit trail in the same transaction.
 //!
-//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
-//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
-//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
-//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
-//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
-//! core's `complete()` adds the common ones and the `Problem` bodies.
+//! Routes are declared once, with their operations (see [`ecom_core::Module`]).
+//! Admin owns no rules: `api` parses and defaults its queries, and the owning domains
+//! validate (roles and bans in ecom-auth, report ranges in ecom-orders).
 
 use utoipa::OpenApi;
 

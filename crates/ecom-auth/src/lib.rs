@@ -6,12 +6,9 @@
 //! - [`service::roles`]: ban, role changes, user search, role permission sets (for ecom-admin)
 //! - [`service::resolver`]: the [`PrincipalResolver`](ecom_core::principal::PrincipalResolver)
 //!
-//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
-//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
-//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
-//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
-//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
-//! core's `complete()` adds the common ones and the `Problem` bodies.
+//! Routes are declared once, with their operations (see [`ecom_core::Module`]).
+//! Validation lives in the services (`service::accounts`, `service::roles`,
+//! `service::password`); `api` types only parse JSON into Rust.
 
 use std::sync::Arc;
 

@@ -6,12 +6,10 @@
 //!   its own transaction ([`reserve_stock`], [`return_stock`])
 //! - [`seed`]: a realistic demo catalog in bulk ([`seed_demo`])
 //!
-//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
-//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
-//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
-//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
-//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
-//! core's `complete()` adds the common ones and the `Problem` bodies.
+//! Routes are declared once, with their operations (see [`ecom_core::Module`]).
+//! Validation lives in `api`: each request type's `validate()` turns the body into the
+//! model's checked input (`NewProduct`, `ProductChanges`, …), so services only see valid
+//! values.
 
 pub mod api;
 pub mod error;

@@ -43,6 +43,13 @@ pub type Register = Arc<dyn Fn(&mut ServiceConfig<'_>) + Send + Sync>;
 /// What a domain crate contributes to the app: one registration function (its routes,
 /// whose operations the OpenAPI document is built from) and the schemas and tags of its
 /// OpenAPI fragment.
+///
+/// Where this differs from ARCHITECTURE's "one actix `configure` function": each handler
+/// carries its actix route macro and its `#[utoipa::path]`, and the crate's `configure`
+/// registers them on utoipa-actix-web's `ServiceConfig`, so a route cannot be served
+/// undocumented or documented unserved. Responses list only the crate's own statuses and
+/// codes (error families once, as `#[derive(IntoResponses)]` types in its `api`);
+/// [`crate::openapi::complete`] adds the common ones and the `Problem` bodies.
 #[derive(Clone)]
 pub struct Module {
     pub name: &'static str,

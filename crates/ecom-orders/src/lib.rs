@@ -10,12 +10,9 @@
 //! own transaction; order lines copy the product's name and price, so orders never read
 //! the catalog's tables.
 //!
-//! Routes (where this differs from ARCHITECTURE's "one actix `configure` function"):
-//! each handler carries its actix route macro and its `#[utoipa::path]`; `routes::configure`
-//! registers them on utoipa-actix-web's `ServiceConfig`, which builds the document's
-//! operations, so no `paths(...)` list exists to drift. Responses list only this crate's
-//! statuses and codes (error families once, as `#[derive(IntoResponses)]` types in `api`);
-//! core's `complete()` adds the common ones and the `Problem` bodies.
+//! Routes are declared once, with their operations (see [`ecom_core::Module`]).
+//! Validation lives in the services (`service::checkout` checks lines, quantities and
+//! keys; `ReportRange::new` owns the report limits); `api` types only parse.
 
 pub mod api;
 pub mod error;
