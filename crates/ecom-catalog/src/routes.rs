@@ -1,7 +1,7 @@
 //! Handlers of /categories and /products: parse, authorize, call a service, render.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, delete, get, patch, post, put, web};
+use actix_web::{HttpResponse, delete, get, post, route, web};
 use ecom_core::db::PgPool;
 use ecom_core::{AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,7 +22,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(create_product)
         .service(get_product)
         .service(update_product)
-        .service(patch_product)
         .service(delete_product)
         .service(list_product_reviews)
         .service(create_product_review);
@@ -142,21 +141,7 @@ pub async fn get_product(
     Ok(web::Json(product.into()))
 }
 
-async fn apply_update(
-    principal: Principal,
-    pool: web::Data<PgPool>,
-    id: i64,
-    body: UpdateProductRequest,
-) -> AppResult<web::Json<ProductOut>> {
-    principal.require(Permission::EditProduct)?;
-    let changes = body.validate()?;
-    let mut conn = pool.get().await?;
-    let product =
-        service::update_product_audited(&mut conn, principal.user_id, id, changes).await?;
-    Ok(web::Json(product.into()))
-}
-
-/// Partial update (`edit:product`): only the fields sent change. PATCH does the same.
+/// Partial update (`edit:product`): only the fields sent change. PUT and PATCH alike.
 #[utoipa::path(tag = "catalog", operation_id = "updateProduct",
     params(("id" = i64, Path, description = "Product id")),
     request_body = UpdateProductRequest,
@@ -167,35 +152,20 @@ async fn apply_update(
         ProductBodyRefused,
     ),
     security(("bearer" = [])))]
-#[put("/products/{id}")]
+#[route("/products/{id}", method = "PUT", method = "PATCH")]
 pub async fn update_product(
     principal: Principal,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<UpdateProductRequest>,
 ) -> AppResult<web::Json<ProductOut>> {
-    apply_update(principal, pool, id.into_inner(), body.into_inner()).await
-}
-
-/// Partial update (`edit:product`), the same as PUT.
-#[utoipa::path(tag = "catalog", operation_id = "patchProduct",
-    params(("id" = i64, Path, description = "Product id")),
-    request_body = UpdateProductRequest,
-    responses(
-        (status = 200, description = "The updated product", body = ProductOut),
-        (status = 403, description = "`forbidden`: needs `edit:product`"),
-        ProductMissing,
-        ProductBodyRefused,
-    ),
-    security(("bearer" = [])))]
-#[patch("/products/{id}")]
-pub async fn patch_product(
-    principal: Principal,
-    pool: web::Data<PgPool>,
-    id: web::Path<i64>,
-    body: ecom_core::JsonObject<UpdateProductRequest>,
-) -> AppResult<web::Json<ProductOut>> {
-    apply_update(principal, pool, id.into_inner(), body.into_inner()).await
+    principal.require(Permission::EditProduct)?;
+    let changes = body.into_inner().validate()?;
+    let mut conn = pool.get().await?;
+    let product =
+        service::update_product_audited(&mut conn, principal.user_id, id.into_inner(), changes)
+            .await?;
+    Ok(web::Json(product.into()))
 }
 
 /// Takes a product out of the catalog (`delete:product`); past orders keep their lines.
