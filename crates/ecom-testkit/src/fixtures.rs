@@ -71,6 +71,19 @@ pub fn ids(body: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// Asserts that the JSON object `value` has every one of `keys`.
+#[track_caller]
+pub fn assert_fields(value: &Value, keys: &[&str]) {
+    for key in keys {
+        assert!(value.get(key).is_some(), "{key} in {value}");
+    }
+}
+
+/// How many rows `table` holds.
+pub async fn count_rows(conn: &mut AsyncPgConnection, table: &str) -> i64 {
+    count(conn, &format!("SELECT count(*) AS n FROM {table}")).await
+}
+
 /// A count from any `SELECT count(*) AS n ...` statement.
 pub async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
     #[derive(diesel::QueryableByName)]

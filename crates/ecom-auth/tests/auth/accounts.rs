@@ -114,17 +114,18 @@ async fn profile_read_update_and_mass_assignment_refused() {
     me.assert_status(200);
     assert_eq!(me.json()["id"], id);
     assert_eq!(me.json()["email"], "bo@example.com");
-    for key in [
-        "id",
-        "email",
-        "role",
-        "is_active",
-        "full_name",
-        "bio",
-        "created_at",
-    ] {
-        assert!(me.json().get(key).is_some(), "{key} in /users/me");
-    }
+    ecom_testkit::fixtures::assert_fields(
+        &me.json(),
+        &[
+            "id",
+            "email",
+            "role",
+            "is_active",
+            "full_name",
+            "bio",
+            "created_at",
+        ],
+    );
 
     let put = app
         .user(token)

@@ -4,7 +4,7 @@ use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count, product, stock_of};
+use crate::support::{OTHER, SHOPPER, body, count_rows, product, stock_of};
 
 #[actix_web::test]
 async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
@@ -105,14 +105,8 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
         "first line untouched"
     );
     assert_eq!(stock_of(&mut conn, scarce).await, 1);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        0
-    );
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM order_lines").await,
-        0
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 0);
+    assert_eq!(count_rows(&mut conn, "order_lines").await, 0);
 
     // Two short products are both named.
     let res = app
@@ -150,10 +144,7 @@ async fn unknown_and_deleted_products_are_422_and_change_nothing() {
     }
     assert_eq!(stock_of(&mut conn, mug).await, 10);
     assert_eq!(stock_of(&mut conn, gone).await, 10);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        0
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 0);
 }
 
 #[actix_web::test]

@@ -4,7 +4,9 @@ use ecom_testkit::{TestDb, http_client, spawn_server};
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::support::{CROWD, SHOPPER, big_pool, body, context_on, count, product, stock_of, token};
+use crate::support::{
+    CROWD, SHOPPER, big_pool, body, context_on, count, count_rows, product, stock_of, token,
+};
 
 /// Sends `POST /orders` and returns the status and JSON body.
 async fn post_order(
@@ -47,10 +49,7 @@ async fn two_hundred_racing_orders_never_oversell_fifty_units() {
     assert_eq!(created, 50);
     assert_eq!(refused, 150);
     assert_eq!(stock_of(&mut conn, hot).await, 0);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        50
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 50);
     assert_eq!(
         count(
             &mut conn,
@@ -107,10 +106,7 @@ async fn opposite_two_line_orders_do_not_deadlock() {
     assert_eq!(i64::from(stock_of(&mut conn, a).await), 70 - ordered(a));
     assert_eq!(i64::from(stock_of(&mut conn, b).await), 70 - ordered(b));
     assert!(stock_of(&mut conn, a).await >= 0 && stock_of(&mut conn, b).await >= 0);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        created.len() as i64
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, created.len() as i64);
     server.stop().await;
 }
 
@@ -136,10 +132,7 @@ async fn twenty_racing_requests_with_one_key_make_one_order() {
         results.iter().all(|(_, b)| &b["id"] == first_id),
         "one order id"
     );
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        1
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 1);
     assert_eq!(stock_of(&mut conn, mug).await, 97, "one decrement");
 
     // A racing different body with the same key is refused, never a second order.
@@ -165,9 +158,6 @@ async fn twenty_racing_requests_with_one_key_make_one_order() {
         .map(|(_, b)| b["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(ids.len(), 1, "one order for the key");
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        2
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 2);
     server.stop().await;
 }

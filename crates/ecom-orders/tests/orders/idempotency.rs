@@ -6,7 +6,7 @@ use ecom_testkit::TestDb;
 use serde_json::Value;
 
 use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count, product, stock_of, token};
+use crate::support::{OTHER, SHOPPER, body, count, count_rows, product, stock_of, token};
 
 fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
     TestRequest::post()
@@ -43,10 +43,7 @@ async fn the_same_key_and_body_replay_the_first_order() {
     assert_eq!(reordered.json()["id"], first.json()["id"]);
     assert_eq!(stock_of(&mut conn, mug).await, 8, "one decrement");
     assert_eq!(stock_of(&mut conn, pot).await, 9);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        1
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 1);
 
     // Same key, different body: refused, nothing ordered.
     app.send(keyed("k-1", SHOPPER, body(&[(mug, 3)])))
@@ -81,10 +78,7 @@ async fn a_refused_request_is_not_remembered() {
     app.send(keyed("retry-me", SHOPPER, body(&[(mug, 2)])))
         .await
         .assert_problem(409, "insufficient_stock");
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM order_idempotency").await,
-        0
-    );
+    assert_eq!(count_rows(&mut conn, "order_idempotency").await, 0);
     app.fixed(crate::support::ADMIN)
         .put(&format!("/products/{mug}"), serde_json::json!({"stock": 5}))
         .await

@@ -15,7 +15,8 @@ use ecom_testkit::{TEST_SECRET, TestDb, http_client, spawn_server, test_settings
 use serde_json::Value;
 
 use crate::support::{
-    SHOPPER, accounts, big_pool, body, context_on, count, lines, order, product, stock_of, token,
+    SHOPPER, accounts, big_pool, body, context_on, count, count_rows, lines, order, product,
+    stock_of, token,
 };
 
 /// Longest a test waits for something that must happen (a generous bound, not a timing goal).
@@ -159,12 +160,9 @@ async fn an_order_for_a_row_held_past_lock_timeout_answers_503_and_changes_nothi
     holder.batch_execute("ROLLBACK").await.expect("release");
 
     assert_eq!(stock_of(&mut conn, held).await, 10);
+    assert_eq!(count_rows(&mut conn, "orders").await, 0);
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        0
-    );
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM order_idempotency").await,
+        count_rows(&mut conn, "order_idempotency").await,
         0,
         "the refused request left no claim on its key"
     );
@@ -210,10 +208,7 @@ async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
     // run was aborted; a 201 means a later run placed the order.
     assert_eq!(status, 201, "{placed}");
     assert_eq!(replayed, None);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        1
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 1);
     assert_eq!(stock_of(&mut conn, first).await, 9);
     assert_eq!(stock_of(&mut conn, second).await, 9);
 
@@ -228,10 +223,7 @@ async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
     assert_eq!(status, 201);
     assert_eq!(replayed.as_deref(), Some("true"));
     assert_eq!(again["id"], placed["id"]);
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        1
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 1);
     assert_eq!(stock_of(&mut conn, first).await, 9);
     assert_eq!(stock_of(&mut conn, second).await, 9);
     server.stop().await;
@@ -345,10 +337,7 @@ async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
     let response = AppError::from(err);
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.retry_after_secs(), Some(1));
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
-        0
-    );
+    assert_eq!(count_rows(&mut conn, "orders").await, 0);
     assert_eq!(stock_of(&mut conn, first).await, 10);
     assert_eq!(stock_of(&mut conn, second).await, 10);
 }
@@ -398,7 +387,7 @@ async fn the_idempotency_purge_is_bounded_and_skips_rows_another_replica_holds()
         "every expired row not held, once"
     );
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM order_idempotency").await,
+        count_rows(&mut conn, "order_idempotency").await,
         2,
         "the held row and the live one remain"
     );

@@ -11,7 +11,7 @@ use ecom_orders::{OrderStatus, ReportRange, SalesReport};
 use ecom_testkit::TestDb;
 use futures_util::future::join_all;
 
-use crate::support::{count, product};
+use crate::support::{count, count_rows, product};
 
 /// Closed days with orders, and orders per day.
 const DAYS: i64 = 6;
@@ -289,10 +289,7 @@ async fn reports_racing_status_changes_never_drop_a_day() {
         DAYS * (PER_DAY - CANCELLED)
     );
     // And the closed days are served from rollups again.
-    assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM order_rollup_days").await,
-        DAYS + 2
-    );
+    assert_eq!(count_rows(&mut conn, "order_rollup_days").await, DAYS + 2);
 }
 
 /// Many reports (as from several replicas) building the same missing rollups at once,
@@ -337,7 +334,7 @@ async fn concurrent_reports_build_each_rollup_once() {
     }
     let widest = (to - ranges[7].from).num_days() + 1;
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM order_rollup_days").await,
+        count_rows(&mut conn, "order_rollup_days").await,
         widest,
         "one rollup per day"
     );

@@ -8,7 +8,7 @@ use ecom_core::AppContext;
 use ecom_core::db::{PoolOptions, build_pool};
 use ecom_core::settings::SecretString;
 pub use ecom_testkit::fixtures::{
-    ADMIN, CROWD, MANAGER, OTHER, SHOPPER, accounts, count, money, token,
+    ADMIN, CROWD, MANAGER, OTHER, SHOPPER, accounts, count, count_rows, money, token,
 };
 pub use ecom_testkit::product;
 use ecom_testkit::{NewOrder, TEST_SECRET, TestDb, test_settings};
