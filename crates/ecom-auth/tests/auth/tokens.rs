@@ -78,34 +78,35 @@ async fn forged_and_misused_tokens_are_refused() {
         .await
         .assert_problem(401, "invalid_token");
 
-    let mut expired = claims(id);
-    expired.iat -= 7200;
-    expired.exp = chrono::Utc::now().timestamp() - 3600;
-    app.user(sign(&expired, TEST_SECRET, Algorithm::HS256))
-        .get("/users/me")
-        .await
-        .assert_problem(401, "token_expired");
-
-    let mut wrong_aud = claims(id);
-    wrong_aud.aud = "another-service".into();
-    app.user(sign(&wrong_aud, TEST_SECRET, Algorithm::HS256))
-        .get("/users/me")
-        .await
-        .assert_problem(401, "invalid_token");
-
-    let mut wrong_iss = claims(id);
-    wrong_iss.iss = "someone-else".into();
-    app.user(sign(&wrong_iss, TEST_SECRET, Algorithm::HS256))
-        .get("/users/me")
-        .await
-        .assert_problem(401, "invalid_token");
-
-    let mut not_access = claims(id);
-    not_access.typ = "refresh".into();
-    app.user(sign(&not_access, TEST_SECRET, Algorithm::HS256))
-        .get("/users/me")
-        .await
-        .assert_problem(401, "invalid_token");
+    // Claims that are well signed but wrong in one way each.
+    let expired = AccessClaims {
+        iat: claims(id).iat - 7200,
+        exp: chrono::Utc::now().timestamp() - 3600,
+        ..claims(id)
+    };
+    let wrong_aud = AccessClaims {
+        aud: "another-service".into(),
+        ..claims(id)
+    };
+    let wrong_iss = AccessClaims {
+        iss: "someone-else".into(),
+        ..claims(id)
+    };
+    let not_access = AccessClaims {
+        typ: "refresh".into(),
+        ..claims(id)
+    };
+    for (bad, code) in [
+        (expired, "token_expired"),
+        (wrong_aud, "invalid_token"),
+        (wrong_iss, "invalid_token"),
+        (not_access, "invalid_token"),
+    ] {
+        app.user(sign(&bad, TEST_SECRET, Algorithm::HS256))
+            .get("/users/me")
+            .await
+            .assert_problem(401, code);
+    }
 
     // The opaque refresh token can never pass for an access token, nor the reverse.
     let refresh = pair.refresh_token.as_str();
