@@ -314,7 +314,9 @@ where
     /// `PATCH /admin/users/{id}/role`, expecting 200.
     pub async fn assign_role(&self, user_id: i64, role: &str) -> TestResponse {
         let body = serde_json::json!({ "role": role });
-        let res = self.patch(format!("/admin/users/{user_id}/role"), body).await;
+        let res = self
+            .patch(format!("/admin/users/{user_id}/role"), body)
+            .await;
         res.assert_status(200);
         res
     }
