@@ -140,7 +140,6 @@ pub struct UpdateProfileRequest {
     pub bio: Option<Option<String>>,
 }
 
-
 /// Debug output of these types reaches logs: never a password, a token or an email.
 impl std::fmt::Debug for RegisterRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -430,7 +430,6 @@ pub struct UpdateProductRequest {
     pub category_id: Option<Option<i64>>,
 }
 
-
 impl UpdateProductRequest {
     pub fn validate(self) -> Result<ProductChanges, CatalogError> {
         let mut checks = Checks::default();

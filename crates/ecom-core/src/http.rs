@@ -71,24 +71,6 @@ impl Module {
             openapi,
         }
     }
-
-    /// A module of plain actix routes, absent from the document (core's test routes).
-    pub fn new(
-        name: &'static str,
-        configure: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
-        openapi: utoipa::openapi::OpenApi,
-    ) -> Self {
-        Self::routes(
-            name,
-            move |cfg| {
-                cfg.map(|c| {
-                    configure(c);
-                    c
-                });
-            },
-            openapi,
-        )
-    }
 }
 
 /// Registers core's operational routes and every module's on one service config.

@@ -261,7 +261,7 @@ async fn a_burst_of_sign_ups_does_not_exhaust_the_pool() {
     let db = TestDb::new().await;
     let settings = [
         ("DATABASE_POOL_SIZE", "1"),
-        ("DATABASE_POOL_TIMEOUT_MS", "100"),
+        ("DATABASE_POOL_TIMEOUT_MS", "400"),
     ];
     // A pool built from those settings (the test kit's default pool is larger).
     let settings = ecom_testkit::test_settings(&db, &settings);
@@ -280,7 +280,7 @@ async fn a_burst_of_sign_ups_does_not_exhaust_the_pool() {
     .with_resolver(ecom_auth::resolver(pool));
     let server = ecom_testkit::spawn_server(ctx);
     let client = ecom_testkit::http_client();
-    let answers = futures_util::future::join_all((0..24).map(|i| {
+    let answers = futures_util::future::join_all((0..32).map(|i| {
         client
             .post(server.url("/auth/register"))
             .send_json(&json!({"email": format!("burst{i}@example.com"), "password": PASSWORD}))

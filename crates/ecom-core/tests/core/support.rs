@@ -49,17 +49,20 @@ async fn whoami(principal: Principal) -> HttpResponse {
         .json(serde_json::json!({"user_id": principal.user_id, "role": principal.role}))
 }
 
+/// Plain actix routes, registered through `map` so they stay out of the document.
 pub fn module() -> Module {
-    Module::new(
+    Module::routes(
         "test",
         |cfg| {
-            cfg.service(web::resource("/t/echo").route(web::post().to(echo)))
-                .service(web::resource("/t/items/{id}").route(web::get().to(item)))
-                .service(web::resource("/t/page").route(web::get().to(page)))
-                .service(web::resource("/t/boom").route(web::get().to(boom)))
-                .service(web::resource("/t/bad-sql").route(web::get().to(bad_sql)))
-                .service(web::resource("/t/guarded").route(web::get().to(guarded)))
-                .service(web::resource("/t/whoami").route(web::get().to(whoami)));
+            cfg.map(|c| {
+                c.service(web::resource("/t/echo").route(web::post().to(echo)))
+                    .service(web::resource("/t/items/{id}").route(web::get().to(item)))
+                    .service(web::resource("/t/page").route(web::get().to(page)))
+                    .service(web::resource("/t/boom").route(web::get().to(boom)))
+                    .service(web::resource("/t/bad-sql").route(web::get().to(bad_sql)))
+                    .service(web::resource("/t/guarded").route(web::get().to(guarded)))
+                    .service(web::resource("/t/whoami").route(web::get().to(whoami)))
+            });
         },
         utoipa::openapi::OpenApi::default(),
     )
