@@ -109,25 +109,17 @@ pub mod async_connection_wrapper;
 mod deref_connection;
 #[cfg(feature = "migrations")]
 mod migrations;
-#[cfg(feature = "mysql")]
-mod mysql;
 #[cfg(feature = "postgres")]
 pub mod pg;
 #[cfg(feature = "pool")]
 pub mod pooled_connection;
 mod run_query_dsl;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
+#[cfg(feature = "postgres")]
 mod stmt_cache;
 #[cfg(feature = "sync-connection-wrapper")]
 pub mod sync_connection_wrapper;
 mod transaction_manager;
 
-#[cfg(feature = "mysql")]
-#[doc(inline)]
-pub use self::mysql::AsyncMysqlConnection;
-#[cfg(feature = "mysql")]
-#[doc(inline)]
-pub use self::mysql::MysqlCancelToken;
 #[cfg(feature = "postgres")]
 #[doc(inline)]
 pub use self::pg::AsyncPgConnection;

@@ -6,7 +6,7 @@ use diesel::query_builder::IntoUpdateTarget;
 use diesel::result::QueryResult;
 use diesel::AsChangeset;
 use futures_core::future::BoxFuture;
-#[cfg(any(feature = "mysql", feature = "postgres", feature = "sqlite"))]
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 use futures_util::FutureExt;
 use futures_util::{stream, StreamExt, TryStreamExt};
 use std::future::Future;
@@ -691,46 +691,6 @@ where
         Changes: 'changes,
         'conn: 'changes,
         Self: 'changes;
-}
-
-#[cfg(feature = "mysql")]
-impl<'b, Changes, Output, Tab, V> UpdateAndFetchResults<Changes, Output>
-    for crate::AsyncMysqlConnection
-where
-    Output: Send + 'static,
-    Changes:
-        Copy + AsChangeset<Target = Tab> + Send + diesel::associations::Identifiable<Table = Tab>,
-    Tab: diesel::Table + diesel::query_dsl::methods::FindDsl<Changes::Id> + 'b,
-    diesel::dsl::Find<Tab, Changes::Id>: IntoUpdateTarget<Table = Tab, WhereClause = V>,
-    diesel::query_builder::UpdateStatement<Tab, V, Changes::Changeset>:
-        diesel::query_builder::AsQuery,
-    diesel::dsl::Update<Changes, Changes>: methods::ExecuteDsl<Self>,
-    V: Send + 'b,
-    Changes::Changeset: Send + 'b,
-    Changes::Id: 'b,
-    Tab::FromClause: Send,
-    diesel::dsl::Find<Changes::Table, Changes::Id>:
-        methods::LoadQuery<'b, crate::AsyncMysqlConnection, Output> + Send,
-{
-    fn update_and_fetch<'conn, 'changes>(
-        &'conn mut self,
-        changeset: Changes,
-    ) -> BoxFuture<'changes, QueryResult<Output>>
-    where
-        Changes: 'changes,
-        Changes::Changeset: 'changes,
-        'conn: 'changes,
-        Self: 'changes,
-    {
-        async move {
-            diesel::update(changeset)
-                .set(changeset)
-                .execute(self)
-                .await?;
-            Changes::table().find(changeset.id()).get_result(self).await
-        }
-        .boxed()
-    }
 }
 
 #[cfg(feature = "postgres")]
