@@ -29,6 +29,10 @@ impl ClientAddress {
     }
 }
 
+/// `TRUSTED_PROXIES`, parsed once when the app is built (app data), not per request.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpNet>);
+
 /// Whom to believe: `peer` is the TCP peer, `headers` the request's.
 pub fn resolve(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = peer.map(canonical)?;

@@ -324,32 +324,18 @@ impl From<diesel::result::Error> for AppError {
                 "the request collided with a concurrent one and was undone; retry it",
             );
         }
-        let info = match &err {
-            E::DatabaseError(kind, info) => (kind, info),
-            // A rollback that could not be sent (the connection died) leaves the
-            // connection unusable; the pool discards it. A lost database, not a bug.
-            E::BrokenTransactionManager => return AppError::unavailable(err),
-            E::RollbackErrorOnCommit { commit_error, .. }
-                if matches!(
-                    AppError::from(clone_commit_error(commit_error)).status(),
-                    StatusCode::SERVICE_UNAVAILABLE
-                ) =>
-            {
-                return AppError::unavailable(err);
-            }
-            _ => return AppError::internal(err),
+        if is_lost_database(&err) {
+            return AppError::unavailable(err);
+        }
+        let E::DatabaseError(kind, info) = &err else {
+            return AppError::internal(err);
         };
-        let (kind, info) = info;
-        if let Some(code) = parse_sqlstate(info.message()) {
-            if is_unavailable_sqlstate(code) {
-                return AppError::unavailable(err);
-            }
-            // PostgreSQL text and jsonb cannot hold NUL; a client sent "\u0000" in a string.
-            if code == sqlstate::CHARACTER_NOT_IN_REPERTOIRE
+        // PostgreSQL text and jsonb cannot hold NUL; a client sent "\u0000" in a string.
+        if parse_sqlstate(info.message()).is_some_and(|code| {
+            code == sqlstate::CHARACTER_NOT_IN_REPERTOIRE
                 || code == sqlstate::UNTRANSLATABLE_CHARACTER
-            {
-                return AppError::invalid_field("text", "must not contain NUL characters");
-            }
+        }) {
+            return AppError::invalid_field("text", "must not contain NUL characters");
         }
         match kind {
             K::UniqueViolation => AppError::conflict("conflict", "the resource already exists"),
@@ -361,22 +347,26 @@ impl From<diesel::result::Error> for AppError {
                 "constraint_violation",
                 "the request breaks a rule of the store",
             ),
-            // No SQLSTATE: the connection was lost before or while the statement ran.
-            K::ClosedConnection | K::UnableToSendCommand => AppError::unavailable(err),
             _ => AppError::internal(err),
         }
     }
 }
 
-/// A commit error's kind and message, enough to classify it (diesel errors are not `Clone`).
-fn clone_commit_error(err: &diesel::result::Error) -> diesel::result::Error {
-    use diesel::result::Error as E;
+/// The database is away or refusing work (shut down, restarting, out of connections,
+/// timed out, connection lost): a 503, not a bug.
+fn is_lost_database(err: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
     match err {
-        E::DatabaseError(kind, info) => {
-            E::DatabaseError(*kind, Box::new(info.message().to_string()))
+        // No SQLSTATE: the connection was lost before or while the statement ran.
+        E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, _) => true,
+        E::DatabaseError(_, info) => {
+            parse_sqlstate(info.message()).is_some_and(is_unavailable_sqlstate)
         }
-        E::BrokenTransactionManager => E::BrokenTransactionManager,
-        _ => E::NotInTransaction,
+        // A rollback that could not be sent (the connection died) leaves the connection
+        // unusable; the pool discards it.
+        E::BrokenTransactionManager => true,
+        E::RollbackErrorOnCommit { commit_error, .. } => is_lost_database(commit_error),
+        _ => false,
     }
 }
 

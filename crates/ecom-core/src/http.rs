@@ -159,6 +159,7 @@ pub struct AppContext {
     pub settings: web::Data<Settings>,
     pub pool: web::Data<PgPool>,
     pub tokens: web::Data<AccessTokens>,
+    trusted_proxies: web::Data<crate::client_address::TrustedProxies>,
     draining: Draining,
     resolver: Option<web::Data<SharedResolver>>,
     metrics: PrometheusMetrics,
@@ -199,7 +200,10 @@ impl AppContext {
         crate::openapi::distinct_method_ids(&mut openapi);
         let served = web::Data::new(ServedPaths::new(&openapi));
         let tokens = AccessTokens::new(secret, settings.access_token_expire_minutes);
+        let trusted_proxies =
+            crate::client_address::TrustedProxies(settings.trusted_proxy_networks()?);
         Ok(Self {
+            trusted_proxies: web::Data::new(trusted_proxies),
             settings: web::Data::new(settings),
             pool: web::Data::new(pool),
             tokens: web::Data::new(tokens),
@@ -244,6 +248,7 @@ pub fn build_app(
     let origins = ctx.settings.cors_origins();
     let app = App::new()
         .app_data(ctx.settings.clone())
+        .app_data(ctx.trusted_proxies.clone())
         .app_data(ctx.pool.clone())
         .app_data(ctx.tokens.clone())
         .app_data(web::Data::new(ctx.draining.clone()))

@@ -63,12 +63,12 @@ pub async fn request_context(
     let id = accepted_client_id(req.headers().get(REQUEST_ID_HEADER))
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let trusted = req
-        .app_data::<actix_web::web::Data<crate::settings::Settings>>()
-        .and_then(|s| s.trusted_proxy_networks().ok())
-        .unwrap_or_default();
-    let client =
-        crate::client_address::resolve(req.peer_addr().map(|a| a.ip()), req.headers(), &trusted);
+    let trusted = req.app_data::<actix_web::web::Data<crate::client_address::TrustedProxies>>();
+    let client = crate::client_address::resolve(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers(),
+        trusted.map_or(&[][..], |t| t.0.as_slice()),
+    );
     req.extensions_mut()
         .insert(crate::client_address::ClientAddress(client));
     let span = tracing::info_span!(
