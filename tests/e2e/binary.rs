@@ -100,17 +100,20 @@ struct Server {
 
 impl Server {
     async fn start(db: &TestDb) -> Self {
+        Self::start_with(db, &[]).await
+    }
+
+    async fn start_with(db: &TestDb, extra: &[(&str, String)]) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("ecom-{}.log", uuid::Uuid::new_v4().simple()));
-        let mut child = spawn_ecom(
-            &[
-                ("DATABASE_URL", db.url.clone()),
-                ("SECRET_KEY", TEST_SECRET.to_string()),
-                ("PORT", port.to_string()),
-                ("NO_COLOR", "1".to_string()),
-            ],
-            Some(&log),
-        );
+        let mut envs = vec![
+            ("DATABASE_URL", db.url.clone()),
+            ("SECRET_KEY", TEST_SECRET.to_string()),
+            ("PORT", port.to_string()),
+            ("NO_COLOR", "1".to_string()),
+        ];
+        envs.extend(extra.iter().cloned());
+        let mut child = spawn_ecom(&envs, Some(&log));
         wait_healthy(port, &mut child).await;
         Self { child, port, log }
     }
@@ -212,6 +215,11 @@ async fn sigint_drains_like_sigterm_ready_turning_503_first() {
         assert!(log.contains(phase), "no `{phase}` in the log:\n{log}");
     }
     assert!(log.contains("SIGINT"), "names the signal:\n{log}");
+    // Request log lines carry the client address (the TCP peer: no proxy is trusted).
+    assert!(
+        log.contains("client=127.0.0.1"),
+        "client address in the request log:\n{log}"
+    );
     assert!(
         http_client()
             .get(server.url("/health"))
@@ -366,4 +374,20 @@ async fn seed_demo_loads_shoppers_products_and_reviews() {
         reviewed["items"][0]["review_count"].as_i64().unwrap_or(0) > 0,
         "reviews were written"
     );
+}
+
+/// `SHUTDOWN_GRACE_MS` sets the drain's grace: with 200 ms the process is gone well
+/// before the default 5 s grace would have ended.
+#[actix_web::test]
+async fn the_shutdown_grace_is_a_setting() {
+    let db = TestDb::new().await;
+    let mut server = Server::start_with(&db, &[("SHUTDOWN_GRACE_MS", "200".to_string())]).await;
+    send_signal(&server.child, "TERM");
+    let status = wait_exit(&mut server.child, Duration::from_secs(3))
+        .await
+        .expect("exits before the default grace would have ended");
+    assert!(status.success(), "graceful exit, got {status}");
+    let log = server.log();
+    assert!(log.contains("grace_ms=200"), "{log}");
+    assert!(log.contains("in-flight requests finished"), "{log}");
 }

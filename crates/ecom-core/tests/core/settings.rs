@@ -137,6 +137,8 @@ fn new_settings_are_validated_with_their_names() {
         ("LOGIN_THROTTLE_WINDOW_SECONDS", "0"),
         ("DATABASE_LOCK_TIMEOUT_MS", "0"),
         ("METRICS_TOKEN", " "),
+        ("SHUTDOWN_GRACE_MS", "600001"),
+        ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
     ] {
         let err = SettingsLoader::isolated()
             .set(name, value)
