@@ -171,6 +171,12 @@ where
         self.client(Role::Admin, token)
     }
 
+    /// Registers and logs in `email`: its id and a client acting as it.
+    pub async fn signed_in(&self, email: &str, password: &str) -> (i64, Client<'_, S>) {
+        let (id, token) = self.sign_up(email, password).await;
+        (id, self.user(token))
+    }
+
     /// One of the [`crate::fixtures::accounts`], with a fresh token.
     pub fn fixed(&self, user_id: i64) -> Client<'_, S> {
         use crate::fixtures::{ADMIN, MANAGER};
@@ -269,6 +275,20 @@ where
         self.read(path).await
     }
 
+    /// `GET path`, expecting 200 with a list envelope: how many rows match.
+    pub async fn listed_total(&self, path: impl AsRef<str>) -> i64 {
+        self.page::<serde_json::Value>(path).await.total
+    }
+
+    /// GETs each `(path, total)` listing and asserts how many rows it matches: a table of
+    /// filters.
+    pub async fn assert_totals<P: AsRef<str>>(&self, cases: impl IntoIterator<Item = (P, i64)>) {
+        for (path, total) in cases {
+            let path = path.as_ref();
+            assert_eq!(self.listed_total(path).await, total, "{path}");
+        }
+    }
+
     /// `POST /auth/register`, expecting 201; the new user's id.
     pub async fn register(&self, email: &str, password: &str) -> i64 {
         let created: Created = self
@@ -321,6 +341,48 @@ where
         res
     }
 
+    /// `GET /users/me`: whether this caller's token still opens its account.
+    pub async fn me(&self) -> TestResponse {
+        self.get("/users/me").await
+    }
+
+    /// `POST /auth/login` with whatever it answers (a refusal, a throttle).
+    pub async fn try_log_in(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/auth/login", Credentials { email, password })
+            .await
+    }
+
+    /// `POST /auth/refresh` with this refresh token, whatever it answers.
+    pub async fn refresh(&self, refresh_token: impl Serialize) -> TestResponse {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        self.post("/auth/refresh", body).await
+    }
+
+    /// `POST /auth/revoke` with this refresh token, whatever it answers.
+    pub async fn revoke(&self, refresh_token: impl Serialize) -> TestResponse {
+        let body = serde_json::json!({ "refresh_token": refresh_token });
+        self.post("/auth/revoke", body).await
+    }
+
+    /// `PATCH /admin/users/{id}/ban` with `banned`, expecting 200; the user as answered.
+    pub async fn set_banned(&self, user_id: i64, banned: bool) -> serde_json::Value {
+        let body = serde_json::json!({ "banned": banned });
+        self.patch(format!("/admin/users/{user_id}/ban"), body)
+            .await
+            .assert_status(200)
+            .json()
+    }
+
+    /// GETs each `(path, status, code)` and asserts that problem: a table of refused reads.
+    pub async fn assert_problems<P: AsRef<str>>(
+        &self,
+        cases: impl IntoIterator<Item = (P, u16, &str)>,
+    ) {
+        for (path, status, code) in cases {
+            self.get(path).await.assert_problem(status, code);
+        }
+    }
+
     /// `POST /orders` with `(product_id, quantity)` lines, expecting 201.
     pub async fn place_order(&self, pairs: &[(i64, i64)]) -> Order {
         self.post("/orders", NewOrder::of(pairs))
@@ -340,6 +402,17 @@ fn to_json(body: impl Serialize) -> serde_json::Value {
 }
 
 impl TestResponse {
+    /// Asserts 201 with a `Location` of `{collection}/{id}` for the new row; its body.
+    #[track_caller]
+    pub fn assert_created(&self, collection: &str) -> serde_json::Value {
+        self.assert_status(201);
+        let created = self.json();
+        let id = created["id"].as_i64().expect("id of the created row");
+        let location = format!("{collection}/{id}");
+        assert_eq!(self.header("location"), Some(location.as_str()));
+        created
+    }
+
     /// The body as a `T`, panicking with the body when it is not one.
     #[track_caller]
     pub fn parse<T: DeserializeOwned>(&self) -> T {

@@ -216,3 +216,23 @@ macro_rules! product {
         }
     }};
 }
+
+/// A fresh database, one connection to it and these `(name, price, stock)` products in
+/// it, their ids in order: how most stock and order tests open. A macro for the same
+/// reason as [`product!`](crate::product):
+/// `let (db, mut conn, [mug, pot]) = stocked!(("Mug", "8.50", 10), ("Pot", "30.00", 2)).await;`
+#[macro_export]
+macro_rules! stocked {
+    ($(($name:expr, $price:expr, $stock:expr)),+ $(,)?) => {
+        async {
+            let (db, mut conn) = $crate::TestDb::connected().await;
+            let ids = [$($crate::product!(&mut conn, $name, $price, $stock).await),+];
+            (db, conn, ids)
+        }
+    };
+}
+
+/// A page of `limit` rows from `offset`, for the service-level listings.
+pub fn page_of(limit: i64, offset: i64) -> ecom_core::PageRequest {
+    ecom_core::PageRequest { limit, offset }
+}
