@@ -6,7 +6,7 @@ use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
-use crate::support::{ADMIN, CREATOR, SHOPPER, ids, product};
+use crate::support::{ADMIN, CREATOR, SHOPPER, ids, product, stocked};
 
 #[actix_web::test]
 async fn create_then_get_a_product() {
@@ -35,12 +35,12 @@ async fn create_then_get_a_product() {
         .assert_status(200)
         .json();
     assert_eq!(got, created);
-    for (path, status, code) in [
-        ("/products/999999", 404, "not_found"),
-        ("/products/abc", 400, "invalid_path"),
-    ] {
-        app.get(path).await.assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_problems([
+            ("/products/999999", 404, "not_found"),
+            ("/products/abc", 400, "invalid_path"),
+        ])
+        .await;
 }
 
 #[actix_web::test]
@@ -125,8 +125,7 @@ async fn invalid_products_are_422_naming_the_field() {
 
 #[actix_web::test]
 async fn writes_need_a_token_and_their_permission() {
-    let (db, mut conn) = TestDb::connected().await;
-    let id = product!(&mut conn, "Lamp", "20.00", 5).await;
+    let (db, _, [id]) = stocked!(("Lamp", "20.00", 5)).await;
     let app = app!(&db);
     let body = json!({"name": "Desk", "description": "", "price": "99.00", "stock": 1});
     let path = format!("/products/{id}");

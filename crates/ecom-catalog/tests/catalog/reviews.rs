@@ -7,7 +7,7 @@ use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
-use crate::support::{ADMIN, OTHER, SHOPPER, product};
+use crate::support::{ADMIN, OTHER, SHOPPER, product, stocked};
 
 /// A product to review on `db`: its id and its reviews path.
 async fn teapot(db: &TestDb) -> (i64, String) {
@@ -133,8 +133,7 @@ async fn reviews_are_listed_newest_first() {
 
 #[actix_web::test]
 async fn concurrent_reviews_keep_the_aggregates_exact() {
-    let (db, mut conn) = TestDb::connected().await;
-    let id = product!(&mut conn, "Teapot", "25.00", 3).await;
+    let (db, mut conn, [id]) = stocked!(("Teapot", "25.00", 3)).await;
     let pool = db.pool();
     let tasks = (1..=40_i64).map(|user| {
         let pool = pool.clone();

@@ -3,8 +3,8 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use ecom_catalog::model::{ProductFilter, ProductSort};
 use ecom_catalog::{SeedSummary, seed_demo, service};
-use ecom_core::PageRequest;
 use ecom_testkit::TestDb;
+use ecom_testkit::fixtures::page_of;
 
 #[derive(QueryableByName)]
 struct N {
@@ -89,16 +89,9 @@ async fn the_demo_catalog_is_varied_and_consistent() {
         sort: ProductSort::Relevance,
         ..ProductFilter::default()
     };
-    let found = service::list_products(
-        c,
-        &filter,
-        PageRequest {
-            limit: 5,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("search");
+    let found = service::list_products(c, &filter, page_of(5, 0))
+        .await
+        .expect("search");
     assert!(found.total > 0);
     assert!(found.items.iter().all(|p| p.row.name.contains("Keyboard")));
 

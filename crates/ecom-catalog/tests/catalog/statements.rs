@@ -5,9 +5,9 @@ use std::sync::atomic::Ordering;
 use diesel_async::AsyncPgConnection;
 use ecom_catalog::model::{ProductFilter, ProductSort};
 use ecom_catalog::service;
-use ecom_core::PageRequest;
+
 use ecom_testkit::TestDb;
-use ecom_testkit::fixtures::count_statements;
+use ecom_testkit::fixtures::{count_statements, page_of};
 
 use crate::support::{product, review};
 
@@ -33,7 +33,7 @@ async fn statements_for(
     limit: i64,
 ) -> (usize, usize) {
     let count = count_statements(conn);
-    let page = service::list_products(conn, filter, PageRequest { limit, offset: 0 })
+    let page = service::list_products(conn, filter, page_of(limit, 0))
         .await
         .expect("listing");
     (count.load(Ordering::SeqCst), page.items.len())
@@ -75,28 +75,15 @@ async fn listing_statements_do_not_grow_with_the_page() {
 
     // Reviews and categories too.
     let count = count_statements(&mut conn);
-    let reviews = service::list_reviews(
-        &mut conn,
-        1,
-        PageRequest {
-            limit: 100,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("reviews");
+    let reviews = service::list_reviews(&mut conn, 1, page_of(100, 0))
+        .await
+        .expect("reviews");
     assert_eq!(reviews.items.len(), 1);
     assert!(count.load(Ordering::SeqCst) <= 3);
     let count = count_statements(&mut conn);
-    let cats = service::list_categories(
-        &mut conn,
-        PageRequest {
-            limit: 100,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("categories");
+    let cats = service::list_categories(&mut conn, page_of(100, 0))
+        .await
+        .expect("categories");
     assert_eq!(cats.items.len(), 4);
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }

@@ -6,9 +6,9 @@ use ecom_catalog::{
     CatalogError, Shortage, StockLine, StockShortfall, reserve_stock, return_stock,
 };
 use ecom_core::db::{PoolOptions, build_pool};
-use ecom_testkit::TestDb;
 
-use crate::support::{money, product};
+use crate::support::{money, stocked};
+use ecom_testkit::TestDb;
 
 fn line(product_id: i64, quantity: i32) -> StockLine {
     StockLine {
@@ -38,9 +38,7 @@ fn big_pool(db: &TestDb, size: usize) -> ecom_core::db::PgPool {
 
 #[actix_web::test]
 async fn a_reservation_takes_stock_and_reports_name_and_price() {
-    let (_db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
-    let pot = product!(&mut conn, "Pot", "30.00", 2).await;
+    let (_db, mut conn, [mug, pot]) = stocked!(("Mug", "8.50", 10), ("Pot", "30.00", 2)).await;
 
     // Duplicate lines are merged; the answer is in product-id order.
     let reserved = conn
@@ -68,10 +66,12 @@ async fn a_reservation_takes_stock_and_reports_name_and_price() {
 
 #[actix_web::test]
 async fn a_refused_reservation_changes_nothing_and_says_why() {
-    let (_db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
-    let pot = product!(&mut conn, "Pot", "30.00", 2).await;
-    let gone = product!(&mut conn, "Gone", "1.00", 100).await;
+    let (_db, mut conn, [mug, pot, gone]) = stocked!(
+        ("Mug", "8.50", 10),
+        ("Pot", "30.00", 2),
+        ("Gone", "1.00", 100)
+    )
+    .await;
     service::delete_product(&mut conn, gone)
         .await
         .expect("deleted");
@@ -142,8 +142,7 @@ async fn a_refused_reservation_changes_nothing_and_says_why() {
 
 #[actix_web::test]
 async fn the_reservation_rolls_back_with_the_callers_transaction() {
-    let (_db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let outcome: Result<(), CatalogError> = conn
         .transaction(async |conn| {
             reserve_stock(conn, &[line(mug, 4)]).await?;
@@ -168,8 +167,7 @@ async fn the_reservation_rolls_back_with_the_callers_transaction() {
 
 #[actix_web::test]
 async fn concurrent_reservations_never_oversell() {
-    let (db, mut conn) = TestDb::connected().await;
-    let item = product!(&mut conn, "Limited Edition", "99.00", 50).await;
+    let (db, mut conn, [item]) = stocked!(("Limited Edition", "99.00", 50)).await;
     let pool = big_pool(&db, 40);
     let tasks = (0..200).map(|_| {
         let pool = pool.clone();
@@ -200,10 +198,12 @@ async fn concurrent_reservations_never_oversell() {
 
 #[actix_web::test]
 async fn opposite_orders_never_deadlock() {
-    let (db, mut conn) = TestDb::connected().await;
-    let a = product!(&mut conn, "Left", "1.00", 10_000).await;
-    let b = product!(&mut conn, "Right", "2.00", 10_000).await;
-    let c = product!(&mut conn, "Middle", "3.00", 10_000).await;
+    let (db, mut conn, [a, b, c]) = stocked!(
+        ("Left", "1.00", 10_000),
+        ("Right", "2.00", 10_000),
+        ("Middle", "3.00", 10_000)
+    )
+    .await;
     let pool = big_pool(&db, 30);
     let tasks = (0..300).map(|i| {
         let pool = pool.clone();

@@ -4,7 +4,7 @@ use diesel_async::AsyncPgConnection;
 use ecom_catalog::model::NewReview;
 use ecom_catalog::service;
 pub use ecom_testkit::fixtures::{ADMIN, CREATOR, OTHER, SHOPPER, ids, money};
-pub use ecom_testkit::product;
+pub use ecom_testkit::{product, stocked};
 
 /// The catalog module alone, in process, with the shared fixed accounts.
 #[macro_export]

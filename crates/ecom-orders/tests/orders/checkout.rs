@@ -1,16 +1,14 @@
 //! POST /orders: pricing, stock, all-or-nothing and validation.
 
-use ecom_testkit::TestDb;
 use serde_json::json;
 
 use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count_rows, product, stock_of};
+use crate::support::{OTHER, SHOPPER, body, count_rows, stock_of, stocked};
 
 #[actix_web::test]
 async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
-    let (db, mut conn) = TestDb::connected().await;
-    let dime = product!(&mut conn, "Dime sticker", "0.10", 10).await;
-    let book = product!(&mut conn, "Book", "19.99", 5).await;
+    let (db, mut conn, [dime, book]) =
+        stocked!(("Dime sticker", "0.10", 10), ("Book", "19.99", 5)).await;
     let app = app!(&db);
 
     let res = app
@@ -63,8 +61,7 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
 
 #[actix_web::test]
 async fn duplicate_lines_are_merged_into_one() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let app = app!(&db);
 
     let order = app
@@ -83,9 +80,8 @@ async fn duplicate_lines_are_merged_into_one() {
 
 #[actix_web::test]
 async fn a_short_second_line_changes_nothing_and_names_the_product() {
-    let (db, mut conn) = TestDb::connected().await;
-    let plenty = product!(&mut conn, "Plenty", "1.00", 10).await;
-    let scarce = product!(&mut conn, "Scarce", "2.00", 1).await;
+    let (db, mut conn, [plenty, scarce]) =
+        stocked!(("Plenty", "1.00", 10), ("Scarce", "2.00", 1)).await;
     let app = app!(&db);
 
     let res = app
@@ -121,9 +117,7 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
 
 #[actix_web::test]
 async fn unknown_and_deleted_products_are_422_and_change_nothing() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
-    let gone = product!(&mut conn, "Gone", "1.00", 10).await;
+    let (db, mut conn, [mug, gone]) = stocked!(("Mug", "8.50", 10), ("Gone", "1.00", 10)).await;
     ecom_catalog::service::delete_product(&mut conn, gone)
         .await
         .expect("deleted");
@@ -149,8 +143,7 @@ async fn unknown_and_deleted_products_are_422_and_change_nothing() {
 
 #[actix_web::test]
 async fn quantities_and_bodies_are_validated() {
-    let (db, mut conn) = TestDb::connected().await;
-    let bulk = product!(&mut conn, "Bulk", "1.00", 5000).await;
+    let (db, mut conn, [bulk]) = stocked!(("Bulk", "1.00", 5000)).await;
     let app = app!(&db);
     let as_shopper = app.fixed(SHOPPER);
 
@@ -214,8 +207,7 @@ async fn quantities_and_bodies_are_validated() {
 
 #[actix_web::test]
 async fn an_order_total_beyond_the_money_range_is_refused() {
-    let (db, mut conn) = TestDb::connected().await;
-    let jewel = product!(&mut conn, "Jewel", "99999999.99", 5).await;
+    let (db, mut conn, [jewel]) = stocked!(("Jewel", "99999999.99", 5)).await;
     let app = app!(&db);
     app.fixed(OTHER)
         .post("/orders", body(&[(jewel, 2)]))

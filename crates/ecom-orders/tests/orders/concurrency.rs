@@ -1,11 +1,10 @@
 //! Real parallel requests over a socket: no oversell, no deadlock, idempotency races.
 
-use ecom_testkit::{TestDb, http_client, spawn_server};
 use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::support::{
-    CROWD, SHOPPER, big_pool, body, context_on, count, count_rows, product, stock_of, token,
+    CROWD, SHOPPER, body, count, count_rows, orders_server, stock_of, stocked, token,
 };
 
 /// Sends `POST /orders` and returns the status and JSON body.
@@ -30,11 +29,8 @@ async fn post_order(
 
 #[actix_web::test]
 async fn two_hundred_racing_orders_never_oversell_fifty_units() {
-    let (db, mut conn) = TestDb::connected().await;
-    let hot = product!(&mut conn, "Hot item", "9.99", 50).await;
-    let server = spawn_server(context_on(&db, big_pool(&db, 16)));
-    let client = http_client();
-    let url = server.url("/orders");
+    let (db, mut conn, [hot]) = stocked!(("Hot item", "9.99", 50)).await;
+    let (server, client, url) = orders_server(&db, 16, "/orders");
 
     let results = join_all(
         (0..200).map(|i| post_order(&client, &url, CROWD + i % 20, body(&[(hot, 1)]), None)),
@@ -63,13 +59,9 @@ async fn two_hundred_racing_orders_never_oversell_fifty_units() {
 
 #[actix_web::test]
 async fn opposite_two_line_orders_do_not_deadlock() {
-    let (db, mut conn) = TestDb::connected().await;
     // 50 orders want 75 units of each: most succeed, some are refused for stock.
-    let a = product!(&mut conn, "A", "1.00", 70).await;
-    let b = product!(&mut conn, "B", "2.00", 70).await;
-    let server = spawn_server(context_on(&db, big_pool(&db, 16)));
-    let client = http_client();
-    let url = server.url("/orders");
+    let (db, mut conn, [a, b]) = stocked!(("A", "1.00", 70), ("B", "2.00", 70)).await;
+    let (server, client, url) = orders_server(&db, 16, "/orders");
 
     let results = join_all((0..50).map(|i| {
         let lines = if i % 2 == 0 {
@@ -112,11 +104,8 @@ async fn opposite_two_line_orders_do_not_deadlock() {
 
 #[actix_web::test]
 async fn twenty_racing_requests_with_one_key_make_one_order() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 100).await;
-    let server = spawn_server(context_on(&db, big_pool(&db, 16)));
-    let client = http_client();
-    let url = server.url("/orders");
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 100)).await;
+    let (server, client, url) = orders_server(&db, 16, "/orders");
 
     let results = join_all(
         (0..20).map(|_| post_order(&client, &url, SHOPPER, body(&[(mug, 3)]), Some("race-key"))),

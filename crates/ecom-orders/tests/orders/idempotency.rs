@@ -2,11 +2,10 @@
 
 use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
-use ecom_testkit::TestDb;
 use serde_json::Value;
 
 use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count, count_rows, product, stock_of, token};
+use crate::support::{OTHER, SHOPPER, body, count, count_rows, stock_of, stocked, token};
 
 fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
     TestRequest::post()
@@ -18,9 +17,7 @@ fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
 
 #[actix_web::test]
 async fn the_same_key_and_body_replay_the_first_order() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
-    let pot = product!(&mut conn, "Pot", "30.00", 10).await;
+    let (db, mut conn, [mug, pot]) = stocked!(("Mug", "8.50", 10), ("Pot", "30.00", 10)).await;
     let app = app!(&db);
 
     let first = app
@@ -71,8 +68,7 @@ async fn the_same_key_and_body_replay_the_first_order() {
 
 #[actix_web::test]
 async fn a_refused_request_is_not_remembered() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 1).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 1)).await;
     let app = app!(&db);
 
     app.send(keyed("retry-me", SHOPPER, body(&[(mug, 2)])))
@@ -93,8 +89,7 @@ async fn a_refused_request_is_not_remembered() {
 
 #[actix_web::test]
 async fn bad_keys_are_422() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let app = app!(&db);
     for key in ["".to_string(), "x".repeat(256), "has space".to_string()] {
         let res = app.send(keyed(&key, SHOPPER, body(&[(mug, 1)]))).await;
@@ -109,8 +104,7 @@ async fn bad_keys_are_422() {
 
 #[actix_web::test]
 async fn expired_keys_start_over_and_are_cleaned_up() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let app = app!(&db);
 
     let first = app.send(keyed("old", SHOPPER, body(&[(mug, 1)]))).await;

@@ -1,20 +1,16 @@
 //! The lifecycle service and POST /orders/{id}/cancel.
 
 use diesel_async::AsyncPgConnection;
-use ecom_core::PageRequest;
 use ecom_core::audit::{AuditFilter, AuditRecord, list as audit_list};
 use ecom_orders::{OrderStatus, OrdersError};
-use ecom_testkit::TestDb;
+use ecom_testkit::fixtures::page_of;
 
 use crate::app;
-use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product, stock_of};
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, stock_of, stocked};
 
 /// The first ten audit entries, newest first, and how many there are.
 async fn audit_trail(conn: &mut AsyncPgConnection) -> (Vec<AuditRecord>, i64) {
-    let first_ten = PageRequest {
-        limit: 10,
-        offset: 0,
-    };
+    let first_ten = page_of(10, 0);
     audit_list(conn, &AuditFilter::default(), first_ten)
         .await
         .expect("audit")
@@ -28,9 +24,7 @@ fn statuses(entry: &AuditRecord) -> (Option<serde_json::Value>, Option<serde_jso
 
 #[actix_web::test]
 async fn cancelling_returns_stock_exactly_once() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
-    let pot = product!(&mut conn, "Pot", "30.00", 5).await;
+    let (db, mut conn, [mug, pot]) = stocked!(("Mug", "8.50", 10), ("Pot", "30.00", 5)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 3), (pot, 2)]).await.id;
     assert_eq!(stock_of(&mut conn, mug).await, 7);
     let app = app!(&db);
@@ -94,8 +88,7 @@ async fn cancelling_returns_stock_exactly_once() {
 
 #[actix_web::test]
 async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 4)]).await.id;
     ecom_orders::change_status(&mut conn, id, OrderStatus::Paid, ADMIN)
         .await
@@ -149,8 +142,7 @@ async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
 
 #[actix_web::test]
 async fn the_lifecycle_moves_forward_only_and_records_every_step() {
-    let (_db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
     // Illegal jumps from pending.
@@ -230,8 +222,7 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
 
 #[actix_web::test]
 async fn the_audited_change_writes_before_and_after_in_the_same_transaction() {
-    let (_db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 10).await;
+    let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
     let change = ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Paid, ADMIN)

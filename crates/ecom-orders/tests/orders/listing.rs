@@ -5,13 +5,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::NaiveDate;
 use diesel::sql_types::{BigInt, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ecom_core::{Page, PageRequest};
+use ecom_core::Page;
 use ecom_orders::{AdminOrderFilter, Order, OrderStatus};
-use ecom_testkit::TestDb;
-use ecom_testkit::fixtures::count_statements;
+use ecom_testkit::fixtures::{count_statements, page_of};
 
 use crate::app;
-use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, product};
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, stocked};
 
 fn ids(body: &serde_json::Value) -> Vec<i64> {
     body["items"]
@@ -34,10 +33,7 @@ async fn set_created_at(conn: &mut AsyncPgConnection, id: i64, at: &str) {
 
 /// The first hundred orders of the admin listing under `filter`.
 async fn first_hundred(conn: &mut AsyncPgConnection, filter: AdminOrderFilter) -> Page<Order> {
-    let first = PageRequest {
-        limit: 100,
-        offset: 0,
-    };
+    let first = page_of(100, 0);
     ecom_orders::list_orders(conn, &filter, first)
         .await
         .expect("admin listing")
@@ -45,8 +41,7 @@ async fn first_hundred(conn: &mut AsyncPgConnection, filter: AdminOrderFilter) -
 
 #[actix_web::test]
 async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 100).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 100)).await;
     let first = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
     let second = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
     let third = order(&mut conn, SHOPPER, &[(mug, 3)]).await.id;
@@ -78,12 +73,12 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
     let pending = as_shopper.get("/orders?status=pending").await.json();
     assert_eq!(ids(&pending), vec![third, first]);
 
-    for (path, status, code) in [
-        ("/orders?status=lost", 422, "validation_failed"),
-        ("/orders?limit=101", 422, "validation_failed"),
-    ] {
-        as_shopper.get(path).await.assert_problem(status, code);
-    }
+    as_shopper
+        .assert_problems([
+            ("/orders?status=lost", 422, "validation_failed"),
+            ("/orders?limit=101", 422, "validation_failed"),
+        ])
+        .await;
     app.get("/orders")
         .await
         .assert_problem(401, "not_authenticated");
@@ -91,8 +86,7 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
 
 #[actix_web::test]
 async fn another_users_order_is_404_unless_the_caller_manages_orders() {
-    let (db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 100).await;
+    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 100)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
     let app = app!(&db);
 
@@ -131,9 +125,7 @@ async fn another_users_order_is_404_unless_the_caller_manages_orders() {
 
 #[actix_web::test]
 async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
-    let (_db, mut conn) = TestDb::connected().await;
-    let mug = product!(&mut conn, "Mug", "8.50", 1000).await;
-    let pot = product!(&mut conn, "Pot", "30.00", 1000).await;
+    let (_db, mut conn, [mug, pot]) = stocked!(("Mug", "8.50", 1000), ("Pot", "30.00", 1000)).await;
     let mut placed = Vec::new();
     for i in 0..12 {
         let user = if i % 3 == 0 { OTHER } else { SHOPPER };
@@ -145,16 +137,9 @@ async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
         .await
         .expect("paid");
 
-    let all = ecom_orders::list_orders(
-        &mut conn,
-        &AdminOrderFilter::default(),
-        PageRequest {
-            limit: 100,
-            offset: 0,
-        },
-    )
-    .await
-    .expect("listing");
+    let all = ecom_orders::list_orders(&mut conn, &AdminOrderFilter::default(), page_of(100, 0))
+        .await
+        .expect("listing");
     assert_eq!(all.total, 12);
     let newest_first: Vec<i64> = placed.iter().rev().copied().collect();
     assert_eq!(
@@ -208,13 +193,10 @@ async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
     // Three statements (count, page, lines) for a page of 2 and a page of 12.
     for limit in [2, 12] {
         let statements = count_statements(&mut conn);
-        let page = ecom_orders::list_orders(
-            &mut conn,
-            &AdminOrderFilter::default(),
-            PageRequest { limit, offset: 0 },
-        )
-        .await
-        .expect("listing");
+        let page =
+            ecom_orders::list_orders(&mut conn, &AdminOrderFilter::default(), page_of(limit, 0))
+                .await
+                .expect("listing");
         assert_eq!(page.items.len() as i64, limit);
         assert_eq!(
             AtomicUsize::load(&statements, Ordering::SeqCst),

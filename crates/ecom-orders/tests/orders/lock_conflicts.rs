@@ -15,8 +15,8 @@ use ecom_testkit::{TEST_SECRET, TestDb, http_client, spawn_server, test_settings
 use serde_json::Value;
 
 use crate::support::{
-    SHOPPER, accounts, big_pool, body, context_on, count, count_rows, lines, order, product,
-    stock_of, token,
+    SHOPPER, accounts, body, count, count_rows, lines, order, orders_server, stock_of, stocked,
+    token,
 };
 
 /// Longest a test waits for something that must happen (a generous bound, not a timing goal).
@@ -107,8 +107,7 @@ async fn send(
 
 #[actix_web::test]
 async fn an_order_for_a_row_held_past_lock_timeout_answers_503_and_changes_nothing() {
-    let (db, mut conn) = TestDb::connected().await;
-    let held = product!(&mut conn, "Held", "5.00", 10).await;
+    let (db, mut conn, [held]) = stocked!(("Held", "5.00", 10)).await;
     // The statement timeout is ten minutes: only lock_timeout can end the wait.
     let settings = test_settings(
         &db,
@@ -181,12 +180,9 @@ struct Setting {
 
 #[actix_web::test]
 async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
-    let (db, mut conn) = TestDb::connected().await;
-    let first = product!(&mut conn, "First", "2.00", 10).await;
-    let second = product!(&mut conn, "Second", "3.00", 10).await;
-    let server = spawn_server(context_on(&db, big_pool(&db, 4)));
-    let client = http_client();
-    let url = server.url("/orders");
+    let (db, mut conn, [first, second]) =
+        stocked!(("First", "2.00", 10), ("Second", "3.00", 10)).await;
+    let (server, client, url) = orders_server(&db, 4, "/orders");
 
     // The checkout locks `first`, then waits for `second`, which the competitor holds; the
     // competitor then asks for `first`: a real deadlock, which PostgreSQL breaks by
@@ -231,13 +227,10 @@ async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
 
 #[actix_web::test]
 async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once() {
-    let (db, mut conn) = TestDb::connected().await;
-    let item = product!(&mut conn, "Item", "4.00", 10).await;
+    let (db, mut conn, [item]) = stocked!(("Item", "4.00", 10)).await;
     let placed = order(&mut conn, SHOPPER, &[(item, 3)]).await;
     assert_eq!(stock_of(&mut conn, item).await, 7);
-    let server = spawn_server(context_on(&db, big_pool(&db, 4)));
-    let client = http_client();
-    let url = server.url(&format!("/orders/{}/cancel", placed.id));
+    let (server, client, url) = orders_server(&db, 4, &format!("/orders/{}/cancel", placed.id));
 
     // The cancellation locks the order, then waits for the product row to return stock;
     // the competitor, holding that row, asks for the order row.
@@ -277,9 +270,8 @@ async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once(
 
 #[actix_web::test]
 async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
-    let (db, mut conn) = TestDb::connected().await;
-    let first = product!(&mut conn, "First", "1.00", 5).await;
-    let second = product!(&mut conn, "Second", "1.00", 5).await;
+    let (db, mut conn, [first, second]) =
+        stocked!(("First", "1.00", 5), ("Second", "1.00", 5)).await;
     let mut returning = db.connect().await;
 
     let mut competitor = Competitor::holding(&db, &lock_product(second)).await;
@@ -309,9 +301,8 @@ async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
 
 #[actix_web::test]
 async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
-    let (db, mut conn) = TestDb::connected().await;
-    let first = product!(&mut conn, "First", "2.00", 10).await;
-    let second = product!(&mut conn, "Second", "3.00", 10).await;
+    let (db, mut conn, [first, second]) =
+        stocked!(("First", "2.00", 10), ("Second", "3.00", 10)).await;
     let mut caller = db.connect().await;
 
     let mut competitor = Competitor::holding(&db, &lock_product(second)).await;

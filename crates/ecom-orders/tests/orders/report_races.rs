@@ -8,10 +8,10 @@ use diesel::sql_types::{BigInt, Date, Integer, Numeric, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
 use ecom_orders::{OrderStatus, ReportRange, SalesReport};
-use ecom_testkit::TestDb;
 use futures_util::future::join_all;
 
-use crate::support::{count, count_rows, product};
+use crate::support::{count, count_rows, stocked};
+use ecom_testkit::TestDb;
 
 /// Closed days with orders, and orders per day.
 const DAYS: i64 = 6;
@@ -213,8 +213,7 @@ struct DayTruth {
 async fn reports_racing_status_changes_never_drop_a_day() {
     const WORKERS: usize = 3;
     const REPORTERS: usize = 2;
-    let (db, mut conn) = TestDb::connected().await;
-    let kite = product!(&mut conn, "Kite", "10.00", 0).await;
+    let (db, mut conn, [kite]) = stocked!(("Kite", "10.00", 0)).await;
     let placed = place_paid_orders(&mut conn, first_day(), kite).await;
     assert_eq!(placed.len() as i64, DAYS * PER_DAY);
 
@@ -297,8 +296,7 @@ async fn reports_racing_status_changes_never_drop_a_day() {
 /// doubles a day, and all agree with the orders.
 #[actix_web::test]
 async fn concurrent_reports_build_each_rollup_once() {
-    let (db, mut conn) = TestDb::connected().await;
-    let kite = product!(&mut conn, "Kite", "10.00", 0).await;
+    let (db, mut conn, [kite]) = stocked!(("Kite", "10.00", 0)).await;
     place_paid_orders(&mut conn, first_day(), kite).await;
     // Forty more days of one order each, reaching back over a chunk boundary.
     diesel::sql_query(

@@ -10,7 +10,7 @@ use ecom_core::settings::SecretString;
 pub use ecom_testkit::fixtures::{
     ADMIN, CROWD, MANAGER, OTHER, SHOPPER, accounts, count, count_rows, money, token,
 };
-pub use ecom_testkit::product;
+pub use ecom_testkit::stocked;
 use ecom_testkit::{NewOrder, TEST_SECRET, TestDb, test_settings};
 
 /// The catalog and orders modules, on `pool`, with the accounts above.
@@ -89,4 +89,16 @@ pub async fn order(
         .await
         .expect("order placed")
         .order
+}
+
+/// The catalog and orders modules on a real socket with a pool of `pool_size`, a client
+/// and the URL of `path` on it: how the racing tests open.
+pub fn orders_server(
+    db: &TestDb,
+    pool_size: usize,
+    path: &str,
+) -> (ecom_testkit::RunningServer, awc::Client, String) {
+    let server = ecom_testkit::spawn_server(context_on(db, big_pool(db, pool_size)));
+    let url = server.url(path);
+    (server, ecom_testkit::http_client(), url)
 }
