@@ -1,26 +1,20 @@
 use ecom_testkit::db_and_app;
 use serde_json::json;
 
-use crate::{PASSWORD, admin_context, make_admin};
+use crate::{PASSWORD, admin_context, root};
 
 #[actix_web::test]
 async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
     let (db, app) = db_and_app(admin_context).await;
-    let root = make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (root, as_admin) = root!(&db, app);
     let (gil, _) = app.sign_up("gil@example.com", PASSWORD).await;
 
     let req = actix_web::test::TestRequest::patch()
         .uri(&format!("/admin/users/{gil}/role"))
-        .insert_header(("authorization", format!("Bearer {admin}")))
         .insert_header(("x-request-id", "audit-req-1"))
         .set_json(json!({"role": "admin"}));
-    app.send(req).await.assert_status(200);
-    as_admin
-        .patch(&format!("/admin/users/{gil}/ban"), json!({"banned": true}))
-        .await
-        .assert_status(200);
+    as_admin.send_request(req).await.assert_status(200);
+    as_admin.set_banned(gil, true).await;
     as_admin.put_role("analyst", &["view:reports"]).await;
     let created = as_admin
         .post(
@@ -75,13 +69,16 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
     assert_eq!(update["before"]["price"], "30.00");
     assert_eq!(update["after"]["price"], "35.00");
 
-    let products = as_admin
-        .get("/admin/audit?target_type=product")
-        .await
-        .json();
-    assert_eq!(products["total"], 3);
-    let bans = as_admin.get("/admin/audit?action=user.ban").await.json();
-    assert_eq!(bans["total"], 1);
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = today.pred_opt().expect("date");
+    as_admin
+        .assert_totals([
+            ("/admin/audit?target_type=product".to_string(), 3),
+            ("/admin/audit?action=user.ban".to_string(), 1),
+            (format!("/admin/audit?from={today}&to={today}"), 6),
+            (format!("/admin/audit?from={yesterday}&to={yesterday}"), 0),
+        ])
+        .await;
     let mine = as_admin
         .get(&format!("/admin/audit?actor_id={root}&limit=1"))
         .await
@@ -93,24 +90,10 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
         ),
         (Some(6), Some(1))
     );
-    let today = chrono::Utc::now().date_naive();
-    let dated = as_admin
-        .get(&format!("/admin/audit?from={today}&to={today}"))
-        .await
-        .json();
-    assert_eq!(dated["total"], 6);
-    let yesterday = today.pred_opt().expect("date");
-    let none = as_admin
-        .get(&format!("/admin/audit?from={yesterday}&to={yesterday}"))
-        .await
-        .json();
-    assert_eq!(none["total"], 0);
     #[rustfmt::skip]
     let cases = [
         (format!("/admin/audit?from={today}&to={yesterday}"), 422, "validation_failed"),
         ("/admin/audit?from=yesterday".into(), 400, "invalid_query"),
     ];
-    for (path, status, code) in cases {
-        as_admin.get(path).await.assert_problem(status, code);
-    }
+    as_admin.assert_problems(cases).await;
 }

@@ -1,14 +1,12 @@
 use ecom_testkit::{NewProduct, db_and_app};
 use serde_json::json;
 
-use crate::{PASSWORD, admin_context, make_admin};
+use crate::{PASSWORD, admin_context, root};
 
 #[actix_web::test]
 async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     let (db, app) = db_and_app(admin_context).await;
-    let root = make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (root, as_admin) = root!(&db, app);
     let (ann, ann_token) = app.sign_up("ann@example.com", PASSWORD).await;
     let (_, bob_token) = app.sign_up("bob@example.com", PASSWORD).await;
     let product = as_admin
@@ -35,17 +33,13 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
         (Some(1), Some(first))
     );
     let today = chrono::Utc::now().date_naive();
-    let dated = as_admin
-        .get(&format!("/admin/orders?from={today}&to={today}"))
-        .await
-        .json();
-    assert_eq!(dated["total"], 2);
     let yesterday = today.pred_opt().expect("date");
-    let before = as_admin
-        .get(&format!("/admin/orders?to={yesterday}"))
-        .await
-        .json();
-    assert_eq!(before["total"], 0);
+    as_admin
+        .assert_totals([
+            (format!("/admin/orders?from={today}&to={today}"), 2),
+            (format!("/admin/orders?to={yesterday}"), 0),
+        ])
+        .await;
     as_admin
         .get("/admin/orders?status=lost")
         .await
@@ -75,8 +69,12 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     let stock_before = stock().await;
     set_status(second, "cancelled").await.assert_status(200);
     assert_eq!(stock().await, stock_before.map(|s| s + 2));
-    let paid = as_admin.get("/admin/orders?status=cancelled").await.json();
-    assert_eq!(paid["total"], 1);
+    assert_eq!(
+        as_admin
+            .listed_total("/admin/orders?status=cancelled")
+            .await,
+        1
+    );
 
     let trail = as_admin
         .get("/admin/audit?action=order.status_change")

@@ -1,7 +1,7 @@
 use ecom_testkit::db_and_app;
 use serde_json::json;
 
-use crate::{PASSWORD, admin_context, make_admin, root};
+use crate::{PASSWORD, admin_context, root};
 
 #[actix_web::test]
 async fn users_are_listed_with_filters_and_never_with_hashes() {
@@ -34,30 +34,32 @@ async fn users_are_listed_with_filters_and_never_with_hashes() {
             "created_at",
         ],
     );
-    let shop = as_admin
-        .get("/admin/users?search=SHOP.EXAMPLE")
-        .await
-        .json();
-    assert_eq!(shop["total"], 2);
+    assert_eq!(
+        as_admin
+            .listed_total("/admin/users?search=SHOP.EXAMPLE")
+            .await,
+        2
+    );
     let admins = as_admin.get("/admin/users?role=admin").await.json();
     assert_eq!(admins["total"], 1);
     assert_eq!(admins["items"][0]["email"], "root@example.com");
-    let inactive = as_admin.get("/admin/users?is_active=false").await.json();
-    assert_eq!(inactive["total"], 0);
-    for (path, status, code) in [
-        ("/admin/users?limit=500", 422, "validation_failed"),
-        ("/admin/users?is_active=maybe", 400, "invalid_query"),
-    ] {
-        as_admin.get(path).await.assert_problem(status, code);
-    }
+    assert_eq!(
+        as_admin.listed_total("/admin/users?is_active=false").await,
+        0
+    );
+    as_admin
+        .assert_problems([
+            ("/admin/users?limit=500", 422, "validation_failed"),
+            ("/admin/users?is_active=maybe", 400, "invalid_query"),
+        ])
+        .await;
 }
 
 #[actix_web::test]
 async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
     let (db, app) = db_and_app(admin_context).await;
     let (root, as_admin) = root!(&db, app);
-    let (dana, dana_token) = app.sign_up("dana@example.com", PASSWORD).await;
-    let as_dana_token = app.user(&dana_token);
+    let (dana, as_dana_token) = app.signed_in("dana@example.com", PASSWORD).await;
 
     as_dana_token
         .get("/admin/users")
@@ -91,48 +93,33 @@ async fn role_changes_apply_on_the_next_request_and_never_to_oneself() {
 #[actix_web::test]
 async fn ban_with_or_without_a_body_and_unban() {
     let (db, app) = db_and_app(admin_context).await;
-    let root = make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
+    let (root, as_admin) = root!(&db, app);
     let (eli, _) = app.sign_up("eli@example.com", PASSWORD).await;
     let tokens = app.anonymous().log_in("eli@example.com", PASSWORD).await;
     let access = tokens.access_token.as_str();
 
-    let ban = app
-        .send(
-            actix_web::test::TestRequest::patch()
-                .uri(&format!("/admin/users/{eli}/ban"))
-                .insert_header(("authorization", format!("Bearer {admin}"))),
-        )
+    let ban = as_admin
+        .send_request(actix_web::test::TestRequest::patch().uri(&format!("/admin/users/{eli}/ban")))
         .await;
     ban.assert_status(200);
     assert_eq!(ban.json()["is_active"], false);
     // The access token issued before the ban stops on the very next request.
     app.user(access)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(403, "account_banned");
     app.anonymous()
-        .post(
-            "/auth/refresh",
-            json!({"refresh_token": tokens.refresh_token}),
-        )
+        .refresh(&tokens.refresh_token)
         .await
         .assert_problem(401, "invalid_refresh_token");
 
-    let unban = as_admin
-        .patch(&format!("/admin/users/{eli}/ban"), json!({"banned": false}))
-        .await;
-    assert_eq!(unban.assert_status(200).json()["is_active"], true);
+    assert_eq!(as_admin.set_banned(eli, false).await["is_active"], true);
     // The ban ended every login of the user: old tokens stay dead after the unban.
     app.user(access)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(401, "session_revoked");
-    let again = as_admin
-        .patch(&format!("/admin/users/{eli}/ban"), json!({"banned": true}))
-        .await;
-    assert_eq!(again.assert_status(200).json()["is_active"], false);
+    assert_eq!(as_admin.set_banned(eli, true).await["is_active"], false);
 
     as_admin
         .patch(&format!("/admin/users/{root}/ban"), json!({"banned": true}))
@@ -140,10 +127,10 @@ async fn ban_with_or_without_a_body_and_unban() {
         .assert_problem(409, "cannot_modify_self");
     let text = actix_web::test::TestRequest::patch()
         .uri(&format!("/admin/users/{eli}/ban"))
-        .insert_header(("authorization", format!("Bearer {admin}")))
         .insert_header(("content-type", "text/plain"))
         .set_payload("banned");
-    app.send(text)
+    as_admin
+        .send_request(text)
         .await
         .assert_problem(415, "unsupported_media_type");
     as_admin
@@ -155,11 +142,8 @@ async fn ban_with_or_without_a_body_and_unban() {
 #[actix_web::test]
 async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
     let (db, app) = db_and_app(admin_context).await;
-    make_admin(&db, "root@example.com").await;
-    let admin = app.login("root@example.com", PASSWORD).await;
-    let as_admin = app.admin(&admin);
-    let (fay, fay_token) = app.sign_up("fay@example.com", PASSWORD).await;
-    let as_fay_token = app.user(&fay_token);
+    let (_, as_admin) = root!(&db, app);
+    let (fay, as_fay_token) = app.signed_in("fay@example.com", PASSWORD).await;
 
     let roles = as_admin.get("/admin/roles").await.json();
     let admin_role = roles
@@ -242,9 +226,7 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
 #[actix_web::test]
 async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
     let (db, app) = db_and_app(admin_context).await;
-    make_admin(&db, "root@example.com").await;
-    let root = app.login("root@example.com", PASSWORD).await;
-    let as_root = app.admin(&root);
+    let (_, as_root) = root!(&db, app);
     for (role, permissions) in [
         ("user-manager", json!(["manage:users"])),
         ("support", json!(["manage:users", "manage:orders"])),
@@ -332,9 +314,7 @@ async fn a_user_manager_cannot_hand_out_powers_it_does_not_hold() {
     }
     as_mia_token.assign_role(ned, "brand-new").await;
     // Bans: not of a user whose role holds more (the analyst, the administrator).
-    let root_id = as_root.get("/users/me").await.json()["id"]
-        .as_i64()
-        .expect("id");
+    let root_id = as_root.me().await.json()["id"].as_i64().expect("id");
     for target in [ola, root_id] {
         as_mia_token
             .patch(

@@ -2,6 +2,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecom_auth::schema::users;
 use ecom_auth::service::accounts;
+use ecom_testkit::fixtures::count_rows;
 use ecom_testkit::{TestDb, db_and_app};
 use serde_json::json;
 
@@ -96,12 +97,11 @@ async fn register_refuses_bad_input() {
         );
     }
     let mut conn = db.connect().await;
-    let count: i64 = users::table
-        .count()
-        .get_result(&mut conn)
-        .await
-        .expect("count");
-    assert_eq!(count, 0, "nothing was written");
+    assert_eq!(
+        count_rows(&mut conn, "users").await,
+        0,
+        "nothing was written"
+    );
 }
 
 #[actix_web::test]
@@ -110,7 +110,7 @@ async fn profile_read_update_and_mass_assignment_refused() {
     let (id, pair) = signed_up!(app, "bo@example.com");
     let token = pair.access_token.as_str();
 
-    let me = app.user(token).get("/users/me").await;
+    let me = app.user(token).me().await;
     me.assert_status(200);
     assert_eq!(me.json()["id"], id);
     assert_eq!(me.json()["email"], "bo@example.com");
@@ -155,7 +155,7 @@ async fn profile_read_update_and_mass_assignment_refused() {
             .await
             .assert_problem(422, "validation_failed");
     }
-    let me = app.user(token).get("/users/me").await.json();
+    let me = app.user(token).me().await.json();
     assert_eq!(me["role"], "user");
     assert_eq!(me["email"], "bo@example.com");
 

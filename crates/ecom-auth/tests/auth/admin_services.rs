@@ -1,8 +1,9 @@
 use ecom_auth::AuthError;
 use ecom_auth::service::resolver::AccountResolver;
 use ecom_auth::service::roles::{self, UserFilter};
+use ecom_core::Permission;
 use ecom_core::principal::PrincipalResolver;
-use ecom_core::{PageRequest, Permission};
+use ecom_testkit::fixtures::page_of;
 use ecom_testkit::{TestDb, db_and_app};
 
 use crate::{auth_context, full_admin, signed_up};
@@ -114,10 +115,7 @@ async fn users_list_filters_and_counts() {
     roles::set_active(&mut conn, &full_admin(admin), sam, false)
         .await
         .expect("ban");
-    let page = PageRequest {
-        limit: 10,
-        offset: 0,
-    };
+    let page = page_of(10, 0);
 
     let (all, total) = roles::list_users(&mut conn, &UserFilter::default(), page)
         .await
@@ -152,10 +150,7 @@ async fn users_list_filters_and_counts() {
         .expect("escaped");
     assert_eq!(total, 0, "% is matched literally");
 
-    let second_page = PageRequest {
-        limit: 2,
-        offset: 2,
-    };
+    let second_page = page_of(2, 2);
     let (items, total) = roles::list_users(&mut conn, &UserFilter::default(), second_page)
         .await
         .expect("page");

@@ -42,7 +42,7 @@ async fn login_with_json_and_with_the_oauth2_form() {
         .expect("token")
         .to_string();
     let as_token = app.user(&token);
-    as_token.get("/users/me").await.assert_status(200);
+    as_token.me().await.assert_status(200);
 
     let bad_grant = TestRequest::post()
         .uri("/auth/login")
@@ -105,7 +105,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         .expect("at")
         .to_string();
     let as_access = app.user(&access);
-    as_access.get("/users/me").await.assert_status(200);
+    as_access.me().await.assert_status(200);
 
     // The old token again: theft. 401, and the legitimate new token dies with it.
     #[rustfmt::skip]
@@ -120,12 +120,9 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
             .assert_problem(status, code);
     }
     // Access tokens of the revoked family end on their next request.
-    as_access
-        .get("/users/me")
-        .await
-        .assert_problem(401, "session_revoked");
+    as_access.me().await.assert_problem(401, "session_revoked");
     app.user(pair.access_token.as_str())
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(401, "session_revoked");
 
@@ -140,10 +137,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         .await
         .assert_status(200);
     app.anonymous()
-        .post(
-            "/auth/refresh",
-            json!({"refresh_token": other["refresh_token"]}),
-        )
+        .refresh(&other["refresh_token"])
         .await
         .assert_status(200);
 }
@@ -165,21 +159,18 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
     assert_eq!(hashes[0].len(), 32, "SHA-256");
 
     let access = pair.access_token.as_str();
-    app.user(access).get("/users/me").await.assert_status(200);
+    app.user(access).me().await.assert_status(200);
+    app.anonymous().revoke(&rt).await.assert_status(204);
     app.anonymous()
-        .post("/auth/revoke", json!({"refresh_token": rt}))
-        .await
-        .assert_status(204);
-    app.anonymous()
-        .post("/auth/refresh", json!({"refresh_token": rt}))
+        .refresh(&rt)
         .await
         .assert_problem(401, "invalid_refresh_token");
     app.user(access)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(401, "session_revoked");
     app.anonymous()
-        .post("/auth/revoke", json!({"refresh_token": "never-issued"}))
+        .revoke("never-issued")
         .await
         .assert_status(204);
     #[rustfmt::skip]
@@ -216,7 +207,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
     let (admin_id, _) = signed_up!(app, "ida@example.com");
     let (id, pair) = signed_up!(app, "jon@example.com");
     let access = pair.access_token.as_str();
-    app.user(access).get("/users/me").await.assert_status(200);
+    app.user(access).me().await.assert_status(200);
 
     let mut conn = db.connect().await;
     let (before, after) = roles::set_active(&mut conn, &crate::full_admin(admin_id), id, false)
@@ -225,7 +216,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
     assert!(before.is_active && !after.is_active);
 
     app.user(access)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(403, "account_banned");
     #[rustfmt::skip]
@@ -245,7 +236,7 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         .expect("unban");
     // The ban ended every login: tokens from before it stay dead after the unban.
     app.user(access)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(401, "session_revoked");
     let fresh = app
@@ -284,10 +275,7 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
         .json();
     let (_, ended) = signed_up!(app, "ivy@example.com");
     app.anonymous()
-        .post(
-            "/auth/revoke",
-            json!({"refresh_token": &ended.refresh_token}),
-        )
+        .revoke(&ended.refresh_token)
         .await
         .assert_status(204);
     let mut conn = db.connect().await;
@@ -320,10 +308,7 @@ async fn old_refresh_tokens_and_ended_logins_are_purged() {
     assert_eq!(families_after, 1, "only hal's live login is left");
     // hal's live token (the child of the deleted one) still refreshes.
     app.anonymous()
-        .post(
-            "/auth/refresh",
-            json!({"refresh_token": rotated["refresh_token"]}),
-        )
+        .refresh(&rotated["refresh_token"])
         .await
         .assert_status(200);
     app.user(rotated["access_token"].as_str().expect("at"))

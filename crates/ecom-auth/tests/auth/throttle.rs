@@ -52,7 +52,7 @@ async fn repeated_failures_for_one_email_answer_429_then_clear_with_the_window()
     // The owner gets back in once the window has passed.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     app.anonymous()
-        .post("/auth/login", login_body("lee@example.com"))
+        .try_log_in("lee@example.com", PASSWORD)
         .await
         .assert_status(200);
 }
@@ -149,7 +149,7 @@ async fn repeated_failures_from_one_address_answer_429_but_successes_do_not_coun
     // Signing in, however often, never uses up the address's allowance.
     for _ in 0..10 {
         app.anonymous()
-            .post("/auth/login", login_body("xia@example.com"))
+            .try_log_in("xia@example.com", PASSWORD)
             .await
             .assert_status(200);
     }

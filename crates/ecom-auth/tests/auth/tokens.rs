@@ -48,7 +48,7 @@ async fn forged_and_misused_tokens_are_refused() {
     let good = sign(&claims(id), TEST_SECRET, Algorithm::HS256);
 
     let as_good = app.user(&good);
-    as_good.get("/users/me").await.assert_status(200);
+    as_good.me().await.assert_status(200);
 
     let other_key = sign(
         &claims(id),
@@ -57,26 +57,17 @@ async fn forged_and_misused_tokens_are_refused() {
     );
 
     let as_other_key = app.user(&other_key);
-    as_other_key
-        .get("/users/me")
-        .await
-        .assert_problem(401, "invalid_token");
+    as_other_key.me().await.assert_problem(401, "invalid_token");
 
     let hs512 = sign(&claims(id), TEST_SECRET, Algorithm::HS512);
 
     let as_hs512 = app.user(&hs512);
-    as_hs512
-        .get("/users/me")
-        .await
-        .assert_problem(401, "invalid_token");
+    as_hs512.me().await.assert_problem(401, "invalid_token");
 
     let payload = good.split('.').nth(1).expect("payload");
     let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
     let as_alg_none = app.user(&alg_none);
-    as_alg_none
-        .get("/users/me")
-        .await
-        .assert_problem(401, "invalid_token");
+    as_alg_none.me().await.assert_problem(401, "invalid_token");
 
     // Claims that are well signed but wrong in one way each.
     let expired = AccessClaims {
@@ -103,7 +94,7 @@ async fn forged_and_misused_tokens_are_refused() {
         (not_access, "invalid_token"),
     ] {
         app.user(sign(&bad, TEST_SECRET, Algorithm::HS256))
-            .get("/users/me")
+            .me()
             .await
             .assert_problem(401, code);
     }
@@ -111,7 +102,7 @@ async fn forged_and_misused_tokens_are_refused() {
     // The opaque refresh token can never pass for an access token, nor the reverse.
     let refresh = pair.refresh_token.as_str();
     app.user(refresh)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(401, "invalid_token");
     let access = pair.access_token.clone();
