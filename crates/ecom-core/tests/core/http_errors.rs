@@ -102,12 +102,12 @@ async fn body_errors_are_problems() {
 #[actix_web::test]
 async fn query_and_path_errors_are_problems() {
     let (_db, app) = db_and_app(|db| test_context(db, vec![support::module()], &[])).await;
-    for (path, status, code) in [
-        ("/t/items/abc", 400, "invalid_path"),
-        ("/t/page?limit=ten", 400, "invalid_query"),
-    ] {
-        app.get(path).await.assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_problems([
+            ("/t/items/abc", 400, "invalid_path"),
+            ("/t/page?limit=ten", 400, "invalid_query"),
+        ])
+        .await;
     let res = app.get("/t/page?limit=101").await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["field"], "limit");
