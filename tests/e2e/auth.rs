@@ -32,7 +32,7 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
     let pair = login.json();
     let access = pair["access_token"].as_str().expect("access");
 
-    let me = app.user(access).get("/users/me").await;
+    let me = app.user(access).me().await;
     me.assert_status(200);
     assert_eq!(me.json()["id"], id);
 
@@ -55,11 +55,11 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
     refreshed.assert_status(200);
     let new_refresh = refreshed.json()["refresh_token"].clone();
     app.anonymous()
-        .post("/auth/revoke", json!({"refresh_token": new_refresh}))
+        .revoke(&new_refresh)
         .await
         .assert_status(204);
     app.anonymous()
-        .post("/auth/refresh", json!({"refresh_token": new_refresh}))
+        .refresh(&new_refresh)
         .await
         .assert_problem(401, "invalid_refresh_token");
 }
@@ -72,21 +72,21 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
     }
     let tokens = app.anonymous().log_in("wes@example.com", PASSWORD).await;
     let access = tokens.access_token.as_str();
-    app.user(access).get("/users/me").await.assert_status(200);
+    app.user(access).me().await.assert_status(200);
 
     let mut conn = db.connect().await;
     let admin =
         ecom_auth::service::accounts::create_admin(&mut conn, "vic@example.com", PASSWORD.into())
             .await
             .expect("admin");
-    let wes = app.user(access).get("/users/me").await.json()["id"]
+    let wes = app.user(access).me().await.json()["id"]
         .as_i64()
         .expect("id");
     ecom_auth::service::roles::set_active(&mut conn, &crate::acting_admin(admin.id), wes, false)
         .await
         .expect("ban");
     app.user(access)
-        .get("/users/me")
+        .me()
         .await
         .assert_problem(403, "account_banned");
 }
@@ -107,5 +107,5 @@ async fn nul_characters_in_text_are_refused_not_crashed_on() {
         "search with NUL: {}",
         search.text()
     );
-    as_token.get("/users/me").await.assert_status(200);
+    as_token.me().await.assert_status(200);
 }

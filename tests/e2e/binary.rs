@@ -91,6 +91,18 @@ pub(crate) fn drain_bound() -> Duration {
         + Duration::from_secs(5)
 }
 
+/// The status of a login as the development administrator (`admin@example.com`), which
+/// only the private PostgreSQL's DEBUG start-up creates.
+async fn development_admin_login(port: u16) -> u16 {
+    http_client()
+        .post(format!("http://127.0.0.1:{port}/auth/login"))
+        .send_json(&serde_json::json!({"email": "admin@example.com", "password": "admin123"}))
+        .await
+        .expect("login answers")
+        .status()
+        .as_u16()
+}
+
 /// A server process killed when the test ends, however it ends.
 struct Server {
     child: Child,
@@ -170,13 +182,8 @@ async fn serves_on_a_database_url_and_stops_on_sigterm() {
         ("DEBUG", "true".to_string()),
     ]);
     wait_healthy(port, &mut child).await;
-    let login = http_client()
-        .post(format!("http://127.0.0.1:{port}/auth/login"))
-        .send_json(&serde_json::json!({"email": "admin@example.com", "password": "admin123"}))
-        .await
-        .expect("login answers");
     assert_eq!(
-        login.status().as_u16(),
+        development_admin_login(port).await,
         401,
         "no development admin on a DATABASE_URL, whatever DEBUG says"
     );
@@ -279,11 +286,7 @@ async fn create_admin_reads_the_password_from_stdin() {
     let weak = run("admin123");
     assert!(!weak.status.success(), "the policy applies to create-admin");
     let ok = run("granite-walrus-teapot-3");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    crate::assert_ran(&ok, "create-admin");
     assert!(String::from_utf8_lossy(&ok.stdout).contains("root@example.com"));
     let mut conn = db.connect().await;
     let user = ecom_auth::service::accounts::find_by_email(&mut conn, "root@example.com")
@@ -303,13 +306,8 @@ async fn with_no_settings_it_runs_on_its_private_postgres_and_stops_it() {
         ("ECOM_DATA_DIR", data_dir.to_string_lossy().into_owned()),
     ]);
     wait_healthy(port, &mut child).await;
-    let login = http_client()
-        .post(format!("http://127.0.0.1:{port}/auth/login"))
-        .send_json(&serde_json::json!({"email": "admin@example.com", "password": "admin123"}))
-        .await
-        .expect("login answers");
     assert_eq!(
-        login.status().as_u16(),
+        development_admin_login(port).await,
         200,
         "the development admin exists in DEBUG"
     );
@@ -354,11 +352,7 @@ async fn seed_demo_loads_shoppers_products_and_reviews() {
         .current_dir(std::env::temp_dir())
         .output()
         .expect("runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_ran(&output, "seed-demo");
     let app = ecom_testkit::test_app(crate::store_context(&db)).await;
     let page = app.get("/products?limit=1").await.json();
     assert_eq!(page["total"], 300);

@@ -320,6 +320,20 @@ fn operation_statuses(doc: &Value) -> BTreeSet<String> {
     out
 }
 
+/// The lines of a committed list under `tests/e2e`, which must hold at least `at_least`
+/// of them: the record that the document is compared with.
+fn committed_list(name: &str, at_least: usize) -> BTreeSet<String> {
+    let file = workspace_root().join("tests/e2e").join(name);
+    let committed: BTreeSet<String> = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("read {name}: {e}"))
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    assert!(committed.len() >= at_least, "{name} covers the API");
+    committed
+}
+
 /// No operation loses a documented status: `operation_statuses.txt` lists every
 /// `(method, path, status)` the document declared when responses were written per route,
 /// before the common ones moved to `complete()` (a new status or route is added there).
@@ -327,14 +341,7 @@ fn operation_statuses(doc: &Value) -> BTreeSet<String> {
 async fn no_documented_status_is_lost() {
     let doc = served_document().await;
     let served = operation_statuses(&doc);
-    let file = workspace_root().join("tests/e2e/operation_statuses.txt");
-    let committed: BTreeSet<String> = std::fs::read_to_string(&file)
-        .expect("read operation_statuses.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    assert!(committed.len() >= 150, "the list covers the API");
+    let committed = committed_list("operation_statuses.txt", 150);
     let lost: Vec<_> = committed.difference(&served).collect();
     assert!(lost.is_empty(), "statuses no longer documented: {lost:?}");
     let new: Vec<_> = served.difference(&committed).collect();
@@ -370,14 +377,7 @@ async fn no_documented_code_is_lost() {
             }
         }
     }
-    let file = workspace_root().join("tests/e2e/operation_codes.txt");
-    let committed: BTreeSet<String> = std::fs::read_to_string(&file)
-        .expect("read operation_codes.txt")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    assert!(committed.len() >= 250, "the list covers the API");
+    let committed = committed_list("operation_codes.txt", 250);
     let lost: Vec<_> = committed.difference(&served).collect();
     assert!(lost.is_empty(), "codes no longer documented: {lost:?}");
 }

@@ -116,11 +116,7 @@ impl Stack {
             ])
             .output()
             .expect("psql runs");
-        assert!(
-            output.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        crate::assert_ran(&output, sql);
         String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter(|l| !l.is_empty())
@@ -597,11 +593,16 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-#[actix_web::test]
-async fn drill_postgres_restarts_under_load() {
-    tokio::time::timeout(DRILL_BOUND, postgres_restart_drill())
+/// Runs a drill, failing it when it outlives [`DRILL_BOUND`] instead of hanging.
+async fn within_drill_bound(drill: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(DRILL_BOUND, drill)
         .await
         .expect("the drill finishes in time");
+}
+
+#[actix_web::test]
+async fn drill_postgres_restarts_under_load() {
+    within_drill_bound(postgres_restart_drill()).await;
 }
 
 async fn postgres_restart_drill() {
@@ -721,9 +722,7 @@ async fn postgres_restart_drill() {
 
 #[actix_web::test]
 async fn drill_sigterm_under_load() {
-    tokio::time::timeout(DRILL_BOUND, sigterm_drill())
-        .await
-        .expect("the drill finishes in time");
+    within_drill_bound(sigterm_drill()).await;
 }
 
 async fn sigterm_drill() {

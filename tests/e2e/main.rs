@@ -42,3 +42,13 @@ pub fn acting_admin(user_id: i64) -> ecom_core::Principal {
         session_id: 0,
     }
 }
+
+/// Asserts that a command exited 0, showing `what` and its stderr when it did not.
+#[track_caller]
+pub fn assert_ran(output: &std::process::Output, what: &str) {
+    assert!(
+        output.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
