@@ -12,15 +12,13 @@ use crate::support::{ADMIN, CREATOR, SHOPPER, ids, product, stocked};
 async fn create_then_get_a_product() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    let res = app.fixed(ADMIN).post("/products", json!({"name": "  Wireless Keyboard ", "description": "Quiet keys", "price": 49.9, "stock": 12}))
-        .await;
-    res.assert_status(201);
-    let created = res.json();
+    let keyboard = json!({"name": "  Wireless Keyboard ", "description": "Quiet keys", "price": 49.9, "stock": 12});
+    let created = app
+        .fixed(ADMIN)
+        .post("/products", keyboard)
+        .await
+        .assert_created("/products");
     let id = created["id"].as_i64().expect("id");
-    assert_eq!(
-        res.header("location"),
-        Some(format!("/products/{id}").as_str())
-    );
     assert_eq!(created["name"], "Wireless Keyboard");
     assert_eq!(created["price"], "49.90");
     assert_eq!(created["stock"], 12);

@@ -11,17 +11,12 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
         stocked!(("Dime sticker", "0.10", 10), ("Book", "19.99", 5)).await;
     let app = app!(&db);
 
-    let res = app
+    let order = app
         .fixed(SHOPPER)
         .post("/orders", body(&[(book, 1), (dime, 3)]))
-        .await;
-    res.assert_status(201);
-    let order = res.json();
+        .await
+        .assert_created("/orders");
     let id = order["id"].as_i64().expect("id");
-    assert_eq!(
-        res.header("location"),
-        Some(format!("/orders/{id}").as_str())
-    );
     assert_eq!(order["user_id"], SHOPPER);
     assert_eq!(order["status"], "pending");
     assert_eq!(order["total_price"], "20.29");
