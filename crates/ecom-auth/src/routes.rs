@@ -1,7 +1,8 @@
 //! Handlers of /auth and /users: parse, call a service, render.
 
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, post, route, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, route, web};
 use ecom_core::access_token::AccessTokens;
 use ecom_core::client_address::ClientAddress;
 use ecom_core::db::PgPool;
@@ -63,47 +64,83 @@ pub async fn register(
     Ok(HttpResponse::Created().json(UserProfile::from(user)))
 }
 
-/// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
-#[utoipa::path(tag = "auth", operation_id = "login",
-    request_body(content(
-        (LoginRequest = "application/json"),
-        (LoginForm = "application/x-www-form-urlencoded"),
-    )),
-    responses(
-        (status = 200, description = "A new access and refresh token", body = TokenPair),
-        LoginErrors,
-    ))]
-#[post("/auth/login")]
-pub async fn login(
+/// Declares a login handler: `/auth/login` and the original service's `/auth/token` are one
+/// operation at two paths, so its documentation and body live here once.
+macro_rules! login_endpoint {
+    ($(#[$($attr:tt)*])* $name:ident, $path:tt, $operation_id:tt) => {
+        /// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
+        $(#[$($attr)*])*
+        #[utoipa::path(tag = "auth", operation_id = $operation_id,
+            request_body(content(
+                (LoginRequest = "application/json"),
+                (LoginForm = "application/x-www-form-urlencoded"),
+            )),
+            responses(
+                (status = 200, description = "A new access and refresh token", body = TokenPair),
+                LoginErrors,
+            ))]
+        #[post($path)]
+        pub async fn $name(attempt: LoginAttempt) -> AppResult<HttpResponse> {
+            attempt.log_in().await
+        }
+    };
+}
+
+login_endpoint!(login, "/auth/login", "login");
+
+/// What a login reads from the request: the body as sent (JSON or form), the client's
+/// address for throttling, and the pool, signer and settings of a new session.
+pub struct LoginAttempt {
     req: HttpRequest,
     body: web::Bytes,
     client: ClientAddress,
     pool: web::Data<PgPool>,
     tokens: web::Data<AccessTokens>,
     settings: web::Data<Settings>,
-) -> AppResult<HttpResponse> {
-    log_in(&req, &body, &client, &pool, &tokens, &settings).await
 }
 
-pub(crate) async fn log_in(
-    req: &HttpRequest,
-    body: &[u8],
-    client: &ClientAddress,
-    pool: &PgPool,
-    tokens: &AccessTokens,
-    settings: &Settings,
-) -> AppResult<HttpResponse> {
-    let (email, password) = parse_login(req, body)?;
-    let pair = sessions::login(
-        pool,
-        policy(tokens, settings),
-        ThrottleLimits::from_settings(settings),
-        &email,
-        password,
-        &client.to_key(),
-    )
-    .await?;
-    Ok(token_response(pair))
+impl FromRequest for LoginAttempt {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        type Parts = (
+            web::Bytes,
+            ClientAddress,
+            web::Data<PgPool>,
+            web::Data<AccessTokens>,
+            web::Data<Settings>,
+        );
+        let parts = Parts::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (body, client, pool, tokens, settings) = parts.await?;
+            Ok(LoginAttempt {
+                req,
+                body,
+                client,
+                pool,
+                tokens,
+                settings,
+            })
+        })
+    }
+}
+
+impl LoginAttempt {
+    async fn log_in(self) -> AppResult<HttpResponse> {
+        let (email, password) = parse_login(&self.req, &self.body)?;
+        let pair = sessions::login(
+            &self.pool,
+            policy(&self.tokens, &self.settings),
+            ThrottleLimits::from_settings(&self.settings),
+            &email,
+            password,
+            &self.client.to_key(),
+        )
+        .await?;
+        Ok(token_response(pair))
+    }
 }
 
 /// JSON or `application/x-www-form-urlencoded`, chosen by `Content-Type`.
@@ -222,30 +259,14 @@ pub mod legacy {
     use super::*;
     use crate::api::LegacyRefreshQuery;
 
-    /// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
-    ///
-    /// The original service's path: use `POST /auth/login`.
-    #[deprecated = "the original service's path; use POST /auth/login"]
-    #[utoipa::path(tag = "auth", operation_id = "loginLegacy",
-        request_body(content(
-            (LoginRequest = "application/json"),
-            (LoginForm = "application/x-www-form-urlencoded"),
-        )),
-        responses(
-            (status = 200, description = "A new access and refresh token", body = TokenPair),
-            LoginErrors,
-        ))]
-    #[post("/auth/token")]
-    pub async fn login_legacy(
-        req: HttpRequest,
-        body: web::Bytes,
-        client: ClientAddress,
-        pool: web::Data<PgPool>,
-        tokens: web::Data<AccessTokens>,
-        settings: web::Data<Settings>,
-    ) -> AppResult<HttpResponse> {
-        log_in(&req, &body, &client, &pool, &tokens, &settings).await
-    }
+    login_endpoint!(
+        ///
+        /// The original service's path: use `POST /auth/login`.
+        #[deprecated = "the original service's path; use POST /auth/login"]
+        login_legacy,
+        "/auth/token",
+        "loginLegacy"
+    );
 
     /// The refresh token of a legacy call: `?refresh_token=`, else the JSON body.
     fn legacy_refresh_token(
