@@ -88,40 +88,68 @@ macro_rules! login_endpoint {
 
 login_endpoint!(login, "/auth/login", "login");
 
-/// What a login reads from the request: the body as sent (JSON or form), the client's
-/// address for throttling, and the pool, signer and settings of a new session.
-pub struct LoginAttempt {
-    req: HttpRequest,
-    body: web::Bytes,
-    client: ClientAddress,
+/// What issues token pairs: the pool, the signer and the settings that shape a session
+/// (refresh lifetime, login throttling), as the token endpoints take them from app data.
+pub struct TokenIssuer {
     pool: web::Data<PgPool>,
     tokens: web::Data<AccessTokens>,
     settings: web::Data<Settings>,
 }
 
+impl FromRequest for TokenIssuer {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    /// App data is read at once; a missing piece is the same 500 `web::Data` gives.
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(TokenIssuer::from_app_data(req))
+    }
+}
+
+impl TokenIssuer {
+    fn from_app_data(req: &HttpRequest) -> Result<Self, actix_web::Error> {
+        Ok(TokenIssuer {
+            pool: web::Data::extract(req).into_inner()?,
+            tokens: web::Data::extract(req).into_inner()?,
+            settings: web::Data::extract(req).into_inner()?,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair (rotation).
+    async fn refresh(&self, refresh_token: &str) -> AppResult<HttpResponse> {
+        let pair = sessions::refresh(
+            &self.pool,
+            policy(&self.tokens, &self.settings),
+            refresh_token,
+        )
+        .await?;
+        Ok(token_response(pair))
+    }
+}
+
+/// What a login reads from the request: the body as sent (JSON or form), the client's
+/// address for throttling, and the issuer of the new session's tokens.
+pub struct LoginAttempt {
+    req: HttpRequest,
+    body: web::Bytes,
+    client: ClientAddress,
+    issuer: TokenIssuer,
+}
+
 impl FromRequest for LoginAttempt {
     type Error = actix_web::Error;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+    type Future = LocalFuture<Self>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        type Parts = (
-            web::Bytes,
-            ClientAddress,
-            web::Data<PgPool>,
-            web::Data<AccessTokens>,
-            web::Data<Settings>,
-        );
-        let parts = Parts::from_request(req, payload);
+        let parts = <(web::Bytes, ClientAddress, TokenIssuer)>::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let (body, client, pool, tokens, settings) = parts.await?;
+            let (body, client, issuer) = parts.await?;
             Ok(LoginAttempt {
                 req,
                 body,
                 client,
-                pool,
-                tokens,
-                settings,
+                issuer,
             })
         })
     }
@@ -130,10 +158,15 @@ impl FromRequest for LoginAttempt {
 impl LoginAttempt {
     async fn log_in(self) -> AppResult<HttpResponse> {
         let (email, password) = parse_login(&self.req, &self.body)?;
+        let TokenIssuer {
+            pool,
+            tokens,
+            settings,
+        } = &self.issuer;
         let pair = sessions::login(
-            &self.pool,
-            policy(&self.tokens, &self.settings),
-            ThrottleLimits::from_settings(&self.settings),
+            pool,
+            policy(tokens, settings),
+            ThrottleLimits::from_settings(settings),
             &email,
             password,
             &self.client.to_key(),
@@ -142,6 +175,10 @@ impl LoginAttempt {
         Ok(token_response(pair))
     }
 }
+
+/// An extractor's future that is not `Send` (it holds the request).
+type LocalFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, actix_web::Error>>>>;
 
 /// JSON or `application/x-www-form-urlencoded`, chosen by `Content-Type`.
 fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
@@ -176,13 +213,10 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
     ))]
 #[post("/auth/refresh")]
 pub async fn refresh(
-    pool: web::Data<PgPool>,
-    tokens: web::Data<AccessTokens>,
-    settings: web::Data<Settings>,
+    issuer: TokenIssuer,
     body: ecom_core::JsonObject<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
-    let pair = sessions::refresh(&pool, policy(&tokens, &settings), &body.refresh_token).await?;
-    Ok(token_response(pair))
+    issuer.refresh(&body.refresh_token).await
 }
 
 /// Log out: the refresh token (and its login) can no longer refresh.
@@ -269,6 +303,24 @@ pub mod legacy {
     );
 
     /// The refresh token of a legacy call: `?refresh_token=`, else the JSON body.
+    pub struct LegacyRefreshToken(String);
+
+    impl FromRequest for LegacyRefreshToken {
+        type Error = actix_web::Error;
+        type Future = LocalFuture<Self>;
+
+        fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+            let parts = <(web::Query<LegacyRefreshQuery>, web::Bytes)>::from_request(req, payload);
+            let req = req.clone();
+            Box::pin(async move {
+                let (query, body) = parts.await?;
+                let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
+                Ok(LegacyRefreshToken(token))
+            })
+        }
+    }
+
+    /// A body, when sent, must be a valid `/auth/refresh` body; the query wins.
     fn legacy_refresh_token(
         req: &HttpRequest,
         query: LegacyRefreshQuery,
@@ -304,16 +356,10 @@ pub mod legacy {
         ))]
     #[post("/auth/token/refresh")]
     pub async fn legacy_refresh(
-        req: HttpRequest,
-        query: web::Query<LegacyRefreshQuery>,
-        body: web::Bytes,
-        pool: web::Data<PgPool>,
-        tokens: web::Data<AccessTokens>,
-        settings: web::Data<Settings>,
+        token: LegacyRefreshToken,
+        issuer: TokenIssuer,
     ) -> AppResult<HttpResponse> {
-        let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
-        let pair = sessions::refresh(&pool, policy(&tokens, &settings), &token).await?;
-        Ok(token_response(pair))
+        issuer.refresh(&token.0).await
     }
 
     /// The original service's logout (`?refresh_token=`): use `POST /auth/revoke`.
@@ -327,13 +373,10 @@ pub mod legacy {
         ))]
     #[post("/auth/logout")]
     pub async fn legacy_logout(
-        req: HttpRequest,
-        query: web::Query<LegacyRefreshQuery>,
-        body: web::Bytes,
+        token: LegacyRefreshToken,
         pool: web::Data<PgPool>,
     ) -> AppResult<HttpResponse> {
-        let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
-        sessions::revoke(&pool, &token).await?;
+        sessions::revoke(&pool, &token.0).await?;
         Ok(HttpResponse::NoContent().finish())
     }
 }
