@@ -1,10 +1,12 @@
 //! Request and response bodies of /admin.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use ecom_auth::service::roles::UserFilter;
+use ecom_core::audit::AuditFilter;
 use ecom_core::calendar::{utc_day_end, utc_day_start};
 use ecom_core::pagination::de;
-use ecom_core::{AppError, PageQuery};
-use ecom_orders::model::ReportRange;
+use ecom_core::{AppError, PageQuery, PageRequest};
+use ecom_orders::model::{AdminOrderFilter, OrderStatus, ReportRange};
 use ecom_orders::service::MAX_TOP_PRODUCTS;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
@@ -50,6 +52,19 @@ pub struct UserListQuery {
     pub is_active: Option<bool>,
 }
 
+impl UserListQuery {
+    /// The filter and the page; 422 when the paging is out of bounds.
+    pub fn filter(self) -> Result<(UserFilter, PageRequest), AppError> {
+        let page = self.page.validate()?;
+        let filter = UserFilter {
+            search: self.search,
+            role: self.role,
+            is_active: self.is_active,
+        };
+        Ok((filter, page))
+    }
+}
+
 /// `PATCH /admin/users/{id}/role`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,23 +82,8 @@ pub struct BanRequest {
     pub banned: bool,
 }
 
-/// A role and its permissions.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RoleOut {
-    #[schema(example = "analyst")]
-    pub name: String,
-    #[schema(example = json!(["view:reports"]))]
-    pub permissions: Vec<String>,
-}
-
-impl From<ecom_auth::model::Role> for RoleOut {
-    fn from(r: ecom_auth::model::Role) -> Self {
-        Self {
-            name: r.name,
-            permissions: r.permissions,
-        }
-    }
-}
+/// A role and its permissions, as ecom-auth keeps them.
+pub type RoleOut = ecom_auth::model::Role;
 
 /// `PUT /admin/roles/{name}`: the role's whole permission set.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -113,8 +113,34 @@ pub struct AuditQuery {
     pub to: Option<NaiveDate>,
 }
 
+impl AuditQuery {
+    /// The filter and the page; 422 for paging out of bounds or `from` after `to`.
+    pub fn filter(self) -> Result<(AuditFilter, PageRequest), AppError> {
+        let (page, (from, until)) = page_and_days(&self.page, self.from, self.to)?;
+        let filter = AuditFilter {
+            actor_id: self.actor_id,
+            action: self.action,
+            target_type: self.target_type,
+            target_id: None,
+            from,
+            until,
+        };
+        Ok((filter, page))
+    }
+}
+
 /// An optional instant range `[start, end)`.
 pub type InstantRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The paging, then the UTC days `[from, to]`, checked in that order by every dated listing.
+fn page_and_days(
+    page: &PageQuery,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(PageRequest, InstantRange), AppError> {
+    let page = page.validate()?;
+    Ok((page, day_bounds(from, to)?))
+}
 
 /// `[from, to]` in UTC days as `[start, end)` instants; `from > to` is refused.
 pub fn day_bounds(
@@ -145,6 +171,27 @@ pub struct AdminOrderQuery {
     pub from: Option<NaiveDate>,
     /// Last UTC day of creation included (YYYY-MM-DD).
     pub to: Option<NaiveDate>,
+}
+
+impl AdminOrderQuery {
+    /// The filter and the page; 422 for paging out of bounds, an unknown status, or
+    /// `from` after `to`.
+    pub fn filter(self) -> Result<(AdminOrderFilter, PageRequest), AppError> {
+        let (page, _) = page_and_days(&self.page, self.from, self.to)?;
+        let status = self
+            .status
+            .as_deref()
+            .map(str::parse::<OrderStatus>)
+            .transpose()
+            .map_err(|e| AppError::invalid_field("status", e.to_string()))?;
+        let filter = AdminOrderFilter {
+            status,
+            user_id: self.user_id,
+            created_from: self.from,
+            created_to: self.to,
+        };
+        Ok((filter, page))
+    }
 }
 
 /// `PATCH /admin/orders/{id}/status`.

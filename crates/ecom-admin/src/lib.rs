@@ -31,12 +31,7 @@ pub mod service;
 )]
 struct AdminApi;
 
-/// The OpenAPI fragment of /admin.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    AdminApi::openapi()
-}
-
-/// The /admin module.
+/// The /admin module: its routes and OpenAPI fragment.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::routes("admin", routes::configure, openapi())
+    ecom_core::Module::routes("admin", routes::configure, AdminApi::openapi())
 }

@@ -1,20 +1,20 @@
 //! Handlers of /admin: parse, authorize, call a service, render.
 
 use actix_web::{HttpRequest, get, patch, put, web};
-use ecom_auth::service::roles::{self as auth_roles, UserFilter};
-use ecom_core::audit::{self, AuditFilter, AuditRecord};
+use ecom_auth::service::roles as auth_roles;
+use ecom_core::audit::{self, AuditRecord};
+use ecom_core::authorized::{Authorized, ManageOrders, ManageUsers, ViewReports};
 use ecom_core::db::PgPool;
-use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
+use ecom_core::{AppError, AppResult, Page, PageQuery};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use ecom_orders::model::{AdminOrderFilter, OrderStatus};
+use ecom_orders::api::OrderOut;
 use ecom_orders::service::{lifecycle, queries as order_queries, reports};
 
 use crate::api::{
     AdminOrderQuery, AdminUser, AuditQuery, BanRequest, ChangeOrderStatusRequest,
     ChangeRoleRequest, ChangesOwnAccount, NeedsManageOrders, NeedsManageUsers, PutRoleRequest,
     RoleOut, SalesReportOut, SalesReportQuery, UserChangeForbidden, UserListQuery, UserMissing,
-    day_bounds,
 };
 use crate::service;
 
@@ -42,18 +42,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
     security(("bearer" = [])))]
 #[get("/admin/users")]
 pub async fn list_users(
-    principal: Principal,
+    _admin: Authorized<ManageUsers>,
     pool: web::Data<PgPool>,
     query: web::Query<UserListQuery>,
 ) -> AppResult<web::Json<Page<AdminUser>>> {
-    principal.require(Permission::ManageUsers)?;
-    let query = query.into_inner();
-    let page = query.page.validate()?;
-    let filter = UserFilter {
-        search: query.search,
-        role: query.role,
-        is_active: query.is_active,
-    };
+    let (filter, page) = query.into_inner().filter()?;
     let mut conn = pool.get().await?;
     let (users, total) = auth_roles::list_users(&mut conn, &filter, page).await?;
     Ok(web::Json(
@@ -75,14 +68,13 @@ pub async fn list_users(
     security(("bearer" = [])))]
 #[patch("/admin/users/{id}/role")]
 pub async fn change_role(
-    principal: Principal,
+    admin: Authorized<ManageUsers>,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<ChangeRoleRequest>,
 ) -> AppResult<web::Json<AdminUser>> {
-    principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
-    let user = service::change_role(&mut conn, &principal, id.into_inner(), &body.role).await?;
+    let user = service::change_role(&mut conn, &admin, id.into_inner(), &body.role).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -100,16 +92,15 @@ pub async fn change_role(
     security(("bearer" = [])))]
 #[patch("/admin/users/{id}/ban")]
 pub async fn ban_user(
-    principal: Principal,
+    admin: Authorized<ManageUsers>,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<web::Json<AdminUser>> {
-    principal.require(Permission::ManageUsers)?;
     let banned = parse_ban(&req, &body)?;
     let mut conn = pool.get().await?;
-    let user = service::set_banned(&mut conn, &principal, id.into_inner(), banned).await?;
+    let user = service::set_banned(&mut conn, &admin, id.into_inner(), banned).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -136,13 +127,12 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
     security(("bearer" = [])))]
 #[get("/admin/roles")]
 pub async fn list_roles(
-    principal: Principal,
+    _admin: Authorized<ManageUsers>,
     pool: web::Data<PgPool>,
 ) -> AppResult<web::Json<Vec<RoleOut>>> {
-    principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
     let roles = auth_roles::list_roles(&mut conn).await?;
-    Ok(web::Json(roles.into_iter().map(RoleOut::from).collect()))
+    Ok(web::Json(roles))
 }
 
 /// Creates a role or replaces its permissions; `admin` always keeps every permission.
@@ -159,15 +149,14 @@ pub async fn list_roles(
     security(("bearer" = [])))]
 #[put("/admin/roles/{name}")]
 pub async fn put_role(
-    principal: Principal,
+    admin: Authorized<ManageUsers>,
     pool: web::Data<PgPool>,
     name: web::Path<String>,
     body: ecom_core::JsonObject<PutRoleRequest>,
 ) -> AppResult<web::Json<RoleOut>> {
-    principal.require(Permission::ManageUsers)?;
     let mut conn = pool.get().await?;
-    let role = service::put_role(&mut conn, &principal, &name, &body.permissions).await?;
-    Ok(web::Json(role.into()))
+    let role = service::put_role(&mut conn, &admin, &name, &body.permissions).await?;
+    Ok(web::Json(role))
 }
 
 /// The append-only trail of administrative actions, newest first.
@@ -182,22 +171,11 @@ pub async fn put_role(
     security(("bearer" = [])))]
 #[get("/admin/audit")]
 pub async fn list_audit(
-    principal: Principal,
+    _admin: Authorized<ManageUsers>,
     pool: web::Data<PgPool>,
     query: web::Query<AuditQuery>,
 ) -> AppResult<web::Json<Page<AuditRecord>>> {
-    principal.require(Permission::ManageUsers)?;
-    let query = query.into_inner();
-    let page = query.page.validate()?;
-    let (from, until) = day_bounds(query.from, query.to)?;
-    let filter = AuditFilter {
-        actor_id: query.actor_id,
-        action: query.action,
-        target_type: query.target_type,
-        target_id: None,
-        from,
-        until,
-    };
+    let (filter, page) = query.into_inner().filter()?;
     let mut conn = pool.get().await?;
     let (items, total) = audit::list(&mut conn, &filter, page).await?;
     Ok(web::Json(Page::new(items, total, page)))
@@ -215,29 +193,14 @@ pub async fn list_audit(
     security(("bearer" = [])))]
 #[get("/admin/orders")]
 pub async fn list_orders(
-    principal: Principal,
+    _admin: Authorized<ManageOrders>,
     pool: web::Data<PgPool>,
     query: web::Query<AdminOrderQuery>,
-) -> AppResult<web::Json<Page<ecom_orders::api::OrderOut>>> {
-    principal.require(Permission::ManageOrders)?;
-    let query = query.into_inner();
-    let page = query.page.validate()?;
-    day_bounds(query.from, query.to)?;
-    let status = query
-        .status
-        .as_deref()
-        .map(str::parse::<OrderStatus>)
-        .transpose()
-        .map_err(|e| AppError::invalid_field("status", e.to_string()))?;
-    let filter = AdminOrderFilter {
-        status,
-        user_id: query.user_id,
-        created_from: query.from,
-        created_to: query.to,
-    };
+) -> AppResult<web::Json<Page<OrderOut>>> {
+    let (filter, page) = query.into_inner().filter()?;
     let mut conn = pool.get().await?;
     let orders = order_queries::list_orders(&mut conn, &filter, page).await?;
-    Ok(web::Json(orders.map(ecom_orders::api::OrderOut::from)))
+    Ok(web::Json(orders))
 }
 
 /// Moves an order along its lifecycle (cancelling returns the stock); recorded in the
@@ -246,7 +209,7 @@ pub async fn list_orders(
     params(("id" = i64, Path, description = "Order id")),
     request_body = ChangeOrderStatusRequest,
     responses(
-        (status = 200, description = "The order after the change", body = ecom_orders::api::OrderOut),
+        (status = 200, description = "The order after the change", body = OrderOut),
         NeedsManageOrders,
         (status = 404, description = "`not_found`: no such order"),
         (status = 409, description = "`invalid_status_transition`"),
@@ -255,21 +218,16 @@ pub async fn list_orders(
     security(("bearer" = [])))]
 #[patch("/admin/orders/{id}/status")]
 pub async fn change_order_status(
-    principal: Principal,
+    admin: Authorized<ManageOrders>,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<ChangeOrderStatusRequest>,
-) -> AppResult<web::Json<ecom_orders::api::OrderOut>> {
-    principal.require(Permission::ManageOrders)?;
+) -> AppResult<web::Json<OrderOut>> {
     let mut conn = pool.get().await?;
-    let change = lifecycle::change_status_audited(
-        &mut conn,
-        id.into_inner(),
-        body.status,
-        principal.user_id,
-    )
-    .await?;
-    Ok(web::Json(change.after.into()))
+    let change =
+        lifecycle::change_status_audited(&mut conn, id.into_inner(), body.status, admin.user_id)
+            .await?;
+    Ok(web::Json(change.after))
 }
 
 /// Sales figures over UTC days `from..=to` (default: the last 30 days).
@@ -284,11 +242,10 @@ pub async fn change_order_status(
     security(("bearer" = [])))]
 #[get("/admin/reports/sales")]
 pub async fn sales_report(
-    principal: Principal,
+    _admin: Authorized<ViewReports>,
     pool: web::Data<PgPool>,
     query: web::Query<SalesReportQuery>,
 ) -> AppResult<web::Json<SalesReportOut>> {
-    principal.require(Permission::ViewReports)?;
     let (range, top) = query.validate(chrono::Utc::now().date_naive())?;
     let (from, to) = (range.from, range.to);
     let mut conn = pool.get().await?;

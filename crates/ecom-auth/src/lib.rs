@@ -46,15 +46,10 @@ pub use service::throttle::ThrottleLimits;
 )]
 struct AuthApi;
 
-/// The OpenAPI fragment of /auth and /users: schemas and tags (the operations are
-/// collected from the handlers as they are registered).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    AuthApi::openapi()
-}
-
-/// The routes of /auth and /users with their OpenAPI fragment.
+/// The routes of /auth and /users with their OpenAPI fragment (schemas and tags; the
+/// operations are collected from the handlers as they are registered).
 pub fn module() -> Module {
-    Module::routes("auth", routes::configure, openapi())
+    Module::routes("auth", routes::configure, AuthApi::openapi())
 }
 
 /// The clean-ups of the identity tables, for the server's periodic housekeeping.

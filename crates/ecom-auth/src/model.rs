@@ -73,8 +73,13 @@ pub struct RefreshTokenRow {
 }
 
 /// A role and its permissions.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Also the response body of the role administration (`RoleOut`), sent as it is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = RoleOut, description = "A role and its permissions.")]
 pub struct Role {
+    #[schema(example = "analyst")]
     pub name: String,
+    #[schema(example = json!(["view:reports"]))]
     pub permissions: Vec<String>,
 }

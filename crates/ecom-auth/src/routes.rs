@@ -1,7 +1,8 @@
 //! Handlers of /auth and /users: parse, call a service, render.
 
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, post, route, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, route, web};
 use ecom_core::access_token::AccessTokens;
 use ecom_core::client_address::ClientAddress;
 use ecom_core::db::PgPool;
@@ -63,48 +64,121 @@ pub async fn register(
     Ok(HttpResponse::Created().json(UserProfile::from(user)))
 }
 
-/// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
-#[utoipa::path(tag = "auth", operation_id = "login",
-    request_body(content(
-        (LoginRequest = "application/json"),
-        (LoginForm = "application/x-www-form-urlencoded"),
-    )),
-    responses(
-        (status = 200, description = "A new access and refresh token", body = TokenPair),
-        LoginErrors,
-    ))]
-#[post("/auth/login")]
-pub async fn login(
-    req: HttpRequest,
-    body: web::Bytes,
-    client: ClientAddress,
+/// Declares a login handler: `/auth/login` and the original service's `/auth/token` are one
+/// operation at two paths, so its documentation and body live here once.
+macro_rules! login_endpoint {
+    ($(#[$($attr:tt)*])* $name:ident, $path:tt, $operation_id:tt) => {
+        /// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
+        $(#[$($attr)*])*
+        #[utoipa::path(tag = "auth", operation_id = $operation_id,
+            request_body(content(
+                (LoginRequest = "application/json"),
+                (LoginForm = "application/x-www-form-urlencoded"),
+            )),
+            responses(
+                (status = 200, description = "A new access and refresh token", body = TokenPair),
+                LoginErrors,
+            ))]
+        #[post($path)]
+        pub async fn $name(attempt: LoginAttempt) -> AppResult<HttpResponse> {
+            attempt.log_in().await
+        }
+    };
+}
+
+login_endpoint!(login, "/auth/login", "login");
+
+/// What issues token pairs: the pool, the signer and the settings that shape a session
+/// (refresh lifetime, login throttling), as the token endpoints take them from app data.
+pub struct TokenIssuer {
     pool: web::Data<PgPool>,
     tokens: web::Data<AccessTokens>,
     settings: web::Data<Settings>,
-) -> AppResult<HttpResponse> {
-    log_in(&req, &body, &client, &pool, &tokens, &settings).await
 }
 
-pub(crate) async fn log_in(
-    req: &HttpRequest,
-    body: &[u8],
-    client: &ClientAddress,
-    pool: &PgPool,
-    tokens: &AccessTokens,
-    settings: &Settings,
-) -> AppResult<HttpResponse> {
-    let (email, password) = parse_login(req, body)?;
-    let pair = sessions::login(
-        pool,
-        policy(tokens, settings),
-        ThrottleLimits::from_settings(settings),
-        &email,
-        password,
-        &client.to_key(),
-    )
-    .await?;
-    Ok(token_response(pair))
+impl FromRequest for TokenIssuer {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    /// App data is read at once; a missing piece is the same 500 `web::Data` gives.
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(TokenIssuer::from_app_data(req))
+    }
 }
+
+impl TokenIssuer {
+    fn from_app_data(req: &HttpRequest) -> Result<Self, actix_web::Error> {
+        Ok(TokenIssuer {
+            pool: web::Data::extract(req).into_inner()?,
+            tokens: web::Data::extract(req).into_inner()?,
+            settings: web::Data::extract(req).into_inner()?,
+        })
+    }
+
+    /// Exchanges a refresh token for a new pair (rotation).
+    async fn refresh(&self, refresh_token: &str) -> AppResult<HttpResponse> {
+        let pair = sessions::refresh(
+            &self.pool,
+            policy(&self.tokens, &self.settings),
+            refresh_token,
+        )
+        .await?;
+        Ok(token_response(pair))
+    }
+}
+
+/// What a login reads from the request: the body as sent (JSON or form), the client's
+/// address for throttling, and the issuer of the new session's tokens.
+pub struct LoginAttempt {
+    req: HttpRequest,
+    body: web::Bytes,
+    client: ClientAddress,
+    issuer: TokenIssuer,
+}
+
+impl FromRequest for LoginAttempt {
+    type Error = actix_web::Error;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let parts = <(web::Bytes, ClientAddress, TokenIssuer)>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let (body, client, issuer) = parts.await?;
+            Ok(LoginAttempt {
+                req,
+                body,
+                client,
+                issuer,
+            })
+        })
+    }
+}
+
+impl LoginAttempt {
+    async fn log_in(self) -> AppResult<HttpResponse> {
+        let (email, password) = parse_login(&self.req, &self.body)?;
+        let TokenIssuer {
+            pool,
+            tokens,
+            settings,
+        } = &self.issuer;
+        let pair = sessions::login(
+            pool,
+            policy(tokens, settings),
+            ThrottleLimits::from_settings(settings),
+            &email,
+            password,
+            &self.client.to_key(),
+        )
+        .await?;
+        Ok(token_response(pair))
+    }
+}
+
+/// An extractor's future that is not `Send` (it holds the request).
+type LocalFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, actix_web::Error>>>>;
 
 /// JSON or `application/x-www-form-urlencoded`, chosen by `Content-Type`.
 fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
@@ -139,13 +213,10 @@ fn parse_login(req: &HttpRequest, body: &[u8]) -> AppResult<(String, String)> {
     ))]
 #[post("/auth/refresh")]
 pub async fn refresh(
-    pool: web::Data<PgPool>,
-    tokens: web::Data<AccessTokens>,
-    settings: web::Data<Settings>,
+    issuer: TokenIssuer,
     body: ecom_core::JsonObject<RefreshRequest>,
 ) -> AppResult<HttpResponse> {
-    let pair = sessions::refresh(&pool, policy(&tokens, &settings), &body.refresh_token).await?;
-    Ok(token_response(pair))
+    issuer.refresh(&body.refresh_token).await
 }
 
 /// Log out: the refresh token (and its login) can no longer refresh.
@@ -222,32 +293,34 @@ pub mod legacy {
     use super::*;
     use crate::api::LegacyRefreshQuery;
 
-    /// Log in with JSON `{email, password}` or the OAuth2 password form (`username`, `password`).
-    ///
-    /// The original service's path: use `POST /auth/login`.
-    #[deprecated = "the original service's path; use POST /auth/login"]
-    #[utoipa::path(tag = "auth", operation_id = "loginLegacy",
-        request_body(content(
-            (LoginRequest = "application/json"),
-            (LoginForm = "application/x-www-form-urlencoded"),
-        )),
-        responses(
-            (status = 200, description = "A new access and refresh token", body = TokenPair),
-            LoginErrors,
-        ))]
-    #[post("/auth/token")]
-    pub async fn login_legacy(
-        req: HttpRequest,
-        body: web::Bytes,
-        client: ClientAddress,
-        pool: web::Data<PgPool>,
-        tokens: web::Data<AccessTokens>,
-        settings: web::Data<Settings>,
-    ) -> AppResult<HttpResponse> {
-        log_in(&req, &body, &client, &pool, &tokens, &settings).await
-    }
+    login_endpoint!(
+        ///
+        /// The original service's path: use `POST /auth/login`.
+        #[deprecated = "the original service's path; use POST /auth/login"]
+        login_legacy,
+        "/auth/token",
+        "loginLegacy"
+    );
 
     /// The refresh token of a legacy call: `?refresh_token=`, else the JSON body.
+    pub struct LegacyRefreshToken(String);
+
+    impl FromRequest for LegacyRefreshToken {
+        type Error = actix_web::Error;
+        type Future = LocalFuture<Self>;
+
+        fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+            let parts = <(web::Query<LegacyRefreshQuery>, web::Bytes)>::from_request(req, payload);
+            let req = req.clone();
+            Box::pin(async move {
+                let (query, body) = parts.await?;
+                let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
+                Ok(LegacyRefreshToken(token))
+            })
+        }
+    }
+
+    /// A body, when sent, must be a valid `/auth/refresh` body; the query wins.
     fn legacy_refresh_token(
         req: &HttpRequest,
         query: LegacyRefreshQuery,
@@ -283,16 +356,10 @@ pub mod legacy {
         ))]
     #[post("/auth/token/refresh")]
     pub async fn legacy_refresh(
-        req: HttpRequest,
-        query: web::Query<LegacyRefreshQuery>,
-        body: web::Bytes,
-        pool: web::Data<PgPool>,
-        tokens: web::Data<AccessTokens>,
-        settings: web::Data<Settings>,
+        token: LegacyRefreshToken,
+        issuer: TokenIssuer,
     ) -> AppResult<HttpResponse> {
-        let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
-        let pair = sessions::refresh(&pool, policy(&tokens, &settings), &token).await?;
-        Ok(token_response(pair))
+        issuer.refresh(&token.0).await
     }
 
     /// The original service's logout (`?refresh_token=`): use `POST /auth/revoke`.
@@ -306,13 +373,10 @@ pub mod legacy {
         ))]
     #[post("/auth/logout")]
     pub async fn legacy_logout(
-        req: HttpRequest,
-        query: web::Query<LegacyRefreshQuery>,
-        body: web::Bytes,
+        token: LegacyRefreshToken,
         pool: web::Data<PgPool>,
     ) -> AppResult<HttpResponse> {
-        let token = legacy_refresh_token(&req, query.into_inner(), &body)?;
-        sessions::revoke(&pool, &token).await?;
+        sessions::revoke(&pool, &token.0).await?;
         Ok(HttpResponse::NoContent().finish())
     }
 }

@@ -47,12 +47,7 @@ pub use service::{reserve_stock, return_stock};
 )]
 pub struct CatalogApi;
 
-/// The catalog's OpenAPI fragment.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    CatalogApi::openapi()
-}
-
 /// The catalog's routes and OpenAPI fragment, for the app factory.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::routes("catalog", routes::configure, openapi())
+    ecom_core::Module::routes("catalog", routes::configure, CatalogApi::openapi())
 }

@@ -2,8 +2,11 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, post, route, web};
+use ecom_core::authorized::{
+    Authorized, CreateProduct, DeleteProduct, EditProduct, ManageProducts,
+};
 use ecom_core::db::PgPool;
-use ecom_core::{AppResult, Page, PageQuery, Permission, Principal};
+use ecom_core::{AppResult, Page, PageQuery, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
@@ -64,11 +67,10 @@ pub async fn list_categories(
     security(("bearer" = [])))]
 #[post("/categories")]
 pub async fn create_category(
-    principal: Principal,
+    _editor: Authorized<ManageProducts>,
     pool: web::Data<PgPool>,
     body: ecom_core::JsonObject<CreateCategoryRequest>,
 ) -> AppResult<HttpResponse> {
-    principal.require(Permission::ManageProducts)?;
     let name = body.into_inner().validate()?;
     let mut conn = pool.get().await?;
     let category = service::create_category(&mut conn, &name).await?;
@@ -109,14 +111,13 @@ pub async fn list_products(
     security(("bearer" = [])))]
 #[post("/products")]
 pub async fn create_product(
-    principal: Principal,
+    editor: Authorized<CreateProduct>,
     pool: web::Data<PgPool>,
     body: ecom_core::JsonObject<CreateProductRequest>,
 ) -> AppResult<HttpResponse> {
-    principal.require(Permission::CreateProduct)?;
     let new = body.into_inner().validate()?;
     let mut conn = pool.get().await?;
-    let product = service::create_product_audited(&mut conn, principal.user_id, new).await?;
+    let product = service::create_product_audited(&mut conn, editor.user_id, new).await?;
     Ok(created(
         format!("/products/{}", product.row.id),
         ProductOut::from(product),
@@ -154,16 +155,15 @@ pub async fn get_product(
     security(("bearer" = [])))]
 #[route("/products/{id}", method = "PUT", method = "PATCH")]
 pub async fn update_product(
-    principal: Principal,
+    editor: Authorized<EditProduct>,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<UpdateProductRequest>,
 ) -> AppResult<web::Json<ProductOut>> {
-    principal.require(Permission::EditProduct)?;
     let changes = body.into_inner().validate()?;
     let mut conn = pool.get().await?;
     let product =
-        service::update_product_audited(&mut conn, principal.user_id, id.into_inner(), changes)
+        service::update_product_audited(&mut conn, editor.user_id, id.into_inner(), changes)
             .await?;
     Ok(web::Json(product.into()))
 }
@@ -179,13 +179,12 @@ pub async fn update_product(
     security(("bearer" = [])))]
 #[delete("/products/{id}")]
 pub async fn delete_product(
-    principal: Principal,
+    editor: Authorized<DeleteProduct>,
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    principal.require(Permission::DeleteProduct)?;
     let mut conn = pool.get().await?;
-    service::delete_product_audited(&mut conn, principal.user_id, id.into_inner()).await?;
+    service::delete_product_audited(&mut conn, editor.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -13,6 +13,7 @@
 
 pub mod access_token;
 pub mod audit;
+pub mod authorized;
 pub mod calendar;
 pub mod client_address;
 pub mod db;

@@ -1,8 +1,7 @@
 //! Request and response bodies of /orders, and their validation.
 
-use chrono::{DateTime, Utc};
-use ecom_core::{Money, PageQuery};
-use serde::{Deserialize, Serialize};
+use ecom_core::PageQuery;
+use serde::Deserialize;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::OrdersError;
@@ -12,67 +11,11 @@ use crate::model::{Order, OrderLine, OrderStatus, RequestedLine};
 // Responses
 // ---------------------------------------------------------------------------------------
 
-/// One line of an order, with the product's name and unit price at purchase.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct OrderItemOut {
-    pub product_id: i64,
-    #[schema(example = "Wireless Keyboard")]
-    pub product_name: String,
-    #[schema(example = 2)]
-    pub quantity: i32,
-    pub unit_price: Money,
-    /// `unit_price × quantity`, exact.
-    pub line_total: Money,
-}
+/// One line of an order as sent: the stored line (its order id is not sent).
+pub type OrderItemOut = OrderLine;
 
-impl From<OrderLine> for OrderItemOut {
-    fn from(l: OrderLine) -> Self {
-        Self {
-            product_id: l.product_id,
-            product_name: l.product_name,
-            quantity: l.quantity,
-            unit_price: l.unit_price,
-            line_total: l.line_total,
-        }
-    }
-}
-
-/// An order. `status` follows `pending → paid → shipped → delivered`, or `pending | paid →
-/// cancelled`.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({
-    "id": 7, "user_id": 12, "status": "pending", "total_price": "109.97",
-    "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z",
-    "items": [
-        {"product_id": 3, "product_name": "USB-C Cable", "quantity": 1, "unit_price": "9.99", "line_total": "9.99"},
-        {"product_id": 42, "product_name": "Wireless Keyboard", "quantity": 2, "unit_price": "49.99", "line_total": "99.98"}
-    ]
-}))]
-pub struct OrderOut {
-    pub id: i64,
-    pub user_id: i64,
-    pub status: OrderStatus,
-    /// Sum of the line totals, exact.
-    pub total_price: Money,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// One line per product (duplicate request lines are merged), in product-id order.
-    pub items: Vec<OrderItemOut>,
-}
-
-impl From<Order> for OrderOut {
-    fn from(o: Order) -> Self {
-        Self {
-            id: o.id,
-            user_id: o.user_id,
-            status: o.status,
-            total_price: o.total_price,
-            created_at: o.created_at,
-            updated_at: o.updated_at,
-            items: o.items.into_iter().map(OrderItemOut::from).collect(),
-        }
-    }
-}
+/// An order as sent: the stored order with its lines.
+pub type OrderOut = Order;
 
 ecom_core::named_page!(
     OrderPage,

@@ -49,14 +49,9 @@ pub use service::{
 )]
 pub struct OrdersApi;
 
-/// The orders' OpenAPI fragment.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    OrdersApi::openapi()
-}
-
 /// The orders' routes and OpenAPI fragment, for the app factory.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::routes("orders", routes::configure, openapi())
+    ecom_core::Module::routes("orders", routes::configure, OrdersApi::openapi())
 }
 
 /// The orders' periodic clean-ups: expired idempotency records.

@@ -99,28 +99,45 @@ pub struct OrderRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One line of an order: the product's name and unit price as they were at purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, Deserialize)]
+/// One line of an order, with the product's name and unit price at purchase.
+///
+/// Also the response body (`OrderItemOut`): the line is sent as stored, without its order id.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, Deserialize, ToSchema)]
 #[diesel(table_name = order_lines, check_for_backend(diesel::pg::Pg))]
+#[schema(as = OrderItemOut, description = "One line of an order, with the product's name and unit price at purchase.")]
 pub struct OrderLine {
     #[serde(skip)]
     pub order_id: i64,
     pub product_id: i64,
+    #[schema(example = "Wireless Keyboard")]
     pub product_name: String,
+    #[schema(example = 2)]
     pub quantity: i32,
     pub unit_price: Money,
+    /// `unit_price × quantity`, exact.
     pub line_total: Money,
 }
 
-/// An order with its lines (in product-id order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An order with its lines; also the response body (`OrderOut`), sent as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = OrderOut, description = "An order. `status` follows `pending → paid → shipped → delivered`, or `pending | paid →\ncancelled`.")]
+#[schema(example = json!({
+    "id": 7, "user_id": 12, "status": "pending", "total_price": "109.97",
+    "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z",
+    "items": [
+        {"product_id": 3, "product_name": "USB-C Cable", "quantity": 1, "unit_price": "9.99", "line_total": "9.99"},
+        {"product_id": 42, "product_name": "Wireless Keyboard", "quantity": 2, "unit_price": "49.99", "line_total": "99.98"}
+    ]
+}))]
 pub struct Order {
     pub id: i64,
     pub user_id: i64,
     pub status: OrderStatus,
+    /// Sum of the line totals, exact.
     pub total_price: Money,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// One line per product (duplicate request lines are merged), in product-id order.
     pub items: Vec<OrderLine>,
 }
 

@@ -68,7 +68,7 @@ pub async fn create_order(
     if checkout.replayed {
         res.insert_header((IDEMPOTENT_REPLAYED, "true"));
     }
-    Ok(res.json(OrderOut::from(checkout.order)))
+    Ok(res.json(checkout.order))
 }
 
 /// The caller's orders, newest first; `status` filters.
@@ -90,7 +90,7 @@ pub async fn list_orders(
     let status = query.status()?;
     let mut conn = pool.get().await?;
     let orders = service::list_user_orders(&mut conn, principal.user_id, status, page).await?;
-    Ok(web::Json(orders.map(OrderOut::from)))
+    Ok(web::Json(orders))
 }
 
 /// One order: the caller's own, or any with `manage:orders`. Another user's order is 404.
@@ -116,7 +116,7 @@ pub async fn get_order(
         principal.has(Permission::ManageOrders),
     )
     .await?;
-    Ok(web::Json(order.into()))
+    Ok(web::Json(order))
 }
 
 /// Cancels an order and returns its stock: the owner while `pending`, a holder of
@@ -144,5 +144,5 @@ pub async fn cancel_order(
         principal.has(Permission::ManageOrders),
     )
     .await?;
-    Ok(web::Json(change.after.into()))
+    Ok(web::Json(change.after))
 }
