@@ -141,18 +141,7 @@ impl TransactionConflict for diesel::result::Error {
 /// transaction too, and only its owner can run it again: the conflict goes back to the
 /// owner (which retries, or answers 503 with `Retry-After`).
 ///
-/// A loop rather than a closure, so that the retried future stays `Send` when it is itself
-/// awaited inside another transaction:
-///
-/// ```ignore
-/// let mut retry = ConflictRetry::new(conn);
-/// loop {
-///     match conn.transaction(async |conn| place(conn).await).await {
-///         Err(e) if retry.again(&e).await => {}
-///         outcome => return outcome,
-///     }
-/// }
-/// ```
+/// [`transaction_with_retry`] and [`retry_conflicts`] run their loops with it.
 #[derive(Debug)]
 pub struct ConflictRetry {
     owns_transaction: bool,
@@ -200,7 +189,7 @@ impl ConflictRetry {
 /// [`ConflictRetry`]: again after a serialization failure or a deadlock, at most
 /// [`CONFLICT_ATTEMPTS`] runs, and only when `conn` has no open transaction. Use it where
 /// the caller owns the transaction (a route, a job); inside a future that must be `Send`
-/// for every lifetime (another transaction's closure), write the [`ConflictRetry`] loop.
+/// for every lifetime (another transaction's closure), use [`transaction_with_retry`].
 pub async fn retry_conflicts<T, E, F>(conn: &mut PgConn, mut operation: F) -> Result<T, E>
 where
     F: AsyncFnMut(&mut PgConn) -> Result<T, E>,
@@ -209,6 +198,42 @@ where
     let mut retry = ConflictRetry::new(conn);
     loop {
         match operation(&mut *conn).await {
+            Err(e) if retry.again(&e).await => {}
+            outcome => return outcome,
+        }
+    }
+}
+
+/// A transaction's body that [`transaction_with_retry`] may run more than once: an async
+/// closure over the connection whose runs are `Send`, so the retried transaction can
+/// itself be awaited inside another transaction.
+pub trait RetriedRun<'c, R>:
+    AsyncFn(&'c mut PgConn) -> R + Fn(&'c mut PgConn) -> <Self as RetriedRun<'c, R>>::Run
+{
+    type Run: Future<Output = R>;
+}
+
+impl<'c, R, F, Run> RetriedRun<'c, R> for F
+where
+    F: AsyncFn(&'c mut PgConn) -> R + Fn(&'c mut PgConn) -> Run,
+    Run: Future<Output = R>,
+{
+    type Run = Run;
+}
+
+/// Runs `body` in a transaction (a savepoint of the caller's, if one is open) under a
+/// [`ConflictRetry`]: the whole transaction again after a serialization failure or a
+/// deadlock, only when this call owns it. Unlike [`retry_conflicts`], its future stays
+/// `Send` inside another transaction's closure.
+pub async fn transaction_with_retry<T, E, F>(conn: &mut PgConn, body: F) -> Result<T, E>
+where
+    F: for<'c> RetriedRun<'c, Result<T, E>, Run: Send> + Sync,
+    E: TransactionConflict + From<diesel::result::Error> + Send,
+    T: Send,
+{
+    let mut retry = ConflictRetry::new(conn);
+    loop {
+        match conn.transaction(async |conn| body(conn).await).await {
             Err(e) if retry.again(&e).await => {}
             outcome => return outcome,
         }

@@ -71,6 +71,22 @@ pub struct AppError {
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
+/// The constructors of the statuses whose code and detail the caller chooses: one
+/// `name => STATUS;` each, so they cannot drift apart.
+macro_rules! coded_constructors {
+    ($($(#[$doc:meta])* $name:ident => $status:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(
+                code: impl Into<Cow<'static, str>>,
+                detail: impl Into<Cow<'static, str>>,
+            ) -> Self {
+                Self::new(StatusCode::$status, code, detail)
+            }
+        )*
+    };
+}
+
 impl AppError {
     pub fn new(
         status: StatusCode,
@@ -87,49 +103,22 @@ impl AppError {
         }
     }
 
-    /// 400: the request cannot be parsed.
-    pub fn bad_request(
-        code: impl Into<Cow<'static, str>>,
-        detail: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
-    /// 401 with `WWW-Authenticate: Bearer`.
-    pub fn unauthorized(
-        code: impl Into<Cow<'static, str>>,
-        detail: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, detail)
-    }
-
-    /// 403: authenticated but not allowed.
-    pub fn forbidden(
-        code: impl Into<Cow<'static, str>>,
-        detail: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self::new(StatusCode::FORBIDDEN, code, detail)
+    coded_constructors! {
+        /// 400: the request cannot be parsed.
+        bad_request => BAD_REQUEST;
+        /// 401 with `WWW-Authenticate: Bearer`.
+        unauthorized => UNAUTHORIZED;
+        /// 403: authenticated but not allowed.
+        forbidden => FORBIDDEN;
+        /// 409: the request conflicts with the current state.
+        conflict => CONFLICT;
+        /// 422 with a specific code and no field list.
+        unprocessable => UNPROCESSABLE_ENTITY;
     }
 
     /// 404 `not_found`; also used for other users' private objects.
     pub fn not_found(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
-    }
-
-    /// 409: the request conflicts with the current state.
-    pub fn conflict(
-        code: impl Into<Cow<'static, str>>,
-        detail: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self::new(StatusCode::CONFLICT, code, detail)
-    }
-
-    /// 422 with a specific code and no field list.
-    pub fn unprocessable(
-        code: impl Into<Cow<'static, str>>,
-        detail: impl Into<Cow<'static, str>>,
-    ) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
     }
 
     /// 422 `validation_failed` listing each bad field.
@@ -163,26 +152,24 @@ impl AppError {
 
     /// 429 with `Retry-After`.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "too many requests; retry later",
-        );
-        e.retry_after_secs = Some(retry_after_secs.max(1));
-        e
+        )
+        .with_retry_after(retry_after_secs.max(1))
     }
 
     /// 503 `service_unavailable` with `Retry-After`: the database is away, overloaded or
     /// timed out, or the request lost a conflict with a concurrent one; safe to retry.
     pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "service_unavailable",
             "the service is temporarily unavailable; retry later",
-        );
-        e.retry_after_secs = Some(UNAVAILABLE_RETRY_AFTER_SECS);
-        e.cause = Some(cause.into());
-        e
+        )
+        .with_retry_after(UNAVAILABLE_RETRY_AFTER_SECS)
+        .with_cause(cause)
     }
 
     /// The same error with another client-facing detail.
@@ -193,13 +180,23 @@ impl AppError {
 
     /// 500: a bug or an unexpected failure. The cause is logged, never sent.
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        let mut e = Self::new(
+        Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
             "an internal error occurred",
-        );
-        e.cause = Some(cause.into());
-        e
+        )
+        .with_cause(cause)
+    }
+
+    fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// The failure behind this error, for the log only.
+    fn with_cause(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(cause.into());
+        self
     }
 
     pub fn status(&self) -> StatusCode {
@@ -331,10 +328,9 @@ impl From<diesel::result::Error> for AppError {
             return AppError::internal(err);
         };
         // PostgreSQL text and jsonb cannot hold NUL; a client sent "\u0000" in a string.
-        if parse_sqlstate(info.message()).is_some_and(|code| {
-            code == sqlstate::CHARACTER_NOT_IN_REPERTOIRE
-                || code == sqlstate::UNTRANSLATABLE_CHARACTER
-        }) {
+        if parse_sqlstate(info.message())
+            .is_some_and(|code| sqlstate::NUL_CHARACTER.contains(&code))
+        {
             return AppError::invalid_field("text", "must not contain NUL characters");
         }
         match kind {
@@ -370,32 +366,29 @@ fn is_lost_database(err: &diesel::result::Error) -> bool {
     }
 }
 
-/// The SQLSTATE codes the store acts on (PostgreSQL, Appendix A).
+/// The SQLSTATE codes the store acts on (PostgreSQL, Appendix A), grouped by what the
+/// store does about them.
 pub mod sqlstate {
-    /// `serialization_failure`: the transaction must be run again.
-    pub const SERIALIZATION_FAILURE: &str = "40001";
-    /// `deadlock_detected`: this transaction was chosen to break a deadlock.
-    pub const DEADLOCK_DETECTED: &str = "40P01";
-    /// `lock_not_available`: `lock_timeout` expired (or `NOWAIT`).
-    pub const LOCK_NOT_AVAILABLE: &str = "55P03";
-    /// `query_canceled`: `statement_timeout` expired, or the statement was cancelled.
-    pub const QUERY_CANCELED: &str = "57014";
-    /// `admin_shutdown`: the server is shutting down or terminated the session.
-    pub const ADMIN_SHUTDOWN: &str = "57P01";
-    /// `crash_shutdown`: another server process crashed; the server is restarting.
-    pub const CRASH_SHUTDOWN: &str = "57P02";
-    /// `cannot_connect_now`: the server is starting up or recovering.
-    pub const CANNOT_CONNECT_NOW: &str = "57P03";
-    /// `too_many_connections`.
-    pub const TOO_MANY_CONNECTIONS: &str = "53300";
-    /// `idle_in_transaction_session_timeout`: the server ended a session idle in a transaction.
-    pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
-    /// `character_not_in_repertoire`: NUL in a text value.
-    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
-    /// `untranslatable_character`: `\u0000` in a jsonb value.
-    pub const UNTRANSLATABLE_CHARACTER: &str = "22P05";
-    /// Class 08, connection exceptions.
+    /// Running the whole transaction again can succeed.
+    pub const CONFLICTS: [&str; 2] = [
+        "40001", // serialization_failure
+        "40P01", // deadlock_detected: this transaction was chosen to break a deadlock
+    ];
+    /// The database's state, not a bug: a 503 with `Retry-After`.
+    pub const UNAVAILABLE: [&str; 7] = [
+        "55P03", // lock_not_available: `lock_timeout` expired (or `NOWAIT`)
+        "57014", // query_canceled: `statement_timeout` expired, or the statement was cancelled
+        "57P01", // admin_shutdown: the server is shutting down or terminated the session
+        "57P02", // crash_shutdown: another server process crashed; the server is restarting
+        "57P03", // cannot_connect_now: the server is starting up or recovering
+        "53300", // too_many_connections
+        "25P03", // idle_in_transaction_session_timeout: a session idle in a transaction ended
+    ];
+    /// Class 08, connection exceptions: also the database's state.
     pub const CONNECTION_EXCEPTION_CLASS: &str = "08";
+    /// A NUL character the client sent: character_not_in_repertoire (in a text value),
+    /// untranslatable_character (`\u0000` in a jsonb value).
+    pub const NUL_CHARACTER: [&str; 2] = ["22021", "22P05"];
 }
 
 /// The SQLSTATE of a database error, e.g. `"40P01"`; `None` for errors the server did not
@@ -426,24 +419,13 @@ pub fn is_transaction_conflict(err: &diesel::result::Error) -> bool {
 }
 
 fn is_conflict_sqlstate(code: &str) -> bool {
-    code == sqlstate::SERIALIZATION_FAILURE || code == sqlstate::DEADLOCK_DETECTED
+    sqlstate::CONFLICTS.contains(&code)
 }
 
 /// Lock and statement timeouts, shutdowns, lost connections and a full server are the
 /// database's state, not bugs: answer 503 with `Retry-After`.
 fn is_unavailable_sqlstate(code: &str) -> bool {
-    use sqlstate::*;
-    [
-        LOCK_NOT_AVAILABLE,
-        QUERY_CANCELED,
-        ADMIN_SHUTDOWN,
-        CRASH_SHUTDOWN,
-        CANNOT_CONNECT_NOW,
-        TOO_MANY_CONNECTIONS,
-        IDLE_IN_TRANSACTION_TIMEOUT,
-    ]
-    .contains(&code)
-        || code.starts_with(CONNECTION_EXCEPTION_CLASS)
+    sqlstate::UNAVAILABLE.contains(&code) || code.starts_with(sqlstate::CONNECTION_EXCEPTION_CLASS)
 }
 
 impl From<crate::db::PoolError> for AppError {
@@ -466,6 +448,12 @@ mod tests {
         E::DatabaseError(kind, Box::new(format!("[{code}] {message}")))
     }
 
+    /// A database error whose message carries no code (the server sent none, or an
+    /// old message the store must not read meaning into).
+    fn uncoded_error(kind: K, message: &str) -> E {
+        E::DatabaseError(kind, Box::new(message.to_string()))
+    }
+
     fn response(kind: K, code: &str) -> AppError {
         server_error(kind, code, "whatever the server says").into()
     }
@@ -480,10 +468,7 @@ mod tests {
         );
         let lost_commit = E::RollbackErrorOnCommit {
             rollback_error: Box::new(E::BrokenTransactionManager),
-            commit_error: Box::new(E::DatabaseError(
-                K::ClosedConnection,
-                Box::new("connection closed".to_string()),
-            )),
+            commit_error: Box::new(uncoded_error(K::ClosedConnection, "connection closed")),
         };
         assert_eq!(
             AppError::from(lost_commit).status(),
@@ -499,7 +484,7 @@ mod tests {
     fn the_sqlstate_is_read_from_the_prefix_only() {
         let deadlock = server_error(K::Unknown, "40P01", "deadlock detected");
         assert_eq!(sqlstate_of(&deadlock), Some("40P01"));
-        let plain = E::DatabaseError(K::Unknown, Box::new("deadlock detected".to_string()));
+        let plain = uncoded_error(K::Unknown, "deadlock detected");
         assert_eq!(sqlstate_of(&plain), None);
         for malformed in [
             "[40p01] x",
@@ -534,7 +519,7 @@ mod tests {
             );
         }
         // The message text alone decides nothing.
-        let text_only = E::DatabaseError(K::Unknown, Box::new("deadlock detected".to_string()));
+        let text_only = uncoded_error(K::Unknown, "deadlock detected");
         assert!(!is_transaction_conflict(&text_only));
     }
 
@@ -587,9 +572,9 @@ mod tests {
             );
         }
         // The English text that used to be matched no longer decides anything.
-        let text_only: AppError = E::DatabaseError(
+        let text_only: AppError = uncoded_error(
             K::Unknown,
-            Box::new("invalid byte sequence for encoding \"UTF8\": 0x00".to_string()),
+            "invalid byte sequence for encoding \"UTF8\": 0x00",
         )
         .into();
         assert_eq!(text_only.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -597,37 +582,27 @@ mod tests {
 
     #[test]
     fn constraint_and_other_errors_keep_their_statuses() {
-        assert_eq!(
-            response(K::UniqueViolation, "23505").status(),
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            response(K::ForeignKeyViolation, "23503").status(),
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            response(K::CheckViolation, "23514").status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            response(K::NotNullViolation, "23502").status(),
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            response(K::Unknown, "42601").status(),
-            StatusCode::INTERNAL_SERVER_ERROR
-        );
+        let statuses = [
+            (K::UniqueViolation, "23505", StatusCode::CONFLICT),
+            (K::ForeignKeyViolation, "23503", StatusCode::CONFLICT),
+            (K::CheckViolation, "23514", StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                K::NotNullViolation,
+                "23502",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (K::Unknown, "42601", StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (kind, code, status) in statuses {
+            assert_eq!(response(kind, code).status(), status, "{code}");
+        }
         assert_eq!(
             response(K::Unknown, "42601").retry_after_secs(),
             None,
             "a bug is not retryable"
         );
         // Lost connections carry no SQLSTATE and are still the database's state.
-        let lost: AppError = E::DatabaseError(
-            K::UnableToSendCommand,
-            Box::new("connection closed".to_string()),
-        )
-        .into();
+        let lost: AppError = uncoded_error(K::UnableToSendCommand, "connection closed").into();
         assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(AppError::from(E::NotFound).status(), StatusCode::NOT_FOUND);
     }

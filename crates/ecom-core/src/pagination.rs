@@ -149,46 +149,47 @@ macro_rules! named_page {
 pub mod de {
     use super::*;
 
+    /// A query value as its own JSON type, or as the text a query string makes of it.
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum IntOrText {
-        Int(i64),
+    enum ValueOrText<T> {
+        Value(T),
         Text(String),
+    }
+
+    /// An optional `T`, reading text with `parse` (which gets it untrimmed and says why
+    /// it is refused).
+    fn opt_value_or_text<'de, D, T>(
+        d: D,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        match Option::<ValueOrText<T>>::deserialize(d)? {
+            None => Ok(None),
+            Some(ValueOrText::Value(v)) => Ok(Some(v)),
+            Some(ValueOrText::Text(s)) => parse(&s).map(Some).map_err(serde::de::Error::custom),
+        }
     }
 
     /// An optional integer given as a number or as text.
     pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        match Option::<IntOrText>::deserialize(d)? {
-            None => Ok(None),
-            Some(IntOrText::Int(i)) => Ok(Some(i)),
-            Some(IntOrText::Text(s)) => s
-                .trim()
+        opt_value_or_text(d, |s| {
+            s.trim()
                 .parse()
-                .map(Some)
-                .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an integer"))),
-        }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum BoolOrText {
-        Bool(bool),
-        Text(String),
+                .map_err(|_| format!("`{s}` is not an integer"))
+        })
     }
 
     /// An optional boolean given as `true`/`false` (also `1`/`0`).
     pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        match Option::<BoolOrText>::deserialize(d)? {
-            None => Ok(None),
-            Some(BoolOrText::Bool(b)) => Ok(Some(b)),
-            Some(BoolOrText::Text(s)) => match s.trim() {
-                "true" | "1" => Ok(Some(true)),
-                "false" | "0" => Ok(Some(false)),
-                other => Err(serde::de::Error::custom(format!(
-                    "`{other}` is not a boolean"
-                ))),
-            },
-        }
+        opt_value_or_text(d, |s| match s.trim() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => Err(format!("`{other}` is not a boolean")),
+        })
     }
 }
 

@@ -12,6 +12,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::settings::SecretString;
+
 /// Why the private PostgreSQL could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PrivatePgError {
@@ -50,28 +52,15 @@ struct RunAs {
     gid: u32,
 }
 
-/// A running private cluster.
+/// A running private cluster. Its Debug shows everything but the password.
+#[derive(Debug)]
 pub struct PrivatePostgres {
     bin_dir: PathBuf,
     cluster_dir: PathBuf,
     run_as: Option<RunAs>,
     port: u16,
-    password: String,
+    password: SecretString,
     started_here: bool,
-}
-
-/// Everything but the password.
-impl std::fmt::Debug for PrivatePostgres {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrivatePostgres")
-            .field("bin_dir", &self.bin_dir)
-            .field("cluster_dir", &self.cluster_dir)
-            .field("run_as", &self.run_as)
-            .field("port", &self.port)
-            .field("password", &"[redacted]")
-            .field("started_here", &self.started_here)
-            .finish()
-    }
 }
 
 /// How `pg_ctl` stops the cluster (`-m`).
@@ -124,7 +113,7 @@ impl PrivatePostgres {
             cluster_dir: data_dir.join("postgres"),
             run_as,
             port: 0,
-            password,
+            password: SecretString::new(password),
             started_here: false,
         };
         if !pg.cluster_dir.join("PG_VERSION").exists() {
@@ -147,7 +136,9 @@ impl PrivatePostgres {
     pub fn url(&self, database: &str) -> String {
         format!(
             "postgres://postgres:{}@127.0.0.1:{}/{}",
-            self.password, self.port, database
+            self.password.expose(),
+            self.port,
+            database
         )
     }
 
@@ -216,7 +207,7 @@ impl PrivatePostgres {
         fs::create_dir_all(&self.cluster_dir).map_err(io)?;
         let pwfile =
             std::env::temp_dir().join(format!("ecom-pw-{}", uuid::Uuid::new_v4().simple()));
-        crate::settings::write_private_file(&pwfile, &self.password).map_err(io)?;
+        crate::settings::write_private_file(&pwfile, self.password.expose()).map_err(io)?;
         if let Some(u) = self.run_as {
             let owner = (Some(u.uid), Some(u.gid));
             std::os::unix::fs::chown(&self.cluster_dir, owner.0, owner.1).map_err(io)?;
@@ -390,7 +381,7 @@ mod tests {
             cluster_dir: PathBuf::from("/tmp/ecom/postgres"),
             run_as: None,
             port: 5499,
-            password: PASSWORD.to_string(),
+            password: SecretString::new(PASSWORD),
             started_here: true,
         }
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -273,43 +274,13 @@ impl Settings {
                 return invalid("DATABASE_URL must start with postgres:// or postgresql://");
             }
         }
-        if !(1..=24 * 60).contains(&self.access_token_expire_minutes) {
-            return invalid("ACCESS_TOKEN_EXPIRE_MINUTES must be between 1 and 1440");
-        }
-        if !(1..=365).contains(&self.refresh_token_expire_days) {
-            return invalid("REFRESH_TOKEN_EXPIRE_DAYS must be between 1 and 365");
-        }
-        if !(1..=1000).contains(&self.database_pool_size) {
-            return invalid("DATABASE_POOL_SIZE must be between 1 and 1000");
-        }
-        if !(1..=600_000).contains(&self.database_pool_timeout_ms) {
-            return invalid("DATABASE_POOL_TIMEOUT_MS must be between 1 and 600000");
-        }
-        if !(1..=3_600_000).contains(&self.database_statement_timeout_ms) {
-            return invalid("DATABASE_STATEMENT_TIMEOUT_MS must be between 1 and 3600000");
-        }
-        if !(1..=3_600_000).contains(&self.database_lock_timeout_ms) {
-            return invalid("DATABASE_LOCK_TIMEOUT_MS must be between 1 and 3600000");
-        }
-        if !(1..=86_400_000).contains(&self.database_idle_in_transaction_timeout_ms) {
-            return invalid(
-                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS must be between 1 and 86400000",
-            );
-        }
-        if !(1..=1_000_000).contains(&self.login_max_failures_per_email) {
-            return invalid("LOGIN_MAX_FAILURES_PER_EMAIL must be between 1 and 1000000");
-        }
-        if !(1..=1_000_000).contains(&self.login_max_failures_per_address) {
-            return invalid("LOGIN_MAX_FAILURES_PER_ADDRESS must be between 1 and 1000000");
-        }
-        if !(1..=86_400).contains(&self.login_throttle_window_seconds) {
-            return invalid("LOGIN_THROTTLE_WINDOW_SECONDS must be between 1 and 86400");
-        }
-        if self.shutdown_grace_ms > 600_000 {
-            return invalid("SHUTDOWN_GRACE_MS must be between 0 and 600000");
-        }
-        if !(1..=3600).contains(&self.shutdown_timeout_seconds) {
-            return invalid("SHUTDOWN_TIMEOUT_SECONDS must be between 1 and 3600");
+        for name in KNOWN_NAMES {
+            if let Some((value, range)) = self.bounded_number(name)
+                && !range.contains(&value)
+            {
+                let (min, max) = range.into_inner();
+                return invalid(&format!("{name} must be between {min} and {max}"));
+            }
         }
         if let Err(e) = self.trusted_proxy_networks() {
             return Err(SettingsError::Invalid(e));
@@ -341,6 +312,37 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// A numeric setting's value and the inclusive range it must fall in, by its
+    /// environment name; `None` for the settings that are not bounded numbers.
+    fn bounded_number(&self, name: &str) -> Option<(i128, RangeInclusive<i128>)> {
+        Some(match name {
+            "ACCESS_TOKEN_EXPIRE_MINUTES" => (self.access_token_expire_minutes.into(), 1..=24 * 60),
+            "REFRESH_TOKEN_EXPIRE_DAYS" => (self.refresh_token_expire_days.into(), 1..=365),
+            "DATABASE_POOL_SIZE" => (self.database_pool_size as i128, 1..=1000),
+            "DATABASE_POOL_TIMEOUT_MS" => (self.database_pool_timeout_ms.into(), 1..=600_000),
+            "DATABASE_STATEMENT_TIMEOUT_MS" => {
+                (self.database_statement_timeout_ms.into(), 1..=3_600_000)
+            }
+            "DATABASE_LOCK_TIMEOUT_MS" => (self.database_lock_timeout_ms.into(), 1..=3_600_000),
+            "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS" => (
+                self.database_idle_in_transaction_timeout_ms.into(),
+                1..=86_400_000,
+            ),
+            "LOGIN_MAX_FAILURES_PER_EMAIL" => {
+                (self.login_max_failures_per_email.into(), 1..=1_000_000)
+            }
+            "LOGIN_MAX_FAILURES_PER_ADDRESS" => {
+                (self.login_max_failures_per_address.into(), 1..=1_000_000)
+            }
+            "LOGIN_THROTTLE_WINDOW_SECONDS" => {
+                (self.login_throttle_window_seconds.into(), 1..=86_400)
+            }
+            "SHUTDOWN_GRACE_MS" => (self.shutdown_grace_ms.into(), 0..=600_000),
+            "SHUTDOWN_TIMEOUT_SECONDS" => (self.shutdown_timeout_seconds.into(), 1..=3600),
+            _ => return None,
+        })
     }
 
     /// `TRUSTED_PROXIES` parsed; a bare address counts as a /32 (or /128) network.

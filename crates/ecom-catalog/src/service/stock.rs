@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Integer};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_core::db::transaction_with_retry;
 
 use super::Result;
 use crate::error::CatalogError;
@@ -56,16 +57,7 @@ pub async fn reserve_stock(
     lines: &[StockLine],
 ) -> Result<Vec<ReservedLine>> {
     let merged = merge_lines(lines)?;
-    let mut retry = ecom_core::db::ConflictRetry::new(conn);
-    loop {
-        match conn
-            .transaction(async |conn| reserve_locked(conn, &merged).await)
-            .await
-        {
-            Err(e) if retry.again(&e).await => {}
-            outcome => return outcome,
-        }
-    }
+    transaction_with_retry(conn, async |conn| reserve_locked(conn, &merged).await).await
 }
 
 /// One run of [`reserve_stock`]'s transaction.
@@ -135,16 +127,7 @@ async fn reserve_locked(
 /// Retried after a deadlock like [`reserve_stock`]: only when it owns its transaction.
 pub async fn return_stock(conn: &mut AsyncPgConnection, lines: &[StockLine]) -> Result<()> {
     let merged = merge_lines(lines)?;
-    let mut retry = ecom_core::db::ConflictRetry::new(conn);
-    loop {
-        match conn
-            .transaction(async |conn| return_locked(conn, &merged).await)
-            .await
-        {
-            Err(e) if retry.again(&e).await => {}
-            outcome => return outcome,
-        }
-    }
+    transaction_with_retry(conn, async |conn| return_locked(conn, &merged).await).await
 }
 
 /// One run of [`return_stock`]'s transaction.

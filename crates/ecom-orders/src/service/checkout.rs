@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{ReservedLine, StockLine, reserve_stock};
 use ecom_core::Money;
-use ecom_core::db::ConflictRetry;
+use ecom_core::db::transaction_with_retry;
 use sha2::{Digest, Sha256};
 
 use super::Result;
@@ -182,7 +182,7 @@ async fn claim_key(
 /// are remembered: a refused request may be retried with its key.
 ///
 /// A serialization failure or deadlock runs the whole transaction again (a few times, see
-/// [`ConflictRetry`]) when this call owns the transaction; the key's claim
+/// [`ecom_core::db::ConflictRetry`]) when this call owns the transaction; the key's claim
 /// was rolled back with the failed run, so the next run claims it afresh (or finds the
 /// order a racing request with the same key committed meanwhile, and replays it). Inside
 /// a caller's transaction nothing is retried: the conflict goes back to that caller.
@@ -197,18 +197,10 @@ pub async fn place_order(
     }
     let merged = merge(lines)?;
     let fingerprint = fingerprint(&merged);
-    let mut retry = ConflictRetry::new(conn);
-    loop {
-        let outcome = conn
-            .transaction(async |conn| {
-                record_order(conn, user_id, &merged, idempotency_key, &fingerprint).await
-            })
-            .await;
-        match outcome {
-            Err(e) if retry.again(&e).await => {}
-            outcome => return outcome,
-        }
-    }
+    transaction_with_retry(conn, async |conn| {
+        record_order(conn, user_id, &merged, idempotency_key, &fingerprint).await
+    })
+    .await
 }
 
 /// One run of [`place_order`]'s transaction: claim the key, reserve, price, record.

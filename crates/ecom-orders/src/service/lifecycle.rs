@@ -3,10 +3,10 @@
 //! a cancellation returns the stock through ecom-catalog in the same transaction.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{StockLine, return_stock};
 use ecom_core::audit::{self, AuditEntry};
-use ecom_core::db::ConflictRetry;
+use ecom_core::db::transaction_with_retry;
 
 use super::Result;
 use super::queries::lines_of;
@@ -25,7 +25,7 @@ type Guard<'a> = &'a (dyn Fn(&OrderRow) -> Result<bool> + Sync);
 
 /// The one transition routine: lock, check, update, record, return stock on cancel,
 /// and audit when the guard asks for it. A serialization failure or deadlock runs the
-/// whole transaction again when this call owns it (see [`ConflictRetry`]): every step
+/// whole transaction again when this call owns it (see [`ecom_core::db::ConflictRetry`]): every step
 /// re-reads the locked order, so a second run can neither return stock twice nor move
 /// an order that changed meanwhile. In a caller's transaction (ecom-admin's) the conflict
 /// goes back to the caller, the owner of the transaction, unretried.
@@ -36,16 +36,10 @@ async fn transition(
     actor_id: i64,
     guard: Guard<'_>,
 ) -> Result<StatusChange> {
-    let mut retry = ConflictRetry::new(conn);
-    loop {
-        let outcome = conn
-            .transaction(async |conn| transition_once(conn, order_id, to, actor_id, guard).await)
-            .await;
-        match outcome {
-            Err(e) if retry.again(&e).await => {}
-            outcome => return outcome,
-        }
-    }
+    transaction_with_retry(conn, async |conn| {
+        transition_once(conn, order_id, to, actor_id, guard).await
+    })
+    .await
 }
 
 /// One run of [`transition`]'s transaction.

@@ -4,8 +4,12 @@
 //! one set-based statement (no per-order loops), and every function reads all of its
 //! figures, and which days are rolled up, in one repeatable-read snapshot.
 
+use std::pin::Pin;
+
 use chrono::{DateTime, NaiveDate, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Date, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
@@ -60,12 +64,27 @@ struct StatusRow {
 }
 
 /// Orders and revenue per status over the period: rollups plus the days read live.
+/// A figure's statement with the sources bound: `$1`, `$2` the rolled-up days
+/// `range.from..=src.rolled_to`, `$3`, `$4` the bounds of the live intervals.
+fn figure_query<'a>(
+    statement: &str,
+    range: ReportRange,
+    src: &'a Sources,
+) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+    diesel::sql_query(statement)
+        .into_boxed()
+        .bind::<Date, _>(range.from)
+        .bind::<Date, _>(src.rolled_to)
+        .bind::<Array<Timestamptz>, _>(&src.live_lo)
+        .bind::<Array<Timestamptz>, _>(&src.live_hi)
+}
+
 async fn status_rows(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
     src: &Sources,
 ) -> Result<Vec<StatusRow>> {
-    Ok(diesel::sql_query(
+    Ok(figure_query(
         "SELECT status, sum(orders)::bigint AS orders, coalesce(sum(revenue), 0) AS revenue FROM ( \
              SELECT status, orders, revenue FROM order_rollup_status WHERE day >= $1 AND day <= $2 \
              UNION ALL \
@@ -73,11 +92,9 @@ async fn status_rows(
              FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
              JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi GROUP BY o.status \
          ) AS s GROUP BY status",
+        range,
+        src,
     )
-    .bind::<Date, _>(range.from)
-    .bind::<Date, _>(src.rolled_to)
-    .bind::<Array<Timestamptz>, _>(&src.live_lo)
-    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .load(conn)
     .await?)
 }
@@ -127,14 +144,10 @@ async fn totals_in(
 /// Orders, revenue and average order value of the period (cancelled orders left out), and
 /// the distinct customers who placed an order in it.
 pub async fn sales_totals(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<SalesTotals> {
-    let now = Utc::now();
-    rollup::ensure(conn, range, now).await?;
-    snapshot(conn)
-        .run(async |conn| {
-            let src = rollup::sources(conn, range, now).await?;
-            totals_in(conn, range, &src).await
-        })
-        .await
+    in_snapshot(conn, range, |conn, src| {
+        Box::pin(totals_in(conn, range, src))
+    })
+    .await
 }
 
 async fn by_status_in(
@@ -156,14 +169,10 @@ pub async fn orders_by_status(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
 ) -> Result<StatusCounts> {
-    let now = Utc::now();
-    rollup::ensure(conn, range, now).await?;
-    snapshot(conn)
-        .run(async |conn| {
-            let src = rollup::sources(conn, range, now).await?;
-            by_status_in(conn, range, &src).await
-        })
-        .await
+    in_snapshot(conn, range, |conn, src| {
+        Box::pin(by_status_in(conn, range, src))
+    })
+    .await
 }
 
 #[derive(QueryableByName)]
@@ -198,7 +207,7 @@ async fn top_in(
     // The planner cannot see the live intervals' bounds inside the arrays and guesses a
     // ninth of all orders, then hashes them against every order line; the fenced lateral
     // (OFFSET 0) keeps it to an index look-up of the lines of each live order.
-    let rows: Vec<TopRow> = diesel::sql_query(
+    let rows: Vec<TopRow> = figure_query(
         "WITH ranked AS ( \
              SELECT product_id, sum(units)::bigint AS units_sold, sum(revenue) AS revenue, \
                     max(last_order_id) AS last_order_id FROM ( \
@@ -218,11 +227,9 @@ async fn top_in(
          FROM ranked r \
          JOIN order_lines l ON l.order_id = r.last_order_id AND l.product_id = r.product_id \
          ORDER BY r.units_sold DESC, r.revenue DESC, r.product_id",
+        range,
+        src,
     )
-    .bind::<Date, _>(range.from)
-    .bind::<Date, _>(src.rolled_to)
-    .bind::<Array<Timestamptz>, _>(&src.live_lo)
-    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .bind::<BigInt, _>(limit)
     .load(conn)
     .await?;
@@ -245,14 +252,10 @@ pub async fn top_products(
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
     check_top(limit)?;
-    let now = Utc::now();
-    rollup::ensure(conn, range, now).await?;
-    snapshot(conn)
-        .run(async |conn| {
-            let src = rollup::sources(conn, range, now).await?;
-            top_in(conn, range, &src, limit).await
-        })
-        .await
+    in_snapshot(conn, range, |conn, src| {
+        Box::pin(top_in(conn, range, src, limit))
+    })
+    .await
 }
 
 #[derive(QueryableByName)]
@@ -270,7 +273,7 @@ async fn daily_in(
     range: ReportRange,
     src: &Sources,
 ) -> Result<Vec<DailySales>> {
-    let rows: Vec<DayRow> = diesel::sql_query(
+    let rows: Vec<DayRow> = figure_query(
         "WITH per_day AS ( \
              SELECT day, sum(orders) AS orders, sum(revenue) AS revenue FROM ( \
                  SELECT day, orders, revenue FROM order_rollup_status \
@@ -286,11 +289,9 @@ async fn daily_in(
          FROM generate_series($1::date::timestamp, $5::date::timestamp, interval '1 day') AS d(day) \
          LEFT JOIN per_day p ON p.day = d.day::date \
          ORDER BY d.day",
+        range,
+        src,
     )
-    .bind::<Date, _>(range.from)
-    .bind::<Date, _>(src.rolled_to)
-    .bind::<Array<Timestamptz>, _>(&src.live_lo)
-    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .bind::<Date, _>(range.to)
     .load(conn)
     .await?;
@@ -310,14 +311,10 @@ pub async fn daily_sales(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
 ) -> Result<Vec<DailySales>> {
-    let now = Utc::now();
-    rollup::ensure(conn, range, now).await?;
-    snapshot(conn)
-        .run(async |conn| {
-            let src = rollup::sources(conn, range, now).await?;
-            daily_in(conn, range, &src).await
-        })
-        .await
+    in_snapshot(conn, range, |conn, src| {
+        Box::pin(daily_in(conn, range, src))
+    })
+    .await
 }
 
 /// Every order figure of the sales report in one consistent snapshot (a read-only
@@ -331,19 +328,37 @@ pub async fn sales_report(
     top: i64,
 ) -> Result<SalesReport> {
     check_top(top)?;
+    in_snapshot(conn, range, |conn, src| {
+        Box::pin(async move {
+            Ok(SalesReport {
+                from: range.from,
+                to: range.to,
+                totals: totals_in(conn, range, src).await?,
+                orders_by_status: by_status_in(conn, range, src).await?,
+                top_products: top_in(conn, range, src, top).await?,
+                daily: daily_in(conn, range, src).await?,
+            })
+        })
+    })
+    .await
+}
+
+/// Figures read from the period's sources inside the report's snapshot.
+type Figures<'c, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'c>>;
+
+/// Builds the missing rollups, then reads `figures` in one [`snapshot`], from the sources
+/// as that snapshot sees them. Call it outside a transaction.
+async fn in_snapshot<T>(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    figures: impl for<'c> FnOnce(&'c mut AsyncPgConnection, &'c Sources) -> Figures<'c, T> + Send,
+) -> Result<T> {
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
     snapshot(conn)
         .run(async |conn| {
             let src = rollup::sources(conn, range, now).await?;
-            Ok(SalesReport {
-                from: range.from,
-                to: range.to,
-                totals: totals_in(conn, range, &src).await?,
-                orders_by_status: by_status_in(conn, range, &src).await?,
-                top_products: top_in(conn, range, &src, top).await?,
-                daily: daily_in(conn, range, &src).await?,
-            })
+            figures(conn, &src).await
         })
         .await
 }

@@ -135,6 +135,26 @@ pub(crate) async fn ensure(
     Ok(())
 }
 
+/// Rolls up orders and revenue per status of the claimed days `$3`, whose orders were
+/// created in `[$1, $2)`.
+const ROLL_UP_STATUSES: &str = "INSERT INTO order_rollup_status (day, status, orders, revenue) \
+     SELECT m.day, o.status, count(*), sum(o.total_price) \
+     FROM orders o \
+     JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
+     WHERE o.created_at >= $1 AND o.created_at < $2 \
+     GROUP BY 1, 2";
+
+/// Rolls up units and revenue per product of the same days (cancelled orders left out),
+/// with the name of the product's latest line.
+const ROLL_UP_PRODUCTS: &str = "INSERT INTO order_rollup_products (day, product_id, units, revenue, last_order_id, name) \
+     SELECT m.day, l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id), \
+            (array_agg(l.product_name ORDER BY l.order_id DESC))[1] \
+     FROM orders o \
+     JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
+     JOIN order_lines l ON l.order_id = o.id \
+     WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
+     GROUP BY 1, 2";
+
 /// Rolls up the days of `first..=last` that have no rollup yet, in one transaction.
 /// It never waits: a day whose lock is held (a status change in flight, or another
 /// builder, here or on another replica) is left for later, so builders cannot deadlock
@@ -189,34 +209,14 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
         // Read committed: each statement reads after the locks were taken, so every status
         // change of these days either committed before (and is counted) or waits for this
         // commit and then deletes the rollup. The claimed days join as a hashed set.
-        diesel::sql_query(
-            "INSERT INTO order_rollup_status (day, status, orders, revenue) \
-             SELECT m.day, o.status, count(*), sum(o.total_price) \
-             FROM orders o \
-             JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
-             WHERE o.created_at >= $1 AND o.created_at < $2 \
-             GROUP BY 1, 2",
-        )
-        .bind::<Timestamptz, _>(lo)
-        .bind::<Timestamptz, _>(hi)
-        .bind::<Array<Date>, _>(&days)
-        .execute(conn)
-        .await?;
-        diesel::sql_query(
-            "INSERT INTO order_rollup_products (day, product_id, units, revenue, last_order_id, name) \
-             SELECT m.day, l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id), \
-                    (array_agg(l.product_name ORDER BY l.order_id DESC))[1] \
-             FROM orders o \
-             JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
-             JOIN order_lines l ON l.order_id = o.id \
-             WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
-             GROUP BY 1, 2",
-        )
-        .bind::<Timestamptz, _>(lo)
-        .bind::<Timestamptz, _>(hi)
-        .bind::<Array<Date>, _>(&days)
-        .execute(conn)
-        .await?;
+        for statement in [ROLL_UP_STATUSES, ROLL_UP_PRODUCTS] {
+            diesel::sql_query(statement)
+                .bind::<Timestamptz, _>(lo)
+                .bind::<Timestamptz, _>(hi)
+                .bind::<Array<Date>, _>(&days)
+                .execute(conn)
+                .await?;
+        }
         Ok(())
     })
     .await
