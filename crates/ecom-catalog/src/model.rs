@@ -7,7 +7,7 @@ use ecom_core::Money;
 use crate::schema::{categories, products, reviews};
 
 /// A product row as listings and `GET /products/{id}` read it (never the search vector).
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
 pub struct ProductRow {
     pub id: i64,

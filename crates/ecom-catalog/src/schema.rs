@@ -17,6 +17,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    product_counts (category_key, slot) {
+        category_key -> Int8,
+        slot -> Int2,
+        live -> Int8,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Tsvector;
 
@@ -51,4 +59,4 @@ diesel::table! {
 diesel::joinable!(products -> categories (category_id));
 diesel::joinable!(reviews -> products (product_id));
 
-diesel::allow_tables_to_appear_in_same_query!(categories, products, reviews,);
+diesel::allow_tables_to_appear_in_same_query!(categories, product_counts, products, reviews,);

@@ -73,6 +73,12 @@ pub struct Page<T> {
     pub total: i64,
     pub limit: i64,
     pub offset: i64,
+    /// Present, and true, only when `total` is PostgreSQL's estimate rather than a count:
+    /// listings that count their matches (searches, price and stock filters) count exactly
+    /// up to a cap (10,000 for products) and estimate beyond it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub total_is_estimate: bool,
 }
 
 impl<T> Page<T> {
@@ -82,7 +88,14 @@ impl<T> Page<T> {
             total,
             limit: page.limit,
             offset: page.offset,
+            total_is_estimate: false,
         }
+    }
+
+    /// The same page, its `total` marked as an estimate when `estimated`.
+    pub fn estimated(mut self, estimated: bool) -> Self {
+        self.total_is_estimate = estimated;
+        self
     }
 
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
@@ -91,6 +104,7 @@ impl<T> Page<T> {
             total: self.total,
             limit: self.limit,
             offset: self.offset,
+            total_is_estimate: self.total_is_estimate,
         }
     }
 }

@@ -1,15 +1,32 @@
 //! Listing and searching products, and one product by id.
+//!
+//! A search takes its candidates from the text indexes alone (full-text, prefix and trigram
+//! matches, in a materialized CTE), then filters, ranks and pages them in the same
+//! statement. So the plan's cost grows with the text matches, never with the catalog, and a
+//! cached generic plan cannot trade the GIN indexes for a price-range scan that tests every
+//! row with `<%` (what the single-`WHERE` query did after five executions).
+//!
+//! Totals never count the catalog: the unfiltered and per-category listings read the
+//! maintained `product_counts`; other filtered listings count exactly up to
+//! [`EXACT_TOTAL_CAP`]; a search ranks and counts at most that many text matches. Beyond the
+//! cap the page says `total_is_estimate` and `total` is PostgreSQL's estimate.
 
-use diesel::dsl::{count_star, sql};
+use diesel::QueryableByName;
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Float, Nullable, Text};
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Nullable, Numeric, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ecom_core::{Page, PageRequest};
+use ecom_core::{Money, Page, PageRequest};
 
 use super::Result;
 use crate::error::CatalogError;
 use crate::model::{CategoryRef, Product, ProductFilter, ProductRow, ProductSort};
-use crate::schema::{categories, products};
+use crate::schema::{categories, product_counts, products};
+
+/// Matches counted exactly before a listing's total becomes PostgreSQL's estimate; also the
+/// most text matches a search ranks.
+pub const EXACT_TOTAL_CAP: i64 = 10_000;
 
 /// How a search string is matched.
 struct SearchTerms {
@@ -48,106 +65,330 @@ impl SearchTerms {
     }
 }
 
-/// The search condition: a full-text match, or (for plain queries) a prefix match on every
-/// word or a trigram word-similarity match on the name (typos); GIN indexes serve all three.
-/// A NULL prefix or fuzzy term matches nothing, so the statement has one shape.
-macro_rules! search_condition {
-    ($terms:expr) => {
-        sql::<Bool>("(products.search_vector @@ websearch_to_tsquery('english', ")
-            .bind::<Text, _>($terms.web.clone())
-            .sql(") OR products.search_vector @@ to_tsquery('english', ")
-            .bind::<Nullable<Text>, _>($terms.prefix.clone())
-            .sql(") OR ")
-            .bind::<Nullable<Text>, _>($terms.fuzzy.clone())
-            .sql(" <% products.name)")
+/// A value bound to a statement.
+#[derive(Clone)]
+enum Value {
+    Text(String),
+    NullableText(Option<String>),
+    Money(Money),
+    BigInt(i64),
+}
+
+/// SQL text with `$n` placeholders and the values they stand for.
+#[derive(Clone, Default)]
+struct Statement {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl Statement {
+    /// Appends SQL text.
+    fn push(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    /// Binds a value and returns its placeholder, to be used in as many places as needed.
+    fn param(&mut self, value: Value) -> String {
+        self.values.push(value);
+        format!("${}", self.values.len())
+    }
+
+    fn query(self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+        let mut query = diesel::sql_query(self.sql).into_boxed();
+        for value in self.values {
+            query = match value {
+                Value::Text(v) => query.bind::<Text, _>(v),
+                Value::NullableText(v) => query.bind::<Nullable<Text>, _>(v),
+                Value::Money(v) => query.bind::<Numeric, _>(v),
+                Value::BigInt(v) => query.bind::<BigInt, _>(v),
+            };
+        }
+        query
+    }
+}
+
+/// The bound search terms of one statement.
+struct TermParams {
+    web: String,
+    prefix: String,
+    fuzzy: String,
+}
+
+impl TermParams {
+    fn bind(statement: &mut Statement, terms: &SearchTerms) -> Self {
+        Self {
+            web: statement.param(Value::Text(terms.web.clone())),
+            prefix: statement.param(Value::NullableText(terms.prefix.clone())),
+            fuzzy: statement.param(Value::NullableText(terms.fuzzy.clone())),
+        }
+    }
+
+    /// A full-text match, or (for plain queries) a prefix match on every word or a trigram
+    /// word-similarity match on the name (typos); GIN indexes serve all three. A NULL prefix
+    /// or fuzzy term matches nothing, so the statement has one shape.
+    fn condition(&self) -> String {
+        let Self { web, prefix, fuzzy } = self;
+        format!(
+            "(search_vector @@ websearch_to_tsquery('english', {web}) \
+             OR search_vector @@ to_tsquery('english', {prefix}) OR {fuzzy} <% name)"
+        )
+    }
+
+    /// Relevance: the full-text rank (name weighs more than description), plus the prefix
+    /// rank and the trigram similarity to the name for plain queries.
+    fn relevance(&self) -> String {
+        let Self { web, prefix, fuzzy } = self;
+        format!(
+            "(2 * ts_rank_cd(search_vector, websearch_to_tsquery('english', {web})) \
+             + coalesce(ts_rank_cd(search_vector, to_tsquery('english', {prefix})), 0) \
+             + coalesce(word_similarity({fuzzy}, name), 0))::float8"
+        )
+    }
+}
+
+/// Appends ` AND …` for each filter other than the search, on the columns of `table`.
+fn push_filters(statement: &mut Statement, filter: &ProductFilter, table: &str) {
+    if let Some(id) = filter.category_id {
+        let p = statement.param(Value::BigInt(id));
+        statement.push(&format!(" AND {table}.category_id = {p}"));
+    }
+    if let Some(min) = filter.min_price {
+        let p = statement.param(Value::Money(min));
+        statement.push(&format!(" AND {table}.price >= {p}"));
+    }
+    if let Some(max) = filter.max_price {
+        let p = statement.param(Value::Money(max));
+        statement.push(&format!(" AND {table}.price <= {p}"));
+    }
+    match filter.in_stock {
+        Some(true) => statement.push(&format!(" AND {table}.stock > 0")),
+        Some(false) => statement.push(&format!(" AND {table}.stock = 0")),
+        None => statement,
     };
 }
 
-/// Relevance: the full-text rank (name weighs more than description), plus the prefix rank
-/// and the trigram similarity to the name for plain queries.
-macro_rules! relevance {
-    ($terms:expr) => {
-        sql::<Float>("(2 * ts_rank_cd(products.search_vector, websearch_to_tsquery('english', ")
-            .bind::<Text, _>($terms.web.clone())
-            .sql(")) + coalesce(ts_rank_cd(products.search_vector, to_tsquery('english', ")
-            .bind::<Nullable<Text>, _>($terms.prefix.clone())
-            .sql(")), 0) + coalesce(word_similarity(")
-            .bind::<Nullable<Text>, _>($terms.fuzzy.clone())
-            .sql(", products.name), 0))")
-    };
+/// The `ORDER BY` of a listing on the columns of `table` (ties broken by id, as before).
+fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
+    match (sort, searching) {
+        (ProductSort::Relevance, true) => format!("{table}.rank DESC, {table}.id DESC"),
+        (ProductSort::Relevance | ProductSort::Newest, _) => {
+            format!("{table}.created_at DESC, {table}.id DESC")
+        }
+        (ProductSort::PriceAsc, _) => format!("{table}.price ASC, {table}.id ASC"),
+        (ProductSort::PriceDesc, _) => format!("{table}.price DESC, {table}.id DESC"),
+        (ProductSort::Rating, _) => {
+            format!("{table}.avg_rating DESC NULLS LAST, {table}.id DESC")
+        }
+    }
 }
 
-/// Applies the filters of `$filter` to a boxed query over `products` (joined or not).
-macro_rules! filtered {
-    ($query:expr, $filter:expr, $terms:expr) => {{
-        let filter: &ProductFilter = $filter;
-        let mut q = $query.filter(products::deleted_at.is_null());
-        if let Some(terms) = $terms {
-            q = q.filter(search_condition!(terms));
-        }
-        if let Some(id) = filter.category_id {
-            q = q.filter(products::category_id.eq(id));
-        }
-        if let Some(min) = filter.min_price {
-            q = q.filter(products::price.ge(min));
-        }
-        if let Some(max) = filter.max_price {
-            q = q.filter(products::price.le(max));
-        }
-        match filter.in_stock {
-            Some(true) => q = q.filter(products::stock.gt(0)),
-            Some(false) => q = q.filter(products::stock.eq(0)),
-            None => {}
-        }
-        q
-    }};
+/// The columns of a listed product and its category's name, from `p` and `c`.
+const LISTED_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.stock, p.category_id, \
+     p.review_count, p.avg_rating, p.created_at, p.updated_at, c.name AS category_name";
+
+/// A listed product as one statement returns it, with the counts of its listing.
+#[derive(QueryableByName)]
+struct ListedRow {
+    #[diesel(embed)]
+    product: ProductRow,
+    #[diesel(sql_type = Nullable<Text>)]
+    category_name: Option<String>,
+    /// Text matches read, at most the cap + 1 (searches only).
+    #[diesel(sql_type = BigInt)]
+    candidates: i64,
+    /// Candidates that pass the filters.
+    #[diesel(sql_type = BigInt)]
+    hits: i64,
 }
 
-/// One page of the live catalog: two statements (count and page, the category joined),
-/// whatever the page size.
+impl ListedRow {
+    fn into_product(self) -> Product {
+        let category = match (self.product.category_id, self.category_name) {
+            (Some(id), Some(name)) => Some(CategoryRef { id, name }),
+            _ => None,
+        };
+        Product {
+            row: self.product,
+            category,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = BigInt)]
+    candidates: i64,
+    #[diesel(sql_type = BigInt)]
+    hits: i64,
+}
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// One page of the live catalog: one statement for a search, two for other listings (the
+/// page, and its total from the maintained counts or a capped count), whatever the page
+/// size; one more when a total is estimated.
 pub async fn list_products(
     conn: &mut AsyncPgConnection,
     filter: &ProductFilter,
     page: PageRequest,
 ) -> Result<Page<Product>> {
-    let terms = filter.search.as_deref().map(SearchTerms::new);
-    let total: i64 = filtered!(products::table.into_boxed(), filter, terms.as_ref())
-        .select(count_star())
-        .get_result(conn)
-        .await?;
+    list_products_capped(conn, filter, page, EXACT_TOTAL_CAP).await
+}
 
-    let mut q = filtered!(
-        products::table
-            .left_join(categories::table)
-            .select((ProductRow::as_select(), Option::<CategoryRef>::as_select()))
-            .into_boxed(),
-        filter,
-        terms.as_ref()
-    );
-    q = match (filter.sort, &terms) {
-        (ProductSort::Relevance, Some(terms)) => q
-            .order(relevance!(terms).desc())
-            .then_order_by(products::id.desc()),
-        (ProductSort::Relevance | ProductSort::Newest, _) => q
-            .order(products::created_at.desc())
-            .then_order_by(products::id.desc()),
-        (ProductSort::PriceAsc, _) => q
-            .order(products::price.asc())
-            .then_order_by(products::id.asc()),
-        (ProductSort::PriceDesc, _) => q
-            .order(products::price.desc())
-            .then_order_by(products::id.desc()),
-        (ProductSort::Rating, _) => q
-            .order(products::avg_rating.desc().nulls_last())
-            .then_order_by(products::id.desc()),
+/// [`list_products`] with another cap, so that tests can cross it with a few products.
+#[doc(hidden)]
+pub async fn list_products_capped(
+    conn: &mut AsyncPgConnection,
+    filter: &ProductFilter,
+    page: PageRequest,
+    cap: i64,
+) -> Result<Page<Product>> {
+    match filter.search.as_deref().map(SearchTerms::new) {
+        Some(terms) => search(conn, filter, &terms, page, cap).await,
+        None => browse(conn, filter, page, cap).await,
+    }
+}
+
+/// The CTEs of a search: `matched` (at most cap + 1 text matches, with what the filters and
+/// sorts read) and `hits` (those passing the filters).
+fn search_candidates(filter: &ProductFilter, terms: &SearchTerms, cap: i64) -> Statement {
+    let mut statement = Statement::default();
+    let terms = TermParams::bind(&mut statement, terms);
+    let limit = statement.param(Value::BigInt(cap + 1));
+    statement.push(&format!(
+        "WITH matched AS MATERIALIZED (\
+           SELECT id, price, stock, category_id, created_at, avg_rating, {} AS rank \
+           FROM products WHERE deleted_at IS NULL AND {} LIMIT {limit}), \
+         hits AS MATERIALIZED (SELECT * FROM matched WHERE TRUE",
+        terms.relevance(),
+        terms.condition(),
+    ));
+    push_filters(&mut statement, filter, "matched");
+    statement.push(")");
+    statement
+}
+
+async fn search(
+    conn: &mut AsyncPgConnection,
+    filter: &ProductFilter,
+    terms: &SearchTerms,
+    page: PageRequest,
+    cap: i64,
+) -> Result<Page<Product>> {
+    let mut statement = search_candidates(filter, terms, cap);
+    let limit = statement.param(Value::BigInt(page.limit));
+    let offset = statement.param(Value::BigInt(page.offset));
+    let sort = order_by(filter.sort, true, "hits");
+    let shown_sort = order_by(filter.sort, true, "shown");
+    statement.push(&format!(
+        ", shown AS (SELECT * FROM hits ORDER BY {sort} LIMIT {limit} OFFSET {offset}) \
+         SELECT {LISTED_COLUMNS}, \
+           (SELECT count(*) FROM matched) AS candidates, (SELECT count(*) FROM hits) AS hits \
+         FROM shown JOIN products p ON p.id = shown.id \
+         LEFT JOIN categories c ON c.id = p.category_id \
+         ORDER BY {shown_sort}"
+    ));
+    let rows: Vec<ListedRow> = statement.query().load(conn).await?;
+
+    let (candidates, hits) = match rows.iter().next() {
+        Some(row) => (row.candidates, row.hits),
+        None => {
+            let mut counting = search_candidates(filter, terms, cap);
+            counting.push(
+                " SELECT (SELECT count(*) FROM matched) AS candidates, \
+                 (SELECT count(*) FROM hits) AS hits",
+            );
+            let counted: Counted = counting.query().get_result(conn).await?;
+            (counted.candidates, counted.hits)
+        }
     };
-    let rows: Vec<(ProductRow, Option<CategoryRef>)> =
-        q.limit(page.limit).offset(page.offset).load(conn).await?;
-    let items = rows
-        .into_iter()
-        .map(|(row, category)| Product { row, category })
-        .collect();
-    Ok(Page::new(items, total, page))
+    let items = rows.into_iter().map(ListedRow::into_product).collect();
+    if candidates <= cap {
+        return Ok(Page::new(items, hits, page));
+    }
+    let total = estimate(conn, filter, Some(terms), cap).await?;
+    Ok(Page::new(items, total, page).estimated(true))
+}
+
+async fn browse(
+    conn: &mut AsyncPgConnection,
+    filter: &ProductFilter,
+    page: PageRequest,
+    cap: i64,
+) -> Result<Page<Product>> {
+    let mut statement = Statement::default();
+    statement.push(&format!(
+        "SELECT {LISTED_COLUMNS}, 0::int8 AS candidates, 0::int8 AS hits \
+         FROM products p LEFT JOIN categories c ON c.id = p.category_id \
+         WHERE p.deleted_at IS NULL"
+    ));
+    push_filters(&mut statement, filter, "p");
+    let limit = statement.param(Value::BigInt(page.limit));
+    let offset = statement.param(Value::BigInt(page.offset));
+    statement.push(&format!(
+        " ORDER BY {} LIMIT {limit} OFFSET {offset}",
+        order_by(filter.sort, false, "p")
+    ));
+    let rows: Vec<ListedRow> = statement.query().load(conn).await?;
+    let items = rows.into_iter().map(ListedRow::into_product).collect();
+
+    let counted_by_category =
+        filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
+    if counted_by_category {
+        let total = maintained_count(conn, filter.category_id).await?;
+        return Ok(Page::new(items, total, page));
+    }
+    let mut counting = Statement::default();
+    counting.push("SELECT count(*) AS hits, 0::int8 AS candidates FROM (SELECT FROM products p WHERE p.deleted_at IS NULL");
+    push_filters(&mut counting, filter, "p");
+    let limit = counting.param(Value::BigInt(cap + 1));
+    counting.push(&format!(" LIMIT {limit}) AS capped"));
+    let counted: Counted = counting.query().get_result(conn).await?;
+    if counted.hits <= cap {
+        return Ok(Page::new(items, counted.hits, page));
+    }
+    let total = estimate(conn, filter, None, cap).await?;
+    Ok(Page::new(items, total, page).estimated(true))
+}
+
+/// Live products in the catalog, or in one category, from the maintained counts.
+async fn maintained_count(conn: &mut AsyncPgConnection, category_id: Option<i64>) -> Result<i64> {
+    let sum = diesel::dsl::sql::<BigInt>("coalesce(sum(live), 0)::int8");
+    let mut query = product_counts::table.select(sum).into_boxed();
+    if let Some(id) = category_id {
+        query = query.filter(product_counts::category_key.eq(id));
+    }
+    Ok(query.get_result(conn).await?)
+}
+
+/// PostgreSQL's estimate of the matches of a listing, never below the cap it exceeded.
+async fn estimate(
+    conn: &mut AsyncPgConnection,
+    filter: &ProductFilter,
+    terms: Option<&SearchTerms>,
+    cap: i64,
+) -> Result<i64> {
+    let mut statement = Statement::default();
+    statement.push("EXPLAIN SELECT FROM products p WHERE p.deleted_at IS NULL");
+    if let Some(terms) = terms {
+        let terms = TermParams::bind(&mut statement, terms);
+        statement.push(&format!(" AND {}", terms.condition()));
+    }
+    push_filters(&mut statement, filter, "p");
+    let plan: Vec<PlanLine> = statement.query().load(conn).await?;
+    let estimated = plan
+        .iter()
+        .next()
+        .and_then(|top| top.line.split(" rows=").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|rows| rows.parse::<i64>().ok())
+        .unwrap_or(0);
+    Ok(estimated.max(cap + 1))
 }
 
 /// A live product; missing and soft-deleted ones are [`CatalogError::ProductNotFound`].
