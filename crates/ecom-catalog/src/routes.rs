@@ -81,6 +81,11 @@ pub async fn create_category(
 }
 
 /// The catalog: filtered, sorted and paged; `search` is full-text, ranked by relevance.
+///
+/// `total` is exact for the whole catalog and for one category. With a search, a price or
+/// a stock filter it is counted up to 10,000 matches; beyond that the page carries
+/// `total_is_estimate: true` and `total` is PostgreSQL's estimate (at least 10,001), and a
+/// search ranks the first 10,000 products its text matches.
 #[utoipa::path(tag = "catalog", operation_id = "listProducts",
     params(ProductListQuery, PageQuery),
     responses(

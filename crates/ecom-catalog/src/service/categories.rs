@@ -12,15 +12,17 @@ use crate::error::CatalogError;
 use crate::model::CategorySummary;
 use crate::schema::categories;
 
-/// Categories by name, each with its number of live products (one statement plus the count).
+/// Categories by name, each with its number of live products from the maintained counts
+/// (one statement plus the count).
 pub async fn list_categories(
     conn: &mut AsyncPgConnection,
     page: PageRequest,
 ) -> Result<Page<CategorySummary>> {
     let total: i64 = categories::table.count().get_result(conn).await?;
+    // The maintained per-category counts (see the `product_counts` migration).
     let live_count = sql::<BigInt>(
-        "(SELECT count(*) FROM products p \
-          WHERE p.category_id = categories.id AND p.deleted_at IS NULL)",
+        "(SELECT coalesce(sum(live), 0)::int8 FROM product_counts \
+          WHERE category_key = categories.id)",
     );
     let rows: Vec<(i64, String, i64)> = categories::table
         .select((categories::id, categories::name, live_count))

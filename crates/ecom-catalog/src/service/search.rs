@@ -295,7 +295,7 @@ async fn search(
     ));
     let rows: Vec<ListedRow> = statement.query().load(conn).await?;
 
-    let (candidates, hits) = match rows.iter().next() {
+    let (candidates, hits) = match rows.as_slice().first() {
         Some(row) => (row.candidates, row.hits),
         None => {
             let mut counting = search_candidates(filter, terms, cap);
@@ -382,8 +382,8 @@ async fn estimate(
     push_filters(&mut statement, filter, "p");
     let plan: Vec<PlanLine> = statement.query().load(conn).await?;
     let estimated = plan
-        .iter()
-        .next()
+        .as_slice()
+        .first()
         .and_then(|top| top.line.split(" rows=").nth(1))
         .and_then(|rest| rest.split(' ').next())
         .and_then(|rows| rows.parse::<i64>().ok())

@@ -10,3 +10,4 @@ mod seed;
 mod statements;
 mod stock;
 mod support;
+mod totals;
