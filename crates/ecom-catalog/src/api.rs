@@ -2,14 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use ecom_core::pagination::de::{opt_bool, opt_i64};
-use ecom_core::{FieldError, Money, PageQuery};
+use ecom_core::{FieldError, Money, PageQuery, PageRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::CatalogError;
 use crate::model::{
     CategoryChoice, CategoryRef, CategorySummary, NewProduct, NewReview, Product, ProductChanges,
-    ProductFilter, ProductSort, Review,
+    ProductCursor, ProductFilter, ProductSort, Review,
 };
 
 const NAME_MAX: usize = 200;
@@ -176,6 +176,10 @@ pub struct ProductListQuery {
     /// `price_desc`, `rating` (unrated last).
     #[param(value_type = Option<ProductSortParam>)]
     pub sort: Option<String>,
+    /// Keyset paging: the `next_after` of the previous page (same filters and sort), instead
+    /// of an `offset`. Deep pages cost what the first one costs.
+    #[param(max_length = 100)]
+    pub after: Option<String>,
     /// `limit`, `offset` and `skip` (documented by [`PageQuery`]).
     #[serde(flatten)]
     #[param(ignore)]
@@ -194,6 +198,28 @@ fn parse_price(field: &str, value: &Option<String>, errors: &mut Vec<FieldError>
 }
 
 impl ProductListQuery {
+    /// The keyset cursor, when `after` is given: it must come from a listing with the same
+    /// sort, and replaces `offset` (422 otherwise).
+    pub fn cursor(
+        &self,
+        filter: &ProductFilter,
+        page: &PageRequest,
+    ) -> Result<Option<ProductCursor>, CatalogError> {
+        let Some(after) = self.after.as_deref() else {
+            return Ok(None);
+        };
+        let refuse = |message: &str| CatalogError::Invalid(vec![FieldError::new("after", message)]);
+        let cursor = ProductCursor::parse(after.trim())
+            .ok_or_else(|| refuse("is not a cursor this listing gave (`next_after`)"))?;
+        if cursor.sort != filter.sort {
+            return Err(refuse("belongs to a listing with another sort"));
+        }
+        if page.offset != 0 {
+            return Err(refuse("replaces offset; send one of them"));
+        }
+        Ok(Some(cursor))
+    }
+
     /// Checks every parameter; 422 listing each bad one.
     pub fn validate(&self) -> Result<ProductFilter, CatalogError> {
         let mut errors = Vec::new();

@@ -151,6 +151,99 @@ impl ProductSort {
     }
 }
 
+impl ProductSort {
+    /// The name clients send in `sort`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Relevance => "relevance",
+            Self::Newest => "newest",
+            Self::PriceAsc => "price_asc",
+            Self::PriceDesc => "price_desc",
+            Self::Rating => "rating",
+        }
+    }
+}
+
+/// Where a keyset page starts: the sort key and id of the previous page's last product.
+/// Clients get it as `next_after` and send it back as `after`; page 500 then costs what
+/// page 1 costs, and rows inserted meanwhile neither repeat nor skip products.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProductCursor {
+    pub sort: ProductSort,
+    pub key: CursorKey,
+    pub id: i64,
+}
+
+/// The sort key a cursor carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CursorKey {
+    /// The relevance, exactly (its bits), as the statement computed it.
+    Rank(f64),
+    CreatedAt(DateTime<Utc>),
+    Price(Money),
+    /// `None`: an unrated product.
+    Rating(Option<f64>),
+}
+
+impl ProductCursor {
+    /// The cursor after `row` in a listing sorted by `sort`; `rank` is its relevance.
+    pub fn after(sort: ProductSort, row: &ProductRow, rank: Option<f64>) -> Self {
+        let key = match sort {
+            ProductSort::Relevance => CursorKey::Rank(rank.unwrap_or_default()),
+            ProductSort::Newest => CursorKey::CreatedAt(row.created_at),
+            ProductSort::PriceAsc | ProductSort::PriceDesc => CursorKey::Price(row.price),
+            ProductSort::Rating => CursorKey::Rating(row.avg_rating),
+        };
+        Self {
+            sort,
+            key,
+            id: row.id,
+        }
+    }
+
+    /// Reads a cursor given as `after` (`sort.key.id`); `None` when it is not one.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.split('.');
+        let (sort, key, id) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let sort = ProductSort::parse(sort)?;
+        let bits = |k: &str| u64::from_str_radix(k, 16).ok().map(f64::from_bits);
+        let key = match sort {
+            ProductSort::Relevance => CursorKey::Rank(bits(key).filter(|r| r.is_finite())?),
+            ProductSort::Newest => {
+                CursorKey::CreatedAt(DateTime::from_timestamp_micros(key.parse().ok()?)?)
+            }
+            ProductSort::PriceAsc | ProductSort::PriceDesc => {
+                CursorKey::Price(Money::from_cents(key.parse().ok()?).ok()?)
+            }
+            ProductSort::Rating if key == "-" => CursorKey::Rating(None),
+            ProductSort::Rating => CursorKey::Rating(Some(bits(key).filter(|r| r.is_finite())?)),
+        };
+        Some(Self {
+            sort,
+            key,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ProductCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = match self.key {
+            CursorKey::Rank(rank) | CursorKey::Rating(Some(rank)) => {
+                format!("{:x}", rank.to_bits())
+            }
+            CursorKey::Rating(None) => "-".to_string(),
+            CursorKey::CreatedAt(at) => at.timestamp_micros().to_string(),
+            // Money shows exactly two places: without the point, the cents.
+            CursorKey::Price(price) => price.to_string().replace('.', ""),
+        };
+        write!(f, "{}.{key}.{}", self.sort.name(), self.id)
+    }
+}
+
 /// A validated product listing request.
 #[derive(Debug, Clone)]
 pub struct ProductFilter {

@@ -100,8 +100,9 @@ pub async fn list_products(
 ) -> AppResult<web::Json<Page<ProductOut>>> {
     let page = query.page.validate()?;
     let filter = query.validate()?;
+    let after = query.cursor(&filter, &page)?;
     let mut conn = pool.get().await?;
-    let products = service::list_products(&mut conn, &filter, page).await?;
+    let products = service::list_products_after(&mut conn, &filter, page, after.as_ref()).await?;
     Ok(web::Json(products.map(ProductOut::from)))
 }
 

@@ -79,6 +79,11 @@ pub struct Page<T> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub total_is_estimate: bool,
+    /// The `after` cursor of the next page, on listings that page by cursor (products):
+    /// present when this page is full. Cursor pages cost the same however deep they go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub next_after: Option<String>,
 }
 
 impl<T> Page<T> {
@@ -89,7 +94,14 @@ impl<T> Page<T> {
             limit: page.limit,
             offset: page.offset,
             total_is_estimate: false,
+            next_after: None,
         }
+    }
+
+    /// The same page with the cursor of the next one.
+    pub fn with_next_after(mut self, next_after: Option<String>) -> Self {
+        self.next_after = next_after;
+        self
     }
 
     /// The same page, its `total` marked as an estimate when `estimated`.
@@ -105,6 +117,7 @@ impl<T> Page<T> {
             limit: self.limit,
             offset: self.offset,
             total_is_estimate: self.total_is_estimate,
+            next_after: self.next_after,
         }
     }
 }

@@ -18,7 +18,7 @@ pub use products::{
     update_product_audited,
 };
 pub use reviews::{create_review, list_reviews};
-pub use search::{get_product, list_products};
+pub use search::{get_product, list_products, list_products_after};
 pub use stock::{reserve_stock, return_stock};
 
 type Result<T> = std::result::Result<T, crate::error::CatalogError>;

@@ -11,17 +11,20 @@
 //! [`EXACT_TOTAL_CAP`]; a search ranks and counts at most that many text matches. Beyond the
 //! cap the page says `total_is_estimate` and `total` is PostgreSQL's estimate.
 
+use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Nullable, Numeric, Text};
+use diesel::sql_types::{BigInt, Double, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
 
 use super::Result;
 use crate::error::CatalogError;
-use crate::model::{CategoryRef, Product, ProductFilter, ProductRow, ProductSort};
+use crate::model::{
+    CategoryRef, CursorKey, Product, ProductCursor, ProductFilter, ProductRow, ProductSort,
+};
 use crate::schema::{categories, product_counts, products};
 
 /// Matches counted exactly before a listing's total becomes PostgreSQL's estimate; also the
@@ -72,6 +75,8 @@ enum Value {
     NullableText(Option<String>),
     Money(Money),
     BigInt(i64),
+    Double(f64),
+    Timestamp(DateTime<Utc>),
 }
 
 /// SQL text with `$n` placeholders and the values they stand for.
@@ -102,6 +107,8 @@ impl Statement {
                 Value::NullableText(v) => query.bind::<Nullable<Text>, _>(v),
                 Value::Money(v) => query.bind::<Numeric, _>(v),
                 Value::BigInt(v) => query.bind::<BigInt, _>(v),
+                Value::Double(v) => query.bind::<Double, _>(v),
+                Value::Timestamp(v) => query.bind::<Timestamptz, _>(v),
             };
         }
         query
@@ -168,6 +175,41 @@ fn push_filters(statement: &mut Statement, filter: &ProductFilter, table: &str) 
     };
 }
 
+/// Appends the keyset condition of `after`: the rows that follow it in its sort order.
+fn push_after(statement: &mut Statement, after: &ProductCursor, table: &str) {
+    let id = statement.param(Value::BigInt(after.id));
+    let condition = match (after.key, after.sort) {
+        (CursorKey::Rank(rank), _) => {
+            let rank = statement.param(Value::Double(rank));
+            format!("({table}.rank, {table}.id) < ({rank}, {id})")
+        }
+        (CursorKey::CreatedAt(at), _) => {
+            let at = statement.param(Value::Timestamp(at));
+            format!("({table}.created_at, {table}.id) < ({at}, {id})")
+        }
+        (CursorKey::Price(price), sort) => {
+            let price = statement.param(Value::Money(price));
+            let direction = if sort == ProductSort::PriceAsc {
+                ">"
+            } else {
+                "<"
+            };
+            format!("({table}.price, {table}.id) {direction} ({price}, {id})")
+        }
+        (CursorKey::Rating(Some(rating)), _) => {
+            let rating = statement.param(Value::Double(rating));
+            format!(
+                "({table}.avg_rating < {rating} OR ({table}.avg_rating = {rating} AND {table}.id < {id}) \
+                 OR {table}.avg_rating IS NULL)"
+            )
+        }
+        (CursorKey::Rating(None), _) => {
+            format!("({table}.avg_rating IS NULL AND {table}.id < {id})")
+        }
+    };
+    statement.push(&format!(" AND {condition}"));
+}
+
 /// The `ORDER BY` of a listing on the columns of `table` (ties broken by id, as before).
 fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
     match (sort, searching) {
@@ -194,6 +236,9 @@ struct ListedRow {
     product: ProductRow,
     #[diesel(sql_type = Nullable<Text>)]
     category_name: Option<String>,
+    /// The relevance of a search hit.
+    #[diesel(sql_type = Nullable<Double>)]
+    rank: Option<f64>,
     /// Text matches read, at most the cap + 1 (searches only).
     #[diesel(sql_type = BigInt)]
     candidates: i64,
@@ -203,6 +248,21 @@ struct ListedRow {
 }
 
 impl ListedRow {
+    /// The products of a page, and the cursor after it when it is full.
+    fn page(
+        rows: Vec<Self>,
+        sort: ProductSort,
+        page: PageRequest,
+    ) -> (Vec<Product>, Option<String>) {
+        let full = i64::try_from(rows.len()).is_ok_and(|n| n == page.limit);
+        let next = rows
+            .as_slice()
+            .last()
+            .filter(|_| full)
+            .map(|last| ProductCursor::after(sort, &last.product, last.rank).to_string());
+        (rows.into_iter().map(Self::into_product).collect(), next)
+    }
+
     fn into_product(self) -> Product {
         let category = match (self.product.category_id, self.category_name) {
             (Some(id), Some(name)) => Some(CategoryRef { id, name }),
@@ -237,20 +297,31 @@ pub async fn list_products(
     filter: &ProductFilter,
     page: PageRequest,
 ) -> Result<Page<Product>> {
-    list_products_capped(conn, filter, page, EXACT_TOTAL_CAP).await
+    list_products_capped(conn, filter, page, None, EXACT_TOTAL_CAP).await
 }
 
-/// [`list_products`] with another cap, so that tests can cross it with a few products.
+/// [`list_products`] from a keyset cursor (`after`) instead of an offset.
+pub async fn list_products_after(
+    conn: &mut AsyncPgConnection,
+    filter: &ProductFilter,
+    page: PageRequest,
+    after: Option<&ProductCursor>,
+) -> Result<Page<Product>> {
+    list_products_capped(conn, filter, page, after, EXACT_TOTAL_CAP).await
+}
+
+/// [`list_products_after`] with another cap, so that tests can cross it with a few products.
 #[doc(hidden)]
 pub async fn list_products_capped(
     conn: &mut AsyncPgConnection,
     filter: &ProductFilter,
     page: PageRequest,
+    after: Option<&ProductCursor>,
     cap: i64,
 ) -> Result<Page<Product>> {
     match filter.search.as_deref().map(SearchTerms::new) {
-        Some(terms) => search(conn, filter, &terms, page, cap).await,
-        None => browse(conn, filter, page, cap).await,
+        Some(terms) => search(conn, filter, &terms, page, after, cap).await,
+        None => browse(conn, filter, page, after, cap).await,
     }
 }
 
@@ -278,16 +349,21 @@ async fn search(
     filter: &ProductFilter,
     terms: &SearchTerms,
     page: PageRequest,
+    after: Option<&ProductCursor>,
     cap: i64,
 ) -> Result<Page<Product>> {
     let mut statement = search_candidates(filter, terms, cap);
+    statement.push(", shown AS (SELECT * FROM hits WHERE TRUE");
+    if let Some(after) = after {
+        push_after(&mut statement, after, "hits");
+    }
     let limit = statement.param(Value::BigInt(page.limit));
     let offset = statement.param(Value::BigInt(page.offset));
     let sort = order_by(filter.sort, true, "hits");
     let shown_sort = order_by(filter.sort, true, "shown");
     statement.push(&format!(
-        ", shown AS (SELECT * FROM hits ORDER BY {sort} LIMIT {limit} OFFSET {offset}) \
-         SELECT {LISTED_COLUMNS}, \
+        " ORDER BY {sort} LIMIT {limit} OFFSET {offset}) \
+         SELECT {LISTED_COLUMNS}, shown.rank, \
            (SELECT count(*) FROM matched) AS candidates, (SELECT count(*) FROM hits) AS hits \
          FROM shown JOIN products p ON p.id = shown.id \
          LEFT JOIN categories c ON c.id = p.category_id \
@@ -307,27 +383,33 @@ async fn search(
             (counted.candidates, counted.hits)
         }
     };
-    let items = rows.into_iter().map(ListedRow::into_product).collect();
+    let (items, next) = ListedRow::page(rows, filter.sort, page);
     if candidates <= cap {
-        return Ok(Page::new(items, hits, page));
+        return Ok(Page::new(items, hits, page).with_next_after(next));
     }
     let total = estimate(conn, filter, Some(terms), cap).await?;
-    Ok(Page::new(items, total, page).estimated(true))
+    Ok(Page::new(items, total, page)
+        .estimated(true)
+        .with_next_after(next))
 }
 
 async fn browse(
     conn: &mut AsyncPgConnection,
     filter: &ProductFilter,
     page: PageRequest,
+    after: Option<&ProductCursor>,
     cap: i64,
 ) -> Result<Page<Product>> {
     let mut statement = Statement::default();
     statement.push(&format!(
-        "SELECT {LISTED_COLUMNS}, 0::int8 AS candidates, 0::int8 AS hits \
+        "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, 0::int8 AS candidates, 0::int8 AS hits \
          FROM products p LEFT JOIN categories c ON c.id = p.category_id \
          WHERE p.deleted_at IS NULL"
     ));
     push_filters(&mut statement, filter, "p");
+    if let Some(after) = after {
+        push_after(&mut statement, after, "p");
+    }
     let limit = statement.param(Value::BigInt(page.limit));
     let offset = statement.param(Value::BigInt(page.offset));
     statement.push(&format!(
@@ -335,13 +417,13 @@ async fn browse(
         order_by(filter.sort, false, "p")
     ));
     let rows: Vec<ListedRow> = statement.query().load(conn).await?;
-    let items = rows.into_iter().map(ListedRow::into_product).collect();
+    let (items, next) = ListedRow::page(rows, filter.sort, page);
 
     let counted_by_category =
         filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
     if counted_by_category {
         let total = maintained_count(conn, filter.category_id).await?;
-        return Ok(Page::new(items, total, page));
+        return Ok(Page::new(items, total, page).with_next_after(next));
     }
     let mut counting = Statement::default();
     counting.push("SELECT count(*) AS hits, 0::int8 AS candidates FROM (SELECT FROM products p WHERE p.deleted_at IS NULL");
@@ -350,10 +432,12 @@ async fn browse(
     counting.push(&format!(" LIMIT {limit}) AS capped"));
     let counted: Counted = counting.query().get_result(conn).await?;
     if counted.hits <= cap {
-        return Ok(Page::new(items, counted.hits, page));
+        return Ok(Page::new(items, counted.hits, page).with_next_after(next));
     }
     let total = estimate(conn, filter, None, cap).await?;
-    Ok(Page::new(items, total, page).estimated(true))
+    Ok(Page::new(items, total, page)
+        .estimated(true)
+        .with_next_after(next))
 }
 
 /// Live products in the catalog, or in one category, from the maintained counts.

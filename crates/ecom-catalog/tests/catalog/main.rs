@@ -1,6 +1,7 @@
 //! ecom-catalog's tests, against the real PostgreSQL (a database per test, see ecom-testkit).
 
 mod categories;
+mod cursor;
 mod listing;
 mod openapi;
 mod products;
