@@ -115,44 +115,33 @@ impl Statement {
     }
 }
 
-/// The bound search terms of one statement.
-struct TermParams {
-    web: String,
-    prefix: String,
-    fuzzy: String,
-}
+/// The search terms of one statement, parsed once in a one-row `terms` CTE: a cached
+/// generic plan would otherwise parse the queries again for every candidate row.
+struct TermsCte(String);
 
-impl TermParams {
+impl TermsCte {
     fn bind(statement: &mut Statement, terms: &SearchTerms) -> Self {
-        Self {
-            web: statement.param(Value::Text(terms.web.clone())),
-            prefix: statement.param(Value::NullableText(terms.prefix.clone())),
-            fuzzy: statement.param(Value::NullableText(terms.fuzzy.clone())),
-        }
-    }
-
-    /// A full-text match, or (for plain queries) a prefix match on every word or a trigram
-    /// word-similarity match on the name (typos); GIN indexes serve all three. A NULL prefix
-    /// or fuzzy term matches nothing, so the statement has one shape.
-    fn condition(&self) -> String {
-        let Self { web, prefix, fuzzy } = self;
-        format!(
-            "(search_vector @@ websearch_to_tsquery('english', {web}) \
-             OR search_vector @@ to_tsquery('english', {prefix}) OR {fuzzy} <% name)"
-        )
-    }
-
-    /// Relevance: the full-text rank (name weighs more than description), plus the prefix
-    /// rank and the trigram similarity to the name for plain queries.
-    fn relevance(&self) -> String {
-        let Self { web, prefix, fuzzy } = self;
-        format!(
-            "(2 * ts_rank_cd(search_vector, websearch_to_tsquery('english', {web})) \
-             + coalesce(ts_rank_cd(search_vector, to_tsquery('english', {prefix})), 0) \
-             + coalesce(word_similarity({fuzzy}, name), 0))::float8"
-        )
+        let web = statement.param(Value::Text(terms.web.clone()));
+        let prefix = statement.param(Value::NullableText(terms.prefix.clone()));
+        let fuzzy = statement.param(Value::NullableText(terms.fuzzy.clone()));
+        Self(format!(
+            "terms AS MATERIALIZED (SELECT websearch_to_tsquery('english', {web}) AS web, \
+             to_tsquery('english', {prefix}) AS prefix, {fuzzy}::text AS fuzzy)"
+        ))
     }
 }
+
+/// A full-text match, or (for plain queries) a prefix match on every word or a trigram
+/// word-similarity match on the name (typos); GIN indexes serve all three. A NULL prefix or
+/// fuzzy term matches nothing, so the statement has one shape.
+const TEXT_MATCH: &str = "(search_vector @@ terms.web OR search_vector @@ terms.prefix \
+     OR terms.fuzzy <% name)";
+
+/// Relevance: the full-text rank (name weighs more than description), plus the prefix rank
+/// and the trigram similarity to the name for plain queries.
+const RELEVANCE: &str = "(2 * ts_rank_cd(search_vector, terms.web) \
+     + coalesce(ts_rank_cd(search_vector, terms.prefix), 0) \
+     + coalesce(word_similarity(terms.fuzzy, name), 0))::float8";
 
 /// Appends ` AND …` for each filter other than the search, on the columns of `table`.
 fn push_filters(statement: &mut Statement, filter: &ProductFilter, table: &str) {
@@ -329,15 +318,14 @@ pub async fn list_products_capped(
 /// sorts read) and `hits` (those passing the filters).
 fn search_candidates(filter: &ProductFilter, terms: &SearchTerms, cap: i64) -> Statement {
     let mut statement = Statement::default();
-    let terms = TermParams::bind(&mut statement, terms);
+    let terms = TermsCte::bind(&mut statement, terms);
     let limit = statement.param(Value::BigInt(cap + 1));
     statement.push(&format!(
-        "WITH matched AS MATERIALIZED (\
-           SELECT id, price, stock, category_id, created_at, avg_rating, {} AS rank \
-           FROM products WHERE deleted_at IS NULL AND {} LIMIT {limit}), \
+        "WITH {}, matched AS MATERIALIZED (\
+           SELECT id, price, stock, category_id, created_at, avg_rating, {RELEVANCE} AS rank \
+           FROM terms, products WHERE deleted_at IS NULL AND {TEXT_MATCH} LIMIT {limit}), \
          hits AS MATERIALIZED (SELECT * FROM matched WHERE TRUE",
-        terms.relevance(),
-        terms.condition(),
+        terms.0,
     ));
     push_filters(&mut statement, filter, "matched");
     statement.push(")");
@@ -458,11 +446,17 @@ async fn estimate(
     cap: i64,
 ) -> Result<i64> {
     let mut statement = Statement::default();
-    statement.push("EXPLAIN SELECT FROM products p WHERE p.deleted_at IS NULL");
-    if let Some(terms) = terms {
-        let terms = TermParams::bind(&mut statement, terms);
-        statement.push(&format!(" AND {}", terms.condition()));
-    }
+    match terms {
+        Some(terms) => {
+            let terms = TermsCte::bind(&mut statement, terms);
+            statement.push(&format!(
+                "EXPLAIN WITH {} SELECT FROM terms, products p \
+                 WHERE p.deleted_at IS NULL AND {TEXT_MATCH}",
+                terms.0
+            ))
+        }
+        None => statement.push("EXPLAIN SELECT FROM products p WHERE p.deleted_at IS NULL"),
+    };
     push_filters(&mut statement, filter, "p");
     let plan: Vec<PlanLine> = statement.query().load(conn).await?;
     let estimated = plan
