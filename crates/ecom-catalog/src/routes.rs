@@ -6,6 +6,7 @@ use ecom_core::authorized::{
     Authorized, CreateProduct, DeleteProduct, EditProduct, ManageProducts,
 };
 use ecom_core::db::PgPool;
+use ecom_core::http_cache::{Cached, NotModified};
 use ecom_core::{AppResult, Page, PageQuery, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -41,6 +42,7 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
     params(PageQuery),
     responses(
         (status = 200, description = "A page of categories", body = CategoryPage),
+        NotModified,
         (status = 400, description = "`invalid_query`: malformed query"),
         (status = 422, description = "`validation_failed`: limit or offset out of range"),
     ))]
@@ -48,11 +50,11 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
 pub async fn list_categories(
     pool: web::Data<PgPool>,
     query: web::Query<PageQuery>,
-) -> AppResult<web::Json<Page<CategoryOut>>> {
+) -> AppResult<Cached<Page<CategoryOut>>> {
     let page = query.validate()?;
     let mut conn = pool.get().await?;
     let categories = service::list_categories(&mut conn, page).await?;
-    Ok(web::Json(categories.map(CategoryOut::from)))
+    Ok(Cached(categories.map(CategoryOut::from)))
 }
 
 /// Creates a category (`manage:products`). Names are unique regardless of case.
@@ -90,6 +92,7 @@ pub async fn create_category(
     params(ProductListQuery, PageQuery),
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
+        NotModified,
         (status = 400, description = "`invalid_query`: malformed query (e.g. a non-integer category_id)"),
         (status = 422, description = "`validation_failed`: a parameter out of range (limit, offset, prices, sort)"),
     ))]
@@ -97,13 +100,13 @@ pub async fn create_category(
 pub async fn list_products(
     pool: web::Data<PgPool>,
     query: web::Query<ProductListQuery>,
-) -> AppResult<web::Json<Page<ProductOut>>> {
+) -> AppResult<Cached<Page<ProductOut>>> {
     let page = query.page.validate()?;
     let filter = query.validate()?;
     let after = query.cursor(&filter, &page)?;
     let mut conn = pool.get().await?;
     let products = service::list_products_after(&mut conn, &filter, page, after.as_ref()).await?;
-    Ok(web::Json(products.map(ProductOut::from)))
+    Ok(Cached(products.map(ProductOut::from)))
 }
 
 /// Creates a product (`create:product`); a new `category_name` creates that category.
@@ -135,6 +138,7 @@ pub async fn create_product(
     params(("id" = i64, Path, description = "Product id")),
     responses(
         (status = 200, description = "The product", body = ProductOut),
+        NotModified,
         (status = 400, description = "`invalid_path`: the id is not an integer"),
         ProductMissing,
     ))]
@@ -142,10 +146,10 @@ pub async fn create_product(
 pub async fn get_product(
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
-) -> AppResult<web::Json<ProductOut>> {
+) -> AppResult<Cached<ProductOut>> {
     let mut conn = pool.get().await?;
     let product = service::get_product(&mut conn, id.into_inner()).await?;
-    Ok(web::Json(product.into()))
+    Ok(Cached(product.into()))
 }
 
 /// Partial update (`edit:product`): only the fields sent change. PUT and PATCH alike.
@@ -199,6 +203,7 @@ pub async fn delete_product(
     params(("id" = i64, Path, description = "Product id"), PageQuery),
     responses(
         (status = 200, description = "A page of reviews", body = ReviewPage),
+        NotModified,
         ProductMissing,
         (status = 422, description = "`validation_failed`: limit or offset out of range"),
     ))]
@@ -207,11 +212,11 @@ pub async fn list_product_reviews(
     pool: web::Data<PgPool>,
     id: web::Path<i64>,
     query: web::Query<PageQuery>,
-) -> AppResult<web::Json<Page<ReviewOut>>> {
+) -> AppResult<Cached<Page<ReviewOut>>> {
     let page = query.validate()?;
     let mut conn = pool.get().await?;
     let reviews = service::list_reviews(&mut conn, id.into_inner(), page).await?;
-    Ok(web::Json(reviews.map(ReviewOut::from)))
+    Ok(Cached(reviews.map(ReviewOut::from)))
 }
 
 /// Reviews a product as the signed-in user; one review per user and product.

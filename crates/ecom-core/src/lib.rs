@@ -20,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod housekeeping;
 pub mod http;
+pub mod http_cache;
 pub mod migrate;
 pub mod money;
 pub mod openapi;

@@ -1,5 +1,6 @@
 //! ecom-catalog's tests, against the real PostgreSQL (a database per test, see ecom-testkit).
 
+mod caching;
 mod categories;
 mod cursor;
 mod listing;
