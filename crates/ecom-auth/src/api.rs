@@ -140,31 +140,19 @@ pub struct UpdateProfileRequest {
     pub bio: Option<Option<String>>,
 }
 
-/// Debug output of these types reaches logs: never a password, a token or an email.
-impl std::fmt::Debug for RegisterRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegisterRequest").finish_non_exhaustive()
-    }
-}
+// Debug output of these types reaches logs: never a password, a token or an email.
+ecom_core::debug_showing!(RegisterRequest {});
 
-impl std::fmt::Debug for TokenPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
-}
+ecom_core::debug_showing!(TokenPair {
+    token_type,
+    expires_in
+});
 
-impl std::fmt::Debug for UserProfile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserProfile")
-            .field("id", &self.id)
-            .field("role", &self.role)
-            .field("is_active", &self.is_active)
-            .finish_non_exhaustive()
-    }
-}
+ecom_core::debug_showing!(UserProfile {
+    id,
+    role,
+    is_active
+});
 
 /// The errors of a login (`POST /auth/login` and its alias), declared once; core gives
 /// each its `Problem` body.
