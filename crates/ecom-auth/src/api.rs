@@ -94,19 +94,9 @@ pub struct UserProfile {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<User> for UserProfile {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            email: u.email,
-            role: u.role,
-            is_active: u.is_active,
-            full_name: u.full_name,
-            bio: u.bio,
-            created_at: u.created_at,
-        }
-    }
-}
+ecom_core::from_fields!(User => UserProfile {
+    id, email, role, is_active, full_name, bio, created_at
+});
 
 /// What anyone may see of a user: never the email.
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,16 +107,7 @@ pub struct PublicProfile {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<User> for PublicProfile {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            full_name: u.full_name,
-            bio: u.bio,
-            created_at: u.created_at,
-        }
-    }
-}
+ecom_core::from_fields!(User => PublicProfile { id, full_name, bio, created_at });
 
 /// `PUT`/`PATCH /users/me`: absent fields stay, `null` clears.
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -53,6 +53,23 @@ macro_rules! debug_showing {
     };
 }
 
+/// Implements `From<$from> for $to` by moving the named fields, same name on both sides:
+/// for a response body that shows part of a row.
+///
+/// `ecom_core::from_fields!(User => PublicProfile { id, full_name, bio, created_at });`
+#[macro_export]
+macro_rules! from_fields {
+    ($from:ty => $to:ident { $($field:ident),* $(,)? }) => {
+        impl ::std::convert::From<$from> for $to {
+            fn from(value: $from) -> Self {
+                Self {
+                    $($field: value.$field),*
+                }
+            }
+        }
+    };
+}
+
 /// Declares an enum that the API and the database carry by name (permissions, order
 /// statuses): the one set of derives such a closed vocabulary needs, `ALL` (every value,
 /// in declaration order) and `as_str` (the name, the same string serde uses). Name the
