@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_core::pagination::Paged;
 use ecom_core::{PageRequest, Permission, Principal};
 
 use crate::error::{AuthError, AuthResult};
@@ -174,8 +175,7 @@ pub async fn list_users(
     let items = query()
         .select(User::as_select())
         .order((users::created_at.desc(), users::id.desc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .paged(page)
         .load(conn)
         .await?;
     Ok((items, total))
