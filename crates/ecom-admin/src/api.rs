@@ -23,18 +23,9 @@ pub struct AdminUser {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<ecom_auth::model::User> for AdminUser {
-    fn from(u: ecom_auth::model::User) -> Self {
-        Self {
-            id: u.id,
-            email: u.email,
-            role: u.role,
-            is_active: u.is_active,
-            full_name: u.full_name,
-            created_at: u.created_at,
-        }
-    }
-}
+ecom_core::from_fields!(ecom_auth::model::User => AdminUser {
+    id, email, role, is_active, full_name, created_at
+});
 
 /// Filters of `GET /admin/users`.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -16,7 +16,7 @@ use crate::api::{
     ChangeRoleRequest, ChangesOwnAccount, NeedsManageOrders, NeedsManageUsers, PutRoleRequest,
     RoleOut, SalesReportOut, SalesReportQuery, UserChangeForbidden, UserListQuery, UserMissing,
 };
-use crate::service;
+use crate::service::{self, UserAction};
 
 /// Registers the /admin handlers; each carries its route and its operation.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -74,7 +74,8 @@ pub async fn change_role(
     body: ecom_core::JsonObject<ChangeRoleRequest>,
 ) -> AppResult<web::Json<AdminUser>> {
     let mut conn = pool.get().await?;
-    let user = service::change_role(&mut conn, &admin, id.into_inner(), &body.role).await?;
+    let action = UserAction::ChangeRole(&body.role);
+    let user = service::act_on_user(&mut conn, &admin, id.into_inner(), action).await?;
     Ok(web::Json(user.into()))
 }
 
@@ -98,9 +99,13 @@ pub async fn ban_user(
     req: HttpRequest,
     body: web::Bytes,
 ) -> AppResult<web::Json<AdminUser>> {
-    let banned = parse_ban(&req, &body)?;
+    let action = if parse_ban(&req, &body)? {
+        UserAction::Ban
+    } else {
+        UserAction::Unban
+    };
     let mut conn = pool.get().await?;
-    let user = service::set_banned(&mut conn, &admin, id.into_inner(), banned).await?;
+    let user = service::act_on_user(&mut conn, &admin, id.into_inner(), action).await?;
     Ok(web::Json(user.into()))
 }
 

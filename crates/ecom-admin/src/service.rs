@@ -10,56 +10,58 @@ use ecom_core::audit::{self, AuditEntry};
 use crate::error::AdminResult;
 use serde_json::json;
 
-/// Changes a user's role, recorded as `user.role_change`.
-pub async fn change_role(
-    conn: &mut AsyncPgConnection,
-    actor: &Principal,
-    user_id: i64,
-    role: &str,
-) -> AdminResult<User> {
-    let actor_id = actor.user_id;
-    conn.transaction(async |conn| {
-        let (before, after) = roles::change_role(conn, actor, user_id, role).await?;
-        audit::record(
-            conn,
-            AuditEntry {
-                actor_id,
-                action: "user.role_change",
-                target_type: "user",
-                target_id: user_id.to_string(),
-                before: Some(json!({"role": before.role})),
-                after: Some(json!({"role": after.role})),
-            },
-        )
-        .await?;
-        Ok(after)
-    })
-    .await
+/// What an administrator does to a user account; each is recorded under its own
+/// audit action.
+#[derive(Debug, Clone, Copy)]
+pub enum UserAction<'a> {
+    /// Gives the user another existing role: `user.role_change`.
+    ChangeRole(&'a str),
+    /// Bans the user (every refresh family is revoked): `user.ban`.
+    Ban,
+    /// Lifts a ban: `user.unban`.
+    Unban,
 }
 
-/// Bans or unbans a user (a ban revokes every refresh family), recorded as
-/// `user.ban` or `user.unban`.
-pub async fn set_banned(
+impl UserAction<'_> {
+    fn audit_action(self) -> &'static str {
+        match self {
+            UserAction::ChangeRole(_) => "user.role_change",
+            UserAction::Ban => "user.ban",
+            UserAction::Unban => "user.unban",
+        }
+    }
+
+    /// What the audit trail keeps of the user: the field the action changes.
+    fn audit_view(self, user: &User) -> serde_json::Value {
+        match self {
+            UserAction::ChangeRole(_) => json!({"role": user.role}),
+            UserAction::Ban | UserAction::Unban => json!({"is_active": user.is_active}),
+        }
+    }
+}
+
+/// Acts on a user through ecom-auth and records the action, in one transaction.
+pub async fn act_on_user(
     conn: &mut AsyncPgConnection,
     actor: &Principal,
     user_id: i64,
-    banned: bool,
+    action: UserAction<'_>,
 ) -> AdminResult<User> {
-    let actor_id = actor.user_id;
     conn.transaction(async |conn| {
-        let (before, after) = roles::set_active(conn, actor, user_id, !banned).await?;
-        audit::record(
-            conn,
-            AuditEntry {
-                actor_id,
-                action: if banned { "user.ban" } else { "user.unban" },
-                target_type: "user",
-                target_id: user_id.to_string(),
-                before: Some(json!({"is_active": before.is_active})),
-                after: Some(json!({"is_active": after.is_active})),
-            },
-        )
-        .await?;
+        let (before, after) = match action {
+            UserAction::ChangeRole(role) => roles::change_role(conn, actor, user_id, role).await?,
+            UserAction::Ban => roles::set_active(conn, actor, user_id, false).await?,
+            UserAction::Unban => roles::set_active(conn, actor, user_id, true).await?,
+        };
+        let entry = AuditEntry {
+            actor_id: actor.user_id,
+            action: action.audit_action(),
+            target_type: "user",
+            target_id: user_id.to_string(),
+            before: Some(action.audit_view(&before)),
+            after: Some(action.audit_view(&after)),
+        };
+        audit::record(conn, entry).await?;
         Ok(after)
     })
     .await

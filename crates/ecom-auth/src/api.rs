@@ -94,19 +94,9 @@ pub struct UserProfile {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<User> for UserProfile {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            email: u.email,
-            role: u.role,
-            is_active: u.is_active,
-            full_name: u.full_name,
-            bio: u.bio,
-            created_at: u.created_at,
-        }
-    }
-}
+ecom_core::from_fields!(User => UserProfile {
+    id, email, role, is_active, full_name, bio, created_at
+});
 
 /// What anyone may see of a user: never the email.
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,16 +107,7 @@ pub struct PublicProfile {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<User> for PublicProfile {
-    fn from(u: User) -> Self {
-        Self {
-            id: u.id,
-            full_name: u.full_name,
-            bio: u.bio,
-            created_at: u.created_at,
-        }
-    }
-}
+ecom_core::from_fields!(User => PublicProfile { id, full_name, bio, created_at });
 
 /// `PUT`/`PATCH /users/me`: absent fields stay, `null` clears.
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -140,31 +121,19 @@ pub struct UpdateProfileRequest {
     pub bio: Option<Option<String>>,
 }
 
-/// Debug output of these types reaches logs: never a password, a token or an email.
-impl std::fmt::Debug for RegisterRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegisterRequest").finish_non_exhaustive()
-    }
-}
+// Debug output of these types reaches logs: never a password, a token or an email.
+ecom_core::debug_showing!(RegisterRequest {});
 
-impl std::fmt::Debug for TokenPair {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("token_type", &self.token_type)
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
-    }
-}
+ecom_core::debug_showing!(TokenPair {
+    token_type,
+    expires_in
+});
 
-impl std::fmt::Debug for UserProfile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserProfile")
-            .field("id", &self.id)
-            .field("role", &self.role)
-            .field("is_active", &self.is_active)
-            .finish_non_exhaustive()
-    }
-}
+ecom_core::debug_showing!(UserProfile {
+    id,
+    role,
+    is_active
+});
 
 /// The errors of a login (`POST /auth/login` and its alias), declared once; core gives
 /// each its `Problem` body.

@@ -1,7 +1,5 @@
 //! Rows of the identity tables and the domain types built from them.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
@@ -27,16 +25,12 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Never prints the email or the password hash.
-impl fmt::Debug for User {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("role", &self.role)
-            .field("is_active", &self.is_active)
-            .finish_non_exhaustive()
-    }
-}
+// Never prints the email or the password hash.
+ecom_core::debug_showing!(User {
+    id,
+    role,
+    is_active
+});
 
 #[derive(Insertable)]
 #[diesel(table_name = users)]

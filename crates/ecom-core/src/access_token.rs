@@ -37,14 +37,7 @@ pub struct IssuedAccessToken {
     pub claims: AccessClaims,
 }
 
-impl std::fmt::Debug for IssuedAccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedAccessToken")
-            .field("expires_in", &self.expires_in)
-            .field("claims", &self.claims)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_showing!(IssuedAccessToken { expires_in, claims });
 
 /// Why a token was refused; all of them answer 401.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::pagination::PageRequest;
+use crate::pagination::{PageRequest, Paged};
 use crate::telemetry::current_request_id;
 
 diesel::table! {
@@ -121,8 +121,7 @@ pub async fn list(
     let items = query()
         .select(AuditRecord::as_select())
         .order((audit_log::created_at.desc(), audit_log::id.desc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .paged(page)
         .load(conn)
         .await?;
     Ok((items, total))

@@ -37,6 +37,79 @@ pub use money::Money;
 pub use pagination::{Page, PageQuery, PageRequest};
 pub use principal::{Permission, Principal};
 
+/// Implements `Debug` showing only the named fields, then `..`: one way for every type
+/// whose other fields (passwords, tokens, emails) must never reach a log line.
+///
+/// `ecom_core::debug_showing!(TokenPair { token_type, expires_in });`
+#[macro_export]
+macro_rules! debug_showing {
+    ($type:ident { $($field:ident),* $(,)? }) => {
+        impl ::std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($type))
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+/// Implements `From<$from> for $to` by moving the named fields, same name on both sides:
+/// for a response body that shows part of a row.
+///
+/// `ecom_core::from_fields!(User => PublicProfile { id, full_name, bio, created_at });`
+#[macro_export]
+macro_rules! from_fields {
+    ($from:ty => $to:ident { $($field:ident),* $(,)? }) => {
+        impl ::std::convert::From<$from> for $to {
+            fn from(value: $from) -> Self {
+                Self {
+                    $($field: value.$field),*
+                }
+            }
+        }
+    };
+}
+
+/// Declares an enum that the API and the database carry by name (permissions, order
+/// statuses): the one set of derives such a closed vocabulary needs, `ALL` (every value,
+/// in declaration order) and `as_str` (the name, the same string serde uses). Name the
+/// values with `#[serde(...)]`/`#[strum(...)]` on the enum or its variants.
+#[macro_export]
+macro_rules! string_enum {
+    ($(#[$attr:meta])* $vis:vis enum $name:ident { $($variants:tt)* }) => {
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            PartialOrd,
+            Ord,
+            Hash,
+            ::serde::Serialize,
+            ::serde::Deserialize,
+            ::utoipa::ToSchema,
+            ::strum::Display,
+            ::strum::EnumString,
+            ::strum::IntoStaticStr,
+            ::strum::VariantArray,
+        )]
+        $(#[$attr])*
+        $vis enum $name { $($variants)* }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = <Self as ::strum::VariantArray>::VARIANTS;
+
+            /// The name as sent and stored, the same string serde uses.
+            pub fn as_str(&self) -> &'static str {
+                self.into()
+            }
+        }
+    };
+}
+
 /// `n` random bytes from the OS-seeded CSPRNG, hex-encoded.
 pub fn random_hex(n: usize) -> String {
     use rand::RngCore;

@@ -65,6 +65,25 @@ impl PageQuery {
     }
 }
 
+/// A listing query cut to one page (`LIMIT` and `OFFSET` of a [`PageRequest`]), the
+/// same way in every listing.
+pub trait Paged: diesel::query_dsl::methods::LimitDsl + Sized
+where
+    diesel::dsl::Limit<Self>: diesel::query_dsl::methods::OffsetDsl,
+{
+    fn paged(self, page: PageRequest) -> diesel::dsl::Offset<diesel::dsl::Limit<Self>> {
+        use diesel::query_dsl::methods::OffsetDsl;
+        self.limit(page.limit).offset(page.offset)
+    }
+}
+
+impl<Q> Paged for Q
+where
+    Q: diesel::query_dsl::methods::LimitDsl,
+    diesel::dsl::Limit<Q>: diesel::query_dsl::methods::OffsetDsl,
+{
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {

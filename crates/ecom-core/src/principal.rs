@@ -12,61 +12,34 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::access_token::{AccessTokens, TokenError};
 use crate::error::AppError;
 
-/// The fine-grained permissions of the store (API.md's Permissions line).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-pub enum Permission {
-    #[serde(rename = "create:product")]
-    #[strum(serialize = "create:product")]
-    CreateProduct,
-    #[serde(rename = "edit:product")]
-    #[strum(serialize = "edit:product")]
-    EditProduct,
-    #[serde(rename = "delete:product")]
-    #[strum(serialize = "delete:product")]
-    DeleteProduct,
-    #[serde(rename = "manage:products")]
-    #[strum(serialize = "manage:products")]
-    ManageProducts,
-    #[serde(rename = "manage:orders")]
-    #[strum(serialize = "manage:orders")]
-    ManageOrders,
-    #[serde(rename = "manage:users")]
-    #[strum(serialize = "manage:users")]
-    ManageUsers,
-    #[serde(rename = "view:reports")]
-    #[strum(serialize = "view:reports")]
-    ViewReports,
-}
-
-impl Permission {
-    /// Every permission.
-    pub const ALL: &'static [Permission] = <Self as strum::VariantArray>::VARIANTS;
-
-    /// The permission's name (`create:product`, …), the same string serde uses.
-    pub fn as_str(&self) -> &'static str {
-        self.into()
+crate::string_enum! {
+    /// The fine-grained permissions of the store (API.md's Permissions line).
+    pub enum Permission {
+        #[serde(rename = "create:product")]
+        #[strum(serialize = "create:product")]
+        CreateProduct,
+        #[serde(rename = "edit:product")]
+        #[strum(serialize = "edit:product")]
+        EditProduct,
+        #[serde(rename = "delete:product")]
+        #[strum(serialize = "delete:product")]
+        DeleteProduct,
+        #[serde(rename = "manage:products")]
+        #[strum(serialize = "manage:products")]
+        ManageProducts,
+        #[serde(rename = "manage:orders")]
+        #[strum(serialize = "manage:orders")]
+        ManageOrders,
+        #[serde(rename = "manage:users")]
+        #[strum(serialize = "manage:users")]
+        ManageUsers,
+        #[serde(rename = "view:reports")]
+        #[strum(serialize = "view:reports")]
+        ViewReports,
     }
 }
 

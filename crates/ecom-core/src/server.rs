@@ -93,14 +93,7 @@ pub struct AppServer {
     drain: Drain,
 }
 
-impl std::fmt::Debug for AppServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppServer")
-            .field("addrs", &self.addrs)
-            .field("drain", &self.drain)
-            .finish_non_exhaustive()
-    }
-}
+crate::debug_showing!(AppServer { addrs, drain });
 
 /// Binds the app built from `ctx` as `config` says. Actix's own signal handling is off:
 /// it would stop at once on SIGINT, and stopping is the caller's ([`StopRequests`]).

@@ -6,54 +6,30 @@ use diesel::expression::AsExpression;
 use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
 use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Date, Numeric, Text};
 use ecom_core::Money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::schema::{order_lines, order_status_history, orders};
 
-/// Where an order is in its lifecycle:
-/// `pending → paid → shipped → delivered`, and `pending | paid → cancelled`.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    ToSchema,
-    AsExpression,
-    FromSqlRow,
-    strum::Display,
-    strum::EnumString,
-    strum::IntoStaticStr,
-    strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
-#[strum(serialize_all = "lowercase")]
-#[diesel(sql_type = Text)]
-pub enum OrderStatus {
-    Pending,
-    Paid,
-    Shipped,
-    Delivered,
-    Cancelled,
+ecom_core::string_enum! {
+    /// Where an order is in its lifecycle:
+    /// `pending → paid → shipped → delivered`, and `pending | paid → cancelled`.
+    #[derive(AsExpression, FromSqlRow)]
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    #[diesel(sql_type = Text)]
+    pub enum OrderStatus {
+        Pending,
+        Paid,
+        Shipped,
+        Delivered,
+        Cancelled,
+    }
 }
 
 impl OrderStatus {
-    /// Every status, in lifecycle order.
-    pub const ALL: &'static [OrderStatus] = <Self as strum::VariantArray>::VARIANTS;
-
-    /// The status as stored and sent (`pending`, …), the same string serde uses.
-    pub fn as_str(&self) -> &'static str {
-        self.into()
-    }
-
     /// Whether the lifecycle allows going from `self` to `to`.
     pub fn can_become(&self, to: OrderStatus) -> bool {
         use OrderStatus::*;
@@ -253,20 +229,28 @@ impl StatusCounts {
 }
 
 /// A best-selling product of a period (cancelled orders left out). `name` is the name on
-/// its most recent order line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// its most recent order line. Read as the report's query names its columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
 pub struct TopProduct {
+    #[diesel(sql_type = BigInt)]
     pub product_id: i64,
+    #[diesel(sql_type = Text)]
     pub name: String,
+    #[diesel(sql_type = BigInt)]
     pub units_sold: i64,
+    #[diesel(sql_type = Numeric)]
     pub revenue: Money,
 }
 
 /// One UTC day of a period: orders placed that day and not cancelled, and their revenue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Read as the report's query names its columns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
 pub struct DailySales {
+    #[diesel(sql_type = Date)]
     pub date: NaiveDate,
+    #[diesel(sql_type = BigInt)]
     pub orders: i64,
+    #[diesel(sql_type = Numeric)]
     pub revenue: Money,
 }
 

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_core::pagination::Paged;
 use ecom_core::{PageRequest, Permission, Principal};
 
 use crate::error::{AuthError, AuthResult};
@@ -71,26 +72,11 @@ pub async fn set_active(
     user_id: i64,
     active: bool,
 ) -> AuthResult<(User, User)> {
-    if actor.user_id == user_id {
-        return Err(AuthError::CannotModifySelf);
-    }
-    conn.transaction(async |conn| {
-        let before = lock_user(conn, user_id).await?;
-        require_held(actor, &role_permissions(conn, &before.role).await?)?;
-        let after: User = diesel::update(users::table.find(user_id))
-            .set((
-                users::is_active.eq(active),
-                users::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(User::as_returning())
-            .get_result(conn)
-            .await?;
-        if !active {
-            sessions::revoke_all_for_user(conn, user_id, "banned").await?;
-        }
-        Ok((before, after))
-    })
-    .await
+    let change = AccountChange {
+        is_active: Some(active),
+        role: None,
+    };
+    change_account(conn, actor, user_id, change).await
 }
 
 /// Gives a user another existing role. The actor must hold every permission of both
@@ -101,25 +87,56 @@ pub async fn change_role(
     user_id: i64,
     role: &str,
 ) -> AuthResult<(User, User)> {
+    let change = AccountChange {
+        is_active: None,
+        role: Some(role),
+    };
+    change_account(conn, actor, user_id, change).await
+}
+
+/// What an administrator changes on an account: the ban state or the role.
+#[derive(Clone, Copy, AsChangeset)]
+#[diesel(table_name = users)]
+struct AccountChange<'a> {
+    is_active: Option<bool>,
+    role: Option<&'a str>,
+}
+
+/// The one account update of the administration: never one's own account; a new role
+/// must exist; the target is locked, and the actor must hold every permission of its
+/// current role (and of the new one); a ban revokes every refresh family.
+async fn change_account(
+    conn: &mut AsyncPgConnection,
+    actor: &Principal,
+    user_id: i64,
+    change: AccountChange<'_>,
+) -> AuthResult<(User, User)> {
     if actor.user_id == user_id {
         return Err(AuthError::CannotModifySelf);
     }
     conn.transaction(async |conn| {
-        let exists: bool = diesel::select(diesel::dsl::exists(roles::table.find(role)))
-            .get_result(conn)
-            .await?;
-        if !exists {
-            return Err(AuthError::UnknownRole(role.to_string()));
+        if let Some(role) = change.role {
+            let exists: bool = diesel::select(diesel::dsl::exists(roles::table.find(role)))
+                .get_result(conn)
+                .await?;
+            if !exists {
+                return Err(AuthError::UnknownRole(role.to_string()));
+            }
         }
         let before = lock_user(conn, user_id).await?;
         let mut involved = role_permissions(conn, &before.role).await?;
-        involved.extend(role_permissions(conn, role).await?);
+        if let Some(role) = change.role {
+            involved.extend(role_permissions(conn, role).await?);
+        }
         require_held(actor, &involved)?;
         let after: User = diesel::update(users::table.find(user_id))
-            .set((users::role.eq(role), users::updated_at.eq(diesel::dsl::now)))
+            .set((change, users::updated_at.eq(diesel::dsl::now)))
             .returning(User::as_returning())
             .get_result(conn)
             .await?;
+        if change.is_active == Some(false) {
+            sessions::revoke_all_for_user(conn, user_id, "banned").await?;
+        }
         Ok((before, after))
     })
     .await
@@ -158,8 +175,7 @@ pub async fn list_users(
     let items = query()
         .select(User::as_select())
         .order((users::created_at.desc(), users::id.desc()))
-        .limit(page.limit)
-        .offset(page.offset)
+        .paged(page)
         .load(conn)
         .await?;
     Ok((items, total))

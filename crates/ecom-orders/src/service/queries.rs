@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_core::pagination::Paged;
 use ecom_core::{Page, PageRequest};
 
 use super::Result;
@@ -121,8 +122,7 @@ pub async fn list_orders(
     let rows: Vec<OrderRow> = query()
         .order((orders::created_at.desc(), orders::id.desc()))
         .select(OrderRow::as_select())
-        .limit(page.limit)
-        .offset(page.offset)
+        .paged(page)
         .load(conn)
         .await?;
     let items = with_lines(conn, rows).await?;

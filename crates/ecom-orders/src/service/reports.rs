@@ -175,18 +175,6 @@ pub async fn orders_by_status(
     .await
 }
 
-#[derive(QueryableByName)]
-struct TopRow {
-    #[diesel(sql_type = BigInt)]
-    product_id: i64,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    units_sold: i64,
-    #[diesel(sql_type = Numeric)]
-    revenue: Money,
-}
-
 /// A top-products `limit` outside 1..=[`MAX_TOP_PRODUCTS`] is a 422 naming `top`.
 fn check_top(limit: i64) -> Result<()> {
     if !(1..=MAX_TOP_PRODUCTS).contains(&limit) {
@@ -207,7 +195,7 @@ async fn top_in(
     // The planner cannot see the live intervals' bounds inside the arrays and guesses a
     // ninth of all orders, then hashes them against every order line; the fenced lateral
     // (OFFSET 0) keeps it to an index look-up of the lines of each live order.
-    let rows: Vec<TopRow> = figure_query(
+    Ok(figure_query(
         "WITH ranked AS ( \
              SELECT product_id, sum(units)::bigint AS units_sold, sum(revenue) AS revenue, \
                     max(last_order_id) AS last_order_id FROM ( \
@@ -232,16 +220,7 @@ async fn top_in(
     )
     .bind::<BigInt, _>(limit)
     .load(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| TopProduct {
-            product_id: r.product_id,
-            name: r.name,
-            units_sold: r.units_sold,
-            revenue: r.revenue,
-        })
-        .collect())
+    .await?)
 }
 
 /// The `limit` (1..=100) best-selling products of the period by units sold (then revenue,
@@ -258,22 +237,12 @@ pub async fn top_products(
     .await
 }
 
-#[derive(QueryableByName)]
-struct DayRow {
-    #[diesel(sql_type = Date)]
-    date: NaiveDate,
-    #[diesel(sql_type = BigInt)]
-    orders: i64,
-    #[diesel(sql_type = Numeric)]
-    revenue: Money,
-}
-
 async fn daily_in(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
     src: &Sources,
 ) -> Result<Vec<DailySales>> {
-    let rows: Vec<DayRow> = figure_query(
+    Ok(figure_query(
         "WITH per_day AS ( \
              SELECT day, sum(orders) AS orders, sum(revenue) AS revenue FROM ( \
                  SELECT day, orders, revenue FROM order_rollup_status \
@@ -294,15 +263,7 @@ async fn daily_in(
     )
     .bind::<Date, _>(range.to)
     .load(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DailySales {
-            date: r.date,
-            orders: r.orders,
-            revenue: r.revenue,
-        })
-        .collect())
+    .await?)
 }
 
 /// Every UTC day of the period with its orders and revenue (cancelled orders left out),
