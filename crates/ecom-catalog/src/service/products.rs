@@ -122,14 +122,15 @@ fn audit_snapshot(product: &Product) -> serde_json::Value {
     })
 }
 
+/// Records a product write (`product.create`, …) with the product before and after it.
 async fn audit_product(
     conn: &mut AsyncPgConnection,
     actor_id: i64,
     action: &str,
-    product_id: i64,
     before: Option<&Product>,
     after: Option<&Product>,
 ) -> Result<()> {
+    let product_id = after.or(before).map_or(0, |p| p.row.id);
     ecom_core::audit::record(
         conn,
         ecom_core::audit::AuditEntry {
@@ -153,15 +154,7 @@ pub async fn create_product_audited(
 ) -> Result<Product> {
     conn.transaction(async move |conn| {
         let product = create_product(conn, new).await?;
-        audit_product(
-            conn,
-            actor_id,
-            "product.create",
-            product.row.id,
-            None,
-            Some(&product),
-        )
-        .await?;
+        audit_product(conn, actor_id, "product.create", None, Some(&product)).await?;
         Ok(product)
     })
     .await
@@ -181,7 +174,6 @@ pub async fn update_product_audited(
             conn,
             actor_id,
             "product.update",
-            id,
             Some(&before),
             Some(&after),
         )
@@ -200,7 +192,7 @@ pub async fn delete_product_audited(
     conn.transaction(async move |conn| {
         let before = get_product(conn, id).await?;
         delete_product(conn, id).await?;
-        audit_product(conn, actor_id, "product.delete", id, Some(&before), None).await
+        audit_product(conn, actor_id, "product.delete", Some(&before), None).await
     })
     .await
 }

@@ -32,17 +32,17 @@ use crate::schema::{categories, product_counts, products};
 pub const EXACT_TOTAL_CAP: i64 = 10_000;
 
 /// How a search string is matched.
-struct SearchTerms {
+pub struct SearchTerms {
     /// Passed to `websearch_to_tsquery` (quotes, `or`, `-word` work).
-    web: String,
+    pub web: String,
     /// `word:* & word:*` for type-ahead prefix matching; only for plain queries.
-    prefix: Option<String>,
+    pub prefix: Option<String>,
     /// The query for trigram word similarity with the name (typos); only for plain queries.
-    fuzzy: Option<String>,
+    pub fuzzy: Option<String>,
 }
 
 impl SearchTerms {
-    fn new(search: &str) -> Self {
+    pub fn new(search: &str) -> Self {
         let has_operators = search.contains('"')
             || search
                 .split_whitespace()
@@ -308,9 +308,15 @@ pub async fn list_products_capped(
     after: Option<&ProductCursor>,
     cap: i64,
 ) -> Result<Page<Product>> {
+    let listing = Listing {
+        filter,
+        page,
+        after,
+        cap,
+    };
     match filter.search.as_deref().map(SearchTerms::new) {
-        Some(terms) => search(conn, filter, &terms, page, after, cap).await,
-        None => browse(conn, filter, page, after, cap).await,
+        Some(terms) => search(conn, &listing, &terms).await,
+        None => browse(conn, &listing).await,
     }
 }
 
@@ -332,14 +338,25 @@ fn search_candidates(filter: &ProductFilter, terms: &SearchTerms, cap: i64) -> S
     statement
 }
 
+/// One listing request: what to list, which page, from where, and the counting cap.
+struct Listing<'a> {
+    filter: &'a ProductFilter,
+    page: PageRequest,
+    after: Option<&'a ProductCursor>,
+    cap: i64,
+}
+
 async fn search(
     conn: &mut AsyncPgConnection,
-    filter: &ProductFilter,
+    listing: &Listing<'_>,
     terms: &SearchTerms,
-    page: PageRequest,
-    after: Option<&ProductCursor>,
-    cap: i64,
 ) -> Result<Page<Product>> {
+    let Listing {
+        filter,
+        page,
+        after,
+        cap,
+    } = *listing;
     let mut statement = search_candidates(filter, terms, cap);
     statement.push(", shown AS (SELECT * FROM hits WHERE TRUE");
     if let Some(after) = after {
@@ -371,23 +388,17 @@ async fn search(
             (counted.candidates, counted.hits)
         }
     };
-    let (items, next) = ListedRow::page(rows, filter.sort, page);
-    if candidates <= cap {
-        return Ok(Page::new(items, hits, page).with_next_after(next));
-    }
-    let total = estimate(conn, filter, Some(terms), cap).await?;
-    Ok(Page::new(items, total, page)
-        .estimated(true)
-        .with_next_after(next))
+    let counted = (candidates <= cap).then_some(hits);
+    finish(conn, listing, Some(terms), rows, counted).await
 }
 
-async fn browse(
-    conn: &mut AsyncPgConnection,
-    filter: &ProductFilter,
-    page: PageRequest,
-    after: Option<&ProductCursor>,
-    cap: i64,
-) -> Result<Page<Product>> {
+async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<Page<Product>> {
+    let Listing {
+        filter,
+        page,
+        after,
+        cap,
+    } = *listing;
     let mut statement = Statement::default();
     statement.push(&format!(
         "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, 0::int8 AS candidates, 0::int8 AS hits \
@@ -405,13 +416,12 @@ async fn browse(
         order_by(filter.sort, false, "p")
     ));
     let rows: Vec<ListedRow> = statement.query().load(conn).await?;
-    let (items, next) = ListedRow::page(rows, filter.sort, page);
 
     let counted_by_category =
         filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
     if counted_by_category {
         let total = maintained_count(conn, filter.category_id).await?;
-        return Ok(Page::new(items, total, page).with_next_after(next));
+        return finish(conn, listing, None, rows, Some(total)).await;
     }
     let mut counting = Statement::default();
     counting.push("SELECT count(*) AS hits, 0::int8 AS candidates FROM (SELECT FROM products p WHERE p.deleted_at IS NULL");
@@ -419,13 +429,29 @@ async fn browse(
     let limit = counting.param(Value::BigInt(cap + 1));
     counting.push(&format!(" LIMIT {limit}) AS capped"));
     let counted: Counted = counting.query().get_result(conn).await?;
-    if counted.hits <= cap {
-        return Ok(Page::new(items, counted.hits, page).with_next_after(next));
-    }
-    let total = estimate(conn, filter, None, cap).await?;
-    Ok(Page::new(items, total, page)
-        .estimated(true)
-        .with_next_after(next))
+    let counted = (counted.hits <= cap).then_some(counted.hits);
+    finish(conn, listing, None, rows, counted).await
+}
+
+/// The page of `rows` with its total: `counted` when the matches were counted, else
+/// PostgreSQL's estimate, marked as one.
+async fn finish(
+    conn: &mut AsyncPgConnection,
+    listing: &Listing<'_>,
+    terms: Option<&SearchTerms>,
+    rows: Vec<ListedRow>,
+    counted: Option<i64>,
+) -> Result<Page<Product>> {
+    let page = listing.page;
+    let (items, next) = ListedRow::page(rows, listing.filter.sort, page);
+    let listed = match counted {
+        Some(total) => Page::new(items, total, page),
+        None => {
+            let total = estimate(conn, listing.filter, terms, listing.cap).await?;
+            Page::new(items, total, page).estimated(true)
+        }
+    };
+    Ok(listed.with_next_after(next))
 }
 
 /// Live products in the catalog, or in one category, from the maintained counts.

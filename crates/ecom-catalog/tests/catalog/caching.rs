@@ -3,10 +3,18 @@
 
 use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
-use ecom_testkit::TestResponse;
 use ecom_testkit::fixtures::{SHOPPER, token};
+use ecom_testkit::{TestDb, TestResponse};
 
+use crate::app;
 use crate::support::product;
+
+/// A conditional GET of `path` naming `validator`.
+fn if_none_match(path: &str, validator: &str) -> TestRequest {
+    TestRequest::get()
+        .uri(path)
+        .insert_header(("if-none-match", validator))
+}
 
 fn etag(response: &TestResponse) -> String {
     response
@@ -29,10 +37,8 @@ fn cache_control(response: &TestResponse) -> &str {
 
 #[actix_web::test]
 async fn catalog_reads_revalidate_with_etags() {
-    let (db, app) = ecom_testkit::db_and_app(|db| {
-        ecom_testkit::fixtures::context(db, vec![ecom_catalog::module()])
-    })
-    .await;
+    let db = TestDb::new().await;
+    let app = app!(&db);
     let mut conn = db.connect().await;
     let id = product!(
         &mut conn,
@@ -81,11 +87,7 @@ async fn catalog_reads_revalidate_with_etags() {
             assert_eq!(etag(&revalidated), tag, "{path}");
         }
         let stale = anonymous
-            .send_request(
-                TestRequest::get()
-                    .uri(path)
-                    .insert_header(("if-none-match", "\"stale\"")),
-            )
+            .send_request(if_none_match(path, "\"stale\""))
             .await;
         assert_eq!(stale.status, 200, "{path}: another validator gets the body");
         first_tags.push(tag);

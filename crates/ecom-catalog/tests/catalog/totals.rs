@@ -7,6 +7,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::model::{ProductFilter, ProductSort};
 use ecom_catalog::service;
+use ecom_catalog::service::search::SearchTerms;
 use ecom_testkit::TestDb;
 use ecom_testkit::fixtures::{count, money, page_of};
 
@@ -50,22 +51,12 @@ fn original_where(filter: &ProductFilter) -> String {
     sql
 }
 
-/// The prefix and fuzzy terms of a plain query, as SQL (NULL for websearch syntax).
+/// The prefix and fuzzy terms of a query as SQL literals (NULL for websearch syntax): the
+/// term parsing is unchanged, only the statement around it.
 fn plain_terms(search: &str) -> (String, String) {
-    let operators = search.contains('"')
-        || search
-            .split_whitespace()
-            .any(|w| w.starts_with('-') || w.eq_ignore_ascii_case("or"));
-    let words: Vec<String> = search
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
-    if operators || words.is_empty() {
-        return ("NULL".into(), "NULL".into());
-    }
-    let prefix: Vec<String> = words.iter().map(|w| format!("{w}:*")).collect();
-    (literal(&prefix.join(" & ")), literal(&words.join(" ")))
+    let terms = SearchTerms::new(search);
+    let sql = |term: Option<String>| term.map_or_else(|| "NULL".to_string(), |t| literal(&t));
+    (sql(terms.prefix), sql(terms.fuzzy))
 }
 
 fn original_order(filter: &ProductFilter) -> String {
