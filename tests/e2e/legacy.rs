@@ -8,17 +8,17 @@ use serde_json::json;
 
 use crate::{PASSWORD, make_admin, store_context};
 
+/// How the old clients send the token form.
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// Its only client script: the OAuth2 form at `/auth/token`, then `POST /products/`.
 #[actix_web::test]
 async fn the_old_client_script_logs_in_with_the_form_and_creates_a_product() {
     let db = TestDb::new().await;
     make_admin(&db, "root@example.com").await;
     let app = test_app(store_context(&db)).await;
-    let form = TestRequest::post()
-        .uri("/auth/token")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .set_payload(format!("username=root%40example.com&password={PASSWORD}"));
-    let login = app.send(form).await;
+    let form = format!("username=root%40example.com&password={PASSWORD}");
+    let login = app.post_raw("/auth/token", FORM, form).await;
     login.assert_status(200);
     assert_eq!(login.header("cache-control"), Some("no-store"));
     let token = login.json()["access_token"]
@@ -30,11 +30,8 @@ async fn the_old_client_script_logs_in_with_the_form_and_creates_a_product() {
     let created = app.post("/products/", product, Some(&token)).await;
     created.assert_status(201);
     assert_eq!(created.json()["name"], "Old client lamp");
-    let wrong = TestRequest::post()
-        .uri("/auth/token")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .set_payload("username=root%40example.com&password=wrong-password-1");
-    app.send(wrong)
+    let wrong = "username=root%40example.com&password=wrong-password-1";
+    app.post_raw("/auth/token", FORM, wrong)
         .await
         .assert_problem(401, "invalid_credentials");
 }

@@ -391,6 +391,21 @@ where
         }
     }
 
+    /// `POST path` with a body that is not JSON (a form, plain text, broken JSON) sent
+    /// as `content_type`: what the legacy clients and the error tests send.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        payload: impl Into<String>,
+    ) -> TestResponse {
+        let req = TestRequest::post()
+            .uri(path)
+            .insert_header(("content-type", content_type))
+            .set_payload(payload.into());
+        self.send(req).await
+    }
+
     /// A request with an optional JSON body and bearer token.
     pub async fn request(
         &self,
@@ -443,17 +458,27 @@ where
         assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
     }
 
+    /// Posts `{email, password}` to `path` and expects `status`: register and login
+    /// take the same body.
+    async fn post_credentials(
+        &self,
+        path: &str,
+        email: &str,
+        password: &str,
+        status: u16,
+    ) -> Value {
+        let body = serde_json::json!({"email": email, "password": password});
+        let res = self.post(path, body, None).await;
+        res.assert_status(status);
+        res.json()
+    }
+
     /// Logs in through `POST /auth/login`; returns the access token.
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let res = self
-            .post(
-                "/auth/login",
-                serde_json::json!({"email": email, "password": password}),
-                None,
-            )
+        let tokens = self
+            .post_credentials("/auth/login", email, password, 200)
             .await;
-        res.assert_status(200);
-        res.json()["access_token"]
+        tokens["access_token"]
             .as_str()
             .expect("access_token")
             .to_string()
@@ -461,15 +486,10 @@ where
 
     /// Registers through `POST /auth/register` and logs in; returns (user id, access token).
     pub async fn sign_up(&self, email: &str, password: &str) -> (i64, String) {
-        let res = self
-            .post(
-                "/auth/register",
-                serde_json::json!({"email": email, "password": password}),
-                None,
-            )
+        let user = self
+            .post_credentials("/auth/register", email, password, 201)
             .await;
-        res.assert_status(201);
-        let id = res.json()["id"].as_i64().expect("user id");
+        let id = user["id"].as_i64().expect("user id");
         (id, self.login(email, password).await)
     }
 }
@@ -499,6 +519,27 @@ pub fn spawn_server_with_workers(ctx: AppContext, workers: usize) -> RunningServ
 impl RunningServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// `GET path` over the socket with `headers`, read like an in-process answer, so
+    /// socket tests check status, headers and body as the others do.
+    pub async fn get(
+        &self,
+        client: &awc::Client,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut req = client.get(self.url(path));
+        for &header in headers {
+            req = req.insert_header(header);
+        }
+        let mut res = req.send().await.expect("the server answers");
+        let body = res.body().await.expect("a body").to_vec();
+        TestResponse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
     }
 
     /// Graceful stop: finishes in-flight requests.
