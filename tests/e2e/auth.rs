@@ -1,6 +1,6 @@
 //! Identity through the whole store: the shopper's account lifecycle.
 
-use ecom_testkit::db_and_app;
+use ecom_testkit::{db_and_app, signed_up_app};
 use serde_json::json;
 
 use crate::store_context;
@@ -94,8 +94,7 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
 /// PostgreSQL text cannot hold NUL: such input is a 422, never a 500 (found by schemathesis).
 #[actix_web::test]
 async fn nul_characters_in_text_are_refused_not_crashed_on() {
-    let (_db, app) = db_and_app(store_context).await;
-    let (_, token) = app.sign_up("nul@example.com", PASSWORD).await;
+    let (_db, app, _, token) = signed_up_app(store_context, "nul@example.com", PASSWORD).await;
     let as_token = app.user(&token);
     as_token
         .put("/users/me", json!({"full_name": "a\u{0}b"}))

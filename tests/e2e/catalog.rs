@@ -144,7 +144,7 @@ async fn the_store_documents_and_serves_the_catalog_over_a_socket() {
     let db = TestDb::new().await;
     seeded(&db, 20).await;
     let app = test_app(store_context(&db)).await;
-    let doc = app.get("/openapi.json").await.json();
+    let doc = app.openapi().await;
     for path in [
         "/categories",
         "/products",

@@ -7,7 +7,7 @@ async fn the_store_answers_its_operational_endpoints() {
     let (_db, app) = db_and_app(store_context).await;
     app.get("/health").await.assert_status(200);
     app.get("/ready").await.assert_status(200);
-    let doc = app.get("/openapi.json").await.assert_status(200).json();
+    let doc = app.openapi().await;
     assert_eq!(doc["info"]["title"], "ecom");
     app.get("/docs/").await.assert_status(200);
     let missing = app.get("/nowhere").await;

@@ -335,22 +335,47 @@ impl TestResponse {
     }
 }
 
+/// [`db_and_app`] with `email` registered and logged in: (database, app, its id, its
+/// access token), how the tests of one signed-in shopper open.
+pub async fn signed_up_app(
+    context: impl FnOnce(&TestDb) -> AppContext,
+    email: &str,
+    password: &str,
+) -> (TestDb, TestApp<impl AppService>, i64, String) {
+    let (db, app) = db_and_app(context).await;
+    let (id, token) = app.sign_up(email, password).await;
+    (db, app, id, token)
+}
+
+/// The OpenAPI document the app `context` builds serves on a fresh database: how the
+/// document tests open.
+pub async fn served_openapi(context: impl FnOnce(&TestDb) -> AppContext) -> Value {
+    let (_db, app) = db_and_app(context).await;
+    app.openapi().await
+}
+
 /// The app in process: requests go through the real factory and middleware.
 pub struct TestApp<S> {
     service: S,
     pub ctx: AppContext,
 }
 
+/// The in-process app's service, named once for the helpers that hand out a [`TestApp`].
+pub trait AppService:
+    Service<actix_http::Request, Response = ServiceResponse<Self::Body>, Error = actix_web::Error>
+{
+    type Body: MessageBody;
+}
+
+impl<S, B: MessageBody> AppService for S
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Body = B;
+}
+
 /// Starts the app in process for `ctx`.
-pub async fn test_app(
-    ctx: AppContext,
-) -> TestApp<
-    impl Service<
-        actix_http::Request,
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-    >,
-> {
+pub async fn test_app(ctx: AppContext) -> TestApp<impl AppService> {
     let service = actix_web::test::init_service(ecom_core::build_app(&ctx)).await;
     TestApp { service, ctx }
 }
@@ -358,16 +383,7 @@ pub async fn test_app(
 /// A migrated database and the app `context` builds on it, in process.
 pub async fn db_and_app(
     context: impl FnOnce(&TestDb) -> AppContext,
-) -> (
-    TestDb,
-    TestApp<
-        impl Service<
-            actix_http::Request,
-            Response = ServiceResponse<impl MessageBody>,
-            Error = actix_web::Error,
-        >,
-    >,
-) {
+) -> (TestDb, TestApp<impl AppService>) {
     let db = TestDb::new().await;
     let app = test_app(context(&db)).await;
     (db, app)
@@ -404,6 +420,11 @@ where
             .insert_header(("content-type", content_type))
             .set_payload(payload.into());
         self.send(req).await
+    }
+
+    /// The OpenAPI document the app serves: what every contract test reads.
+    pub async fn openapi(&self) -> Value {
+        self.get("/openapi.json").await.assert_status(200).json()
     }
 
     /// A request with an optional JSON body and bearer token.
@@ -473,12 +494,15 @@ where
         res.json()
     }
 
+    /// Logs in through `POST /auth/login`; returns the whole token answer.
+    pub async fn tokens(&self, email: &str, password: &str) -> Value {
+        self.post_credentials("/auth/login", email, password, 200)
+            .await
+    }
+
     /// Logs in through `POST /auth/login`; returns the access token.
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let tokens = self
-            .post_credentials("/auth/login", email, password, 200)
-            .await;
-        tokens["access_token"]
+        self.tokens(email, password).await["access_token"]
             .as_str()
             .expect("access_token")
             .to_string()

@@ -177,7 +177,7 @@ async fn health_ready_metrics_and_openapi() {
     assert!(text.contains("ecom_db_pool_max_size 8"), "{text}");
     assert!(text.contains("ecom_db_pool_in_use"), "{text}");
 
-    let doc = app.get("/openapi.json").await.assert_status(200).json();
+    let doc = app.openapi().await;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in ["/health", "/ready", "/metrics"] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} documented");
