@@ -23,10 +23,7 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
 
     let login = app
         .anonymous()
-        .post(
-            "/auth/login",
-            json!({"email": "una@example.com", "password": PASSWORD}),
-        )
+        .try_log_in("una@example.com", PASSWORD)
         .await;
     login.assert_status(200);
     let pair = login.json();

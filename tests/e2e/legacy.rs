@@ -3,13 +3,10 @@
 
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
-use ecom_testkit::{TestDb, TestResponse, served_openapi, signed_up_app, test_app};
+use ecom_testkit::{FORM, TestDb, TestResponse, served_openapi, signed_up_app, test_app};
 use serde_json::json;
 
 use crate::{PASSWORD, make_admin, store_context};
-
-/// How the old clients send the token form.
-const FORM: &str = "application/x-www-form-urlencoded";
 
 /// The `field` token of a token answer, which must be a 200 that is never cached.
 fn issued(answer: &TestResponse, field: &str) -> String {

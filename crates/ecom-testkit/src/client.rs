@@ -245,6 +245,26 @@ where
         self.send(Method::DELETE, path.as_ref(), None).await
     }
 
+    /// Sends one call and asserts the problem it answers, naming the call when it differs:
+    /// the step of every refusal table.
+    async fn assert_answers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+        code: &str,
+    ) {
+        let res = self.send(method.clone(), path, body).await;
+        assert_eq!(
+            res.status.as_u16(),
+            status,
+            "{method} {path}: {}",
+            res.text()
+        );
+        res.assert_problem(status, code);
+    }
+
     /// Sends each of `calls` (method, path, JSON body if any) and asserts that every one
     /// answers the same problem: a table of what this caller may not do.
     pub async fn assert_refused(
@@ -254,14 +274,7 @@ where
         calls: impl IntoIterator<Item = (Method, &str, Option<serde_json::Value>)>,
     ) {
         for (method, path, body) in calls {
-            let res = self.send(method.clone(), path, body).await;
-            assert_eq!(
-                res.status.as_u16(),
-                status,
-                "{method} {path}: {}",
-                res.text()
-            );
-            res.assert_problem(status, code);
+            self.assert_answers(method, path, body, status, code).await;
         }
     }
 
@@ -380,6 +393,20 @@ where
     ) {
         for (path, status, code) in cases {
             self.get(path).await.assert_problem(status, code);
+        }
+    }
+
+    /// Sends each `(path, body, status, code)` with `method` and asserts that problem: a
+    /// table of refused writes.
+    pub async fn assert_writes_refused<P: AsRef<str>>(
+        &self,
+        method: Method,
+        cases: impl IntoIterator<Item = (P, serde_json::Value, u16, &str)>,
+    ) {
+        for (path, body, status, code) in cases {
+            let (method, path) = (method.clone(), path.as_ref());
+            self.assert_answers(method, path, Some(body), status, code)
+                .await;
         }
     }
 

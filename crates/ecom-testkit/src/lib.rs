@@ -31,6 +31,8 @@ use serde_json::Value;
 
 /// Default server for tests.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The content type of the OAuth2 password form that login also takes.
+pub const FORM: &str = "application/x-www-form-urlencoded";
 /// Signing key used by test apps.
 pub const TEST_SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 

@@ -1,3 +1,4 @@
+use actix_web::http::Method;
 use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server, test_app, test_context};
 use serde_json::json;
 
@@ -69,12 +70,9 @@ async fn body_errors_are_problems() {
         ("/t/echo", json!({"name": "mug", "price": 1.005}), 422, "validation_failed"),
         ("/t/echo", json!({"name": "mug", "price": -1}), 422, "validation_failed"),
     ];
-    for (path, body, status, code) in cases {
-        app.anonymous()
-            .post(path, body)
-            .await
-            .assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_writes_refused(Method::POST, cases)
+        .await;
 
     for (content_type, payload, status, code) in [
         ("application/json", "{\"name\": ", 400, "malformed_json"),
