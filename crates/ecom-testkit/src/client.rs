@@ -415,6 +415,12 @@ where
         self.post("/orders", NewOrder::of(pairs)).await
     }
 
+    /// `POST /orders/{id}/cancel` without a body, whatever it answers.
+    pub async fn cancel_order(&self, order_id: i64) -> TestResponse {
+        let path = format!("/orders/{order_id}/cancel");
+        self.send(Method::POST, &path, None).await
+    }
+
     /// `POST /orders` with `(product_id, quantity)` lines, expecting 201.
     pub async fn place_order(&self, pairs: &[(i64, i64)]) -> Order {
         self.try_order(pairs).await.assert_status(201).parse()
