@@ -2,8 +2,8 @@ use actix_web::http::Method;
 use ecom_testkit::TestDb;
 use serde_json::json;
 
-use crate::app;
 use crate::support::{ADMIN, product};
+use crate::{app, open_shop};
 
 #[actix_web::test]
 async fn categories_are_listed_by_name_with_live_product_counts() {
@@ -50,8 +50,7 @@ async fn categories_are_listed_by_name_with_live_product_counts() {
 
 #[actix_web::test]
 async fn creating_a_category() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let as_admin = app.fixed(ADMIN);
     let res = as_admin
         .post("/categories", json!({"name": " Garden "}))

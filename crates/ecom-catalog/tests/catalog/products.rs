@@ -5,13 +5,12 @@ use ecom_catalog::schema::products;
 use ecom_testkit::TestDb;
 use serde_json::json;
 
-use crate::app;
 use crate::support::{ADMIN, CREATOR, SHOPPER, ids, product, stocked};
+use crate::{app, open_shop};
 
 #[actix_web::test]
 async fn create_then_get_a_product() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let keyboard = json!({"name": "  Wireless Keyboard ", "description": "Quiet keys", "price": 49.9, "stock": 12});
     let created = app
         .fixed(ADMIN)
@@ -43,8 +42,7 @@ async fn create_then_get_a_product() {
 
 #[actix_web::test]
 async fn a_category_name_creates_the_category_once() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let as_admin = app.fixed(ADMIN);
     let first = as_admin.post("/products", json!({"name": "Novel", "description": "", "price": "9.99", "stock": 1, "category_name": "Books"}))
         .await
@@ -74,8 +72,7 @@ async fn a_category_name_creates_the_category_once() {
 
 #[actix_web::test]
 async fn invalid_products_are_422_naming_the_field() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let as_admin = app.fixed(ADMIN);
     let base = json!({"name": "Mug", "description": "", "price": "9.99", "stock": 3});
     let cases = [
@@ -288,8 +285,7 @@ async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
 
 #[actix_web::test]
 async fn other_methods_are_405() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     app.fixed(ADMIN)
         .delete("/products")
         .await
