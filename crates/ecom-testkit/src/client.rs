@@ -336,6 +336,11 @@ where
             .parse()
     }
 
+    /// `DELETE /products/{id}`, whatever it answers.
+    pub async fn delete_product(&self, product_id: i64) -> TestResponse {
+        self.delete(format!("/products/{product_id}")).await
+    }
+
     /// `PUT /admin/roles/{name}` with these permissions, expecting 200.
     pub async fn put_role(&self, name: &str, permissions: &[&str]) -> TestResponse {
         let body = serde_json::json!({ "permissions": permissions });

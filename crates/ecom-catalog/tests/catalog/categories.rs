@@ -17,10 +17,7 @@ async fn categories_are_listed_by_name_with_live_product_counts() {
         .post("/categories", json!({"name": "Garden"}))
         .await
         .assert_status(201);
-    as_admin
-        .delete(&format!("/products/{gone}"))
-        .await
-        .assert_status(204);
+    as_admin.delete_product(gone).await.assert_status(204);
 
     let list = app.get("/categories").await.assert_status(200).json();
     assert_eq!(list["total"], 3);
