@@ -1,36 +1,18 @@
 //! Identity through the whole store: the shopper's account lifecycle.
 
-use ecom_testkit::db_and_app;
+use ecom_testkit::{TestDb, db_and_app, signed_up_app, test_app};
 use serde_json::json;
 
-use crate::store_context;
-
-const PASSWORD: &str = "lantern-mosaic-river-8";
+use crate::{PASSWORD, make_admin, store_context};
 
 #[actix_web::test]
 async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
     let (_db, app) = db_and_app(store_context).await;
 
-    let reg = app
-        .anonymous()
-        .post(
-            "/auth/register",
-            json!({"email": "Una@Example.com", "password": PASSWORD, "full_name": "Una"}),
-        )
-        .await;
-    reg.assert_status(201);
-    let id = reg.json()["id"].as_i64().expect("id");
+    let id = app.anonymous().register("Una@Example.com", PASSWORD).await;
 
-    let login = app
-        .anonymous()
-        .post(
-            "/auth/login",
-            json!({"email": "una@example.com", "password": PASSWORD}),
-        )
-        .await;
-    login.assert_status(200);
-    let pair = login.json();
-    let access = pair["access_token"].as_str().expect("access");
+    let pair = app.anonymous().log_in("una@example.com", PASSWORD).await;
+    let access = pair.access_token.as_str();
 
     let me = app.user(access).me().await;
     me.assert_status(200);
@@ -45,13 +27,7 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
     assert_eq!(public["bio"], "hello");
     assert!(public.get("email").is_none());
 
-    let refreshed = app
-        .anonymous()
-        .post(
-            "/auth/refresh",
-            json!({"refresh_token": pair["refresh_token"]}),
-        )
-        .await;
+    let refreshed = app.anonymous().refresh(&pair.refresh_token).await;
     refreshed.assert_status(200);
     let new_refresh = refreshed.json()["refresh_token"].clone();
     app.anonymous()
@@ -66,26 +42,15 @@ async fn a_shopper_registers_logs_in_refreshes_and_logs_out() {
 
 #[actix_web::test]
 async fn a_banned_shopper_is_stopped_on_the_next_request() {
-    let (db, app) = db_and_app(store_context).await;
-    for email in ["vic@example.com", "wes@example.com"] {
-        app.anonymous().register(email, PASSWORD).await;
-    }
-    let tokens = app.anonymous().log_in("wes@example.com", PASSWORD).await;
-    let access = tokens.access_token.as_str();
-    app.user(access).me().await.assert_status(200);
+    let db = TestDb::new().await;
+    make_admin(&db, "vic@example.com").await;
+    let app = test_app(store_context(&db)).await;
+    let (wes, access) = app.sign_up("wes@example.com", PASSWORD).await;
+    app.user(&access).me().await.assert_status(200);
 
-    let mut conn = db.connect().await;
-    let admin =
-        ecom_auth::service::accounts::create_admin(&mut conn, "vic@example.com", PASSWORD.into())
-            .await
-            .expect("admin");
-    let wes = app.user(access).me().await.json()["id"]
-        .as_i64()
-        .expect("id");
-    ecom_auth::service::roles::set_active(&mut conn, &crate::acting_admin(admin.id), wes, false)
-        .await
-        .expect("ban");
-    app.user(access)
+    let admin = app.admin(app.login("vic@example.com", PASSWORD).await);
+    admin.set_banned(wes, true).await;
+    app.user(&access)
         .me()
         .await
         .assert_problem(403, "account_banned");
@@ -94,8 +59,7 @@ async fn a_banned_shopper_is_stopped_on_the_next_request() {
 /// PostgreSQL text cannot hold NUL: such input is a 422, never a 500 (found by schemathesis).
 #[actix_web::test]
 async fn nul_characters_in_text_are_refused_not_crashed_on() {
-    let (_db, app) = db_and_app(store_context).await;
-    let (_, token) = app.sign_up("nul@example.com", PASSWORD).await;
+    let (_db, app, _, token) = signed_up_app(store_context, "nul@example.com", PASSWORD).await;
     let as_token = app.user(&token);
     as_token
         .put("/users/me", json!({"full_name": "a\u{0}b"}))

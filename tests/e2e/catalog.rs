@@ -111,7 +111,7 @@ async fn catalog_writes_are_refused_without_a_token() {
         app.anonymous()
             .patch(&format!("/products/{id}"), body.clone())
             .await,
-        app.anonymous().delete(&format!("/products/{id}")).await,
+        app.anonymous().delete_product(id).await,
         app.anonymous()
             .post("/categories", serde_json::json!({"name": "X"}))
             .await,
@@ -144,7 +144,7 @@ async fn the_store_documents_and_serves_the_catalog_over_a_socket() {
     let db = TestDb::new().await;
     seeded(&db, 20).await;
     let app = test_app(store_context(&db)).await;
-    let doc = app.get("/openapi.json").await.json();
+    let doc = app.openapi().await;
     for path in [
         "/categories",
         "/products",
@@ -219,7 +219,7 @@ async fn catalog_permissions_follow_roles_of_real_accounts() {
         .await
         .assert_status(201);
     as_clerk
-        .delete(&format!("/products/{id}"))
+        .delete_product(id)
         .await
         .assert_problem(403, "forbidden");
 
@@ -241,10 +241,7 @@ async fn catalog_permissions_follow_roles_of_real_accounts() {
     assert_eq!(read["review_count"], 1);
     assert_eq!(read["avg_rating"], 4.0);
 
-    as_admin
-        .delete(&format!("/products/{id}"))
-        .await
-        .assert_status(204);
+    as_admin.delete_product(id).await.assert_status(204);
     app.get(&format!("/products/{id}"))
         .await
         .assert_problem(404, "not_found");

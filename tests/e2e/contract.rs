@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::{TestDb, served_openapi, test_app};
 use serde_json::Value;
 
 use crate::store_context;
@@ -21,9 +21,7 @@ fn workspace_root() -> PathBuf {
 }
 
 async fn served_document() -> Value {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
-    app.get("/openapi.json").await.assert_status(200).json()
+    served_openapi(store_context).await
 }
 
 /// `(method, path)` of every operation in the document.
@@ -69,7 +67,7 @@ fn is_router_miss(status: u16, body: &Value) -> bool {
 async fn every_documented_operation_is_served_and_protected_as_documented() {
     let db = TestDb::new().await;
     let app = test_app(store_context(&db)).await;
-    let doc = app.get("/openapi.json").await.json();
+    let doc = app.openapi().await;
     let ops = documented(&doc);
     assert!(ops.len() >= 30, "the document lists the whole API");
     for (method, path) in &ops {

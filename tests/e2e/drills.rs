@@ -159,14 +159,16 @@ async fn post(url: String, body: Value, token: Option<&str>) -> (u16, Value) {
     )
 }
 
+/// A POST of the seeding that must answer `expected`; its body.
+async fn seeded(url: String, body: Value, token: Option<&str>, expected: u16) -> Value {
+    let (status, answer) = post(url.clone(), body, token).await;
+    assert_eq!(status, expected, "{url}: {answer}");
+    answer
+}
+
 async fn login(base: &str, email: &str) -> String {
-    let (status, pair) = post(
-        format!("{base}/auth/login"),
-        json!({"email": email, "password": PASSWORD}),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "login {email}: {pair}");
+    let credentials = json!({"email": email, "password": PASSWORD});
+    let pair = seeded(format!("{base}/auth/login"), credentials, None, 200).await;
     pair["access_token"]
         .as_str()
         .expect("access token")
@@ -185,25 +187,15 @@ async fn seed(stack: &Stack) -> Shop {
     let admin = login(&base, "root@drill.example").await;
     let mut products = Vec::new();
     for i in 0..PRODUCTS {
-        let (status, product) = post(
-            format!("{base}/products"),
-            json!({"name": format!("Drill item {i}"), "description": "", "price": "2.50", "stock": STOCK}),
-            Some(&admin),
-        )
-        .await;
-        assert_eq!(status, 201, "{product}");
+        let item = json!({"name": format!("Drill item {i}"), "description": "", "price": "2.50", "stock": STOCK});
+        let product = seeded(format!("{base}/products"), item, Some(&admin), 201).await;
         products.push(product["id"].as_i64().expect("product id"));
     }
     let mut shoppers = Vec::new();
     for i in 0..SHOPPERS {
         let email = format!("shopper{i}@drill.example");
-        let (status, body) = post(
-            format!("{base}/auth/register"),
-            json!({"email": email, "password": PASSWORD}),
-            None,
-        )
-        .await;
-        assert_eq!(status, 201, "{body}");
+        let credentials = json!({"email": email, "password": PASSWORD});
+        seeded(format!("{base}/auth/register"), credentials, None, 201).await;
         shoppers.push(login(&base, &email).await);
     }
     Shop { products, shoppers }

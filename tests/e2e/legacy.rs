@@ -3,10 +3,17 @@
 
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
-use ecom_testkit::{TestDb, test_app};
+use ecom_testkit::{FORM, TestDb, TestResponse, served_openapi, signed_up_app, test_app};
 use serde_json::json;
 
 use crate::{PASSWORD, make_admin, store_context};
+
+/// The `field` token of a token answer, which must be a 200 that is never cached.
+fn issued(answer: &TestResponse, field: &str) -> String {
+    answer.assert_status(200);
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    answer.json()[field].as_str().expect(field).to_string()
+}
 
 /// Its only client script: the OAuth2 form at `/auth/token`, then `POST /products/`.
 #[actix_web::test]
@@ -14,36 +21,23 @@ async fn the_old_client_script_logs_in_with_the_form_and_creates_a_product() {
     let db = TestDb::new().await;
     make_admin(&db, "root@example.com").await;
     let app = test_app(store_context(&db)).await;
-    let form = TestRequest::post()
-        .uri("/auth/token")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .set_payload(format!("username=root%40example.com&password={PASSWORD}"));
-    let login = app.send(form).await;
-    login.assert_status(200);
-    assert_eq!(login.header("cache-control"), Some("no-store"));
-    let token = login.json()["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_string();
+    let form = format!("username=root%40example.com&password={PASSWORD}");
+    let login = app.post_raw("/auth/token", FORM, form).await;
+    let token = issued(&login, "access_token");
     let product =
         json!({"name": "Old client lamp", "description": "", "price": "9.50", "stock": 3});
     let created = app.post("/products/", product, Some(&token)).await;
     created.assert_status(201);
     assert_eq!(created.json()["name"], "Old client lamp");
-    let wrong = TestRequest::post()
-        .uri("/auth/token")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .set_payload("username=root%40example.com&password=wrong-password-1");
-    app.send(wrong)
+    let wrong = "username=root%40example.com&password=wrong-password-1";
+    app.post_raw("/auth/token", FORM, wrong)
         .await
         .assert_problem(401, "invalid_credentials");
 }
 
 #[actix_web::test]
 async fn a_trailing_slash_answers_like_the_path_without_it() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
-    let (id, token) = app.sign_up("slash@example.com", PASSWORD).await;
+    let (_db, app, id, token) = signed_up_app(store_context, "slash@example.com", PASSWORD).await;
     for path in ["/products", "/categories", "/health"] {
         let plain = app.get(path).await;
         let slashed = app.get(&format!("{path}/")).await;
@@ -78,17 +72,8 @@ fn query(path: &str, refresh: &str) -> TestRequest {
 
 #[actix_web::test]
 async fn the_old_refresh_and_logout_rotate_and_revoke_like_the_current_ones() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
-    app.sign_up("legacy@example.com", PASSWORD).await;
-    let login = app
-        .post(
-            "/auth/login",
-            json!({"email": "legacy@example.com", "password": PASSWORD}),
-            None,
-        )
-        .await
-        .json();
+    let (_db, app, _, _) = signed_up_app(store_context, "legacy@example.com", PASSWORD).await;
+    let login = app.tokens("legacy@example.com", PASSWORD).await;
     let first = login["refresh_token"]
         .as_str()
         .expect("refresh")
@@ -96,12 +81,7 @@ async fn the_old_refresh_and_logout_rotate_and_revoke_like_the_current_ones() {
 
     // Query parameter, as the original clients send it: the token rotates.
     let rotated = app.send(query("/auth/token/refresh", &first)).await;
-    rotated.assert_status(200);
-    assert_eq!(rotated.header("cache-control"), Some("no-store"));
-    let second = rotated.json()["refresh_token"]
-        .as_str()
-        .expect("rotated")
-        .to_string();
+    let second = issued(&rotated, "refresh_token");
     assert_ne!(first, second);
     let me = app
         .get_as(
@@ -132,14 +112,7 @@ async fn the_old_refresh_and_logout_rotate_and_revoke_like_the_current_ones() {
 
     // Logout by query and by body: the token can no longer refresh.
     for by_query in [true, false] {
-        let pair = app
-            .post(
-                "/auth/login",
-                json!({"email": "legacy@example.com", "password": PASSWORD}),
-                None,
-            )
-            .await
-            .json();
+        let pair = app.tokens("legacy@example.com", PASSWORD).await;
         let refresh = pair["refresh_token"].as_str().expect("refresh").to_string();
         let out = if by_query {
             app.send(query("/auth/logout", &refresh)).await
@@ -159,19 +132,15 @@ async fn the_old_refresh_and_logout_rotate_and_revoke_like_the_current_ones() {
         .await
         .assert_problem(422, "validation_failed");
     // A body beside the query is still checked (schemathesis sent an unknown field).
-    let both = query("/auth/logout", "x")
-        .insert_header(("content-type", "application/json"))
-        .set_payload(r#"{"refresh_token": "x", "unexpected": 42}"#);
-    app.send(both)
+    let both = r#"{"refresh_token": "x", "unexpected": 42}"#;
+    app.post_raw("/auth/logout?refresh_token=x", "application/json", both)
         .await
         .assert_problem(422, "validation_failed");
 }
 
 #[actix_web::test]
 async fn the_aliases_are_documented_as_deprecated() {
-    let db = TestDb::new().await;
-    let app = test_app(store_context(&db)).await;
-    let doc = app.get("/openapi.json").await.json();
+    let doc = served_openapi(store_context).await;
     for (path, current) in [
         ("/auth/token", "/auth/login"),
         ("/auth/token/refresh", "/auth/refresh"),

@@ -137,7 +137,7 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
     assert_eq!(as_amy.listed_total("/orders?status=cancelled").await, 1);
 
     // The routes are in the store's OpenAPI document.
-    let doc = app.get("/openapi.json").await.json();
+    let doc = app.openapi().await;
     for (path, method) in [
         ("/orders", "post"),
         ("/orders", "get"),

@@ -245,6 +245,26 @@ where
         self.send(Method::DELETE, path.as_ref(), None).await
     }
 
+    /// Sends one call and asserts the problem it answers, naming the call when it differs:
+    /// the step of every refusal table.
+    async fn assert_answers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        status: u16,
+        code: &str,
+    ) {
+        let res = self.send(method.clone(), path, body).await;
+        assert_eq!(
+            res.status.as_u16(),
+            status,
+            "{method} {path}: {}",
+            res.text()
+        );
+        res.assert_problem(status, code);
+    }
+
     /// Sends each of `calls` (method, path, JSON body if any) and asserts that every one
     /// answers the same problem: a table of what this caller may not do.
     pub async fn assert_refused(
@@ -254,14 +274,7 @@ where
         calls: impl IntoIterator<Item = (Method, &str, Option<serde_json::Value>)>,
     ) {
         for (method, path, body) in calls {
-            let res = self.send(method.clone(), path, body).await;
-            assert_eq!(
-                res.status.as_u16(),
-                status,
-                "{method} {path}: {}",
-                res.text()
-            );
-            res.assert_problem(status, code);
+            self.assert_answers(method, path, body, status, code).await;
         }
     }
 
@@ -321,6 +334,11 @@ where
             .await
             .assert_status(201)
             .parse()
+    }
+
+    /// `DELETE /products/{id}`, whatever it answers.
+    pub async fn delete_product(&self, product_id: i64) -> TestResponse {
+        self.delete(format!("/products/{product_id}")).await
     }
 
     /// `PUT /admin/roles/{name}` with these permissions, expecting 200.
@@ -383,12 +401,34 @@ where
         }
     }
 
+    /// Sends each `(path, body, status, code)` with `method` and asserts that problem: a
+    /// table of refused writes.
+    pub async fn assert_writes_refused<P: AsRef<str>>(
+        &self,
+        method: Method,
+        cases: impl IntoIterator<Item = (P, serde_json::Value, u16, &str)>,
+    ) {
+        for (path, body, status, code) in cases {
+            let (method, path) = (method.clone(), path.as_ref());
+            self.assert_answers(method, path, Some(body), status, code)
+                .await;
+        }
+    }
+
+    /// `POST /orders` with `(product_id, quantity)` lines, whatever it answers.
+    pub async fn try_order(&self, pairs: &[(i64, i64)]) -> TestResponse {
+        self.post("/orders", NewOrder::of(pairs)).await
+    }
+
+    /// `POST /orders/{id}/cancel` without a body, whatever it answers.
+    pub async fn cancel_order(&self, order_id: i64) -> TestResponse {
+        let path = format!("/orders/{order_id}/cancel");
+        self.send(Method::POST, &path, None).await
+    }
+
     /// `POST /orders` with `(product_id, quantity)` lines, expecting 201.
     pub async fn place_order(&self, pairs: &[(i64, i64)]) -> Order {
-        self.post("/orders", NewOrder::of(pairs))
-            .await
-            .assert_status(201)
-            .parse()
+        self.try_order(pairs).await.assert_status(201).parse()
     }
 }
 

@@ -31,6 +31,8 @@ use serde_json::Value;
 
 /// Default server for tests.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The content type of the OAuth2 password form that login also takes.
+pub const FORM: &str = "application/x-www-form-urlencoded";
 /// Signing key used by test apps.
 pub const TEST_SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 
@@ -335,22 +337,47 @@ impl TestResponse {
     }
 }
 
+/// [`db_and_app`] with `email` registered and logged in: (database, app, its id, its
+/// access token), how the tests of one signed-in shopper open.
+pub async fn signed_up_app(
+    context: impl FnOnce(&TestDb) -> AppContext,
+    email: &str,
+    password: &str,
+) -> (TestDb, TestApp<impl AppService>, i64, String) {
+    let (db, app) = db_and_app(context).await;
+    let (id, token) = app.sign_up(email, password).await;
+    (db, app, id, token)
+}
+
+/// The OpenAPI document the app `context` builds serves on a fresh database: how the
+/// document tests open.
+pub async fn served_openapi(context: impl FnOnce(&TestDb) -> AppContext) -> Value {
+    let (_db, app) = db_and_app(context).await;
+    app.openapi().await
+}
+
 /// The app in process: requests go through the real factory and middleware.
 pub struct TestApp<S> {
     service: S,
     pub ctx: AppContext,
 }
 
+/// The in-process app's service, named once for the helpers that hand out a [`TestApp`].
+pub trait AppService:
+    Service<actix_http::Request, Response = ServiceResponse<Self::Body>, Error = actix_web::Error>
+{
+    type Body: MessageBody;
+}
+
+impl<S, B: MessageBody> AppService for S
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+{
+    type Body = B;
+}
+
 /// Starts the app in process for `ctx`.
-pub async fn test_app(
-    ctx: AppContext,
-) -> TestApp<
-    impl Service<
-        actix_http::Request,
-        Response = ServiceResponse<impl MessageBody>,
-        Error = actix_web::Error,
-    >,
-> {
+pub async fn test_app(ctx: AppContext) -> TestApp<impl AppService> {
     let service = actix_web::test::init_service(ecom_core::build_app(&ctx)).await;
     TestApp { service, ctx }
 }
@@ -358,16 +385,7 @@ pub async fn test_app(
 /// A migrated database and the app `context` builds on it, in process.
 pub async fn db_and_app(
     context: impl FnOnce(&TestDb) -> AppContext,
-) -> (
-    TestDb,
-    TestApp<
-        impl Service<
-            actix_http::Request,
-            Response = ServiceResponse<impl MessageBody>,
-            Error = actix_web::Error,
-        >,
-    >,
-) {
+) -> (TestDb, TestApp<impl AppService>) {
     let db = TestDb::new().await;
     let app = test_app(context(&db)).await;
     (db, app)
@@ -389,6 +407,26 @@ where
             headers,
             body,
         }
+    }
+
+    /// `POST path` with a body that is not JSON (a form, plain text, broken JSON) sent
+    /// as `content_type`: what the legacy clients and the error tests send.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        payload: impl Into<String>,
+    ) -> TestResponse {
+        let req = TestRequest::post()
+            .uri(path)
+            .insert_header(("content-type", content_type))
+            .set_payload(payload.into());
+        self.send(req).await
+    }
+
+    /// The OpenAPI document the app serves: what every contract test reads.
+    pub async fn openapi(&self) -> Value {
+        self.get("/openapi.json").await.assert_status(200).json()
     }
 
     /// A request with an optional JSON body and bearer token.
@@ -443,17 +481,30 @@ where
         assert_ne!(res.status.as_u16(), 405, "{method} {path} is routed");
     }
 
+    /// Posts `{email, password}` to `path` and expects `status`: register and login
+    /// take the same body.
+    async fn post_credentials(
+        &self,
+        path: &str,
+        email: &str,
+        password: &str,
+        status: u16,
+    ) -> Value {
+        let body = serde_json::json!({"email": email, "password": password});
+        let res = self.post(path, body, None).await;
+        res.assert_status(status);
+        res.json()
+    }
+
+    /// Logs in through `POST /auth/login`; returns the whole token answer.
+    pub async fn tokens(&self, email: &str, password: &str) -> Value {
+        self.post_credentials("/auth/login", email, password, 200)
+            .await
+    }
+
     /// Logs in through `POST /auth/login`; returns the access token.
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let res = self
-            .post(
-                "/auth/login",
-                serde_json::json!({"email": email, "password": password}),
-                None,
-            )
-            .await;
-        res.assert_status(200);
-        res.json()["access_token"]
+        self.tokens(email, password).await["access_token"]
             .as_str()
             .expect("access_token")
             .to_string()
@@ -461,15 +512,10 @@ where
 
     /// Registers through `POST /auth/register` and logs in; returns (user id, access token).
     pub async fn sign_up(&self, email: &str, password: &str) -> (i64, String) {
-        let res = self
-            .post(
-                "/auth/register",
-                serde_json::json!({"email": email, "password": password}),
-                None,
-            )
+        let user = self
+            .post_credentials("/auth/register", email, password, 201)
             .await;
-        res.assert_status(201);
-        let id = res.json()["id"].as_i64().expect("user id");
+        let id = user["id"].as_i64().expect("user id");
         (id, self.login(email, password).await)
     }
 }
@@ -499,6 +545,27 @@ pub fn spawn_server_with_workers(ctx: AppContext, workers: usize) -> RunningServ
 impl RunningServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// `GET path` over the socket with `headers`, read like an in-process answer, so
+    /// socket tests check status, headers and body as the others do.
+    pub async fn get(
+        &self,
+        client: &awc::Client,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut req = client.get(self.url(path));
+        for &header in headers {
+            req = req.insert_header(header);
+        }
+        let mut res = req.send().await.expect("the server answers");
+        let body = res.body().await.expect("a body").to_vec();
+        TestResponse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
     }
 
     /// Graceful stop: finishes in-flight requests.

@@ -29,10 +29,7 @@ async fn admin_actions_and_product_writes_are_audited_with_request_ids() {
         .patch(&format!("/products/{product}"), json!({"price": "35.00"}))
         .await
         .assert_status(200);
-    as_admin
-        .delete(&format!("/products/{product}"))
-        .await
-        .assert_status(204);
+    as_admin.delete_product(product).await.assert_status(204);
     // A refused action leaves no trace.
     as_admin
         .patch(&format!("/admin/users/{root}/ban"), json!({"banned": true}))

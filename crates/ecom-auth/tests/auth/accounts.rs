@@ -200,10 +200,7 @@ async fn development_admin_and_create_admin() {
     );
     let login = app
         .anonymous()
-        .post(
-            "/auth/login",
-            json!({"email": "admin@example.com", "password": "admin123"}),
-        )
+        .try_log_in("admin@example.com", "admin123")
         .await;
     login.assert_status(200);
     let me = app

@@ -110,49 +110,35 @@ async fn users_list_filters_and_counts() {
     let (db, app) = db_and_app(auth_context).await;
     let (admin, _) = signed_up!(app, "rita@example.com");
     let (sam, _) = signed_up!(app, "sam@shop.example");
-    signed_up!(app, "tom@shop.example");
+    let (tom, _) = signed_up!(app, "tom@shop.example");
     let mut conn = db.connect().await;
     roles::set_active(&mut conn, &full_admin(admin), sam, false)
         .await
         .expect("ban");
-    let page = page_of(10, 0);
-
-    let (all, total) = roles::list_users(&mut conn, &UserFilter::default(), page)
-        .await
-        .expect("all");
-    assert_eq!((all.len(), total), (3, 3));
-    assert_eq!(all[0].email, "tom@shop.example", "newest first");
-
-    let search = UserFilter {
-        search: Some("SHOP.example".into()),
+    let searching = |text: &str| UserFilter {
+        search: Some(text.into()),
         ..Default::default()
     };
-    let (_, total) = roles::list_users(&mut conn, &search, page)
-        .await
-        .expect("search");
-    assert_eq!(total, 2);
-
     let banned = UserFilter {
         is_active: Some(false),
         ..Default::default()
     };
-    let (items, total) = roles::list_users(&mut conn, &banned, page)
-        .await
-        .expect("banned");
-    assert_eq!((items[0].id, total), (sam, 1));
-
-    let literal = UserFilter {
-        search: Some("%".into()),
-        ..Default::default()
-    };
-    let (_, total) = roles::list_users(&mut conn, &literal, page)
-        .await
-        .expect("escaped");
-    assert_eq!(total, 0, "% is matched literally");
-
-    let second_page = page_of(2, 2);
-    let (items, total) = roles::list_users(&mut conn, &UserFilter::default(), second_page)
-        .await
-        .expect("page");
-    assert_eq!((items.len(), total), (1, 3));
+    let (all, first) = (UserFilter::default(), page_of(10, 0));
+    // (what, filter, page, rows on the page, total, the first row's id)
+    let cases = [
+        ("newest first", all.clone(), first, 3, 3, Some(tom)),
+        ("search", searching("SHOP.example"), first, 2, 2, None),
+        ("banned", banned, first, 1, 1, Some(sam)),
+        ("% literally", searching("%"), first, 0, 0, None),
+        ("second page", all, page_of(2, 2), 1, 3, None),
+    ];
+    for (what, filter, page, rows, total, first_id) in cases {
+        let (items, count) = roles::list_users(&mut conn, &filter, page)
+            .await
+            .expect(what);
+        assert_eq!((items.len(), count), (rows, total), "{what}");
+        if let Some(id) = first_id {
+            assert_eq!(items[0].id, id, "{what}");
+        }
+    }
 }

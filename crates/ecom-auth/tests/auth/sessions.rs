@@ -1,9 +1,9 @@
-use actix_web::test::TestRequest;
+use actix_web::http::Method;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use ecom_auth::schema::refresh_tokens;
 use ecom_auth::service::roles;
-use ecom_testkit::db_and_app;
+use ecom_testkit::{FORM, db_and_app};
 use serde_json::json;
 
 use crate::{PASSWORD, auth_context, login_body, signed_up};
@@ -15,7 +15,7 @@ async fn login_with_json_and_with_the_oauth2_form() {
 
     let res = app
         .anonymous()
-        .post("/auth/login", login_body("DEE@example.com "))
+        .try_log_in("DEE@example.com ", PASSWORD)
         .await;
     res.assert_status(200);
     assert_eq!(res.header("cache-control"), Some("no-store"));
@@ -29,13 +29,8 @@ async fn login_with_json_and_with_the_oauth2_form() {
         "256-bit token"
     );
 
-    let form = TestRequest::post()
-        .uri("/auth/login")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .set_payload(format!(
-            "grant_type=password&username=dee%40example.com&password={PASSWORD}&scope="
-        ));
-    let res = app.send(form).await;
+    let form = format!("grant_type=password&username=dee%40example.com&password={PASSWORD}&scope=");
+    let res = app.post_raw("/auth/login", FORM, form).await;
     res.assert_status(200);
     let token = res.json()["access_token"]
         .as_str()
@@ -44,23 +39,21 @@ async fn login_with_json_and_with_the_oauth2_form() {
     let as_token = app.user(&token);
     as_token.me().await.assert_status(200);
 
-    let bad_grant = TestRequest::post()
-        .uri("/auth/login")
-        .insert_header(("content-type", "application/x-www-form-urlencoded"))
-        .set_payload(format!(
-            "grant_type=client_credentials&username=dee%40example.com&password={PASSWORD}"
-        ));
-    app.send(bad_grant)
-        .await
-        .assert_problem(422, "validation_failed");
-
-    let text = TestRequest::post()
-        .uri("/auth/login")
-        .insert_header(("content-type", "text/plain"))
-        .set_payload(format!("dee@example.com {PASSWORD}"));
-    app.send(text)
-        .await
-        .assert_problem(415, "unsupported_media_type");
+    let bad_grant =
+        format!("grant_type=client_credentials&username=dee%40example.com&password={PASSWORD}");
+    for (content_type, payload, status, code) in [
+        (FORM, bad_grant, 422, "validation_failed"),
+        (
+            "text/plain",
+            format!("dee@example.com {PASSWORD}"),
+            415,
+            "unsupported_media_type",
+        ),
+    ] {
+        app.post_raw("/auth/login", content_type, payload)
+            .await
+            .assert_problem(status, code);
+    }
 }
 
 #[actix_web::test]
@@ -69,14 +62,11 @@ async fn unknown_email_and_wrong_password_look_the_same() {
     signed_up!(app, "eve@example.com");
     let wrong = app
         .anonymous()
-        .post(
-            "/auth/login",
-            json!({"email": "eve@example.com", "password": "not-the-password-1"}),
-        )
+        .try_log_in("eve@example.com", "not-the-password-1")
         .await;
     let unknown = app
         .anonymous()
-        .post("/auth/login", login_body("nobody@example.com"))
+        .try_log_in("nobody@example.com", PASSWORD)
         .await;
     wrong.assert_problem(401, "invalid_credentials");
     unknown.assert_problem(401, "invalid_credentials");
@@ -113,12 +103,9 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         ("/auth/refresh", json!({"refresh_token": first}), 401, "refresh_token_reused"),
         ("/auth/refresh", json!({"refresh_token": second}), 401, "invalid_refresh_token"),
     ];
-    for (path, body, status, code) in cases {
-        app.anonymous()
-            .post(path, body)
-            .await
-            .assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_writes_refused(Method::POST, cases)
+        .await;
     // Access tokens of the revoked family end on their next request.
     as_access.me().await.assert_problem(401, "session_revoked");
     app.user(pair.access_token.as_str())
@@ -127,17 +114,10 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
         .assert_problem(401, "session_revoked");
 
     // Another login is another family, untouched.
-    let other = app
-        .anonymous()
-        .post("/auth/login", login_body("fay@example.com"))
-        .await
-        .json();
-    app.user(other["access_token"].as_str().expect("at"))
-        .get("/users/me")
-        .await
-        .assert_status(200);
+    let other = app.anonymous().log_in("fay@example.com", PASSWORD).await;
+    app.user(&other.access_token).me().await.assert_status(200);
     app.anonymous()
-        .refresh(&other["refresh_token"])
+        .refresh(&other.refresh_token)
         .await
         .assert_status(200);
 }
@@ -178,12 +158,9 @@ async fn revoke_logs_out_and_tokens_are_stored_hashed() {
         ("/auth/refresh", json!({"refresh_token": "never-issued"}), 401, "invalid_refresh_token"),
         ("/auth/refresh", json!({"token": "x"}), 422, "validation_failed"),
     ];
-    for (path, body, status, code) in cases {
-        app.anonymous()
-            .post(path, body)
-            .await
-            .assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_writes_refused(Method::POST, cases)
+        .await;
 }
 
 #[actix_web::test]
@@ -224,12 +201,9 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         ("/auth/refresh", json!({"refresh_token": &pair.refresh_token}), 401, "invalid_refresh_token"),
         ("/auth/login", login_body("jon@example.com"), 403, "account_banned"),
     ];
-    for (path, body, status, code) in cases {
-        app.anonymous()
-            .post(path, body)
-            .await
-            .assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_writes_refused(Method::POST, cases)
+        .await;
 
     roles::set_active(&mut conn, &crate::full_admin(admin_id), id, true)
         .await
@@ -239,15 +213,8 @@ async fn a_ban_stops_issued_tokens_at_once_and_revokes_logins() {
         .me()
         .await
         .assert_problem(401, "session_revoked");
-    let fresh = app
-        .anonymous()
-        .post("/auth/login", login_body("jon@example.com"))
-        .await;
-    fresh.assert_status(200);
-    app.user(fresh.json()["access_token"].as_str().expect("at"))
-        .get("/users/me")
-        .await
-        .assert_status(200);
+    let fresh = app.anonymous().log_in("jon@example.com", PASSWORD).await;
+    app.user(&fresh.access_token).me().await.assert_status(200);
 
     assert!(matches!(
         roles::set_active(&mut conn, &crate::full_admin(admin_id), admin_id, false).await,

@@ -1,6 +1,7 @@
 //! Login throttling in PostgreSQL: counted before the password is checked, shared by
 //! every app instance on the database, attributed to the right client address.
 
+use actix_web::http::Method;
 use std::time::Duration;
 
 use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server, test_app};
@@ -33,7 +34,7 @@ async fn repeated_failures_for_one_email_answer_429_then_clear_with_the_window()
     }
     let limited = app
         .anonymous()
-        .post("/auth/login", login_body("LEE@example.com "))
+        .try_log_in("LEE@example.com ", PASSWORD)
         .await;
     limited.assert_problem(429, "rate_limited");
     let retry: u64 = limited
@@ -164,12 +165,9 @@ async fn repeated_failures_from_one_address_answer_429_but_successes_do_not_coun
         ("/auth/login", wrong("fresh@example.com"), 429, "rate_limited"),
         ("/auth/login", login_body("xia@example.com"), 429, "rate_limited"),
     ];
-    for (path, body, status, code) in cases {
-        app.anonymous()
-            .post(path, body)
-            .await
-            .assert_problem(status, code);
-    }
+    app.anonymous()
+        .assert_writes_refused(Method::POST, cases)
+        .await;
 }
 
 async fn login_from(
@@ -302,12 +300,7 @@ async fn twenty_concurrent_logins_do_not_stall_other_requests() {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let mut answered = 0;
         while !storm_over.get() {
-            let res = client
-                .get(server.url("/health"))
-                .send()
-                .await
-                .expect("health answers");
-            assert_eq!(res.status().as_u16(), 200);
+            server.get(&client, "/health", &[]).await.assert_status(200);
             answered += 1;
         }
         answered

@@ -1,5 +1,5 @@
 use ecom_core::access_token::{AUDIENCE, AccessClaims, ISSUER};
-use ecom_testkit::{TEST_SECRET, db_and_app};
+use ecom_testkit::{TEST_SECRET, db_and_app, served_openapi};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::{auth_context, signed_up};
@@ -117,8 +117,7 @@ async fn forged_and_misused_tokens_are_refused() {
 
 #[actix_web::test]
 async fn the_document_lists_every_auth_endpoint() {
-    let (_db, app) = db_and_app(auth_context).await;
-    let doc = app.get("/openapi.json").await.json();
+    let doc = served_openapi(auth_context).await;
     for (path, method, op) in [
         ("/auth/register", "post", "registerUser"),
         ("/auth/login", "post", "login"),

@@ -1,8 +1,9 @@
+use actix_web::http::Method;
 use ecom_testkit::TestDb;
 use serde_json::json;
 
-use crate::app;
 use crate::support::{ADMIN, product};
+use crate::{app, open_shop};
 
 #[actix_web::test]
 async fn categories_are_listed_by_name_with_live_product_counts() {
@@ -16,10 +17,7 @@ async fn categories_are_listed_by_name_with_live_product_counts() {
         .post("/categories", json!({"name": "Garden"}))
         .await
         .assert_status(201);
-    as_admin
-        .delete(&format!("/products/{gone}"))
-        .await
-        .assert_status(204);
+    as_admin.delete_product(gone).await.assert_status(204);
 
     let list = app.get("/categories").await.assert_status(200).json();
     assert_eq!(list["total"], 3);
@@ -49,8 +47,7 @@ async fn categories_are_listed_by_name_with_live_product_counts() {
 
 #[actix_web::test]
 async fn creating_a_category() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let as_admin = app.fixed(ADMIN);
     let res = as_admin
         .post("/categories", json!({"name": " Garden "}))
@@ -70,8 +67,6 @@ async fn creating_a_category() {
         ("/categories", json!({"name": "Pets", "id": 7}), 422, "validation_failed"),
         ("/categories", json!({"title": "Pets"}), 422, "validation_failed"),
     ];
-    for (path, body, status, code) in cases {
-        as_admin.post(path, body).await.assert_problem(status, code);
-    }
+    as_admin.assert_writes_refused(Method::POST, cases).await;
     assert_eq!(app.get("/categories").await.json()["total"], 1);
 }

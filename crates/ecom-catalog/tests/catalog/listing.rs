@@ -1,6 +1,6 @@
 use ecom_testkit::TestDb;
 
-use crate::app;
+use crate::open_shop;
 use crate::support::{ids, product, review, set_created_at};
 
 /// Six products with known prices, stock, categories, ages and ratings.
@@ -50,9 +50,7 @@ async fn shop(db: &TestDb) -> Shop {
 
 #[actix_web::test]
 async fn every_sort_orders_the_catalog() {
-    let db = TestDb::new().await;
-    let s = shop(&db).await;
-    let app = app!(&db);
+    let (_db, s, app) = open_shop!(shop).await;
     let [hammer, screwdriver, drill, teapot, whisk, ladle] = s.ids;
 
     let newest = app.get("/products").await.assert_status(200).json();
@@ -94,9 +92,7 @@ async fn every_sort_orders_the_catalog() {
 
 #[actix_web::test]
 async fn every_filter_filters_and_total_counts_the_matches() {
-    let db = TestDb::new().await;
-    let s = shop(&db).await;
-    let app = app!(&db);
+    let (_db, s, app) = open_shop!(shop).await;
     let [hammer, screwdriver, drill, teapot, whisk, ladle] = s.ids;
 
     let tools = app
@@ -148,9 +144,7 @@ async fn every_filter_filters_and_total_counts_the_matches() {
 
 #[actix_web::test]
 async fn pages_and_their_bounds() {
-    let db = TestDb::new().await;
-    let s = shop(&db).await;
-    let app = app!(&db);
+    let (_db, s, app) = open_shop!(shop).await;
     let all = ids(&app.get("/products?sort=price_asc").await.json());
     assert_eq!(all.len(), s.ids.len());
 

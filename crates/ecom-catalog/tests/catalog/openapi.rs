@@ -1,7 +1,6 @@
-use ecom_testkit::TestDb;
 use ecom_testkit::fixtures::{assert_parameters, assert_problem_responses, assert_schemas};
 
-use crate::app;
+use crate::open_shop;
 
 const OPERATIONS: [(&str, &str, &str, bool); 10] = [
     ("/categories", "get", "listCategories", false),
@@ -23,9 +22,8 @@ const OPERATIONS: [(&str, &str, &str, bool); 10] = [
 
 #[actix_web::test]
 async fn every_route_is_documented_with_its_security_and_errors() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
-    let doc = app.get("/openapi.json").await.assert_status(200).json();
+    let (_db, app) = open_shop!().await;
+    let doc = app.openapi().await;
     for (path, method, operation_id, authenticated) in OPERATIONS {
         let op = &doc["paths"][path][method];
         assert_eq!(op["operationId"], operation_id, "{method} {path}");

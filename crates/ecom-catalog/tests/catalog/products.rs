@@ -5,13 +5,12 @@ use ecom_catalog::schema::products;
 use ecom_testkit::TestDb;
 use serde_json::json;
 
-use crate::app;
 use crate::support::{ADMIN, CREATOR, SHOPPER, ids, product, stocked};
+use crate::{app, open_shop};
 
 #[actix_web::test]
 async fn create_then_get_a_product() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let keyboard = json!({"name": "  Wireless Keyboard ", "description": "Quiet keys", "price": 49.9, "stock": 12});
     let created = app
         .fixed(ADMIN)
@@ -43,8 +42,7 @@ async fn create_then_get_a_product() {
 
 #[actix_web::test]
 async fn a_category_name_creates_the_category_once() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let as_admin = app.fixed(ADMIN);
     let first = as_admin.post("/products", json!({"name": "Novel", "description": "", "price": "9.99", "stock": 1, "category_name": "Books"}))
         .await
@@ -74,8 +72,7 @@ async fn a_category_name_creates_the_category_once() {
 
 #[actix_web::test]
 async fn invalid_products_are_422_naming_the_field() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     let as_admin = app.fixed(ADMIN);
     let base = json!({"name": "Mug", "description": "", "price": "9.99", "stock": 3});
     let cases = [
@@ -113,9 +110,7 @@ async fn invalid_products_are_422_naming_the_field() {
         ("/products", both, 422, "validation_failed"),
         ("/products", json!({"name": "Mug"}), 422, "validation_failed"),
     ];
-    for (path, body, status, code) in cases {
-        as_admin.post(path, body).await.assert_problem(status, code);
-    }
+    as_admin.assert_writes_refused(Method::POST, cases).await;
     // Nothing was written.
     let listed = app.get("/products").await.json();
     assert_eq!(listed["total"], 0);
@@ -131,47 +126,25 @@ async fn writes_need_a_token_and_their_permission() {
     let res = app.anonymous().post("/products", body.clone()).await;
     res.assert_problem(401, "not_authenticated");
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
-    app.anonymous()
-        .assert_refused(
-            401,
-            "not_authenticated",
-            [
-                (Method::PUT, &*path, Some(json!({"stock": 1}))),
-                (Method::PATCH, &*path, Some(json!({"stock": 1}))),
-                (Method::DELETE, &*path, None),
-                (Method::POST, "/categories", Some(json!({"name": "X"}))),
-            ],
-        )
-        .await;
+    // Every write; the first is the only one `create:product` allows.
+    let writes = [
+        (Method::POST, "/products", Some(body.clone())),
+        (Method::PUT, &*path, Some(json!({"stock": 1}))),
+        (Method::PATCH, &*path, Some(json!({"stock": 1}))),
+        (Method::DELETE, &*path, None),
+        (Method::POST, "/categories", Some(json!({"name": "X"}))),
+    ];
+    for (caller, status, code) in [
+        (app.anonymous(), 401, "not_authenticated"),
+        (app.fixed(SHOPPER), 403, "forbidden"),
+    ] {
+        caller.assert_refused(status, code, writes.clone()).await;
+    }
 
-    let as_shopper = app.fixed(SHOPPER);
-    as_shopper
-        .assert_refused(
-            403,
-            "forbidden",
-            [
-                (Method::POST, "/products", Some(body.clone())),
-                (Method::PUT, &*path, Some(json!({"stock": 1}))),
-                (Method::PATCH, &*path, Some(json!({"stock": 1}))),
-                (Method::DELETE, &*path, None),
-                (Method::POST, "/categories", Some(json!({"name": "X"}))),
-            ],
-        )
-        .await;
-
-    // `create:product` creates, and nothing more.
     let as_creator = app.fixed(CREATOR);
     as_creator.post("/products", body).await.assert_status(201);
     as_creator
-        .assert_refused(
-            403,
-            "forbidden",
-            [
-                (Method::PUT, &*path, Some(json!({"stock": 1}))),
-                (Method::DELETE, &*path, None),
-                (Method::POST, "/categories", Some(json!({"name": "X"}))),
-            ],
-        )
+        .assert_refused(403, "forbidden", writes[1..].to_vec())
         .await;
 
     let unchanged = app.get(&path).await.assert_status(200).json();
@@ -232,12 +205,7 @@ async fn put_and_patch_change_only_the_fields_sent() {
         (&path, json!({"review_count": 100}), 422, "validation_failed"),
         (&path, json!({"category_id": 987654}), 422, "unknown_category"),
     ];
-    for (path, body, status, code) in cases {
-        as_admin
-            .patch(path, body)
-            .await
-            .assert_problem(status, code);
-    }
+    as_admin.assert_writes_refused(Method::PATCH, cases).await;
     as_admin
         .put("/products/987654", json!({"stock": 1}))
         .await
@@ -295,8 +263,7 @@ async fn deleted_products_leave_the_catalog_but_stay_in_the_database() {
 
 #[actix_web::test]
 async fn other_methods_are_405() {
-    let db = TestDb::new().await;
-    let app = app!(&db);
+    let (_db, app) = open_shop!().await;
     app.fixed(ADMIN)
         .delete("/products")
         .await

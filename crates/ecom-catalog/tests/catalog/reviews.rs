@@ -6,7 +6,7 @@ use ecom_catalog::service;
 use ecom_testkit::TestDb;
 use serde_json::json;
 
-use crate::app;
+use crate::open_shop;
 use crate::support::{ADMIN, OTHER, SHOPPER, product, stocked};
 
 /// A product to review on `db`: its id and its reviews path.
@@ -18,9 +18,7 @@ async fn teapot(db: &TestDb) -> (i64, String) {
 
 #[actix_web::test]
 async fn reviews_update_the_rating_aggregates() {
-    let db = TestDb::new().await;
-    let (id, path) = teapot(&db).await;
-    let app = app!(&db);
+    let (_db, (id, path), app) = open_shop!(teapot).await;
 
     let res = app
         .fixed(SHOPPER)
@@ -54,9 +52,7 @@ async fn reviews_update_the_rating_aggregates() {
 
 #[actix_web::test]
 async fn a_second_review_by_the_same_user_is_409_and_changes_nothing() {
-    let db = TestDb::new().await;
-    let (id, path) = teapot(&db).await;
-    let app = app!(&db);
+    let (_db, (id, path), app) = open_shop!(teapot).await;
     let as_shopper = app.fixed(SHOPPER);
     as_shopper
         .post(&path, json!({"rating": 5}))
@@ -74,9 +70,7 @@ async fn a_second_review_by_the_same_user_is_409_and_changes_nothing() {
 
 #[actix_web::test]
 async fn invalid_reviews_are_refused() {
-    let db = TestDb::new().await;
-    let (id, path) = teapot(&db).await;
-    let app = app!(&db);
+    let (_db, (id, path), app) = open_shop!(teapot).await;
     let as_shopper = app.fixed(SHOPPER);
     let res = app.anonymous().post(&path, json!({"rating": 5})).await;
     res.assert_problem(401, "not_authenticated");
@@ -104,9 +98,7 @@ async fn invalid_reviews_are_refused() {
 
 #[actix_web::test]
 async fn reviews_are_listed_newest_first() {
-    let db = TestDb::new().await;
-    let (_, path) = teapot(&db).await;
-    let app = app!(&db);
+    let (_db, (_, path), app) = open_shop!(teapot).await;
     for (user, rating) in [(SHOPPER, 3), (OTHER, 4), (ADMIN, 5)] {
         app.fixed(user)
             .post(&path, json!({"rating": rating}))

@@ -1,6 +1,6 @@
 use ecom_testkit::TestDb;
 
-use crate::app;
+use crate::open_shop;
 use crate::support::{ids, product};
 
 struct Catalog {
@@ -65,9 +65,7 @@ async fn catalog(db: &TestDb) -> Catalog {
 
 #[actix_web::test]
 async fn search_matches_name_and_description_and_ranks_names_first() {
-    let db = TestDb::new().await;
-    let c = catalog(&db).await;
-    let app = app!(&db);
+    let (_db, c, app) = open_shop!(catalog).await;
     let res = app
         .get("/products?search=keyboard")
         .await
@@ -106,9 +104,7 @@ async fn search_matches_name_and_description_and_ranks_names_first() {
 
 #[actix_web::test]
 async fn name_is_an_alias_of_search() {
-    let db = TestDb::new().await;
-    let c = catalog(&db).await;
-    let app = app!(&db);
+    let (_db, c, app) = open_shop!(catalog).await;
     let by_search = app.get("/products?search=mouse").await.json();
     let by_name = app.get("/products?name=mouse").await.json();
     assert_eq!(ids(&by_search), vec![c.mouse]);
@@ -126,9 +122,7 @@ async fn name_is_an_alias_of_search() {
 
 #[actix_web::test]
 async fn prefixes_and_typos_still_find_products() {
-    let db = TestDb::new().await;
-    let c = catalog(&db).await;
-    let app = app!(&db);
+    let (_db, c, app) = open_shop!(catalog).await;
     let prefix = ids(&app.get("/products?search=ergon").await.json());
     assert_eq!(prefix, vec![c.mouse]);
     let typo = ids(&app.get("/products?search=standng").await.json());
@@ -139,9 +133,7 @@ async fn prefixes_and_typos_still_find_products() {
 
 #[actix_web::test]
 async fn websearch_syntax_excludes_and_quotes() {
-    let db = TestDb::new().await;
-    let c = catalog(&db).await;
-    let app = app!(&db);
+    let (_db, c, app) = open_shop!(catalog).await;
     let mut without = ids(&app
         .get("/products?search=keyboard%20-wireless")
         .await
@@ -161,9 +153,7 @@ async fn websearch_syntax_excludes_and_quotes() {
 
 #[actix_web::test]
 async fn search_combines_with_filters_and_other_sorts() {
-    let db = TestDb::new().await;
-    let c = catalog(&db).await;
-    let app = app!(&db);
+    let (_db, c, app) = open_shop!(catalog).await;
     let by_price = ids(&app
         .get("/products?search=keyboard&sort=price_asc")
         .await

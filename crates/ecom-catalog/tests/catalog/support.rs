@@ -18,6 +18,28 @@ macro_rules! app {
     };
 }
 
+/// A fresh database, what `seed` (an `async fn(&TestDb) -> T`, if any) put in it, and
+/// the catalog app on it: how the HTTP catalog tests open.
+/// `let (db, app) = open_shop!().await;`, `let (db, c, app) = open_shop!(catalog).await;`
+#[macro_export]
+macro_rules! open_shop {
+    () => {
+        async {
+            let db = ecom_testkit::TestDb::new().await;
+            let app = $crate::app!(&db);
+            (db, app)
+        }
+    };
+    ($seed:expr) => {
+        async {
+            let db = ecom_testkit::TestDb::new().await;
+            let seeded = $seed(&db).await;
+            let app = $crate::app!(&db);
+            (db, seeded, app)
+        }
+    };
+}
+
 pub async fn review(conn: &mut AsyncPgConnection, product_id: i64, user_id: i64, rating: i16) {
     service::create_review(
         conn,

@@ -1,3 +1,4 @@
+use actix_web::http::Method;
 use ecom_testkit::{TestDb, db_and_app, http_client, spawn_server, test_app, test_context};
 use serde_json::json;
 
@@ -69,28 +70,18 @@ async fn body_errors_are_problems() {
         ("/t/echo", json!({"name": "mug", "price": 1.005}), 422, "validation_failed"),
         ("/t/echo", json!({"name": "mug", "price": -1}), 422, "validation_failed"),
     ];
-    for (path, body, status, code) in cases {
-        app.anonymous()
-            .post(path, body)
+    app.anonymous()
+        .assert_writes_refused(Method::POST, cases)
+        .await;
+
+    for (content_type, payload, status, code) in [
+        ("application/json", "{\"name\": ", 400, "malformed_json"),
+        ("text/plain", "hello", 415, "unsupported_media_type"),
+    ] {
+        app.post_raw("/t/echo", content_type, payload)
             .await
             .assert_problem(status, code);
     }
-
-    let malformed = actix_web::test::TestRequest::post()
-        .uri("/t/echo")
-        .insert_header(("content-type", "application/json"))
-        .set_payload("{\"name\": ");
-    app.send(malformed)
-        .await
-        .assert_problem(400, "malformed_json");
-
-    let text = actix_web::test::TestRequest::post()
-        .uri("/t/echo")
-        .insert_header(("content-type", "text/plain"))
-        .set_payload("hello");
-    app.send(text)
-        .await
-        .assert_problem(415, "unsupported_media_type");
 
     let huge = json!({"name": "x".repeat(70 * 1024), "price": 1});
     app.anonymous()
@@ -184,7 +175,7 @@ async fn health_ready_metrics_and_openapi() {
     assert!(text.contains("ecom_db_pool_max_size 8"), "{text}");
     assert!(text.contains("ecom_db_pool_in_use"), "{text}");
 
-    let doc = app.get("/openapi.json").await.assert_status(200).json();
+    let doc = app.openapi().await;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in ["/health", "/ready", "/metrics"] {
         assert!(doc["paths"][path]["get"].is_object(), "{path} documented");
@@ -240,21 +231,12 @@ async fn real_socket_server_serves_and_stops_gracefully() {
     let db = TestDb::new().await;
     let server = spawn_server(test_context(&db, vec![], &[]));
     let client = http_client();
-    let mut res = client
-        .get(server.url("/ready"))
-        .insert_header(("x-request-id", "socket-1"))
-        .send()
-        .await
-        .expect("server answers");
-    assert_eq!(res.status().as_u16(), 200);
-    assert_eq!(
-        res.headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok()),
-        Some("socket-1")
-    );
-    let body = res.body().await.expect("body");
-    assert_eq!(&body[..], br#"{"status":"ready"}"#);
+    let res = server
+        .get(&client, "/ready", &[("x-request-id", "socket-1")])
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.header("x-request-id"), Some("socket-1"));
+    assert_eq!(&res.body[..], br#"{"status":"ready"}"#);
     server.stop().await;
 }
 

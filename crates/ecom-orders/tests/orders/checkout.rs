@@ -2,18 +2,17 @@
 
 use serde_json::json;
 
-use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count_rows, stock_of, stocked};
+use crate::shop;
+use crate::support::{OTHER, SHOPPER, count_rows, stock_of};
 
 #[actix_web::test]
 async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
-    let (db, mut conn, [dime, book]) =
-        stocked!(("Dime sticker", "0.10", 10), ("Book", "19.99", 5)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [dime, book], app) =
+        shop!(("Dime sticker", "0.10", 10), ("Book", "19.99", 5)).await;
 
     let order = app
         .fixed(SHOPPER)
-        .post("/orders", body(&[(book, 1), (dime, 3)]))
+        .try_order(&[(book, 1), (dime, 3)])
         .await
         .assert_created("/orders");
     let id = order["id"].as_i64().expect("id");
@@ -44,24 +43,18 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
         .put(&format!("/products/{dime}"), json!({"price": "5.00"}))
         .await
         .assert_status(200);
-    let again = app
-        .fixed(SHOPPER)
-        .get(&format!("/orders/{id}"))
-        .await
-        .assert_status(200)
-        .json();
+    let again: serde_json::Value = app.fixed(SHOPPER).read(format!("/orders/{id}")).await;
     assert_eq!(again["items"][0]["unit_price"], "0.10");
     assert_eq!(again["total_price"], "20.29");
 }
 
 #[actix_web::test]
 async fn duplicate_lines_are_merged_into_one() {
-    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;
 
     let order = app
         .fixed(SHOPPER)
-        .post("/orders", body(&[(mug, 2), (mug, 3)]))
+        .try_order(&[(mug, 2), (mug, 3)])
         .await
         .assert_status(201)
         .json();
@@ -75,13 +68,12 @@ async fn duplicate_lines_are_merged_into_one() {
 
 #[actix_web::test]
 async fn a_short_second_line_changes_nothing_and_names_the_product() {
-    let (db, mut conn, [plenty, scarce]) =
-        stocked!(("Plenty", "1.00", 10), ("Scarce", "2.00", 1)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [plenty, scarce], app) =
+        shop!(("Plenty", "1.00", 10), ("Scarce", "2.00", 1)).await;
 
     let res = app
         .fixed(SHOPPER)
-        .post("/orders", body(&[(plenty, 2), (scarce, 5)]))
+        .try_order(&[(plenty, 2), (scarce, 5)])
         .await;
     res.assert_problem(409, "insufficient_stock");
     let detail = res.json()["detail"].as_str().expect("detail").to_string();
@@ -102,7 +94,7 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
     // Two short products are both named.
     let res = app
         .fixed(SHOPPER)
-        .post("/orders", body(&[(plenty, 11), (scarce, 2)]))
+        .try_order(&[(plenty, 11), (scarce, 2)])
         .await;
     res.assert_problem(409, "insufficient_stock");
     let detail = res.json()["detail"].as_str().expect("detail").to_string();
@@ -112,16 +104,15 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
 
 #[actix_web::test]
 async fn unknown_and_deleted_products_are_422_and_change_nothing() {
-    let (db, mut conn, [mug, gone]) = stocked!(("Mug", "8.50", 10), ("Gone", "1.00", 10)).await;
+    let (_db, mut conn, [mug, gone], app) = shop!(("Mug", "8.50", 10), ("Gone", "1.00", 10)).await;
     ecom_catalog::service::delete_product(&mut conn, gone)
         .await
         .expect("deleted");
-    let app = app!(&db);
 
     for missing in [gone, 987_654] {
         let res = app
             .fixed(SHOPPER)
-            .post("/orders", body(&[(mug, 1), (missing, 1)]))
+            .try_order(&[(mug, 1), (missing, 1)])
             .await;
         res.assert_problem(422, "unknown_product");
         assert!(
@@ -138,8 +129,7 @@ async fn unknown_and_deleted_products_are_422_and_change_nothing() {
 
 #[actix_web::test]
 async fn quantities_and_bodies_are_validated() {
-    let (db, mut conn, [bulk]) = stocked!(("Bulk", "1.00", 5000)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [bulk], app) = shop!(("Bulk", "1.00", 5000)).await;
     let as_shopper = app.fixed(SHOPPER);
 
     for (quantity, field) in [
@@ -147,14 +137,12 @@ async fn quantities_and_bodies_are_validated() {
         (1001, "items[0].quantity"),
         (-3, "items[0].quantity"),
     ] {
-        let res = as_shopper.post("/orders", body(&[(bulk, quantity)])).await;
+        let res = as_shopper.try_order(&[(bulk, quantity)]).await;
         res.assert_problem(422, "validation_failed");
         assert_eq!(res.json()["errors"][0]["field"], field);
     }
     // Merged lines over 1000 are refused at the line that crosses the limit.
-    let res = as_shopper
-        .post("/orders", body(&[(bulk, 600), (bulk, 600)]))
-        .await;
+    let res = as_shopper.try_order(&[(bulk, 600), (bulk, 600)]).await;
     res.assert_problem(422, "validation_failed");
     assert_eq!(res.json()["errors"][0]["field"], "items[1].quantity");
     as_shopper
@@ -195,17 +183,16 @@ async fn quantities_and_bodies_are_validated() {
     assert_eq!(stock_of(&mut conn, bulk).await, 3999);
 
     app.anonymous()
-        .post("/orders", body(&[(bulk, 1)]))
+        .try_order(&[(bulk, 1)])
         .await
         .assert_problem(401, "not_authenticated");
 }
 
 #[actix_web::test]
 async fn an_order_total_beyond_the_money_range_is_refused() {
-    let (db, mut conn, [jewel]) = stocked!(("Jewel", "99999999.99", 5)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [jewel], app) = shop!(("Jewel", "99999999.99", 5)).await;
     app.fixed(OTHER)
-        .post("/orders", body(&[(jewel, 2)]))
+        .try_order(&[(jewel, 2)])
         .await
         .assert_problem(422, "validation_failed");
     assert_eq!(stock_of(&mut conn, jewel).await, 5);

@@ -4,8 +4,8 @@ use actix_web::test::TestRequest;
 use diesel_async::RunQueryDsl;
 use serde_json::Value;
 
-use crate::app;
-use crate::support::{OTHER, SHOPPER, body, count, count_rows, stock_of, stocked, token};
+use crate::shop;
+use crate::support::{OTHER, SHOPPER, body, count, count_rows, stock_of, token};
 
 fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
     TestRequest::post()
@@ -17,8 +17,7 @@ fn keyed(key: &str, user: i64, payload: Value) -> TestRequest {
 
 #[actix_web::test]
 async fn the_same_key_and_body_replay_the_first_order() {
-    let (db, mut conn, [mug, pot]) = stocked!(("Mug", "8.50", 10), ("Pot", "30.00", 10)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [mug, pot], app) = shop!(("Mug", "8.50", 10), ("Pot", "30.00", 10)).await;
 
     let first = app
         .send(keyed("k-1", SHOPPER, body(&[(mug, 2), (pot, 1)])))
@@ -68,8 +67,7 @@ async fn the_same_key_and_body_replay_the_first_order() {
 
 #[actix_web::test]
 async fn a_refused_request_is_not_remembered() {
-    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 1)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 1)).await;
 
     app.send(keyed("retry-me", SHOPPER, body(&[(mug, 2)])))
         .await
@@ -89,8 +87,7 @@ async fn a_refused_request_is_not_remembered() {
 
 #[actix_web::test]
 async fn bad_keys_are_422() {
-    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;
     for key in ["".to_string(), "x".repeat(256), "has space".to_string()] {
         let res = app.send(keyed(&key, SHOPPER, body(&[(mug, 1)]))).await;
         res.assert_problem(422, "validation_failed");
@@ -104,8 +101,7 @@ async fn bad_keys_are_422() {
 
 #[actix_web::test]
 async fn expired_keys_start_over_and_are_cleaned_up() {
-    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
-    let app = app!(&db);
+    let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;
 
     let first = app.send(keyed("old", SHOPPER, body(&[(mug, 1)]))).await;
     first.assert_status(201);

@@ -9,8 +9,8 @@ use ecom_core::Page;
 use ecom_orders::{AdminOrderFilter, Order, OrderStatus};
 use ecom_testkit::fixtures::{count_statements, page_of};
 
-use crate::app;
 use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, stocked};
+use crate::{app, shop};
 
 fn ids(body: &serde_json::Value) -> Vec<i64> {
     body["items"]
@@ -86,16 +86,10 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
 
 #[actix_web::test]
 async fn another_users_order_is_404_unless_the_caller_manages_orders() {
-    let (db, mut conn, [mug]) = stocked!(("Mug", "8.50", 100)).await;
+    let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 100)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
-    let app = app!(&db);
 
-    let own = app
-        .fixed(SHOPPER)
-        .get(&format!("/orders/{id}"))
-        .await
-        .assert_status(200)
-        .json();
+    let own: serde_json::Value = app.fixed(SHOPPER).read(format!("/orders/{id}")).await;
     assert_eq!(own["id"], id);
     assert_eq!(own["items"][0]["product_name"], "Mug");
 

@@ -19,6 +19,14 @@ use crate::support::{
     token,
 };
 
+/// A database with `First` and `Second` (`stock` each) and a competitor already holding
+/// `Second`: how the deadlock tests between two products open.
+async fn second_held(stock: i32) -> (TestDb, AsyncPgConnection, [i64; 2], Competitor) {
+    let (db, conn, ids) = stocked!(("First", "2.00", stock), ("Second", "3.00", stock)).await;
+    let competitor = Competitor::holding(&db, &lock_product(ids[1])).await;
+    (db, conn, ids, competitor)
+}
+
 /// Longest a test waits for something that must happen (a generous bound, not a timing goal).
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -43,6 +51,18 @@ impl Competitor {
             conn,
             observer: db.connect().await,
         }
+    }
+
+    /// Runs `other_side` while closing the cycle on `second_lock`, within [`BOUND`]: what
+    /// the other side answers once PostgreSQL has broken the deadlock.
+    async fn deadlock<T>(&mut self, other_side: impl Future<Output = T>, second_lock: &str) -> T {
+        let (answer, ()) = actix_web::rt::time::timeout(
+            BOUND,
+            futures_util::future::join(other_side, self.close_the_cycle(second_lock)),
+        )
+        .await
+        .expect("the deadlock is broken");
+        answer
     }
 
     /// Once another session waits for one of our locks, asks for `second_lock` (held by that
@@ -180,26 +200,18 @@ struct Setting {
 
 #[actix_web::test]
 async fn a_checkout_that_loses_a_deadlock_runs_again_and_orders_exactly_once() {
-    let (db, mut conn, [first, second]) =
-        stocked!(("First", "2.00", 10), ("Second", "3.00", 10)).await;
-    let (server, client, url) = orders_server(&db, 4, "/orders");
-
     // The checkout locks `first`, then waits for `second`, which the competitor holds; the
     // competitor then asks for `first`: a real deadlock, which PostgreSQL breaks by
     // aborting the checkout's transaction.
-    let mut competitor = Competitor::holding(&db, &lock_product(second)).await;
+    let (db, mut conn, [first, second], mut competitor) = second_held(10).await;
+    let (server, client, url) = orders_server(&db, 4, "/orders");
     let checkout = send(
         &client,
         &url,
         Some(body(&[(first, 1), (second, 1)])),
         Some("deadlock-1"),
     );
-    let ((status, placed, _, replayed), ()) = actix_web::rt::time::timeout(
-        BOUND,
-        futures_util::future::join(checkout, competitor.close_the_cycle(&lock_product(first))),
-    )
-    .await
-    .expect("the deadlock is broken");
+    let (status, placed, _, replayed) = competitor.deadlock(checkout, &lock_product(first)).await;
     // The competitor got `first` while the checkout was under way, so the checkout's first
     // run was aborted; a 201 means a later run placed the order.
     assert_eq!(status, 201, "{placed}");
@@ -235,18 +247,10 @@ async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once(
     // The cancellation locks the order, then waits for the product row to return stock;
     // the competitor, holding that row, asks for the order row.
     let mut competitor = Competitor::holding(&db, &lock_product(item)).await;
-    let ((status, cancelled, _, _), ()) = actix_web::rt::time::timeout(
-        BOUND,
-        futures_util::future::join(
-            send(&client, &url, None, None),
-            competitor.close_the_cycle(&format!(
-                "SELECT id FROM orders WHERE id = {} FOR UPDATE",
-                placed.id
-            )),
-        ),
-    )
-    .await
-    .expect("the deadlock is broken");
+    let order_lock = format!("SELECT id FROM orders WHERE id = {} FOR UPDATE", placed.id);
+    let (status, cancelled, _, _) = competitor
+        .deadlock(send(&client, &url, None, None), &order_lock)
+        .await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(stock_of(&mut conn, item).await, 10, "returned exactly once");
@@ -270,11 +274,8 @@ async fn a_cancellation_that_loses_a_deadlock_runs_again_and_returns_stock_once(
 
 #[actix_web::test]
 async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
-    let (db, mut conn, [first, second]) =
-        stocked!(("First", "1.00", 5), ("Second", "1.00", 5)).await;
+    let (db, mut conn, [first, second], mut competitor) = second_held(5).await;
     let mut returning = db.connect().await;
-
-    let mut competitor = Competitor::holding(&db, &lock_product(second)).await;
     let stock = [
         StockLine {
             product_id: first,
@@ -285,15 +286,8 @@ async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
             quantity: 4,
         },
     ];
-    let (returned, ()) = actix_web::rt::time::timeout(
-        BOUND,
-        futures_util::future::join(
-            ecom_catalog::return_stock(&mut returning, &stock),
-            competitor.close_the_cycle(&lock_product(first)),
-        ),
-    )
-    .await
-    .expect("the deadlock is broken");
+    let returning = ecom_catalog::return_stock(&mut returning, &stock);
+    let returned = competitor.deadlock(returning, &lock_product(first)).await;
     returned.expect("the second run returns the stock");
     assert_eq!(stock_of(&mut conn, first).await, 8);
     assert_eq!(stock_of(&mut conn, second).await, 9);
@@ -301,24 +295,15 @@ async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
 
 #[actix_web::test]
 async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
-    let (db, mut conn, [first, second]) =
-        stocked!(("First", "2.00", 10), ("Second", "3.00", 10)).await;
+    let (db, mut conn, [first, second], mut competitor) = second_held(10).await;
     let mut caller = db.connect().await;
-
-    let mut competitor = Competitor::holding(&db, &lock_product(second)).await;
     let wanted = lines(&[(first, 1), (second, 1)]);
     let in_callers_transaction = caller.transaction(async |conn| {
         ecom_orders::place_order(conn, SHOPPER, &wanted, Some("outer-1")).await
     });
-    let (outcome, ()) = actix_web::rt::time::timeout(
-        BOUND,
-        futures_util::future::join(
-            in_callers_transaction,
-            competitor.close_the_cycle(&lock_product(first)),
-        ),
-    )
-    .await
-    .expect("the deadlock is broken");
+    let outcome = competitor
+        .deadlock(in_callers_transaction, &lock_product(first))
+        .await;
     let err = outcome.expect_err("the conflict goes back to the transaction's owner");
     assert!(
         matches!(err, OrdersError::Database(ref e)

@@ -14,7 +14,7 @@ const OPERATIONS: [(&str, &str, &str); 4] = [
 async fn every_route_is_documented_with_its_security_and_errors() {
     let db = TestDb::new().await;
     let app = app!(&db);
-    let doc = app.get("/openapi.json").await.assert_status(200).json();
+    let doc = app.openapi().await;
     for (path, method, operation_id) in OPERATIONS {
         let op = &doc["paths"][path][method];
         assert_eq!(op["operationId"], operation_id, "{method} {path}");

@@ -112,16 +112,18 @@ const FIXTURE: &[Placed] = {
     ]
 };
 
-async fn fixture(conn: &mut AsyncPgConnection) {
+/// A database holding [`FIXTURE`] and a connection to it: how the report tests open.
+async fn fixture() -> (TestDb, AsyncPgConnection) {
+    let (db, mut conn) = TestDb::connected().await;
     for &(user, status, at, lines) in FIXTURE {
-        placed(conn, user, status, at, lines).await;
+        placed(&mut conn, user, status, at, lines).await;
     }
+    (db, conn)
 }
 
 #[actix_web::test]
 async fn report_figures_match_hand_computed_sums() {
-    let (_db, mut conn) = TestDb::connected().await;
-    fixture(&mut conn).await;
+    let (_db, mut conn) = fixture().await;
     let april = range("2026-04-01", "2026-04-03");
 
     // Not cancelled in the period: 20.00 + 15.50 + 116.50 + 12.00 = 164.00 over 4 orders.
@@ -202,8 +204,7 @@ async fn report_figures_match_hand_computed_sums() {
 
 #[actix_web::test]
 async fn quiet_periods_are_zero_filled_and_bounds_are_exact() {
-    let (_db, mut conn) = TestDb::connected().await;
-    fixture(&mut conn).await;
+    let (_db, mut conn) = fixture().await;
 
     let quiet = range("2026-04-02", "2026-04-02");
     let totals = ecom_orders::sales_totals(&mut conn, quiet)

@@ -37,6 +37,20 @@ macro_rules! app {
     };
 }
 
+/// [`stocked!`] with the catalog and orders app on the same database:
+/// `let (db, mut conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;`, how the HTTP
+/// order tests open.
+#[macro_export]
+macro_rules! shop {
+    ($($product:tt),+ $(,)?) => {
+        async {
+            let (db, conn, ids) = ecom_testkit::stocked!($($product),+).await;
+            let app = $crate::app!(&db);
+            (db, conn, ids, app)
+        }
+    };
+}
+
 /// A pool big enough for hundreds of concurrent requests queueing on one product.
 pub fn big_pool(db: &TestDb, size: usize) -> ecom_core::db::PgPool {
     let options = PoolOptions {
