@@ -393,12 +393,7 @@ async fn search(
 }
 
 async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<Page<Product>> {
-    let Listing {
-        filter,
-        page,
-        after,
-        cap,
-    } = *listing;
+    let (filter, page, cap) = (listing.filter, listing.page, listing.cap);
     let mut statement = Statement::default();
     statement.push(&format!(
         "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, 0::int8 AS candidates, 0::int8 AS hits \
@@ -406,7 +401,7 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
          WHERE p.deleted_at IS NULL"
     ));
     push_filters(&mut statement, filter, "p");
-    if let Some(after) = after {
+    if let Some(after) = listing.after {
         push_after(&mut statement, after, "p");
     }
     let limit = statement.param(Value::BigInt(page.limit));

@@ -76,11 +76,7 @@ async fn catalog_reads_revalidate_with_etags() {
             "*".into(),
         ] {
             let revalidated = anonymous
-                .send_request(
-                    TestRequest::get()
-                        .uri(path)
-                        .insert_header(("if-none-match", validator.as_str())),
-                )
+                .send_request(if_none_match(path, validator.as_str()))
                 .await;
             assert_eq!(revalidated.status, 304, "{path} with {validator}");
             assert!(revalidated.body.is_empty(), "{path}: 304 has no body");
@@ -103,11 +99,7 @@ async fn catalog_reads_revalidate_with_etags() {
     .expect("take stock");
     for (path, before) in reads.iter().zip(&first_tags) {
         let after = anonymous
-            .send_request(
-                TestRequest::get()
-                    .uri(path)
-                    .insert_header(("if-none-match", before.as_str())),
-            )
+            .send_request(if_none_match(path, before.as_str()))
             .await;
         let shows_stock = !path.ends_with("/reviews") && path != "/categories";
         if shows_stock {
