@@ -38,9 +38,8 @@ pub fn app_context(
     pool: PgPool,
     secret: &ecom_core::settings::SecretString,
 ) -> anyhow::Result<AppContext> {
-    let resolver = ecom_auth::resolver(pool.clone());
     let ctx = AppContext::new(settings, pool, secret, modules()).map_err(anyhow::Error::msg)?;
-    Ok(ctx.with_resolver(resolver))
+    Ok(ctx.with_resolver(ecom_auth::resolver()))
 }
 
 /// `ecom serve`: open (or start) the database, migrate, serve until SIGTERM/SIGINT,

@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, get, patch, put, web};
 use ecom_auth::service::roles as auth_roles;
 use ecom_core::audit::{self, AuditRecord};
 use ecom_core::authorized::{Authorized, ManageOrders, ManageUsers, ViewReports};
-use ecom_core::db::PgPool;
+use ecom_core::request_db::Db;
 use ecom_core::{AppError, AppResult, Page, PageQuery};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -43,11 +43,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[get("/admin/users")]
 pub async fn list_users(
     _admin: Authorized<ManageUsers>,
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<UserListQuery>,
 ) -> AppResult<web::Json<Page<AdminUser>>> {
     let (filter, page) = query.into_inner().filter()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let (users, total) = auth_roles::list_users(&mut conn, &filter, page).await?;
     Ok(web::Json(
         Page::new(users, total, page).map(AdminUser::from),
@@ -69,11 +69,11 @@ pub async fn list_users(
 #[patch("/admin/users/{id}/role")]
 pub async fn change_role(
     admin: Authorized<ManageUsers>,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<ChangeRoleRequest>,
 ) -> AppResult<web::Json<AdminUser>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let action = UserAction::ChangeRole(&body.role);
     let user = service::act_on_user(&mut conn, &admin, id.into_inner(), action).await?;
     Ok(web::Json(user.into()))
@@ -94,7 +94,7 @@ pub async fn change_role(
 #[patch("/admin/users/{id}/ban")]
 pub async fn ban_user(
     admin: Authorized<ManageUsers>,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
     req: HttpRequest,
     body: web::Bytes,
@@ -104,7 +104,7 @@ pub async fn ban_user(
     } else {
         UserAction::Unban
     };
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let user = service::act_on_user(&mut conn, &admin, id.into_inner(), action).await?;
     Ok(web::Json(user.into()))
 }
@@ -133,9 +133,9 @@ fn parse_ban(req: &HttpRequest, body: &[u8]) -> AppResult<bool> {
 #[get("/admin/roles")]
 pub async fn list_roles(
     _admin: Authorized<ManageUsers>,
-    pool: web::Data<PgPool>,
+    db: Db,
 ) -> AppResult<web::Json<Vec<RoleOut>>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let roles = auth_roles::list_roles(&mut conn).await?;
     Ok(web::Json(roles))
 }
@@ -155,11 +155,11 @@ pub async fn list_roles(
 #[put("/admin/roles/{name}")]
 pub async fn put_role(
     admin: Authorized<ManageUsers>,
-    pool: web::Data<PgPool>,
+    db: Db,
     name: web::Path<String>,
     body: ecom_core::JsonObject<PutRoleRequest>,
 ) -> AppResult<web::Json<RoleOut>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let role = service::put_role(&mut conn, &admin, &name, &body.permissions).await?;
     Ok(web::Json(role))
 }
@@ -177,11 +177,11 @@ pub async fn put_role(
 #[get("/admin/audit")]
 pub async fn list_audit(
     _admin: Authorized<ManageUsers>,
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<AuditQuery>,
 ) -> AppResult<web::Json<Page<AuditRecord>>> {
     let (filter, page) = query.into_inner().filter()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let (items, total) = audit::list(&mut conn, &filter, page).await?;
     Ok(web::Json(Page::new(items, total, page)))
 }
@@ -199,11 +199,11 @@ pub async fn list_audit(
 #[get("/admin/orders")]
 pub async fn list_orders(
     _admin: Authorized<ManageOrders>,
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<AdminOrderQuery>,
 ) -> AppResult<web::Json<Page<OrderOut>>> {
     let (filter, page) = query.into_inner().filter()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let orders = order_queries::list_orders(&mut conn, &filter, page).await?;
     Ok(web::Json(orders))
 }
@@ -224,11 +224,11 @@ pub async fn list_orders(
 #[patch("/admin/orders/{id}/status")]
 pub async fn change_order_status(
     admin: Authorized<ManageOrders>,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<ChangeOrderStatusRequest>,
 ) -> AppResult<web::Json<OrderOut>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let change =
         lifecycle::change_status_audited(&mut conn, id.into_inner(), body.status, admin.user_id)
             .await?;
@@ -248,12 +248,12 @@ pub async fn change_order_status(
 #[get("/admin/reports/sales")]
 pub async fn sales_report(
     _admin: Authorized<ViewReports>,
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<SalesReportQuery>,
 ) -> AppResult<web::Json<SalesReportOut>> {
     let (range, top) = query.validate(chrono::Utc::now().date_naive())?;
     let (from, to) = (range.from, range.to);
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let report = reports::sales_report(&mut conn, range, top).await?;
     let new_users = ecom_auth::service::accounts::count_created_between(
         &mut conn,

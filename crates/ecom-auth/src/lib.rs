@@ -13,7 +13,6 @@
 use std::sync::Arc;
 
 use ecom_core::Module;
-use ecom_core::db::PgPool;
 use ecom_core::principal::SharedResolver;
 use utoipa::OpenApi;
 
@@ -65,7 +64,8 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     ]
 }
 
-/// The principal resolver backed by the identity tables.
-pub fn resolver(pool: PgPool) -> SharedResolver {
-    Arc::new(service::resolver::AccountResolver::new(pool))
+/// The principal resolver backed by the identity tables (it reads on the request's
+/// connection).
+pub fn resolver() -> SharedResolver {
+    Arc::new(service::resolver::AccountResolver)
 }

@@ -6,6 +6,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, get, post, route, web};
 use ecom_core::access_token::AccessTokens;
 use ecom_core::client_address::ClientAddress;
 use ecom_core::db::PgPool;
+use ecom_core::request_db::Db;
 use ecom_core::settings::Settings;
 use ecom_core::{AppError, AppResult, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -241,11 +242,8 @@ pub async fn revoke(
         (status = 200, description = "The caller's account", body = UserProfile),
     ))]
 #[get("/users/me")]
-pub async fn get_me(
-    principal: Principal,
-    pool: web::Data<PgPool>,
-) -> AppResult<web::Json<UserProfile>> {
-    let mut conn = pool.get().await?;
+pub async fn get_me(principal: Principal, db: Db) -> AppResult<web::Json<UserProfile>> {
+    let mut conn = db.conn().await?;
     let user = accounts::find(&mut conn, principal.user_id).await?;
     Ok(web::Json(user.into()))
 }
@@ -261,10 +259,10 @@ pub async fn get_me(
 #[route("/users/me", method = "PUT", method = "PATCH")]
 pub async fn update_me(
     principal: Principal,
-    pool: web::Data<PgPool>,
+    db: Db,
     body: ecom_core::JsonObject<UpdateProfileRequest>,
 ) -> AppResult<web::Json<UserProfile>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let user = accounts::update_profile(&mut conn, principal.user_id, body.into_inner()).await?;
     Ok(web::Json(user.into()))
 }
@@ -277,11 +275,8 @@ pub async fn update_me(
         (status = 404, description = "`not_found`"),
     ))]
 #[get("/users/{id}")]
-pub async fn get_user(
-    pool: web::Data<PgPool>,
-    id: web::Path<i64>,
-) -> AppResult<web::Json<PublicProfile>> {
-    let mut conn = pool.get().await?;
+pub async fn get_user(db: Db, id: web::Path<i64>) -> AppResult<web::Json<PublicProfile>> {
+    let mut conn = db.conn().await?;
     let user = accounts::find(&mut conn, id.into_inner()).await?;
     Ok(web::Json(user.into()))
 }

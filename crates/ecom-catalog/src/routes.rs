@@ -5,8 +5,8 @@ use actix_web::{HttpResponse, delete, get, post, route, web};
 use ecom_core::authorized::{
     Authorized, CreateProduct, DeleteProduct, EditProduct, ManageProducts,
 };
-use ecom_core::db::PgPool;
 use ecom_core::http_cache::{Cached, NotModified};
+use ecom_core::request_db::Db;
 use ecom_core::{AppResult, Page, PageQuery, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -48,11 +48,11 @@ fn created(location: String, body: impl serde::Serialize) -> HttpResponse {
     ))]
 #[get("/categories")]
 pub async fn list_categories(
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<PageQuery>,
 ) -> AppResult<Cached<Page<CategoryOut>>> {
     let page = query.validate()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let categories = service::list_categories(&mut conn, page).await?;
     Ok(Cached(categories.map(CategoryOut::from)))
 }
@@ -70,11 +70,11 @@ pub async fn list_categories(
 #[post("/categories")]
 pub async fn create_category(
     _editor: Authorized<ManageProducts>,
-    pool: web::Data<PgPool>,
+    db: Db,
     body: ecom_core::JsonObject<CreateCategoryRequest>,
 ) -> AppResult<HttpResponse> {
     let name = body.into_inner().validate()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let category = service::create_category(&mut conn, &name).await?;
     Ok(created(
         format!("/categories/{}", category.id),
@@ -98,13 +98,13 @@ pub async fn create_category(
     ))]
 #[get("/products")]
 pub async fn list_products(
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<ProductListQuery>,
 ) -> AppResult<Cached<Page<ProductOut>>> {
     let page = query.page.validate()?;
     let filter = query.validate()?;
     let after = query.cursor(&filter, &page)?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let products = service::list_products_after(&mut conn, &filter, page, after.as_ref()).await?;
     Ok(Cached(products.map(ProductOut::from)))
 }
@@ -121,11 +121,11 @@ pub async fn list_products(
 #[post("/products")]
 pub async fn create_product(
     editor: Authorized<CreateProduct>,
-    pool: web::Data<PgPool>,
+    db: Db,
     body: ecom_core::JsonObject<CreateProductRequest>,
 ) -> AppResult<HttpResponse> {
     let new = body.into_inner().validate()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let product = service::create_product_audited(&mut conn, editor.user_id, new).await?;
     Ok(created(
         format!("/products/{}", product.row.id),
@@ -143,11 +143,8 @@ pub async fn create_product(
         ProductMissing,
     ))]
 #[get("/products/{id}")]
-pub async fn get_product(
-    pool: web::Data<PgPool>,
-    id: web::Path<i64>,
-) -> AppResult<Cached<ProductOut>> {
-    let mut conn = pool.get().await?;
+pub async fn get_product(db: Db, id: web::Path<i64>) -> AppResult<Cached<ProductOut>> {
+    let mut conn = db.conn().await?;
     let product = service::get_product(&mut conn, id.into_inner()).await?;
     Ok(Cached(product.into()))
 }
@@ -166,12 +163,12 @@ pub async fn get_product(
 #[route("/products/{id}", method = "PUT", method = "PATCH")]
 pub async fn update_product(
     editor: Authorized<EditProduct>,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<UpdateProductRequest>,
 ) -> AppResult<web::Json<ProductOut>> {
     let changes = body.into_inner().validate()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let product =
         service::update_product_audited(&mut conn, editor.user_id, id.into_inner(), changes)
             .await?;
@@ -190,10 +187,10 @@ pub async fn update_product(
 #[delete("/products/{id}")]
 pub async fn delete_product(
     editor: Authorized<DeleteProduct>,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     service::delete_product_audited(&mut conn, editor.user_id, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -209,12 +206,12 @@ pub async fn delete_product(
     ))]
 #[get("/products/{id}/reviews")]
 pub async fn list_product_reviews(
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
     query: web::Query<PageQuery>,
 ) -> AppResult<Cached<Page<ReviewOut>>> {
     let page = query.validate()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let reviews = service::list_reviews(&mut conn, id.into_inner(), page).await?;
     Ok(Cached(reviews.map(ReviewOut::from)))
 }
@@ -233,13 +230,13 @@ pub async fn list_product_reviews(
 #[post("/products/{id}/reviews")]
 pub async fn create_product_review(
     principal: Principal,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<CreateReviewRequest>,
 ) -> AppResult<HttpResponse> {
     let product_id = id.into_inner();
     let new = body.into_inner().validate()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let review = service::create_review(&mut conn, product_id, principal.user_id, new).await?;
     Ok(created(
         format!("/products/{product_id}/reviews"),

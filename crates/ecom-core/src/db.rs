@@ -5,7 +5,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Text};
 use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
@@ -95,6 +97,9 @@ pub fn build_pool_with(
         timeouts.idle_in_transaction_timeout.as_millis(),
     );
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    // No `SELECT 1` at every checkout: a connection that died is found broken on first use
+    // (one 503, and the pool drops it), which the PostgreSQL restart drill covers.
+    config.recycling_method = RecyclingMethod::Fast;
     config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
         let url = url.to_string();

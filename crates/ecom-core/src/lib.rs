@@ -27,6 +27,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod principal;
 pub mod private_pg;
+pub mod request_db;
 pub mod server;
 pub mod settings;
 pub mod telemetry;

@@ -12,9 +12,11 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
+use diesel_async::AsyncPgConnection;
 
 use crate::access_token::{AccessTokens, TokenError};
 use crate::error::AppError;
+use crate::request_db;
 
 crate::string_enum! {
     /// The fine-grained permissions of the store (API.md's Permissions line).
@@ -62,11 +64,17 @@ impl Account {
 }
 
 /// Reads a user's current role, permissions, ban state and whether the token's login is
-/// still open (implemented by ecom-auth), in one database round trip.
+/// still open (implemented by ecom-auth), in one database round trip on the request's
+/// connection (see [`crate::request_db`]).
 #[async_trait::async_trait]
 pub trait PrincipalResolver: Send + Sync {
     /// `None` when the user no longer exists.
-    async fn resolve(&self, user_id: i64, session_id: i64) -> Result<Option<Account>, AppError>;
+    async fn resolve(
+        &self,
+        conn: &mut AsyncPgConnection,
+        user_id: i64,
+        session_id: i64,
+    ) -> Result<Option<Account>, AppError>;
 }
 
 /// The resolver as stored in app data.
@@ -125,10 +133,12 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
     let resolver = req
         .app_data::<web::Data<SharedResolver>>()
         .ok_or_else(|| AppError::internal("PrincipalResolver missing from app data"))?;
+    let mut conn = request_db::pool_of(&req)?.get().await?;
     let account = resolver
-        .resolve(user_id, claims.sid)
+        .resolve(&mut conn, user_id, claims.sid)
         .await?
         .ok_or_else(|| AppError::unauthorized("invalid_token", "the access token is invalid"))?;
+    request_db::keep_for_handler(&req, conn);
     if !account.is_active {
         return Err(AppError::forbidden(
             "account_banned",

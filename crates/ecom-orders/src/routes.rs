@@ -2,7 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use ecom_core::db::PgPool;
+use ecom_core::request_db::Db;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -55,12 +55,12 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
 pub async fn create_order(
     req: HttpRequest,
     principal: Principal,
-    pool: web::Data<PgPool>,
+    db: Db,
     body: ecom_core::JsonObject<CreateOrderRequest>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency_key(&req)?;
     let lines = body.lines();
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let checkout =
         service::place_order(&mut conn, principal.user_id, &lines, key.as_deref()).await?;
     let mut res = HttpResponse::Created();
@@ -83,12 +83,12 @@ pub async fn create_order(
 #[get("/orders")]
 pub async fn list_orders(
     principal: Principal,
-    pool: web::Data<PgPool>,
+    db: Db,
     query: web::Query<OrderListQuery>,
 ) -> AppResult<web::Json<Page<OrderOut>>> {
     let page = query.page.validate()?;
     let status = query.status()?;
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let orders = service::list_user_orders(&mut conn, principal.user_id, status, page).await?;
     Ok(web::Json(orders))
 }
@@ -105,10 +105,10 @@ pub async fn list_orders(
 #[get("/orders/{id}")]
 pub async fn get_order(
     principal: Principal,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
 ) -> AppResult<web::Json<OrderOut>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let order = service::get_order_for(
         &mut conn,
         id.into_inner(),
@@ -133,10 +133,10 @@ pub async fn get_order(
 #[post("/orders/{id}/cancel")]
 pub async fn cancel_order(
     principal: Principal,
-    pool: web::Data<PgPool>,
+    db: Db,
     id: web::Path<i64>,
 ) -> AppResult<web::Json<OrderOut>> {
-    let mut conn = pool.get().await?;
+    let mut conn = db.conn().await?;
     let change = service::cancel_order(
         &mut conn,
         id.into_inner(),

@@ -619,6 +619,7 @@ impl FixedAccounts {
 impl ecom_core::principal::PrincipalResolver for FixedAccounts {
     async fn resolve(
         &self,
+        _conn: &mut diesel_async::AsyncPgConnection,
         user_id: i64,
         _session_id: i64,
     ) -> Result<Option<ecom_core::principal::Account>, ecom_core::AppError> {

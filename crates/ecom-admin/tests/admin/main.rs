@@ -20,8 +20,7 @@ pub fn admin_context(db: &TestDb) -> AppContext {
         ecom_admin::module(),
     ];
     let ctx = test_context(db, modules, &[]);
-    let pool = ctx.pool.get_ref().clone();
-    ctx.with_resolver(ecom_auth::resolver(pool))
+    ctx.with_resolver(ecom_auth::resolver())
 }
 
 /// Creates an administrator with [`PASSWORD`]; returns its id.

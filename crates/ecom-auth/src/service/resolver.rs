@@ -5,8 +5,7 @@
 use std::collections::BTreeSet;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use ecom_core::db::PgPool;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::principal::{Account, PrincipalResolver};
 use ecom_core::{AppError, Permission};
 
@@ -14,20 +13,16 @@ use crate::model::ADMIN_ROLE;
 use crate::schema::{refresh_families, role_permissions, users};
 
 /// Reads accounts from the identity tables.
-pub struct AccountResolver {
-    pool: PgPool,
-}
-
-impl AccountResolver {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
-    }
-}
+pub struct AccountResolver;
 
 #[async_trait::async_trait]
 impl PrincipalResolver for AccountResolver {
-    async fn resolve(&self, user_id: i64, session_id: i64) -> Result<Option<Account>, AppError> {
-        let mut conn = self.pool.get().await?;
+    async fn resolve(
+        &self,
+        conn: &mut AsyncPgConnection,
+        user_id: i64,
+        session_id: i64,
+    ) -> Result<Option<Account>, AppError> {
         let session_open = diesel::dsl::exists(
             refresh_families::table
                 .filter(refresh_families::id.eq(session_id))
@@ -43,7 +38,7 @@ impl PrincipalResolver for AccountResolver {
                 role_permissions::permission.nullable(),
                 session_open,
             ))
-            .load(&mut conn)
+            .load(conn)
             .await?;
         let [(role, is_active, _, session_active), ..] = rows.as_slice() else {
             return Ok(None);

@@ -274,7 +274,7 @@ async fn a_burst_of_sign_ups_does_not_exhaust_the_pool() {
         vec![ecom_auth::module()],
     )
     .expect("context")
-    .with_resolver(ecom_auth::resolver(pool));
+    .with_resolver(ecom_auth::resolver());
     let server = ecom_testkit::spawn_server(ctx);
     let client = ecom_testkit::http_client();
     let answers = futures_util::future::join_all((0..32).map(|i| {

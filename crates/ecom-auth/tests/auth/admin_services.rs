@@ -13,11 +13,11 @@ async fn roles_change_and_apply_through_the_resolver() {
     let (db, app) = db_and_app(auth_context).await;
     let (admin, _) = signed_up!(app, "pat@example.com");
     let (user, _) = signed_up!(app, "quin@example.com");
-    let resolver = AccountResolver::new(db.pool());
+    let resolver = AccountResolver;
     let mut conn = db.connect().await;
 
     let account = resolver
-        .resolve(user, 0)
+        .resolve(&mut conn, user, 0)
         .await
         .expect("resolve")
         .expect("exists");
@@ -40,7 +40,7 @@ async fn roles_change_and_apply_through_the_resolver() {
         ("user", "analyst")
     );
     let account = resolver
-        .resolve(user, 0)
+        .resolve(&mut conn, user, 0)
         .await
         .expect("resolve")
         .expect("exists");
@@ -59,7 +59,7 @@ async fn roles_change_and_apply_through_the_resolver() {
     .await
     .expect("replace");
     let account = resolver
-        .resolve(user, 0)
+        .resolve(&mut conn, user, 0)
         .await
         .expect("resolve")
         .expect("exists");
@@ -79,7 +79,7 @@ async fn roles_change_and_apply_through_the_resolver() {
     ));
     assert!(
         resolver
-            .resolve(987654, 0)
+            .resolve(&mut conn, 987654, 0)
             .await
             .expect("resolve")
             .is_none()

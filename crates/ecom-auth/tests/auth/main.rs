@@ -21,8 +21,7 @@ pub fn auth_context(db: &TestDb) -> AppContext {
 /// Same, with settings (`LOGIN_MAX_FAILURES_PER_EMAIL`, `TRUSTED_PROXIES`, …).
 pub fn auth_context_with(db: &TestDb, settings: &[(&str, &str)]) -> AppContext {
     let ctx = test_context(db, vec![ecom_auth::module()], settings);
-    let pool = ctx.pool.get_ref().clone();
-    ctx.with_resolver(ecom_auth::resolver(pool))
+    ctx.with_resolver(ecom_auth::resolver())
 }
 
 /// An acting administrator as the principal extractor would build it.

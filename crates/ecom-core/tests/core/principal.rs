@@ -108,3 +108,33 @@ fn permissions_round_trip_their_names() {
     }
     assert!("root:everything".parse::<Permission>().is_err());
 }
+
+#[actix_web::test]
+async fn a_bodiless_request_resolves_and_runs_on_one_connection() {
+    let db = TestDb::new().await;
+    let accounts = FixedAccounts::new();
+    accounts.set(1, "user", &[], true);
+    let app =
+        test_app(test_context(&db, vec![support::module()], &[]).with_resolver(accounts)).await;
+    let caller = token(1);
+    let client = app.user(&caller);
+    // Warm: the pool has made its one connection.
+    client.get("/t/connections").await.assert_status(200);
+    let read = client.get("/t/connections").await.assert_status(200).json();
+    assert_eq!(
+        (read["idle_before"].as_u64(), read["open"].as_u64()),
+        (Some(0), Some(1)),
+        "the principal's connection is the handler's: none idle, none new"
+    );
+    // With a body to read, the connection goes back to the pool before the body is read.
+    let write = client
+        .post("/t/connections", serde_json::json!({}))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(
+        (write["idle_before"].as_u64(), write["open"].as_u64()),
+        (Some(1), Some(1)),
+        "a request with a body holds no connection while it is read"
+    );
+}

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use ecom_core::db::PgPool;
+use ecom_core::request_db::Db;
 use ecom_core::{AppError, Module, PageQuery, Permission, Principal};
 use serde::Deserialize;
 
@@ -44,6 +45,15 @@ async fn guarded(principal: Principal) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(serde_json::json!({"user_id": principal.user_id})))
 }
 
+/// How many idle connections the pool had when the handler asked for its connection, and
+/// how many connections exist once it has it.
+async fn connections(_principal: Principal, db: Db) -> Result<HttpResponse, AppError> {
+    let idle_before = db.pool().status().available;
+    let _conn = db.conn().await?;
+    let open = db.pool().status().size;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"idle_before": idle_before, "open": open})))
+}
+
 async fn whoami(principal: Principal) -> HttpResponse {
     HttpResponse::Ok()
         .json(serde_json::json!({"user_id": principal.user_id, "role": principal.role}))
@@ -62,6 +72,11 @@ pub fn module() -> Module {
                     .service(web::resource("/t/bad-sql").route(web::get().to(bad_sql)))
                     .service(web::resource("/t/guarded").route(web::get().to(guarded)))
                     .service(web::resource("/t/whoami").route(web::get().to(whoami)))
+                    .service(
+                        web::resource("/t/connections")
+                            .route(web::get().to(connections))
+                            .route(web::post().to(connections)),
+                    )
             });
         },
         utoipa::openapi::OpenApi::default(),
