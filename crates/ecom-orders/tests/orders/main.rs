@@ -7,6 +7,8 @@ mod lifecycle;
 mod listing;
 mod lock_conflicts;
 mod openapi;
+mod report_bench;
 mod report_races;
+mod report_rollups;
 mod reports;
 mod support;
