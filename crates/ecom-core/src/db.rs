@@ -504,6 +504,20 @@ impl Database {
     }
 }
 
+/// Gives a statement type whose SQL never changes a static query id, so diesel-async
+/// prepares it once per connection and runs the prepared statement afterwards
+/// (`diesel::sql_query` is parsed again on every run); diesel-async's `RunQueryDsl` runs it. The type writes its SQL and binds
+/// in its own `QueryFragment<Pg>`; its name is the cache key, so one type, one SQL text.
+#[macro_export]
+macro_rules! fixed_statement {
+    ($name:ident) => {
+        impl ::diesel::query_builder::QueryId for $name<'_> {
+            type QueryId = $name<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Integer};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -105,14 +107,10 @@ async fn reserve_locked(
         return Err(CatalogError::StockRejected(shortfall));
     }
     let quantities: Vec<i32> = merged.values().copied().collect();
-    // The rows are locked, so the condition holds; it stays as a guard all the same.
-    let updated = diesel::sql_query(
-        "UPDATE products SET stock = products.stock - l.quantity \
-         FROM unnest($1::bigint[], $2::int[]) AS l(id, quantity) \
-         WHERE products.id = l.id AND products.stock >= l.quantity",
-    )
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<Integer>, _>(&quantities)
+    let updated = TakeStock {
+        ids: &ids,
+        quantities: &quantities,
+    }
     .execute(conn)
     .await?;
     if updated != ids.len() {
@@ -152,14 +150,60 @@ async fn return_locked(conn: &mut AsyncPgConnection, merged: &BTreeMap<i64, i32>
         }));
     }
     let quantities: Vec<i32> = merged.values().copied().collect();
-    diesel::sql_query(
-        "UPDATE products SET stock = products.stock + l.quantity \
-         FROM unnest($1::bigint[], $2::int[]) AS l(id, quantity) \
-         WHERE products.id = l.id",
-    )
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Array<Integer>, _>(&quantities)
+    PutBack {
+        ids: &ids,
+        quantities: &quantities,
+    }
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Takes `quantities` of `ids` (locked, in stock); one prepared statement per connection.
+struct TakeStock<'a> {
+    ids: &'a [i64],
+    quantities: &'a [i32],
+}
+
+/// Puts `quantities` of `ids` back; one prepared statement per connection.
+struct PutBack<'a> {
+    ids: &'a [i64],
+    quantities: &'a [i32],
+}
+
+ecom_core::fixed_statement!(TakeStock);
+ecom_core::fixed_statement!(PutBack);
+
+impl QueryFragment<Pg> for TakeStock<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE products SET stock = products.stock - l.quantity FROM unnest(");
+        push_lines(&mut out, self.ids, self.quantities)?;
+        // The rows are locked, so the condition holds; it stays as a guard all the same.
+        out.push_sql(
+            ") AS l(id, quantity) WHERE products.id = l.id AND products.stock >= l.quantity",
+        );
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for PutBack<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("UPDATE products SET stock = products.stock + l.quantity FROM unnest(");
+        push_lines(&mut out, self.ids, self.quantities)?;
+        out.push_sql(") AS l(id, quantity) WHERE products.id = l.id");
+        Ok(())
+    }
+}
+
+/// The `unnest` arguments of a stock change: the ids and their quantities.
+fn push_lines<'b>(
+    out: &mut AstPass<'_, 'b, Pg>,
+    ids: &'b [i64],
+    quantities: &'b [i32],
+) -> QueryResult<()> {
+    out.push_bind_param::<Array<BigInt>, [i64]>(ids)?;
+    out.push_sql("::bigint[], ");
+    out.push_bind_param::<Array<Integer>, [i32]>(quantities)?;
+    out.push_sql("::int[]");
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Timestamptz};
+use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::sql_types::{Array, BigInt, Integer, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{ReservedLine, StockLine, reserve_stock};
 use ecom_core::Money;
@@ -14,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::Result;
 use crate::error::OrdersError;
 use crate::model::{Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine};
-use crate::schema::{order_idempotency, order_lines, order_status_history, orders};
+use crate::schema::{order_idempotency, order_status_history, orders};
 
 /// Largest quantity of one product in one order (after duplicate lines are merged).
 pub const MAX_QUANTITY: i64 = 1000;
@@ -237,24 +239,8 @@ async fn record_order(
         .returning(OrderRow::as_returning())
         .get_result(conn)
         .await?;
-    let values: Vec<_> = priced
-        .iter()
-        .map(|(line, line_total)| {
-            (
-                order_lines::order_id.eq(row.id),
-                order_lines::product_id.eq(line.product_id),
-                order_lines::product_name.eq(&line.name),
-                order_lines::unit_price.eq(line.unit_price),
-                order_lines::quantity.eq(line.quantity),
-                order_lines::line_total.eq(*line_total),
-            )
-        })
-        .collect();
-    let mut items: Vec<OrderLine> = diesel::insert_into(order_lines::table)
-        .values(&values)
-        .returning(OrderLine::as_returning())
-        .get_results(conn)
-        .await?;
+    let lines = NewLines::of(row.id, &priced);
+    let mut items: Vec<OrderLine> = lines.statement().get_results(conn).await?;
     items.sort_by_key(|l| l.product_id);
     diesel::insert_into(order_status_history::table)
         .values((
@@ -294,4 +280,68 @@ pub async fn purge_expired_idempotency(conn: &mut AsyncPgConnection, batch: i64)
     .execute(conn)
     .await?;
     Ok(deleted)
+}
+
+/// An order's lines as columns, for [`InsertLines`].
+struct NewLines {
+    order_id: i64,
+    product_ids: Vec<i64>,
+    names: Vec<String>,
+    unit_prices: Vec<Money>,
+    quantities: Vec<i32>,
+    line_totals: Vec<Money>,
+}
+
+impl NewLines {
+    fn of(order_id: i64, priced: &[(ReservedLine, Money)]) -> Self {
+        Self {
+            order_id,
+            product_ids: priced.iter().map(|(l, _)| l.product_id).collect(),
+            names: priced.iter().map(|(l, _)| l.name.clone()).collect(),
+            unit_prices: priced.iter().map(|(l, _)| l.unit_price).collect(),
+            quantities: priced.iter().map(|(l, _)| l.quantity).collect(),
+            line_totals: priced.iter().map(|(_, total)| *total).collect(),
+        }
+    }
+
+    fn statement(&self) -> InsertLines<'_> {
+        InsertLines(self)
+    }
+}
+
+/// Inserts an order's lines whatever their number with one SQL text (a multi-row
+/// `VALUES` differs with the count), so it is prepared once per connection.
+struct InsertLines<'a>(&'a NewLines);
+
+ecom_core::fixed_statement!(InsertLines);
+
+impl diesel::query_builder::Query for InsertLines<'_> {
+    type SqlType = (BigInt, BigInt, Text, Integer, Numeric, Numeric);
+}
+
+impl QueryFragment<Pg> for InsertLines<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let lines = self.0;
+        out.push_sql(
+            "INSERT INTO order_lines \
+             (order_id, product_id, product_name, unit_price, quantity, line_total) \
+             SELECT ",
+        );
+        out.push_bind_param::<BigInt, i64>(&lines.order_id)?;
+        out.push_sql(", l.* FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&lines.product_ids)?;
+        out.push_sql("::bigint[], ");
+        out.push_bind_param::<Array<Text>, _>(&lines.names)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Numeric>, _>(&lines.unit_prices)?;
+        out.push_sql("::numeric[], ");
+        out.push_bind_param::<Array<Integer>, _>(&lines.quantities)?;
+        out.push_sql("::int[], ");
+        out.push_bind_param::<Array<Numeric>, _>(&lines.line_totals)?;
+        out.push_sql(
+            "::numeric[]) AS l \
+             RETURNING order_id, product_id, product_name, quantity, unit_price, line_total",
+        );
+        Ok(())
+    }
 }
