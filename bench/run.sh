@@ -63,6 +63,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 server=""
 pg_started=""
 cleanup() {
+  trap '' INT TERM   # a second Ctrl-C must not leave PostgreSQL running
   if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
   if [ -n "$pg_started" ] && [ -z "${BENCH_KEEP_PG:-}" ]; then
     as_pg "$pg_bin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
