@@ -1,12 +1,16 @@
 -- Bulk-loads :orders orders (default run: 1,000,000) with 1-3 lines each, spread over
--- the last 365 days, 50,000 customers and 100,000 products, every status represented.
--- For benchmarks only: run it on a migrated database, e.g.
---   psql "$DATABASE_URL" -v orders=1000000 -f bench/load_orders.sql
+-- the last 365 days, 50,000 customers and :products products (default 100,000), every
+-- status represented. For benchmarks only (bench/run.sh runs it): on a migrated database,
+--   psql "$DATABASE_URL" -v orders=1000000 -v products=100000 -f bench/load_orders.sql
 \set ON_ERROR_STOP on
+\if :{?products}
+\else
+  \set products 100000
+\endif
 BEGIN;
 CREATE TEMP TABLE bench_lines ON COMMIT DROP AS
 SELECT o AS order_id,
-       1 + ((o * 31 + l * 7919) % 100000) AS product_id,
+       1 + ((o * 31 + l * 7919) % :products) AS product_id,
        (1 + ((o + l) % 4))::int AS quantity,
        round((1 + ((o * 13 + l * 17) % 20000) / 100.0)::numeric, 2) AS unit_price
 FROM generate_series(1::bigint, :orders) AS o,

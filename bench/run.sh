@@ -1,94 +1,178 @@
 #!/usr/bin/env bash
-# Load benchmarks of a release `ecom` against a PostgreSQL you name. Prints wrk's
-# latency distribution for each scenario. Not part of CI: numbers go in issue notes.
+# Load benchmark of a release `ecom` against PostgreSQL's own ceiling (issue 12).
+# Not part of CI: the figures go into issue notes, measured on a quiet machine.
 #
-#   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/ecom_bench bench/run.sh [scenario...]
+#   bench/run.sh [--products 10000|100000|1000000] [scenario...]
 #
-# Scenarios: seed, catalog, auth, orders, report (default: all but seed).
-# `seed` loads 100,000 products (ecom seed-demo) and 1,000,000 orders (load_orders.sql).
+# Scenarios (default: all): search list list_deep product order report_30 report_365
+# login register. For each one it captures the SQL the server sends for a few
+# requests (from the PostgreSQL log), turns it into a pgbench script, runs wrk and
+# pgbench at the same concurrency and prints req/s as a percentage of pgbench's tps.
+#
+# Needs only PostgreSQL's binaries, wrk, pgbench, curl and python3. Unless
+# BENCH_DATABASE_URL is given, it runs its own PostgreSQL in target/bench-pg/ on a
+# free loopback port, logging every statement with its parameters; each catalog
+# size has its own database there, loaded once and reused by later runs.
+#
+# Environment:
+#   BENCH_DURATION=10s    wrk -d and pgbench -T
+#   BENCH_CONNECTIONS=64  wrk -c and pgbench -c
+#   BENCH_ROUNDS=1        rounds per scenario; the table shows medians
+#   BENCH_ORDERS=1000000  orders loaded (bench/load_orders.sql)
+#   BENCH_DATABASE_URL    use this (migrated or empty) database instead of our own cluster;
+#                         capture then needs BENCH_PG_LOG: that server's statement log
+#   ECOM_BIN              the binary (default: cargo build --release, target/release/ecom)
+#   BENCH_KEEP_PG=1       leave the bench PostgreSQL running at the end
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${BENCH_DATABASE_URL:?set BENCH_DATABASE_URL to a database the benchmark may fill}"
-PORT=${BENCH_PORT:-8099}
-BASE="http://127.0.0.1:$PORT"
-DURATION=${BENCH_DURATION:-15s}
-BIN=${ECOM_BIN:-target/release/ecom}
-export DATABASE_URL="$BENCH_DATABASE_URL" SECRET_KEY=${SECRET_KEY:-bench-secret-key-0123456789abcdef0123456789}
-export PORT DATABASE_POOL_SIZE=${DATABASE_POOL_SIZE:-32} RUST_LOG=${RUST_LOG:-warn}
-scenarios=("$@")
-[ ${#scenarios[@]} -eq 0 ] && scenarios=(catalog auth orders report)
+root=$PWD
 
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-login() {
-  curl -sf -X POST "$BASE/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"$1\",\"password\":\"$2\"}" | json "['access_token']"
-}
-
-for s in "${scenarios[@]}"; do
-  if [ "$s" = seed ]; then
-    "$BIN" seed-demo --products 100000 --shoppers 200
-    psql "$DATABASE_URL" -q -v orders=1000000 -f bench/load_orders.sql
-    printf 'bench-admin-password-91\n' | "$BIN" create-admin --email bench-admin@example.com --password-stdin
-  fi
-done
-
-"$BIN" serve & server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT
-for _ in $(seq 100); do curl -sf "$BASE/ready" >/dev/null && break; sleep 0.1; done
-
-scripts=$(mktemp -d)
-cat > "$scripts/product.lua" <<'LUA'
-request = function() return wrk.format("GET", "/products/" .. math.random(1, 100000)) end
-LUA
-cat > "$scripts/login.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  return wrk.format(nil, nil, nil, '{"email":"shopper' .. math.random(1, 200) .. '@demo.example","password":"demo-shopper-password"}')
-end
-LUA
-cat > "$scripts/order_random.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  return wrk.format(nil, "/orders", nil, '{"items":[{"product_id":' .. math.random(1, 100000) .. ',"quantity":1}]}')
-end
-LUA
-cat > "$scripts/order_hot.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"items":[{"product_id":1,"quantity":1}]}'
-LUA
-
-run() { echo; echo "### $1"; shift; wrk --latency "$@" | sed -n '/Latency Distribution/,/Requests\/sec/p'; }
-
-for s in "${scenarios[@]}"; do
-  case "$s" in
-    seed) ;;
-    catalog)
-      run "GET /products (newest, 20 per page), 32 connections" -t2 -c32 -d"$DURATION" "$BASE/products?limit=20"
-      run "GET /products?search=wireless keyboard, 32 connections" -t2 -c32 -d"$DURATION" "$BASE/products?search=wireless%20keyboard"
-      run "GET /products/{random id}, 32 connections" -t2 -c32 -d"$DURATION" -s "$scripts/product.lua" "$BASE"
-      ;;
-    auth)
-      token=$(login shopper1@demo.example demo-shopper-password)
-      run "POST /auth/login (one argon2id hash), 1 connection" -t1 -c1 -d"$DURATION" -s "$scripts/login.lua" "$BASE/auth/login"
-      run "POST /auth/login, 16 connections" -t2 -c16 -d"$DURATION" -s "$scripts/login.lua" "$BASE/auth/login"
-      run "GET /users/me, 32 connections" -t2 -c32 -d"$DURATION" -H "Authorization: Bearer $token" "$BASE/users/me"
-      ;;
-    orders)
-      token=$(login shopper2@demo.example demo-shopper-password)
-      psql "$DATABASE_URL" -q -c "UPDATE products SET stock = 1000000 WHERE id <= 100000"
-      run "POST /orders, random products, 64 connections" -t2 -c64 -d"$DURATION" -H "Authorization: Bearer $token" -s "$scripts/order_random.lua" "$BASE"
-      run "POST /orders, one hot product, 64 connections" -t2 -c64 -d"$DURATION" -H "Authorization: Bearer $token" -s "$scripts/order_hot.lua" "$BASE/orders"
-      ;;
-    report)
-      token=$(login bench-admin@example.com bench-admin-password-91)
-      to=$(date -u +%F); from=$(date -u -d '364 days ago' +%F)
-      echo "orders in the database: $(psql "$DATABASE_URL" -Atc 'SELECT count(*) FROM orders')"
-      run "GET /admin/reports/sales over 365 days, 1 connection" -t1 -c1 -d"$DURATION" -H "Authorization: Bearer $token" "$BASE/admin/reports/sales?from=$from&to=$to&top=5"
-      run "GET /admin/reports/sales over 30 days, 1 connection" -t1 -c1 -d"$DURATION" -H "Authorization: Bearer $token" "$BASE/admin/reports/sales"
-      ;;
-    *) echo "unknown scenario $s" >&2; exit 2 ;;
+products=10000
+scenarios=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --products) products=$2; shift 2 ;;
+    --products=*) products=${1#*=}; shift ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "unknown option $1" >&2; exit 2 ;;
+    *) scenarios+=("$1"); shift ;;
   esac
 done
+case "$products" in 10000|100000|1000000) ;; *) echo "--products must be 10000, 100000 or 1000000" >&2; exit 2 ;; esac
+orders=${BENCH_ORDERS:-1000000}
+export BENCH_DURATION=${BENCH_DURATION:-10s} BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-64}
+export BENCH_ROUNDS=${BENCH_ROUNDS:-1} BENCH_PRODUCTS=$products
+
+for tool in wrk pgbench psql curl python3; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk postgresql-client)" >&2; exit 2; }
+done
+
+# The release binary: build it unless one is named (cargo does nothing when it is fresh).
+if [ -z "${ECOM_BIN:-}" ]; then
+  cargo build --release --quiet -p ecom-api --bin ecom
+  ECOM_BIN=${CARGO_TARGET_DIR:-target}/release/ecom
+fi
+[ -x "$ECOM_BIN" ] || { echo "bench: no binary at $ECOM_BIN" >&2; exit 2; }
+case "$ECOM_BIN" in */debug/*) echo "bench: WARNING: $ECOM_BIN is a debug build, figures are meaningless" >&2 ;; esac
+
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$pg_bin" ] || pg_bin=$(dirname "$(command -v initdb || command -v pg_ctl || echo /nonexistent/x)")
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Everything the run starts is stopped on the way out, whatever the way out is.
+server=""
+pg_started=""
+cleanup() {
+  trap '' INT TERM   # a second Ctrl-C must not leave PostgreSQL running
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -n "$pg_started" ] && [ -z "${BENCH_KEEP_PG:-}" ]; then
+    as_pg "$pg_bin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# PostgreSQL refuses to run as root: as root, run its binaries as `postgres`.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+  db_url=$BENCH_DATABASE_URL
+  pglog=${BENCH_PG_LOG:-}
+else
+  benchdir=$root/target/bench-pg
+  pgdata=$benchdir/data
+  pglog=$benchdir/postgres.log
+  mkdir -p "$benchdir"
+  [ "$(id -u)" = 0 ] && chown postgres: "$benchdir"
+  if [ ! -s "$pgdata/PG_VERSION" ]; then
+    echo "bench: initdb $pgdata"
+    as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  fi
+  if as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+    # Left running by BENCH_KEEP_PG=1: reuse it, on the port it is on.
+    pgport=$(sed -n 4p "$pgdata/postmaster.pid")
+  else
+    pgport=$(free_port)
+    # Every statement is logged with its bound parameters: that log is where the
+    # pgbench scripts come from. Logging costs both sides the same (the server's
+    # statements during wrk and pgbench's), so the ratio stays fair.
+    : > "$pglog.new" && chown postgres: "$pglog.new" 2>/dev/null; mv -f "$pglog.new" "$pglog"
+    as_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$pglog" -w -t 60 start -o "\
+      -c listen_addresses=127.0.0.1 -c port=$pgport -c unix_socket_directories='' \
+      -c max_connections=300 -c shared_buffers=512MB -c work_mem=16MB \
+      -c maintenance_work_mem=256MB -c synchronous_commit=on -c fsync=on \
+      -c log_destination=stderr -c logging_collector=off -c log_parameter_max_length=-1 \
+      -c log_line_prefix='%m [%p] ' -c log_checkpoints=off -c log_autovacuum_min_duration=-1" >/dev/null
+    pg_started=1
+  fi
+  db="ecom_bench_$products"
+  psql_admin="postgres://postgres@127.0.0.1:$pgport/postgres"
+  if [ -z "$(psql "$psql_admin" -Atc "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+    psql "$psql_admin" -qc "CREATE DATABASE $db"
+  fi
+  db_url="postgres://postgres@127.0.0.1:$pgport/$db"
+fi
+export DATABASE_URL=$db_url SECRET_KEY=${SECRET_KEY:-bench-secret-key-0123456789abcdef0123456789}
+
+# Loading, once per database: seed-demo, the orders, the admin. Each step checks
+# what is already there, so an interrupted load resumes where it stopped.
+have() { psql "$DATABASE_URL" -Atc "$1" 2>/dev/null || echo 0; }
+if [ "$(have 'SELECT count(*) FROM products')" -lt "$products" ] 2>/dev/null; then
+  if [ "$(have 'SELECT count(*) FROM products')" != 0 ]; then
+    echo "bench: $DATABASE_URL holds a partial catalog; drop it and run again" >&2; exit 2
+  fi
+  echo "bench: seed-demo --products $products"
+  RUST_LOG=warn "$ECOM_BIN" seed-demo --products "$products" --shoppers 200
+fi
+if [ "$(have 'SELECT count(*) FROM orders')" -lt "$orders" ]; then
+  echo "bench: loading $orders orders"
+  PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -q -c "TRUNCATE orders, order_rollup_days CASCADE"
+  psql "$DATABASE_URL" -q -o /dev/null -v orders="$orders" -v products="$products" -f bench/load_orders.sql
+fi
+if [ "$(have "SELECT count(*) FROM users WHERE email = 'bench-admin@example.com' AND role = 'admin'")" != 1 ]; then
+  printf 'bench-admin-password-91\n' | RUST_LOG=warn "$ECOM_BIN" create-admin --email bench-admin@example.com --password-stdin
+fi
+psql "$DATABASE_URL" -qc 'VACUUM ANALYZE'
+
+# Statement logging is switched on only while the SQL is captured: logging every
+# statement slows PostgreSQL down, and it must not weigh on either side of the ratio.
+statement_log() {  # on|off
+  [ -n "${BENCH_DATABASE_URL:-}" ] && return 0   # someone else's server: theirs to configure
+  local v=-1; [ "$1" = on ] && v=0
+  psql "$DATABASE_URL" -qAt -c "ALTER SYSTEM SET log_min_duration_statement = $v" -c 'SELECT pg_reload_conf()' >/dev/null
+  sleep 0.5   # the postmaster rereads its configuration asynchronously
+}
+
+# The server, with a pool as large as the load so that pool waits don't cap it.
+port=$(free_port)
+export PORT=$port HOST=127.0.0.1 DATABASE_POOL_SIZE=${DATABASE_POOL_SIZE:-64} RUST_LOG=${RUST_LOG:-warn}
+# Every login comes from 127.0.0.1: the brute-force throttle would answer most with 429.
+export LOGIN_MAX_FAILURES_PER_EMAIL=1000000 LOGIN_MAX_FAILURES_PER_ADDRESS=1000000 LOGIN_THROTTLE_WINDOW_SECONDS=1
+psql "$DATABASE_URL" -qc 'DELETE FROM login_throttle'
+work=target/bench-run
+mkdir -p "$work"
+start_server() {
+  "$ECOM_BIN" serve >> "$work/server.log" 2>&1 &
+  server=$!
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null && return 0; sleep 0.1; done
+  echo "bench: the server did not start:" >&2; tail -20 "$work/server.log" >&2; exit 1
+}
+stop_server() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=""; }
+driver() {
+  python3 bench/bench.py "$1" --base "http://127.0.0.1:$port" --database-url "$DATABASE_URL" \
+    --pg-log "${pglog:-}" --server-pid "$server" --work-dir "$work" "${scenarios[@]}"
+}
+: > "$work/server.log"
+
+# 1. Capture: a few requests per scenario against a server whose every connection is
+#    new (so it logs), each turned into a pgbench script in target/bench-run/.
+statement_log on
+start_server
+driver capture
+stop_server
+statement_log off
+
+# 2. Measure: wrk and pgbench per scenario, on a fresh server (fresh pool, no logging).
+#    Every wrk and pgbench run is bounded by -d/-T; the driver kills stragglers.
+start_server
+driver measure
