@@ -1,6 +1,6 @@
 //! Password hashing: bounded memory whatever the load, and hashes compatible both ways.
 //!
-//! A test binary of its own (no database): what it counts is process-wide.
+//! What the burst test counts is process-wide; its bounds hold whatever else hashes meanwhile.
 
 use ecom_auth::service::password;
 
