@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
+use diesel::sql_types::Untyped;
 use diesel::sql_types::{BigInt, Double, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
@@ -99,7 +100,15 @@ impl Statement {
         format!("${}", self.values.len())
     }
 
-    fn query(self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
+    /// The statement as diesel-async prepares it: once per connection and SQL text (a
+    /// listing has a bounded number of shapes), where `sql_query` is parsed at every run.
+    fn prepared(self) -> Prepared {
+        Prepared(self)
+    }
+
+    /// The statement parsed and planned for these very values (for `EXPLAIN` estimates,
+    /// which a generic plan would make from default selectivities).
+    fn unprepared(self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
         let mut query = diesel::sql_query(self.sql).into_boxed();
         for value in self.values {
             query = match value {
@@ -112,6 +121,51 @@ impl Statement {
             };
         }
         query
+    }
+}
+
+/// A built [`Statement`] that diesel-async may cache: its SQL is written with each `$n`
+/// replaced by a bind of value n.
+struct Prepared(Statement);
+
+impl QueryId for Prepared {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Prepared {
+    type SqlType = Untyped;
+}
+
+impl QueryFragment<Pg> for Prepared {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let Statement { sql, values } = &self.0;
+        let mut rest = sql.as_str();
+        while let Some(at) = rest.find('$') {
+            out.push_sql(&rest[..at]);
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let value = rest[at + 1..at + 1 + digits]
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| values.get(n.checked_sub(1)?))
+                .ok_or_else(|| {
+                    diesel::result::Error::QueryBuilderError("a placeholder without a value".into())
+                })?;
+            match value {
+                Value::Text(v) => out.push_bind_param::<Text, _>(v)?,
+                Value::NullableText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Value::Money(v) => out.push_bind_param::<Numeric, _>(v)?,
+                Value::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
+                Value::Double(v) => out.push_bind_param::<Double, _>(v)?,
+                Value::Timestamp(v) => out.push_bind_param::<Timestamptz, _>(v)?,
+            }
+            rest = &rest[at + 1 + digits..];
+        }
+        out.push_sql(rest);
+        Ok(())
     }
 }
 
@@ -374,7 +428,7 @@ async fn search(
          LEFT JOIN categories c ON c.id = p.category_id \
          ORDER BY {shown_sort}"
     ));
-    let rows: Vec<ListedRow> = statement.query().load(conn).await?;
+    let rows: Vec<ListedRow> = statement.prepared().load(conn).await?;
 
     let (candidates, hits) = match rows.as_slice().first() {
         Some(row) => (row.candidates, row.hits),
@@ -384,7 +438,7 @@ async fn search(
                 " SELECT (SELECT count(*) FROM matched) AS candidates, \
                  (SELECT count(*) FROM hits) AS hits",
             );
-            let counted: Counted = counting.query().get_result(conn).await?;
+            let counted: Counted = counting.prepared().get_result(conn).await?;
             (counted.candidates, counted.hits)
         }
     };
@@ -410,7 +464,7 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
         " ORDER BY {} LIMIT {limit} OFFSET {offset}",
         order_by(filter.sort, false, "p")
     ));
-    let rows: Vec<ListedRow> = statement.query().load(conn).await?;
+    let rows: Vec<ListedRow> = statement.prepared().load(conn).await?;
 
     let counted_by_category =
         filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
@@ -423,7 +477,7 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
     push_filters(&mut counting, filter, "p");
     let limit = counting.param(Value::BigInt(cap + 1));
     counting.push(&format!(" LIMIT {limit}) AS capped"));
-    let counted: Counted = counting.query().get_result(conn).await?;
+    let counted: Counted = counting.prepared().get_result(conn).await?;
     let counted = (counted.hits <= cap).then_some(counted.hits);
     finish(conn, listing, None, rows, counted).await
 }
@@ -479,7 +533,7 @@ async fn estimate(
         None => statement.push("EXPLAIN SELECT FROM products p WHERE p.deleted_at IS NULL"),
     };
     push_filters(&mut statement, filter, "p");
-    let plan: Vec<PlanLine> = statement.query().load(conn).await?;
+    let plan: Vec<PlanLine> = statement.unprepared().load(conn).await?;
     let estimated = plan
         .as_slice()
         .first()
