@@ -254,7 +254,7 @@ impl ProductListQuery {
             errors.push(FieldError::new("max_price", "must not be below min_price"));
         }
         let sort = match self.sort.as_deref().map(str::trim) {
-            None | Some("") => {
+            None => {
                 if search.is_some() {
                     ProductSort::Relevance
                 } else {

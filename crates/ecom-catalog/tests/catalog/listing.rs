@@ -183,6 +183,7 @@ async fn pages_and_their_bounds() {
         ("min_price=-1", "min_price"),
         ("min_price=20&max_price=10", "max_price"),
         ("sort=cheapest", "sort"),
+        ("sort=", "sort"),
         ("sort=relevance", "sort"),
     ] {
         let res = app.get(&format!("/products?{bad}")).await;

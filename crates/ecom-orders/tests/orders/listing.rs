@@ -76,6 +76,7 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
     as_shopper
         .assert_problems([
             ("/orders?status=lost", 422, "validation_failed"),
+            ("/orders?status=", 422, "validation_failed"),
             ("/orders?limit=101", 422, "validation_failed"),
         ])
         .await;

@@ -7,7 +7,6 @@ mod lifecycle;
 mod listing;
 mod lock_conflicts;
 mod openapi;
-mod report_bench;
 mod report_races;
 mod report_rollups;
 mod reports;
