@@ -103,7 +103,7 @@ def deep_cursor(base):
             return None, f"GET {path} gave {status}"
         nxt = json.loads(body).get("next_after")
         if nxt is None:
-            return (None, "the listing has no `next_after` (keyset paging not merged yet)") if page == 1 \
+            return (None, "the first page has no `next_after` (a catalog of one page?)") if page == 1 \
                 else (cursor, None)
         cursor, path, page = nxt, f"/products?limit=20&after={urllib.request.quote(str(nxt))}", page + 1
     return cursor, None
