@@ -106,11 +106,14 @@ async fn pooled_connections_carry_timeouts_and_name() {
         .await
         .expect("setting");
     assert_eq!(name.value, "ecom-test");
-    let tz: Setting = diesel::sql_query("SELECT current_setting('TimeZone') AS value")
-        .get_result(&mut conn)
-        .await
-        .expect("setting");
-    assert_eq!(tz.value, "UTC");
+    for (setting, expected) in [("TimeZone", "UTC"), ("jit", "off")] {
+        let value: Setting =
+            diesel::sql_query(format!("SELECT current_setting('{setting}') AS value"))
+                .get_result(&mut conn)
+                .await
+                .expect("setting");
+        assert_eq!(value.value, expected, "{setting}");
+    }
 }
 
 #[actix_web::test]
