@@ -87,3 +87,58 @@ async fn listing_statements_do_not_grow_with_the_page() {
     assert_eq!(cats.items.len(), 4);
     assert_eq!(count.load(Ordering::SeqCst), 2);
 }
+
+/// Prepared statements of this connection whose text starts with `prefix`.
+async fn prepared(conn: &mut AsyncPgConnection, prefix: &str) -> i64 {
+    ecom_testkit::fixtures::count(
+        conn,
+        &format!(
+            "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '{prefix}%'"
+        ),
+    )
+    .await
+}
+
+/// Stock changes and listings are prepared once per connection and reused, not parsed at
+/// every run (`sql_query` runs unnamed statements, which PostgreSQL does not keep).
+#[actix_web::test]
+async fn stock_changes_and_listings_are_prepared_once_per_connection() {
+    let (_db, mut conn) = TestDb::connected().await;
+    fill(&mut conn, 0, 3).await;
+    let id = service::list_products(&mut conn, &ProductFilter::default(), page_of(1, 0))
+        .await
+        .expect("listing")
+        .items[0]
+        .row
+        .id;
+    let line = [ecom_catalog::StockLine {
+        product_id: id,
+        quantity: 1,
+    }];
+    for _ in 0..3 {
+        ecom_catalog::reserve_stock(&mut conn, &line)
+            .await
+            .expect("take");
+        ecom_catalog::return_stock(&mut conn, &line)
+            .await
+            .expect("put back");
+        let search = ProductFilter {
+            search: Some("gadget".into()),
+            sort: ProductSort::Relevance,
+            ..ProductFilter::default()
+        };
+        for filter in [ProductFilter::default(), search] {
+            service::list_products(&mut conn, &filter, page_of(2, 0))
+                .await
+                .expect("listing");
+        }
+    }
+    for (prefix, expected) in [
+        ("UPDATE products SET stock = products.stock - ", 1),
+        ("UPDATE products SET stock = products.stock + ", 1),
+        ("SELECT p.id, p.name", 1),
+        ("WITH terms AS MATERIALIZED", 1),
+    ] {
+        assert_eq!(prepared(&mut conn, prefix).await, expected, "{prefix}");
+    }
+}

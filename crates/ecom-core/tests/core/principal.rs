@@ -7,15 +7,25 @@ use ecom_testkit::{
 
 use crate::support;
 
+/// The test routes, with `accounts` as the principal resolver.
+fn guarded_context(db: &TestDb, accounts: std::sync::Arc<FixedAccounts>) -> ecom_core::AppContext {
+    test_context(db, vec![support::module()], &[]).with_resolver(accounts)
+}
+
+/// Accounts of which the one, user 1, is an active shopper.
+fn one_shopper() -> std::sync::Arc<FixedAccounts> {
+    let accounts = FixedAccounts::new();
+    accounts.set(1, "user", &[], true);
+    accounts
+}
+
 #[actix_web::test]
 async fn guard_allows_refuses_and_follows_current_state() {
     let db = TestDb::new().await;
     let accounts = FixedAccounts::new();
     accounts.set(1, "staff", &[Permission::ManageOrders], true);
     accounts.set(2, "user", &[], true);
-    let app =
-        test_app(test_context(&db, vec![support::module()], &[]).with_resolver(accounts.clone()))
-            .await;
+    let app = test_app(guarded_context(&db, accounts.clone())).await;
 
     let staff = token(1);
 
@@ -56,10 +66,7 @@ async fn guard_allows_refuses_and_follows_current_state() {
 #[actix_web::test]
 async fn missing_or_forged_tokens_are_401_with_www_authenticate() {
     let db = TestDb::new().await;
-    let accounts = FixedAccounts::new();
-    accounts.set(1, "user", &[], true);
-    let app =
-        test_app(test_context(&db, vec![support::module()], &[]).with_resolver(accounts)).await;
+    let app = test_app(guarded_context(&db, one_shopper())).await;
 
     let res = app.get("/t/whoami").await;
     res.assert_problem(401, "not_authenticated");
@@ -112,10 +119,7 @@ fn permissions_round_trip_their_names() {
 #[actix_web::test]
 async fn a_bodiless_request_resolves_and_runs_on_one_connection() {
     let db = TestDb::new().await;
-    let accounts = FixedAccounts::new();
-    accounts.set(1, "user", &[], true);
-    let app =
-        test_app(test_context(&db, vec![support::module()], &[]).with_resolver(accounts)).await;
+    let app = test_app(guarded_context(&db, one_shopper())).await;
     let caller = token(1);
     let client = app.user(&caller);
     // Warm: the pool has made its one connection.
