@@ -253,6 +253,33 @@ fn push_after(statement: &mut Statement, after: &ProductCursor, table: &str) {
     statement.push(&format!(" AND {condition}"));
 }
 
+/// Appends ` LIMIT n [OFFSET $k]` for `page` and returns the rows it fetches.
+///
+/// The limit is a literal rounded up to one of a few sizes, and a first page has no
+/// `OFFSET`: with `LIMIT $n` PostgreSQL costs a cached generic plan for a tenth of the
+/// table and so re-plans the statement at every run (half of a listing's database time);
+/// with literals the generic plan costs what the custom one does and is reused. The few
+/// extra rows of a rounded-up limit are dropped by [`ListedRow::page`].
+fn push_page(statement: &mut Statement, page: PageRequest) -> i64 {
+    let fetch = FETCH_SIZES
+        .into_iter()
+        .find(|&size| size >= page.limit)
+        .unwrap_or(page.limit);
+    statement.push(&format!(" LIMIT {fetch}"));
+    if page.offset > 0 {
+        let offset = statement.param(Value::BigInt(page.offset));
+        statement.push(&format!(" OFFSET {offset}"));
+    }
+    fetch
+}
+
+/// The limits a listing statement is written with (see [`push_page`]).
+const FETCH_SIZES: [i64; 3] = [
+    ecom_core::pagination::DEFAULT_LIMIT,
+    50,
+    ecom_core::pagination::MAX_LIMIT,
+];
+
 /// The `ORDER BY` of a listing on the columns of `table` (ties broken by id, as before).
 fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
     match (sort, searching) {
@@ -293,10 +320,11 @@ struct ListedRow {
 impl ListedRow {
     /// The products of a page, and the cursor after it when it is full.
     fn page(
-        rows: Vec<Self>,
+        mut rows: Vec<Self>,
         sort: ProductSort,
         page: PageRequest,
     ) -> (Vec<Product>, Option<String>) {
+        rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
         let full = i64::try_from(rows.len()).is_ok_and(|n| n == page.limit);
         let next = rows
             .as_slice()
@@ -416,13 +444,14 @@ async fn search(
     if let Some(after) = after {
         push_after(&mut statement, after, "hits");
     }
-    let limit = statement.param(Value::BigInt(page.limit));
-    let offset = statement.param(Value::BigInt(page.offset));
-    let sort = order_by(filter.sort, true, "hits");
+    statement.push(&format!(
+        " ORDER BY {}",
+        order_by(filter.sort, true, "hits")
+    ));
+    push_page(&mut statement, page);
     let shown_sort = order_by(filter.sort, true, "shown");
     statement.push(&format!(
-        " ORDER BY {sort} LIMIT {limit} OFFSET {offset}) \
-         SELECT {LISTED_COLUMNS}, shown.rank, \
+        ") SELECT {LISTED_COLUMNS}, shown.rank, \
            (SELECT count(*) FROM matched) AS candidates, (SELECT count(*) FROM hits) AS hits \
          FROM shown JOIN products p ON p.id = shown.id \
          LEFT JOIN categories c ON c.id = p.category_id \
@@ -448,9 +477,30 @@ async fn search(
 
 async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<Page<Product>> {
     let (filter, page, cap) = (listing.filter, listing.page, listing.cap);
+    // The unfiltered and per-category listings (most of the traffic) read their total
+    // from the maintained counts in the page's own statement, which is prepared once per
+    // connection. A price or stock filter's selectivity decides the plan (an index on the
+    // price for a narrow range, the sort's index for a wide one), so those statements are
+    // planned for their values at every run instead of through a cached generic plan.
+    let counted_by_category =
+        filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
     let mut statement = Statement::default();
+    let hits = if counted_by_category {
+        let category = filter
+            .category_id
+            .map(|id| {
+                format!(
+                    " WHERE category_key = {}",
+                    statement.param(Value::BigInt(id))
+                )
+            })
+            .unwrap_or_default();
+        format!("(SELECT coalesce(sum(live), 0)::int8 FROM product_counts{category})")
+    } else {
+        "0::int8".to_string()
+    };
     statement.push(&format!(
-        "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, 0::int8 AS candidates, 0::int8 AS hits \
+        "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, 0::int8 AS candidates, {hits} AS hits \
          FROM products p LEFT JOIN categories c ON c.id = p.category_id \
          WHERE p.deleted_at IS NULL"
     ));
@@ -458,26 +508,24 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
     if let Some(after) = listing.after {
         push_after(&mut statement, after, "p");
     }
-    let limit = statement.param(Value::BigInt(page.limit));
-    let offset = statement.param(Value::BigInt(page.offset));
-    statement.push(&format!(
-        " ORDER BY {} LIMIT {limit} OFFSET {offset}",
-        order_by(filter.sort, false, "p")
-    ));
-    let rows: Vec<ListedRow> = statement.prepared().load(conn).await?;
+    statement.push(&format!(" ORDER BY {}", order_by(filter.sort, false, "p")));
+    push_page(&mut statement, page);
 
-    let counted_by_category =
-        filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
     if counted_by_category {
-        let total = maintained_count(conn, filter.category_id).await?;
+        let rows: Vec<ListedRow> = statement.prepared().load(conn).await?;
+        let total = match rows.as_slice().first() {
+            Some(row) => row.hits,
+            None => maintained_count(conn, filter.category_id).await?,
+        };
         return finish(conn, listing, None, rows, Some(total)).await;
     }
+    let rows: Vec<ListedRow> = statement.unprepared().load(conn).await?;
     let mut counting = Statement::default();
     counting.push("SELECT count(*) AS hits, 0::int8 AS candidates FROM (SELECT FROM products p WHERE p.deleted_at IS NULL");
     push_filters(&mut counting, filter, "p");
     let limit = counting.param(Value::BigInt(cap + 1));
     counting.push(&format!(" LIMIT {limit}) AS capped"));
-    let counted: Counted = counting.prepared().get_result(conn).await?;
+    let counted: Counted = counting.unprepared().get_result(conn).await?;
     let counted = (counted.hits <= cap).then_some(counted.hits);
     finish(conn, listing, None, rows, counted).await
 }
