@@ -47,7 +47,16 @@ pub use service::{reserve_stock, return_stock};
 )]
 pub struct CatalogApi;
 
-/// The catalog's routes and OpenAPI fragment, for the app factory.
+/// The catalog's routes and OpenAPI fragment, for the app factory; each app (each call)
+/// has its own [`service::SearchCache`], shared by its workers.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::routes("catalog", routes::configure, CatalogApi::openapi())
+    let searches = actix_web::web::Data::new(service::SearchCache::default());
+    ecom_core::Module::routes(
+        "catalog",
+        move |cfg| {
+            cfg.app_data(searches.clone());
+            routes::configure(cfg);
+        },
+        CatalogApi::openapi(),
+    )
 }

@@ -188,17 +188,32 @@ pub enum CursorKey {
 impl ProductCursor {
     /// The cursor after `row` in a listing sorted by `sort`; `rank` is its relevance.
     pub fn after(sort: ProductSort, row: &ProductRow, rank: Option<f64>) -> Self {
-        let key = match sort {
-            ProductSort::Relevance => CursorKey::Rank(rank.unwrap_or_default()),
-            ProductSort::Newest => CursorKey::CreatedAt(row.created_at),
-            ProductSort::PriceAsc | ProductSort::PriceDesc => CursorKey::Price(row.price),
-            ProductSort::Rating => CursorKey::Rating(row.avg_rating),
-        };
-        Self {
+        Self::at(
             sort,
-            key,
-            id: row.id,
-        }
+            row.id,
+            rank.unwrap_or_default(),
+            row.created_at,
+            row.price,
+            row.avg_rating,
+        )
+    }
+
+    /// The cursor after the product with these sort keys in a listing sorted by `sort`.
+    pub fn at(
+        sort: ProductSort,
+        id: i64,
+        rank: f64,
+        created_at: DateTime<Utc>,
+        price: Money,
+        avg_rating: Option<f64>,
+    ) -> Self {
+        let key = match sort {
+            ProductSort::Relevance => CursorKey::Rank(rank),
+            ProductSort::Newest => CursorKey::CreatedAt(created_at),
+            ProductSort::PriceAsc | ProductSort::PriceDesc => CursorKey::Price(price),
+            ProductSort::Rating => CursorKey::Rating(avg_rating),
+        };
+        Self { sort, key, id }
     }
 
     /// Reads a cursor given as `after` (`sort.key.id`); `None` when it is not one.

@@ -1,5 +1,7 @@
 //! Handlers of /categories and /products: parse, authorize, call a service, render.
 
+use std::time::Duration;
+
 use actix_web::http::header;
 use actix_web::{HttpResponse, delete, get, post, route, web};
 use ecom_core::authorized::{
@@ -7,6 +9,7 @@ use ecom_core::authorized::{
 };
 use ecom_core::http_cache::{Cached, NotModified};
 use ecom_core::request_db::Db;
+use ecom_core::settings::Settings;
 use ecom_core::{AppResult, Page, PageQuery, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -15,7 +18,7 @@ use crate::api::{
     ProductBodyRefused, ProductListQuery, ProductMissing, ProductOut, ProductPage, ReviewOut,
     ReviewPage, UpdateProductRequest,
 };
-use crate::service;
+use crate::service::{self, MatchSource, SearchCache};
 
 /// Registers the catalog's handlers; each carries its route and its operation, and the
 /// app factory answers 405 for other methods on a served path.
@@ -88,6 +91,10 @@ pub async fn create_category(
 /// a stock filter it is counted up to 10,000 matches; beyond that the page carries
 /// `total_is_estimate: true` and `total` is PostgreSQL's estimate (at least 10,001), and a
 /// search ranks the first 10,000 products its text matches.
+///
+/// A replica reuses a search's text matches for up to `SEARCH_CACHE_SECONDS` (5 s by
+/// default): the names, prices and stock shown are always current, but a product created
+/// or renamed meanwhile may take that long to appear in (or leave) a search's results.
 #[utoipa::path(tag = "catalog", operation_id = "listProducts",
     params(ProductListQuery, PageQuery),
     responses(
@@ -99,13 +106,23 @@ pub async fn create_category(
 #[get("/products")]
 pub async fn list_products(
     db: Db,
+    searches: web::Data<SearchCache>,
+    settings: web::Data<Settings>,
     query: web::Query<ProductListQuery>,
 ) -> AppResult<Cached<Page<ProductOut>>> {
     let page = query.page.validate()?;
     let filter = query.validate()?;
     let after = query.cursor(&filter, &page)?;
+    let reuse = Duration::from_secs(settings.search_cache_seconds);
     let mut conn = db.conn().await?;
-    let products = service::list_products_after(&mut conn, &filter, page, after.as_ref()).await?;
+    let products = service::list_products_reusing(
+        &mut conn,
+        &filter,
+        page,
+        after.as_ref(),
+        MatchSource::Reused(&searches, reuse),
+    )
+    .await?;
     Ok(Cached(products.map(ProductOut::from)))
 }
 
@@ -122,11 +139,13 @@ pub async fn list_products(
 pub async fn create_product(
     editor: Authorized<CreateProduct>,
     db: Db,
+    searches: web::Data<SearchCache>,
     body: ecom_core::JsonObject<CreateProductRequest>,
 ) -> AppResult<HttpResponse> {
     let new = body.into_inner().validate()?;
     let mut conn = db.conn().await?;
     let product = service::create_product_audited(&mut conn, editor.user_id, new).await?;
+    searches.clear();
     Ok(created(
         format!("/products/{}", product.row.id),
         ProductOut::from(product),
@@ -164,6 +183,7 @@ pub async fn get_product(db: Db, id: web::Path<i64>) -> AppResult<Cached<Product
 pub async fn update_product(
     editor: Authorized<EditProduct>,
     db: Db,
+    searches: web::Data<SearchCache>,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<UpdateProductRequest>,
 ) -> AppResult<web::Json<ProductOut>> {
@@ -172,6 +192,7 @@ pub async fn update_product(
     let product =
         service::update_product_audited(&mut conn, editor.user_id, id.into_inner(), changes)
             .await?;
+    searches.clear();
     Ok(web::Json(product.into()))
 }
 
@@ -188,10 +209,12 @@ pub async fn update_product(
 pub async fn delete_product(
     editor: Authorized<DeleteProduct>,
     db: Db,
+    searches: web::Data<SearchCache>,
     id: web::Path<i64>,
 ) -> AppResult<HttpResponse> {
     let mut conn = db.conn().await?;
     service::delete_product_audited(&mut conn, editor.user_id, id.into_inner()).await?;
+    searches.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -96,6 +96,8 @@ pub struct Settings {
     pub shutdown_grace_ms: u64,
     /// Then: how long in-flight requests may take to finish before they are cut off.
     pub shutdown_timeout_seconds: u64,
+    /// How long a replica reuses a search's text matches (0: never); see ecom-catalog.
+    pub search_cache_seconds: u64,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
@@ -168,6 +170,7 @@ impl SettingsLoader {
             .and_then(|b| {
                 b.set_default("shutdown_timeout_seconds", DEFAULT_SHUTDOWN_TIMEOUT_SECONDS)
             })
+            .and_then(|b| b.set_default("search_cache_seconds", 5))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -227,6 +230,7 @@ pub const KNOWN_NAMES: &[&str] = &[
     "METRICS_TOKEN",
     "SHUTDOWN_GRACE_MS",
     "SHUTDOWN_TIMEOUT_SECONDS",
+    "SEARCH_CACHE_SECONDS",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -341,6 +345,7 @@ impl Settings {
             }
             "SHUTDOWN_GRACE_MS" => (self.shutdown_grace_ms.into(), 0..=600_000),
             "SHUTDOWN_TIMEOUT_SECONDS" => (self.shutdown_timeout_seconds.into(), 1..=3600),
+            "SEARCH_CACHE_SECONDS" => (self.search_cache_seconds.into(), 0..=3600),
             _ => return None,
         })
     }

@@ -1,7 +1,8 @@
 //! The catalog's use cases. Each function takes a connection; the ones that write more
 //! than one row run in a transaction (a savepoint when the caller already opened one).
 //!
-//! - [`search`]: listing and full-text search, one product by id
+//! - [`search`]: listing and full-text search, one product by id; [`search_cache`]: a
+//!   search's text matches reused for a few seconds
 //! - [`products`]: product writes, and their audited forms that the routes call
 //! - [`categories`], [`reviews`]
 //! - [`stock`]: reserve and return stock inside ecom-orders' transaction
@@ -10,6 +11,7 @@ pub mod categories;
 pub mod products;
 pub mod reviews;
 pub mod search;
+pub mod search_cache;
 pub mod stock;
 
 pub use categories::{create_category, list_categories};
@@ -18,7 +20,10 @@ pub use products::{
     update_product_audited,
 };
 pub use reviews::{create_review, list_reviews};
-pub use search::{get_product, list_products, list_products_after};
+pub use search::{
+    MatchSource, get_product, list_products, list_products_after, list_products_reusing,
+};
+pub use search_cache::SearchCache;
 pub use stock::{reserve_stock, return_stock};
 
 type Result<T> = std::result::Result<T, crate::error::CatalogError>;

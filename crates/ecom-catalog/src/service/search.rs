@@ -1,15 +1,22 @@
 //! Listing and searching products, and one product by id.
 //!
-//! A search takes its candidates from the text indexes alone (full-text, prefix and trigram
-//! matches, in a materialized CTE), then filters, ranks and pages them in the same
-//! statement. So the plan's cost grows with the text matches, never with the catalog, and a
-//! cached generic plan cannot trade the GIN indexes for a price-range scan that tests every
-//! row with `<%` (what the single-`WHERE` query did after five executions).
+//! A search reads its text matches from the text indexes alone (full-text, prefix and
+//! trigram), ranked, in one statement ([`Matches`]), then filters, sorts, counts and pages
+//! them in memory and reads the shown products by id. So its cost grows with the text
+//! matches, never with the catalog; no cached generic plan can trade the GIN indexes for
+//! a price-range scan that tests every row with `<%` (what the single-`WHERE` query did
+//! after five executions); and a replica can reuse the matches for a few seconds
+//! ([`super::search_cache`]).
 //!
 //! Totals never count the catalog: the unfiltered and per-category listings read the
 //! maintained `product_counts`; other filtered listings count exactly up to
 //! [`EXACT_TOTAL_CAP`]; a search ranks and counts at most that many text matches. Beyond the
 //! cap the page says `total_is_estimate` and `total` is PostgreSQL's estimate.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
@@ -17,11 +24,12 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::Untyped;
-use diesel::sql_types::{BigInt, Double, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Double, Integer, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
 
 use super::Result;
+use super::search_cache::SearchCache;
 use crate::error::CatalogError;
 use crate::model::{
     CategoryRef, CursorKey, Product, ProductCursor, ProductFilter, ProductRow, ProductSort,
@@ -309,10 +317,8 @@ struct ListedRow {
     /// The relevance of a search hit.
     #[diesel(sql_type = Nullable<Double>)]
     rank: Option<f64>,
-    /// Text matches read, at most the cap + 1 (searches only).
-    #[diesel(sql_type = BigInt)]
-    candidates: i64,
-    /// Candidates that pass the filters.
+    /// The listing's total, from the maintained counts (unfiltered and per-category
+    /// listings only).
     #[diesel(sql_type = BigInt)]
     hits: i64,
 }
@@ -349,8 +355,6 @@ impl ListedRow {
 #[derive(QueryableByName)]
 struct Counted {
     #[diesel(sql_type = BigInt)]
-    candidates: i64,
-    #[diesel(sql_type = BigInt)]
     hits: i64,
 }
 
@@ -360,15 +364,24 @@ struct PlanLine {
     line: String,
 }
 
-/// One page of the live catalog: one statement for a search, two for other listings (the
-/// page, and its total from the maintained counts or a capped count), whatever the page
-/// size; one more when a total is estimated.
+/// One page of the live catalog: for a search, its text matches (one statement, or none
+/// when reused) and the products shown; for other listings the page with its total from
+/// the maintained counts, or the page and a capped count; one more when a total is
+/// estimated.
 pub async fn list_products(
     conn: &mut AsyncPgConnection,
     filter: &ProductFilter,
     page: PageRequest,
 ) -> Result<Page<Product>> {
-    list_products_capped(conn, filter, page, None, EXACT_TOTAL_CAP).await
+    list_products_capped(
+        conn,
+        filter,
+        page,
+        None,
+        EXACT_TOTAL_CAP,
+        MatchSource::Fresh,
+    )
+    .await
 }
 
 /// [`list_products`] from a keyset cursor (`after`) instead of an offset.
@@ -378,7 +391,27 @@ pub async fn list_products_after(
     page: PageRequest,
     after: Option<&ProductCursor>,
 ) -> Result<Page<Product>> {
-    list_products_capped(conn, filter, page, after, EXACT_TOTAL_CAP).await
+    list_products_capped(
+        conn,
+        filter,
+        page,
+        after,
+        EXACT_TOTAL_CAP,
+        MatchSource::Fresh,
+    )
+    .await
+}
+
+/// [`list_products_after`] for the routes: a search reuses recent matches (see
+/// [`super::search_cache`]).
+pub async fn list_products_reusing(
+    conn: &mut AsyncPgConnection,
+    filter: &ProductFilter,
+    page: PageRequest,
+    after: Option<&ProductCursor>,
+    source: MatchSource<'_>,
+) -> Result<Page<Product>> {
+    list_products_capped(conn, filter, page, after, EXACT_TOTAL_CAP, source).await
 }
 
 /// [`list_products_after`] with another cap, so that tests can cross it with a few products.
@@ -389,6 +422,7 @@ pub async fn list_products_capped(
     page: PageRequest,
     after: Option<&ProductCursor>,
     cap: i64,
+    source: MatchSource<'_>,
 ) -> Result<Page<Product>> {
     let listing = Listing {
         filter,
@@ -397,27 +431,9 @@ pub async fn list_products_capped(
         cap,
     };
     match filter.search.as_deref().map(SearchTerms::new) {
-        Some(terms) => search(conn, &listing, &terms).await,
+        Some(terms) => search(conn, &listing, &terms, source).await,
         None => browse(conn, &listing).await,
     }
-}
-
-/// The CTEs of a search: `matched` (at most cap + 1 text matches, with what the filters and
-/// sorts read) and `hits` (those passing the filters).
-fn search_candidates(filter: &ProductFilter, terms: &SearchTerms, cap: i64) -> Statement {
-    let mut statement = Statement::default();
-    let terms = TermsCte::bind(&mut statement, terms);
-    let limit = statement.param(Value::BigInt(cap + 1));
-    statement.push(&format!(
-        "WITH {}, matched AS MATERIALIZED (\
-           SELECT id, price, stock, category_id, created_at, avg_rating, {RELEVANCE} AS rank \
-           FROM terms, products WHERE deleted_at IS NULL AND {TEXT_MATCH} LIMIT {limit}), \
-         hits AS MATERIALIZED (SELECT * FROM matched WHERE TRUE",
-        terms.0,
-    ));
-    push_filters(&mut statement, filter, "matched");
-    statement.push(")");
-    statement
 }
 
 /// One listing request: what to list, which page, from where, and the counting cap.
@@ -428,10 +444,162 @@ struct Listing<'a> {
     cap: i64,
 }
 
+/// A product whose text a search matched, with what the filters, sorts and cursors read.
+#[derive(QueryableByName, Debug, Clone)]
+struct Match {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Numeric)]
+    price: Money,
+    #[diesel(sql_type = Integer)]
+    stock: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    category_id: Option<i64>,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Double>)]
+    avg_rating: Option<f64>,
+    #[diesel(sql_type = Double)]
+    rank: f64,
+}
+
+/// The text matches of one search, at most the cap + 1 (beyond the cap, an arbitrary
+/// cap + 1 of them are ranked): read in one statement from the text indexes, then
+/// filtered, sorted, counted and paged here, so that a search can reuse them
+/// ([`super::search_cache`]).
+pub struct Matches {
+    items: Vec<Match>,
+    cap: i64,
+    /// PostgreSQL's estimates of the matches passing each set of filters, once over the cap.
+    estimates: Mutex<HashMap<FilterKey, i64>>,
+}
+
+/// The filters other than the search and the sort.
+type FilterKey = (Option<i64>, Option<Money>, Option<Money>, Option<bool>);
+
+fn filter_key(filter: &ProductFilter) -> FilterKey {
+    (
+        filter.category_id,
+        filter.min_price,
+        filter.max_price,
+        filter.in_stock,
+    )
+}
+
+/// Whether a product with these values passes the filters other than the search.
+fn passes(filter: &ProductFilter, category_id: Option<i64>, price: Money, stock: i32) -> bool {
+    filter.category_id.is_none_or(|id| category_id == Some(id))
+        && filter.min_price.is_none_or(|min| price >= min)
+        && filter.max_price.is_none_or(|max| price <= max)
+        && filter.in_stock.is_none_or(|wanted| (stock > 0) == wanted)
+}
+
+impl Match {
+    /// Orders matches as a listing sorted by `sort` shows them (ties broken by id), as
+    /// [`order_by`] does in SQL for a search.
+    fn listing_order(sort: ProductSort, a: &Self, b: &Self) -> Ordering {
+        match sort {
+            ProductSort::Relevance => b.rank.total_cmp(&a.rank).then(b.id.cmp(&a.id)),
+            ProductSort::Newest => b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)),
+            ProductSort::PriceAsc => a.price.cmp(&b.price).then(a.id.cmp(&b.id)),
+            ProductSort::PriceDesc => b.price.cmp(&a.price).then(b.id.cmp(&a.id)),
+            ProductSort::Rating => match (a.avg_rating, b.avg_rating) {
+                (Some(x), Some(y)) => y.total_cmp(&x),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            }
+            .then(b.id.cmp(&a.id)),
+        }
+    }
+
+    /// Whether this match comes after `cursor` in its listing, as [`push_after`] says.
+    fn follows(&self, cursor: &ProductCursor) -> bool {
+        let id = cursor.id;
+        match (cursor.key, cursor.sort) {
+            (CursorKey::Rank(rank), _) => (self.rank, self.id) < (rank, id),
+            (CursorKey::CreatedAt(at), _) => (self.created_at, self.id) < (at, id),
+            (CursorKey::Price(price), ProductSort::PriceAsc) => (self.price, self.id) > (price, id),
+            (CursorKey::Price(price), _) => (self.price, self.id) < (price, id),
+            (CursorKey::Rating(Some(rating)), _) => match self.avg_rating {
+                Some(own) => own < rating || (own == rating && self.id < id),
+                None => true,
+            },
+            (CursorKey::Rating(None), _) => self.avg_rating.is_none() && self.id < id,
+        }
+    }
+
+    /// The cursor after this match in a listing sorted by `sort`.
+    fn cursor(&self, sort: ProductSort) -> ProductCursor {
+        ProductCursor::at(
+            sort,
+            self.id,
+            self.rank,
+            self.created_at,
+            self.price,
+            self.avg_rating,
+        )
+    }
+}
+
+impl Matches {
+    /// Reads the text matches of `terms`, at most `cap` + 1.
+    async fn load(conn: &mut AsyncPgConnection, terms: &SearchTerms, cap: i64) -> Result<Self> {
+        let mut statement = Statement::default();
+        let terms = TermsCte::bind(&mut statement, terms);
+        statement.push(&format!(
+            "WITH {} SELECT id, price, stock, category_id, created_at, avg_rating, \
+               {RELEVANCE} AS rank \
+             FROM terms, products WHERE deleted_at IS NULL AND {TEXT_MATCH} LIMIT {}",
+            terms.0,
+            cap + 1
+        ));
+        Ok(Self {
+            items: statement.prepared().load(conn).await?,
+            cap,
+            estimates: Mutex::default(),
+        })
+    }
+
+    /// PostgreSQL's estimate of the matches passing `filter`, asked once per filter set.
+    async fn estimate(
+        &self,
+        conn: &mut AsyncPgConnection,
+        filter: &ProductFilter,
+        terms: &SearchTerms,
+    ) -> Result<i64> {
+        let key = filter_key(filter);
+        let known = self
+            .estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        if let Some(total) = known {
+            return Ok(total);
+        }
+        let total = estimate(conn, filter, Some(terms), self.cap).await?;
+        self.estimates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, total);
+        Ok(total)
+    }
+}
+
+/// Where a search's matches come from: read for this request, or reused.
+#[derive(Clone, Copy)]
+pub enum MatchSource<'a> {
+    Fresh,
+    /// Reused from `cache` when younger than the duration (`SEARCH_CACHE_SECONDS`).
+    Reused(&'a SearchCache, Duration),
+}
+
 async fn search(
     conn: &mut AsyncPgConnection,
     listing: &Listing<'_>,
     terms: &SearchTerms,
+    source: MatchSource<'_>,
 ) -> Result<Page<Product>> {
     let Listing {
         filter,
@@ -439,40 +607,74 @@ async fn search(
         after,
         cap,
     } = *listing;
-    let mut statement = search_candidates(filter, terms, cap);
-    statement.push(", shown AS (SELECT * FROM hits WHERE TRUE");
-    if let Some(after) = after {
-        push_after(&mut statement, after, "hits");
-    }
-    statement.push(&format!(
-        " ORDER BY {}",
-        order_by(filter.sort, true, "hits")
-    ));
-    push_page(&mut statement, page);
-    let shown_sort = order_by(filter.sort, true, "shown");
-    statement.push(&format!(
-        ") SELECT {LISTED_COLUMNS}, shown.rank, \
-           (SELECT count(*) FROM matched) AS candidates, (SELECT count(*) FROM hits) AS hits \
-         FROM shown JOIN products p ON p.id = shown.id \
-         LEFT JOIN categories c ON c.id = p.category_id \
-         ORDER BY {shown_sort}"
-    ));
-    let rows: Vec<ListedRow> = statement.prepared().load(conn).await?;
-
-    let (candidates, hits) = match rows.as_slice().first() {
-        Some(row) => (row.candidates, row.hits),
-        None => {
-            let mut counting = search_candidates(filter, terms, cap);
-            counting.push(
-                " SELECT (SELECT count(*) FROM matched) AS candidates, \
-                 (SELECT count(*) FROM hits) AS hits",
-            );
-            let counted: Counted = counting.prepared().get_result(conn).await?;
-            (counted.candidates, counted.hits)
+    let matches = match source {
+        MatchSource::Fresh => Arc::new(Matches::load(conn, terms, cap).await?),
+        MatchSource::Reused(cache, reuse) => {
+            let search = filter.search.as_deref().unwrap_or_default();
+            cache
+                .matches(search, reuse, || Matches::load(conn, terms, cap))
+                .await?
         }
     };
-    let counted = (candidates <= cap).then_some(hits);
-    finish(conn, listing, Some(terms), rows, counted).await
+    let mut hits: Vec<&Match> = matches
+        .items
+        .iter()
+        .filter(|m| passes(filter, m.category_id, m.price, m.stock))
+        .collect();
+    let total = i64::try_from(hits.len()).unwrap_or(i64::MAX);
+    hits.sort_unstable_by(|a, b| Match::listing_order(filter.sort, a, b));
+    let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let take = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let shown: Vec<&Match> = hits
+        .into_iter()
+        .filter(|m| after.is_none_or(|cursor| m.follows(cursor)))
+        .skip(skip)
+        .take(take)
+        .collect();
+    let next = shown
+        .last()
+        .filter(|_| shown.len() == take)
+        .map(|last| last.cursor(filter.sort).to_string());
+
+    // The page's products as they are now; one that no longer passes the filters is left off.
+    let ids: Vec<i64> = shown.iter().map(|m| m.id).collect();
+    let mut current: HashMap<i64, Product> = products_by_id(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.row.id, p))
+        .collect();
+    let items: Vec<Product> = shown
+        .iter()
+        .filter_map(|m| current.remove(&m.id))
+        .filter(|p| passes(filter, p.row.category_id, p.row.price, p.row.stock))
+        .collect();
+
+    let over_cap = i64::try_from(matches.items.len()).unwrap_or(i64::MAX) > cap;
+    let listed = if over_cap {
+        let total = matches.estimate(conn, filter, terms).await?;
+        Page::new(items, total, page).estimated(true)
+    } else {
+        Page::new(items, total, page)
+    };
+    Ok(listed.with_next_after(next))
+}
+
+/// The live products among `ids`, in no particular order.
+async fn products_by_id(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<Product>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(ProductRow, Option<CategoryRef>)> = products::table
+        .left_join(categories::table)
+        .filter(products::id.eq_any(ids))
+        .filter(products::deleted_at.is_null())
+        .select((ProductRow::as_select(), Option::<CategoryRef>::as_select()))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, category)| Product { row, category })
+        .collect())
 }
 
 async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<Page<Product>> {
@@ -500,7 +702,7 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
         "0::int8".to_string()
     };
     statement.push(&format!(
-        "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, 0::int8 AS candidates, {hits} AS hits \
+        "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, {hits} AS hits \
          FROM products p LEFT JOIN categories c ON c.id = p.category_id \
          WHERE p.deleted_at IS NULL"
     ));
@@ -517,17 +719,18 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
             Some(row) => row.hits,
             None => maintained_count(conn, filter.category_id).await?,
         };
-        return finish(conn, listing, None, rows, Some(total)).await;
+        return finish(conn, listing, rows, Some(total)).await;
     }
     let rows: Vec<ListedRow> = statement.unprepared().load(conn).await?;
     let mut counting = Statement::default();
-    counting.push("SELECT count(*) AS hits, 0::int8 AS candidates FROM (SELECT FROM products p WHERE p.deleted_at IS NULL");
+    counting
+        .push("SELECT count(*) AS hits FROM (SELECT FROM products p WHERE p.deleted_at IS NULL");
     push_filters(&mut counting, filter, "p");
     let limit = counting.param(Value::BigInt(cap + 1));
     counting.push(&format!(" LIMIT {limit}) AS capped"));
     let counted: Counted = counting.unprepared().get_result(conn).await?;
     let counted = (counted.hits <= cap).then_some(counted.hits);
-    finish(conn, listing, None, rows, counted).await
+    finish(conn, listing, rows, counted).await
 }
 
 /// The page of `rows` with its total: `counted` when the matches were counted, else
@@ -535,7 +738,6 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
 async fn finish(
     conn: &mut AsyncPgConnection,
     listing: &Listing<'_>,
-    terms: Option<&SearchTerms>,
     rows: Vec<ListedRow>,
     counted: Option<i64>,
 ) -> Result<Page<Product>> {
@@ -544,7 +746,7 @@ async fn finish(
     let listed = match counted {
         Some(total) => Page::new(items, total, page),
         None => {
-            let total = estimate(conn, listing.filter, terms, listing.cap).await?;
+            let total = estimate(conn, listing.filter, None, listing.cap).await?;
             Page::new(items, total, page).estimated(true)
         }
     };

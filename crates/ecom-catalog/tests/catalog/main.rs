@@ -8,6 +8,7 @@ mod openapi;
 mod products;
 mod reviews;
 mod search;
+mod search_reuse;
 mod seed;
 mod statements;
 mod stock;

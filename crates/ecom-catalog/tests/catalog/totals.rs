@@ -218,10 +218,16 @@ async fn totals_past_the_cap_are_estimates() {
             .await
             .expect("listing");
         assert!(exact.total > cap && !exact.total_is_estimate, "{filter:?}");
-        let capped =
-            service::search::list_products_capped(conn, &filter, page_of(20, 0), None, cap)
-                .await
-                .expect("capped listing");
+        let capped = service::search::list_products_capped(
+            conn,
+            &filter,
+            page_of(20, 0),
+            None,
+            cap,
+            service::MatchSource::Fresh,
+        )
+        .await
+        .expect("capped listing");
         assert!(capped.total_is_estimate, "{filter:?}");
         assert!(
             capped.total > cap,
@@ -231,8 +237,15 @@ async fn totals_past_the_cap_are_estimates() {
     }
     // Under the cap nothing changes.
     let narrow = search("backpack");
-    let capped =
-        service::search::list_products_capped(conn, &narrow, page_of(20, 0), None, cap).await;
+    let capped = service::search::list_products_capped(
+        conn,
+        &narrow,
+        page_of(20, 0),
+        None,
+        cap,
+        service::MatchSource::Fresh,
+    )
+    .await;
     let exact = service::list_products(conn, &narrow, page_of(20, 0)).await;
     let (capped, exact) = (capped.expect("capped"), exact.expect("exact"));
     assert!(
