@@ -12,7 +12,8 @@
 //! from `in_stock=true`, and the total may be off by such products. A product written
 //! through this replica clears its matches at once.
 //!
-//! Concurrent searches for the same text share one load; the cache holds at most
+//! Concurrent searches for the same text share one read, and while one search reads a
+//! text's matches again the others keep using the previous read; the cache holds at most
 //! [`MAX_SEARCHES`] texts, each at most the cap + 1 matches.
 
 use std::collections::HashMap;
@@ -33,14 +34,25 @@ pub struct SearchCache {
     slots: Mutex<HashMap<String, Slot>>,
 }
 
+#[derive(Default)]
 struct Slot {
-    since: Instant,
-    matches: Arc<OnceCell<Arc<Matches>>>,
+    /// The latest matches read, and when their read began.
+    ready: Option<(Instant, Arc<Matches>)>,
+    /// A read in flight, shared by the searches that must wait for it.
+    pending: Option<Arc<OnceCell<Arc<Matches>>>>,
+}
+
+/// What a search does with a slot.
+enum Use {
+    Ready(Arc<Matches>),
+    Wait(Arc<OnceCell<Arc<Matches>>>),
 }
 
 impl SearchCache {
-    /// The matches of `search`, loaded by `load` unless a load younger than `reuse` exists
-    /// or is in flight (then this waits for it). A failed load is not kept.
+    /// The matches of `search`, read by `load` unless a read younger than `reuse` exists.
+    /// While one search reads them again, the others keep using the previous read (at
+    /// most twice `reuse` old), so only that one search waits; with nothing usable they
+    /// all wait for the same read. A failed read is not kept.
     pub(crate) async fn matches<F, Fut>(
         &self,
         search: &str,
@@ -54,40 +66,69 @@ impl SearchCache {
         if reuse.is_zero() {
             return Ok(Arc::new(load().await?));
         }
-        let cell = self.slot(search, reuse);
+        let cell = match self.use_of(search, reuse) {
+            Use::Ready(matches) => return Ok(matches),
+            Use::Wait(cell) => cell,
+        };
+        let began = Instant::now();
+        let mut loaded_here = false;
         let matches = cell
-            .get_or_try_init(|| async { load().await.map(Arc::new) })
-            .await?;
-        Ok(matches.clone())
+            .get_or_try_init(|| async {
+                loaded_here = true;
+                load().await.map(Arc::new)
+            })
+            .await?
+            .clone();
+        if loaded_here {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(slot) = slots.get_mut(search)
+                && slot.pending.as_ref().is_some_and(|p| Arc::ptr_eq(p, &cell))
+            {
+                slot.ready = Some((began, matches.clone()));
+                slot.pending = None;
+            }
+        }
+        Ok(matches)
     }
 
-    /// The slot of `search`, a new one when it has none or its load is older than `reuse`.
-    fn slot(&self, search: &str, reuse: Duration) -> Arc<OnceCell<Arc<Matches>>> {
+    fn use_of(&self, search: &str, reuse: Duration) -> Use {
         let now = Instant::now();
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get(search)
-            && now.duration_since(slot.since) < reuse
-        {
-            return slot.matches.clone();
+        if !slots.contains_key(search) {
+            slots.retain(|_, slot| {
+                slot.pending.is_some()
+                    || slot
+                        .ready
+                        .as_ref()
+                        .is_some_and(|(since, _)| now.duration_since(*since) < 2 * reuse)
+            });
+            if slots.len() >= MAX_SEARCHES
+                && let Some(oldest) = slots
+                    .iter()
+                    .filter(|(_, slot)| slot.pending.is_none())
+                    .min_by_key(|(_, slot)| slot.ready.as_ref().map(|(since, _)| *since))
+                    .map(|(text, _)| text.clone())
+            {
+                slots.remove(&oldest);
+            }
         }
-        slots.retain(|_, slot| now.duration_since(slot.since) < reuse);
-        if slots.len() >= MAX_SEARCHES
-            && let Some(oldest) = slots
-                .iter()
-                .min_by_key(|(_, slot)| slot.since)
-                .map(|(text, _)| text.clone())
-        {
-            slots.remove(&oldest);
+        let slot = slots.entry(search.to_string()).or_default();
+        let age = slot
+            .ready
+            .as_ref()
+            .map(|(since, _)| now.duration_since(*since));
+        match (&slot.ready, age, &slot.pending) {
+            (Some((_, matches)), Some(age), _) if age < reuse => Use::Ready(matches.clone()),
+            (Some((_, matches)), Some(age), Some(_)) if age < 2 * reuse => {
+                Use::Ready(matches.clone())
+            }
+            (_, _, Some(pending)) => Use::Wait(pending.clone()),
+            _ => {
+                let pending = Arc::new(OnceCell::new());
+                slot.pending = Some(pending.clone());
+                Use::Wait(pending)
+            }
         }
-        let matches = Arc::new(OnceCell::new());
-        slots.insert(
-            search.to_string(),
-            Slot {
-                since: now,
-                matches: matches.clone(),
-            },
-        );
-        matches
     }
 
     /// Forgets every search: a product was written through this replica.

@@ -148,3 +148,34 @@ async fn waiting_match_reads(conn: &mut diesel_async::AsyncPgConnection) -> i64 
     .expect("sessions")
     .n
 }
+
+#[actix_web::test]
+async fn while_one_search_reads_again_the_others_use_the_previous_read() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    product!(&mut conn, "Brass Lantern", "20.00", 5).await;
+    let app = test_app(
+        test_context(
+            &db,
+            vec![ecom_catalog::module()],
+            &[("SEARCH_CACHE_SECONDS", "1")],
+        )
+        .with_resolver(ecom_testkit::fixtures::accounts()),
+    )
+    .await;
+    let shopper = app.anonymous();
+    assert_eq!(shopper.listed_total("/products?search=lantern").await, 1);
+    product!(&mut conn, "Paper Lantern", "8.00", 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    // Connections for every search below, so none of them waits for one.
+    let warm = (0..6).map(|_| shopper.listed_total("/products?limit=1"));
+    futures_util::future::join_all(warm).await;
+    // The matches are over a second old: the first search reads them again; the others,
+    // started while it reads, answer from the previous read instead of waiting for it.
+    let searches = (0..6).map(|_| shopper.listed_total("/products?search=lantern"));
+    let totals = futures_util::future::join_all(searches).await;
+    assert!(totals.contains(&1), "the previous read used: {totals:?}");
+    assert!(totals.contains(&2), "the read again: {totals:?}");
+    assert_eq!(shopper.listed_total("/products?search=lantern").await, 2);
+}
