@@ -15,7 +15,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -469,6 +469,8 @@ struct Match {
 /// ([`super::search_cache`]).
 pub struct Matches {
     items: Vec<Match>,
+    /// `items`' positions in each sort's order, sorted once per sort (by its first use).
+    orders: [OnceLock<Vec<u32>>; 5],
     cap: i64,
     /// PostgreSQL's estimates of the matches passing each set of filters, once over the cap.
     estimates: Mutex<HashMap<FilterKey, i64>>,
@@ -556,9 +558,31 @@ impl Matches {
         ));
         Ok(Self {
             items: statement.prepared().load(conn).await?,
+            orders: Default::default(),
             cap,
             estimates: Mutex::default(),
         })
+    }
+
+    /// The matches in the order of a listing sorted by `sort`.
+    fn sorted(&self, sort: ProductSort) -> impl Iterator<Item = &Match> {
+        let slot = match sort {
+            ProductSort::Relevance => 0,
+            ProductSort::Newest => 1,
+            ProductSort::PriceAsc => 2,
+            ProductSort::PriceDesc => 3,
+            ProductSort::Rating => 4,
+        };
+        let order = self.orders[slot].get_or_init(|| {
+            let mut order: Vec<u32> = (0..self.items.len())
+                .filter_map(|i| u32::try_from(i).ok())
+                .collect();
+            order.sort_unstable_by(|&a, &b| {
+                Match::listing_order(sort, &self.items[a as usize], &self.items[b as usize])
+            });
+            order
+        });
+        order.iter().map(|&i| &self.items[i as usize])
     }
 
     /// PostgreSQL's estimate of the matches passing `filter`, asked once per filter set.
@@ -616,21 +640,26 @@ async fn search(
                 .await?
         }
     };
-    let mut hits: Vec<&Match> = matches
-        .items
-        .iter()
-        .filter(|m| passes(filter, m.category_id, m.price, m.stock))
-        .collect();
-    let total = i64::try_from(hits.len()).unwrap_or(i64::MAX);
-    hits.sort_unstable_by(|a, b| Match::listing_order(filter.sort, a, b));
+    // One pass in the sort's order: every match passing the filters counts; those after
+    // the cursor and the offset, up to the limit, are shown.
     let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
     let take = usize::try_from(page.limit).unwrap_or(usize::MAX);
-    let shown: Vec<&Match> = hits
-        .into_iter()
-        .filter(|m| after.is_none_or(|cursor| m.follows(cursor)))
-        .skip(skip)
-        .take(take)
-        .collect();
+    let (mut total, mut skipped) = (0_i64, 0_usize);
+    let mut shown: Vec<&Match> = Vec::with_capacity(take.min(100));
+    for m in matches.sorted(filter.sort) {
+        if !passes(filter, m.category_id, m.price, m.stock) {
+            continue;
+        }
+        total += 1;
+        if shown.len() == take || after.is_some_and(|cursor| !m.follows(cursor)) {
+            continue;
+        }
+        if skipped < skip {
+            skipped += 1;
+        } else {
+            shown.push(m);
+        }
+    }
     let next = shown
         .last()
         .filter(|_| shown.len() == take)
