@@ -451,6 +451,9 @@ struct Match {
     id: i64,
     #[diesel(sql_type = Numeric)]
     price: Money,
+    /// The price in cents, for the filters (comparing decimals was most of a search's time).
+    #[diesel(sql_type = BigInt)]
+    cents: i64,
     #[diesel(sql_type = Integer)]
     stock: i32,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -488,12 +491,36 @@ fn filter_key(filter: &ProductFilter) -> FilterKey {
     )
 }
 
-/// Whether a product with these values passes the filters other than the search.
-fn passes(filter: &ProductFilter, category_id: Option<i64>, price: Money, stock: i32) -> bool {
-    filter.category_id.is_none_or(|id| category_id == Some(id))
-        && filter.min_price.is_none_or(|min| price >= min)
-        && filter.max_price.is_none_or(|max| price <= max)
-        && filter.in_stock.is_none_or(|wanted| (stock > 0) == wanted)
+/// An amount in cents (money has at most two decimals).
+fn cents(amount: Money) -> i64 {
+    let amount = amount.as_decimal();
+    let scale = amount.scale().min(2);
+    i64::try_from(amount.mantissa() * 10_i128.pow(2 - scale)).unwrap_or(i64::MAX)
+}
+
+/// The filters other than the search, as a search applies them to its matches and to
+/// the products it shows.
+struct Wanted {
+    cents: std::ops::RangeInclusive<i64>,
+    category_id: Option<i64>,
+    in_stock: Option<bool>,
+}
+
+impl Wanted {
+    fn new(filter: &ProductFilter) -> Self {
+        Self {
+            cents: filter.min_price.map_or(i64::MIN, cents)
+                ..=filter.max_price.map_or(i64::MAX, cents),
+            category_id: filter.category_id,
+            in_stock: filter.in_stock,
+        }
+    }
+
+    fn passes(&self, category_id: Option<i64>, cents: i64, stock: i32) -> bool {
+        self.cents.contains(&cents)
+            && self.category_id.is_none_or(|id| category_id == Some(id))
+            && self.in_stock.is_none_or(|wanted| (stock > 0) == wanted)
+    }
 }
 
 impl Match {
@@ -550,7 +577,8 @@ impl Matches {
         let mut statement = Statement::default();
         let terms = TermsCte::bind(&mut statement, terms);
         statement.push(&format!(
-            "WITH {} SELECT id, price, stock, category_id, created_at, avg_rating, \
+            "WITH {} SELECT id, price, (price * 100)::int8 AS cents, stock, category_id, \
+               created_at, avg_rating, \
                {RELEVANCE} AS rank \
              FROM terms, products WHERE deleted_at IS NULL AND {TEXT_MATCH} LIMIT {}",
             terms.0,
@@ -646,12 +674,20 @@ async fn search(
     let take = usize::try_from(page.limit).unwrap_or(usize::MAX);
     let (mut total, mut skipped) = (0_i64, 0_usize);
     let mut shown: Vec<&Match> = Vec::with_capacity(take.min(100));
+    let wanted = Wanted::new(filter);
+    let over_cap = i64::try_from(matches.items.len()).unwrap_or(i64::MAX) > cap;
     for m in matches.sorted(filter.sort) {
-        if !passes(filter, m.category_id, m.price, m.stock) {
+        if !wanted.passes(m.category_id, m.cents, m.stock) {
             continue;
         }
         total += 1;
-        if shown.len() == take || after.is_some_and(|cursor| !m.follows(cursor)) {
+        if shown.len() == take {
+            if over_cap {
+                break; // the total is an estimate: no need to count
+            }
+            continue;
+        }
+        if after.is_some_and(|cursor| !m.follows(cursor)) {
             continue;
         }
         if skipped < skip {
@@ -675,10 +711,9 @@ async fn search(
     let items: Vec<Product> = shown
         .iter()
         .filter_map(|m| current.remove(&m.id))
-        .filter(|p| passes(filter, p.row.category_id, p.row.price, p.row.stock))
+        .filter(|p| wanted.passes(p.row.category_id, cents(p.row.price), p.row.stock))
         .collect();
 
-    let over_cap = i64::try_from(matches.items.len()).unwrap_or(i64::MAX) > cap;
     let listed = if over_cap {
         let total = matches.estimate(conn, filter, terms).await?;
         Page::new(items, total, page).estimated(true)
