@@ -1,4 +1,4 @@
-//! Daily rollups of closed UTC days for the sales report.
+//! Daily and monthly rollups of closed UTC days for the sales report.
 //!
 //! A rollup is only a cache: the report reads, in one snapshot, the rollups of the
 //! closed days that have one and the orders themselves for every other day (see
@@ -11,11 +11,17 @@
 //! claims the day until it commits, and a status change holds it shared until it
 //! commits, so a rollup visible in a snapshot always agrees with the orders of that
 //! snapshot: either the builder read the change, or the change deleted the rollup.
+//!
+//! A calendar month whose days are all closed and rolled up gets a month rollup, summed
+//! from its day rollups by a builder holding every one of its days' locks exclusively.
+//! Deleting a day rollup deletes its month's (a trigger on `order_rollup_days`), in the
+//! same transaction, so a month rollup in a snapshot always has all its days' rollups in
+//! that snapshot and agrees with them. Revenue is kept in integer cents.
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use diesel::sql_types::{Array, Date, Integer, Timestamptz};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
+use diesel::sql_types::{Array, BigInt, Bool, Date, Integer, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::Result;
@@ -38,12 +44,47 @@ fn lock_key(day: NaiveDate) -> i32 {
     (day - epoch).num_days() as i32
 }
 
+/// The first day of `day`'s month.
+pub(crate) fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).expect("every month has a first day")
+}
+
+/// The last day of the month starting on `month`.
+fn month_last(month: NaiveDate) -> NaiveDate {
+    month
+        .checked_add_months(Months::new(1))
+        .expect("a month after a report's month")
+        - Duration::days(1)
+}
+
+/// The months lying wholly inside `first..=last`.
+fn whole_months(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
+    let mut month = month_of(first);
+    if month < first {
+        month = month_last(month) + Duration::days(1);
+    }
+    let mut months = Vec::new();
+    while month_last(month) <= last {
+        months.push(month);
+        month = month_last(month) + Duration::days(1);
+    }
+    months
+}
+
 /// Where each day of a period is read from, as one snapshot sees the rollups.
 #[derive(Debug, Clone)]
 pub(crate) struct Sources {
-    /// Rollup rows of days `range.from..=rolled_to` are read (none when `rolled_to < from`);
-    /// a day without a rollup in the snapshot has no rows there and is read live.
+    /// Rollup rows of days `range.from..=rolled_to` exist exactly for the rolled-up days
+    /// (a day without a rollup in the snapshot has no rows there and is read live): the
+    /// daily figures read them all.
     pub rolled_to: NaiveDate,
+    /// Months of the period whose month rollup is in the snapshot: the other figures read
+    /// these rows instead of their days'.
+    pub months: Vec<NaiveDate>,
+    /// The days read from day rollups by the other figures: `day_lo[i]..=day_hi[i]`, not
+    /// covered by `months`.
+    pub day_lo: Vec<NaiveDate>,
+    pub day_hi: Vec<NaiveDate>,
     /// Orders created in `[live_lo[i], live_hi[i])` are read directly: the open days and
     /// every closed day the snapshot has no rollup for. The intervals are disjoint.
     pub live_lo: Vec<DateTime<Utc>>,
@@ -62,6 +103,15 @@ struct Day {
     day: NaiveDate,
 }
 
+/// A rolled-up day, or the first day of a rolled-up month.
+#[derive(diesel::QueryableByName)]
+struct Rolled {
+    #[diesel(sql_type = Date)]
+    day: NaiveDate,
+    #[diesel(sql_type = Bool)]
+    month: bool,
+}
+
 /// The sources of `range` in the caller's snapshot: call it inside the repeatable-read
 /// transaction that reads the figures, so the days it finds rolled up are the days the
 /// figures read from rollups.
@@ -72,23 +122,44 @@ pub(crate) async fn sources(
 ) -> Result<Sources> {
     let closed = last_closed_day(now);
     let rolled_to = range.to.min(closed);
-    let unrolled: Vec<Day> = diesel::sql_query(
-        "SELECT d::date AS day \
-         FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
-         WHERE NOT EXISTS (SELECT 1 FROM order_rollup_days r WHERE r.day = d::date) \
-         ORDER BY 1",
+    let rolled: Vec<Rolled> = diesel::sql_query(
+        "SELECT day, false AS month FROM order_rollup_days WHERE day >= $1 AND day <= $2 \
+         UNION ALL \
+         SELECT month, true FROM order_rollup_months WHERE month >= $1 AND month <= $2",
     )
     .bind::<Date, _>(range.from)
     .bind::<Date, _>(rolled_to)
     .load(conn)
     .await?;
+    let (mut days, mut months) = (HashSet::new(), HashSet::new());
+    for r in rolled {
+        if r.month {
+            months.insert(r.day);
+        } else {
+            days.insert(r.day);
+        }
+    }
     let mut sources = Sources {
         rolled_to,
+        months: Vec::new(),
+        day_lo: Vec::new(),
+        day_hi: Vec::new(),
         live_lo: Vec::new(),
         live_hi: Vec::new(),
     };
-    for Day { day } in unrolled {
-        sources.push_live(day_start(day), day_end(day));
+    let mut day = range.from;
+    while day <= rolled_to {
+        if day == month_of(day) && month_last(day) <= rolled_to && months.contains(&day) {
+            sources.months.push(day);
+            day = month_last(day) + Duration::days(1);
+            continue;
+        }
+        if days.contains(&day) {
+            sources.push_rolled(day);
+        } else {
+            sources.push_live(day_start(day), day_end(day));
+        }
+        day += Duration::days(1);
     }
     let open_from = day_start(range.from.max(closed + Duration::days(1)));
     let open_until = day_end(range.to);
@@ -99,6 +170,18 @@ pub(crate) async fn sources(
 }
 
 impl Sources {
+    /// Adds `day` to the day-rollup intervals, merged with the last when adjacent.
+    fn push_rolled(&mut self, day: NaiveDate) {
+        if let Some(last) = self.day_hi.last_mut()
+            && *last + Duration::days(1) == day
+        {
+            *last = day;
+            return;
+        }
+        self.day_lo.push(day);
+        self.day_hi.push(day);
+    }
+
     /// Adds `[lo, hi)` after the intervals so far, merged with the last when they touch,
     /// so a run of unrolled days is one index range scan.
     fn push_live(&mut self, lo: DateTime<Utc>, hi: DateTime<Utc>) {
@@ -118,27 +201,52 @@ impl Sources {
 const CHUNK_DAYS: i64 = 31;
 
 /// Builds the rollups of every closed day of the period that has none, a month per
-/// transaction (call it outside a transaction). Days another builder or a status change
-/// holds are skipped: the report reads them live this time.
+/// transaction, then those of the period's whole closed months that have none (call it
+/// outside a transaction). Days another builder or a status change holds are skipped,
+/// and so are their months: the report reads them from their days or live this time.
 pub(crate) async fn ensure(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let last = range.to.min(last_closed_day(now));
+    if last < range.from {
+        return Ok(());
+    }
+    // One look-up finds what is missing, so a report over built rollups costs one statement.
+    let months = whole_months(range.from, last);
+    let missing: Vec<Rolled> = diesel::sql_query(
+        "SELECT d::date AS day, false AS month \
+         FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
+         WHERE NOT EXISTS (SELECT 1 FROM order_rollup_days r WHERE r.day = d::date) \
+         UNION ALL \
+         SELECT m, true FROM unnest($3::date[]) AS m \
+         WHERE NOT EXISTS (SELECT 1 FROM order_rollup_months r WHERE r.month = m)",
+    )
+    .bind::<Date, _>(range.from)
+    .bind::<Date, _>(last)
+    .bind::<Array<Date>, _>(&months)
+    .load(conn)
+    .await?;
+    let unrolled: Vec<NaiveDate> = missing.iter().filter(|r| !r.month).map(|r| r.day).collect();
     let mut first = range.from;
     while first <= last {
         let chunk_end = (first + Duration::days(CHUNK_DAYS - 1)).min(last);
-        build(conn, first, chunk_end).await?;
+        if unrolled.iter().any(|d| (first..=chunk_end).contains(d)) {
+            build(conn, first, chunk_end).await?;
+        }
         first = chunk_end + Duration::days(1);
+    }
+    for month in missing.iter().filter(|r| r.month).map(|r| r.day) {
+        build_month(conn, month).await?;
     }
     Ok(())
 }
 
 /// Rolls up orders and revenue per status of the claimed days `$3`, whose orders were
 /// created in `[$1, $2)`.
-const ROLL_UP_STATUSES: &str = "INSERT INTO order_rollup_status (day, status, orders, revenue) \
-     SELECT m.day, o.status, count(*), sum(o.total_price) \
+const ROLL_UP_STATUSES: &str = "INSERT INTO order_rollup_status (day, status, orders, revenue_cents) \
+     SELECT m.day, o.status, count(*), (sum(o.total_price) * 100)::bigint \
      FROM orders o \
      JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
      WHERE o.created_at >= $1 AND o.created_at < $2 \
@@ -146,14 +254,22 @@ const ROLL_UP_STATUSES: &str = "INSERT INTO order_rollup_status (day, status, or
 
 /// Rolls up units and revenue per product of the same days (cancelled orders left out),
 /// with the name of the product's latest line.
-const ROLL_UP_PRODUCTS: &str = "INSERT INTO order_rollup_products (day, product_id, units, revenue, last_order_id, name) \
-     SELECT m.day, l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id), \
+const ROLL_UP_PRODUCTS: &str = "INSERT INTO order_rollup_products (day, product_id, units, revenue_cents, last_order_id, name) \
+     SELECT m.day, l.product_id, sum(l.quantity), (sum(l.line_total) * 100)::bigint, max(l.order_id), \
             (array_agg(l.product_name ORDER BY l.order_id DESC))[1] \
      FROM orders o \
      JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
      JOIN order_lines l ON l.order_id = o.id \
      WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
      GROUP BY 1, 2";
+
+/// Rolls up the sorted distinct customers (orders of any status) of the same days.
+const ROLL_UP_CUSTOMERS: &str = "INSERT INTO order_rollup_customers (day, customers) \
+     SELECT m.day, array_agg(DISTINCT o.user_id ORDER BY o.user_id) \
+     FROM orders o \
+     JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
+     WHERE o.created_at >= $1 AND o.created_at < $2 \
+     GROUP BY 1";
 
 /// Rolls up the days of `first..=last` that have no rollup yet, in one transaction.
 /// It never waits: a day whose lock is held (a status change in flight, or another
@@ -209,7 +325,7 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
         // Read committed: each statement reads after the locks were taken, so every status
         // change of these days either committed before (and is counted) or waits for this
         // commit and then deletes the rollup. The claimed days join as a hashed set.
-        for statement in [ROLL_UP_STATUSES, ROLL_UP_PRODUCTS] {
+        for statement in [ROLL_UP_STATUSES, ROLL_UP_PRODUCTS, ROLL_UP_CUSTOMERS] {
             diesel::sql_query(statement)
                 .bind::<Timestamptz, _>(lo)
                 .bind::<Timestamptz, _>(hi)
@@ -222,7 +338,77 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
     .await
 }
 
-/// Drops the rollup of the day an order was created on; call it in the transaction of
+#[derive(diesel::QueryableByName)]
+struct Held {
+    #[diesel(sql_type = Bool)]
+    held: bool,
+}
+
+/// Sums the rollups of the month starting on `month` from its day rollups, in one
+/// transaction holding every one of its days' locks (taken without waiting: if a status
+/// change or a builder holds one, the month is left for later). Under those locks no day
+/// rollup of the month can appear or go until commit, so the month equals its days; a
+/// month with a day not rolled up is left alone.
+async fn build_month(conn: &mut AsyncPgConnection, month: NaiveDate) -> Result<()> {
+    let last = month_last(month);
+    let keys: Vec<i32> = month
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(lock_key)
+        .collect();
+    conn.transaction(async |conn| {
+        // bool_and takes every lock it can; those taken go with the transaction.
+        let held: Held = diesel::sql_query(
+            "SELECT coalesce(bool_and(pg_try_advisory_xact_lock($1, k)), false) AS held \
+             FROM unnest($2::int[]) AS k",
+        )
+        .bind::<Integer, _>(LOCK_CLASS)
+        .bind::<Array<Integer>, _>(&keys)
+        .get_result(conn)
+        .await?;
+        if !held.held {
+            return Ok(());
+        }
+        let claimed: Vec<Day> = diesel::sql_query(
+            "INSERT INTO order_rollup_months (month) SELECT $1 \
+             WHERE (SELECT count(*) FROM order_rollup_days WHERE day >= $1 AND day <= $2) = $3 \
+             ON CONFLICT (month) DO NOTHING RETURNING month AS day",
+        )
+        .bind::<Date, _>(month)
+        .bind::<Date, _>(last)
+        .bind::<BigInt, _>(keys.len() as i64)
+        .load(conn)
+        .await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        for statement in [
+            "INSERT INTO order_rollup_month_status (month, status, orders, revenue_cents) \
+             SELECT $1, status, sum(orders), sum(revenue_cents) FROM order_rollup_status \
+             WHERE day >= $1 AND day <= $2 GROUP BY status",
+            "INSERT INTO order_rollup_month_products \
+                 (month, product_id, units, revenue_cents, last_order_id, name) \
+             SELECT $1, product_id, sum(units), sum(revenue_cents), max(last_order_id), \
+                    (array_agg(name ORDER BY last_order_id DESC))[1] \
+             FROM order_rollup_products WHERE day >= $1 AND day <= $2 GROUP BY product_id",
+            "INSERT INTO order_rollup_month_customers (month, customers) \
+             SELECT $1, coalesce(array_agg(DISTINCT c ORDER BY c), '{}') \
+             FROM order_rollup_customers, unnest(customers) AS c \
+             WHERE day >= $1 AND day <= $2",
+        ] {
+            diesel::sql_query(statement)
+                .bind::<Date, _>(month)
+                .bind::<Date, _>(last)
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Drops the rollup of the day an order was created on (and, by the trigger, its
+/// month's); call it in the transaction of
 /// the order's status change, after the order's update. The shared lock, held until
 /// that transaction ends, keeps a builder from reading the day before the change
 /// commits; the transaction must be read committed, so the delete sees a rollup that a

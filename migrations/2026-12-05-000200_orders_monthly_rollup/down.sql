@@ -1,0 +1,15 @@
+DROP TRIGGER order_rollup_days_drop_month ON order_rollup_days;
+DROP FUNCTION order_rollup_drop_month();
+DROP TABLE order_rollup_month_customers;
+DROP TABLE order_rollup_month_products;
+DROP TABLE order_rollup_month_status;
+DROP TABLE order_rollup_months;
+DROP TABLE order_rollup_customers;
+
+-- The day rollups stay, their revenue back in NUMERIC.
+ALTER TABLE order_rollup_products ALTER COLUMN revenue_cents TYPE NUMERIC(16,2)
+    USING revenue_cents::numeric / 100;
+ALTER TABLE order_rollup_products RENAME COLUMN revenue_cents TO revenue;
+ALTER TABLE order_rollup_status ALTER COLUMN revenue_cents TYPE NUMERIC(16,2)
+    USING revenue_cents::numeric / 100;
+ALTER TABLE order_rollup_status RENAME COLUMN revenue_cents TO revenue;
