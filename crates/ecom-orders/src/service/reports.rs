@@ -1,5 +1,5 @@
-//! The order figures of the admin's sales report, over UTC days. Whole closed months come
-//! from the monthly rollups, other closed days from the daily rollups (see
+//! The order figures of the admin's sales report, over UTC days. Whole closed months and
+//! weeks come from the span rollups, other closed days from the daily rollups (see
 //! [`super::rollup`]), the still-open days, and any closed day whose rollup is missing,
 //! from the orders by their `created_at` index, one fenced index range scan per
 //! interval; each figure is one set-based statement (no per-order loops), and every
@@ -57,14 +57,15 @@ struct StatusRow {
     cents: i64,
 }
 
-/// A figure's statement with the sources bound: `$1` the rolled-up months, `$2`, `$3`
-/// the bounds of the day-rollup intervals (inclusive), `$4`, `$5` the bounds of the live
-/// intervals. Each interval is read by its own index range scan: the planner cannot see
+/// A figure's statement with the sources bound: `$1`, `$2` the rolled-up spans, `$3`,
+/// `$4` the bounds of the day-rollup intervals (inclusive), `$5`, `$6` the bounds of the
+/// live intervals. Each interval is read by its own index range scan: the planner cannot see
 /// bounds inside the arrays, so every interval's read is a lateral fenced by `OFFSET 0`.
 fn figure_query<'a>(statement: &str, src: &'a Sources) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
     diesel::sql_query(statement)
         .into_boxed()
-        .bind::<Array<Date>, _>(&src.months)
+        .bind::<Array<Date>, _>(&src.span_lo)
+        .bind::<Array<Date>, _>(&src.span_hi)
         .bind::<Array<Date>, _>(&src.day_lo)
         .bind::<Array<Date>, _>(&src.day_hi)
         .bind::<Array<Timestamptz>, _>(&src.live_lo)
@@ -75,16 +76,19 @@ fn figure_query<'a>(statement: &str, src: &'a Sources) -> BoxedSqlQuery<'a, Pg, 
 async fn status_rows(conn: &mut AsyncPgConnection, src: &Sources) -> Result<Vec<StatusRow>> {
     Ok(figure_query(
         "SELECT status, sum(orders)::bigint AS orders, sum(cents)::bigint AS cents FROM ( \
-             SELECT status, orders, revenue_cents AS cents FROM order_rollup_month_status \
-             WHERE month = ANY($1) \
+             SELECT s.status, s.orders, s.revenue_cents AS cents \
+             FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+             CROSS JOIN LATERAL (SELECT status, orders, revenue_cents \
+                                 FROM order_rollup_span_status \
+                                 WHERE first = k.lo AND last = k.hi OFFSET 0) AS s \
              UNION ALL \
              SELECT s.status, s.orders, s.revenue_cents \
-             FROM unnest($2::date[], $3::date[]) AS r(lo, hi) \
+             FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
              CROSS JOIN LATERAL (SELECT status, orders, revenue_cents FROM order_rollup_status \
                                  WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS s \
              UNION ALL \
              SELECT o.status, count(*), (sum(o.total_price) * 100)::bigint \
-             FROM unnest($4::timestamptz[], $5::timestamptz[]) AS r(lo, hi) \
+             FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
              CROSS JOIN LATERAL (SELECT status, total_price FROM orders \
                                  WHERE created_at >= r.lo AND created_at < r.hi OFFSET 0) AS o \
              GROUP BY o.status \
@@ -101,20 +105,22 @@ struct Customers {
     customers: Vec<i64>,
 }
 
-/// Distinct customers cannot be summed: the period's sorted customer arrays of its months
+/// Distinct customers cannot be summed: the period's sorted customer arrays of its spans
 /// and days, and the user ids of its live orders, are fetched and their union counted
 /// here (a bitset, or a hash set for sparse ids), which is faster than PostgreSQL's
 /// `DISTINCT` over the unnested arrays.
 async fn active_customers(conn: &mut AsyncPgConnection, src: &Sources) -> Result<i64> {
     let arrays: Vec<Customers> = figure_query(
-        "SELECT customers FROM order_rollup_month_customers WHERE month = ANY($1) \
+        "SELECT c.customers FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+         CROSS JOIN LATERAL (SELECT customers FROM order_rollup_span_customers \
+                             WHERE first = k.lo AND last = k.hi OFFSET 0) AS c \
          UNION ALL \
-         SELECT c.customers FROM unnest($2::date[], $3::date[]) AS r(lo, hi) \
+         SELECT c.customers FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
          CROSS JOIN LATERAL (SELECT customers FROM order_rollup_customers \
                              WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS c \
          UNION ALL \
          SELECT coalesce(array_agg(o.user_id), '{}') AS customers \
-         FROM unnest($4::timestamptz[], $5::timestamptz[]) AS r(lo, hi) \
+         FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
          CROSS JOIN LATERAL (SELECT user_id FROM orders \
                              WHERE created_at >= r.lo AND created_at < r.hi OFFSET 0) AS o",
         src,
@@ -237,24 +243,27 @@ async fn top_in(
     src: &Sources,
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
-    // Units and cents summed from month rows, day rows and the live orders' lines (each
+    // Units and cents summed from span rows, day rows and the live orders' lines (each
     // live order's lines by an index look-up); the name is the one on the latest line.
     Ok(figure_query(
         "WITH ranked AS ( \
              SELECT product_id, sum(units)::bigint AS units_sold, sum(cents)::bigint AS cents, \
                     max(last_order_id) AS last_order_id FROM ( \
-                 SELECT product_id, units, revenue_cents AS cents, last_order_id \
-                 FROM order_rollup_month_products WHERE month = ANY($1) \
+                 SELECT p.product_id, p.units, p.revenue_cents AS cents, p.last_order_id \
+                 FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+                 CROSS JOIN LATERAL (SELECT product_id, units, revenue_cents, last_order_id \
+                                     FROM order_rollup_span_products \
+                                     WHERE first = k.lo AND last = k.hi OFFSET 0) AS p \
                  UNION ALL \
                  SELECT p.product_id, p.units, p.revenue_cents, p.last_order_id \
-                 FROM unnest($2::date[], $3::date[]) AS r(lo, hi) \
+                 FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
                  CROSS JOIN LATERAL (SELECT product_id, units, revenue_cents, last_order_id \
                                      FROM order_rollup_products \
                                      WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS p \
                  UNION ALL \
                  SELECT l.product_id, sum(l.quantity), (sum(l.line_total) * 100)::bigint, \
                         max(l.order_id) \
-                 FROM unnest($4::timestamptz[], $5::timestamptz[]) AS r(lo, hi) \
+                 FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
                  CROSS JOIN LATERAL (SELECT id FROM orders \
                                      WHERE created_at >= r.lo AND created_at < r.hi \
                                        AND status <> 'cancelled' OFFSET 0) AS o \
@@ -262,7 +271,7 @@ async fn top_in(
                                      FROM order_lines WHERE order_id = o.id OFFSET 0) AS l \
                  GROUP BY l.product_id \
              ) AS s GROUP BY product_id \
-             ORDER BY units_sold DESC, cents DESC, product_id LIMIT $6) \
+             ORDER BY units_sold DESC, cents DESC, product_id LIMIT $7) \
          SELECT r.product_id, l.product_name AS name, r.units_sold, r.cents * 0.01 AS revenue \
          FROM ranked r \
          JOIN order_lines l ON l.order_id = r.last_order_id AND l.product_id = r.product_id \
@@ -290,7 +299,7 @@ async fn daily_in(
     range: ReportRange,
     src: &Sources,
 ) -> Result<Vec<DailySales>> {
-    // Every rolled-up day's rows (a month rollup's days all have theirs), and the live days.
+    // Every rolled-up day's rows (a span rollup's days all have theirs), and the live days.
     Ok(diesel::sql_query(
         "WITH per_day AS ( \
              SELECT day, sum(orders) AS orders, sum(cents) AS cents FROM ( \
@@ -335,7 +344,7 @@ pub async fn daily_sales(
 /// Every order figure of the sales report in one consistent snapshot (a read-only
 /// repeatable-read transaction). The missing rollups are built first, to keep the next
 /// reports fast, but correctness does not depend on them: inside the snapshot, a closed
-/// month without a rollup is read from its days, and a closed day without a rollup
+/// month or week without a span rollup is read from its days, and a closed day without a rollup
 /// (dropped by a status change since, or skipped by a busy builder) from its orders.
 /// Call it outside a transaction.
 pub async fn sales_report(

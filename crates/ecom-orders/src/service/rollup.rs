@@ -1,4 +1,5 @@
-//! Daily and monthly rollups of closed UTC days for the sales report.
+//! Daily rollups of closed UTC days, and span rollups of whole months and weeks of
+//! closed days, for the sales report.
 //!
 //! A rollup is only a cache: the report reads, in one snapshot, the rollups of the
 //! closed days that have one and the orders themselves for every other day (see
@@ -12,16 +13,18 @@
 //! commits, so a rollup visible in a snapshot always agrees with the orders of that
 //! snapshot: either the builder read the change, or the change deleted the rollup.
 //!
-//! A calendar month whose days are all closed and rolled up gets a month rollup, summed
-//! from its day rollups by a builder holding every one of its days' locks exclusively.
-//! Deleting a day rollup deletes its month's (a trigger on `order_rollup_days`), in the
-//! same transaction, so a month rollup in a snapshot always has all its days' rollups in
-//! that snapshot and agrees with them. Revenue is kept in integer cents.
+//! A span of closed, rolled-up days (a calendar month, or one of its weeks: days 1-7,
+//! 8-14, 15-21, 22-28) gets a span rollup, summed from its day rollups by a builder
+//! holding every one of its days' locks exclusively. Deleting a day rollup deletes the
+//! spans holding that day (a trigger on `order_rollup_days`), in the same transaction,
+//! so a span rollup in a snapshot always has all its days' rollups in that snapshot and
+//! agrees with them. A report reads the fewest rows it can: the longest rolled-up span
+//! starting at each day, else the day. Revenue is kept in integer cents.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Date, Integer, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Date, Integer, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::Result;
@@ -57,18 +60,28 @@ fn month_last(month: NaiveDate) -> NaiveDate {
         - Duration::days(1)
 }
 
-/// The months lying wholly inside `first..=last`.
-fn whole_months(first: NaiveDate, last: NaiveDate) -> Vec<NaiveDate> {
+/// The spans lying wholly inside `first..=last`, as `(first day, last day)`: whole
+/// months, and the weeks of days 1-7, 8-14, 15-21 and 22-28 of a month.
+fn spans_in(first: NaiveDate, last: NaiveDate) -> Vec<(NaiveDate, NaiveDate)> {
+    let mut spans = Vec::new();
     let mut month = month_of(first);
-    if month < first {
-        month = month_last(month) + Duration::days(1);
+    while month <= last {
+        let end = month_last(month);
+        if month >= first && end <= last {
+            spans.push((month, end));
+        }
+        for start in [0, 7, 14, 21] {
+            let (lo, hi) = (
+                month + Duration::days(start),
+                month + Duration::days(start + 6),
+            );
+            if lo >= first && hi <= last {
+                spans.push((lo, hi));
+            }
+        }
+        month = end + Duration::days(1);
     }
-    let mut months = Vec::new();
-    while month_last(month) <= last {
-        months.push(month);
-        month = month_last(month) + Duration::days(1);
-    }
-    months
+    spans
 }
 
 /// Where each day of a period is read from, as one snapshot sees the rollups.
@@ -78,11 +91,12 @@ pub(crate) struct Sources {
     /// (a day without a rollup in the snapshot has no rows there and is read live): the
     /// daily figures read them all.
     pub rolled_to: NaiveDate,
-    /// Months of the period whose month rollup is in the snapshot: the other figures read
-    /// these rows instead of their days'.
-    pub months: Vec<NaiveDate>,
+    /// Spans `span_lo[i]..=span_hi[i]` of the period whose span rollup is in the snapshot:
+    /// the other figures read these rows instead of their days'.
+    pub span_lo: Vec<NaiveDate>,
+    pub span_hi: Vec<NaiveDate>,
     /// The days read from day rollups by the other figures: `day_lo[i]..=day_hi[i]`, not
-    /// covered by `months`.
+    /// covered by the spans.
     pub day_lo: Vec<NaiveDate>,
     pub day_hi: Vec<NaiveDate>,
     /// Orders created in `[live_lo[i], live_hi[i])` are read directly: the open days and
@@ -103,13 +117,13 @@ struct Day {
     day: NaiveDate,
 }
 
-/// A rolled-up day, or the first day of a rolled-up month.
+/// A rolled-up day (`last` null), or a rolled-up span `day..=last`.
 #[derive(diesel::QueryableByName)]
 struct Rolled {
     #[diesel(sql_type = Date)]
     day: NaiveDate,
-    #[diesel(sql_type = Bool)]
-    month: bool,
+    #[diesel(sql_type = Nullable<Date>)]
+    last: Option<NaiveDate>,
 }
 
 /// The sources of `range` in the caller's snapshot: call it inside the repeatable-read
@@ -123,25 +137,31 @@ pub(crate) async fn sources(
     let closed = last_closed_day(now);
     let rolled_to = range.to.min(closed);
     let rolled: Vec<Rolled> = diesel::sql_query(
-        "SELECT day, false AS month FROM order_rollup_days WHERE day >= $1 AND day <= $2 \
+        "SELECT day, NULL::date AS last FROM order_rollup_days WHERE day >= $1 AND day <= $2 \
          UNION ALL \
-         SELECT month, true FROM order_rollup_months WHERE month >= $1 AND month <= $2",
+         SELECT first, last FROM order_rollup_spans WHERE first >= $1 AND last <= $2",
     )
     .bind::<Date, _>(range.from)
     .bind::<Date, _>(rolled_to)
     .load(conn)
     .await?;
-    let (mut days, mut months) = (HashSet::new(), HashSet::new());
+    // Each day's rolled-up spans, by their last day.
+    let (mut days, mut spans) = (HashSet::new(), HashMap::<NaiveDate, NaiveDate>::new());
     for r in rolled {
-        if r.month {
-            months.insert(r.day);
-        } else {
-            days.insert(r.day);
+        match r.last {
+            Some(last) => {
+                let longest = spans.entry(r.day).or_insert(last);
+                *longest = (*longest).max(last);
+            }
+            None => {
+                days.insert(r.day);
+            }
         }
     }
     let mut sources = Sources {
         rolled_to,
-        months: Vec::new(),
+        span_lo: Vec::new(),
+        span_hi: Vec::new(),
         day_lo: Vec::new(),
         day_hi: Vec::new(),
         live_lo: Vec::new(),
@@ -149,9 +169,10 @@ pub(crate) async fn sources(
     };
     let mut day = range.from;
     while day <= rolled_to {
-        if day == month_of(day) && month_last(day) <= rolled_to && months.contains(&day) {
-            sources.months.push(day);
-            day = month_last(day) + Duration::days(1);
+        if let Some(&last) = spans.get(&day) {
+            sources.span_lo.push(day);
+            sources.span_hi.push(last);
+            day = last + Duration::days(1);
             continue;
         }
         if days.contains(&day) {
@@ -201,9 +222,9 @@ impl Sources {
 const CHUNK_DAYS: i64 = 31;
 
 /// Builds the rollups of every closed day of the period that has none, a month per
-/// transaction, then those of the period's whole closed months that have none (call it
+/// transaction, then those of the period's spans of closed days that have none (call it
 /// outside a transaction). Days another builder or a status change holds are skipped,
-/// and so are their months: the report reads them from their days or live this time.
+/// and so are their spans: the report reads them from their days or live this time.
 pub(crate) async fn ensure(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
@@ -214,21 +235,28 @@ pub(crate) async fn ensure(
         return Ok(());
     }
     // One look-up finds what is missing, so a report over built rollups costs one statement.
-    let months = whole_months(range.from, last);
+    let (span_lo, span_hi): (Vec<NaiveDate>, Vec<NaiveDate>) =
+        spans_in(range.from, last).into_iter().unzip();
     let missing: Vec<Rolled> = diesel::sql_query(
-        "SELECT d::date AS day, false AS month \
+        "SELECT d::date AS day, NULL::date AS last \
          FROM generate_series($1::date::timestamp, $2::date::timestamp, interval '1 day') AS d \
          WHERE NOT EXISTS (SELECT 1 FROM order_rollup_days r WHERE r.day = d::date) \
          UNION ALL \
-         SELECT m, true FROM unnest($3::date[]) AS m \
-         WHERE NOT EXISTS (SELECT 1 FROM order_rollup_months r WHERE r.month = m)",
+         SELECT s.first, s.last FROM unnest($3::date[], $4::date[]) AS s(first, last) \
+         WHERE NOT EXISTS (SELECT 1 FROM order_rollup_spans r \
+                           WHERE r.first = s.first AND r.last = s.last)",
     )
     .bind::<Date, _>(range.from)
     .bind::<Date, _>(last)
-    .bind::<Array<Date>, _>(&months)
+    .bind::<Array<Date>, _>(&span_lo)
+    .bind::<Array<Date>, _>(&span_hi)
     .load(conn)
     .await?;
-    let unrolled: Vec<NaiveDate> = missing.iter().filter(|r| !r.month).map(|r| r.day).collect();
+    let unrolled: Vec<NaiveDate> = missing
+        .iter()
+        .filter(|r| r.last.is_none())
+        .map(|r| r.day)
+        .collect();
     let mut first = range.from;
     while first <= last {
         let chunk_end = (first + Duration::days(CHUNK_DAYS - 1)).min(last);
@@ -237,8 +265,10 @@ pub(crate) async fn ensure(
         }
         first = chunk_end + Duration::days(1);
     }
-    for month in missing.iter().filter(|r| r.month).map(|r| r.day) {
-        build_month(conn, month).await?;
+    for r in &missing {
+        if let Some(span_last) = r.last {
+            build_span(conn, r.day, span_last).await?;
+        }
     }
     Ok(())
 }
@@ -344,14 +374,13 @@ struct Held {
     held: bool,
 }
 
-/// Sums the rollups of the month starting on `month` from its day rollups, in one
-/// transaction holding every one of its days' locks (taken without waiting: if a status
-/// change or a builder holds one, the month is left for later). Under those locks no day
-/// rollup of the month can appear or go until commit, so the month equals its days; a
-/// month with a day not rolled up is left alone.
-async fn build_month(conn: &mut AsyncPgConnection, month: NaiveDate) -> Result<()> {
-    let last = month_last(month);
-    let keys: Vec<i32> = month
+/// Sums the rollups of the span `first..=last` from its day rollups, in one transaction
+/// holding every one of its days' locks (taken without waiting: if a status change or a
+/// builder holds one, the span is left for later). Under those locks no day rollup of
+/// the span can appear or go until commit, so the span equals its days; a span with a
+/// day not rolled up is left alone.
+async fn build_span(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) -> Result<()> {
+    let keys: Vec<i32> = first
         .iter_days()
         .take_while(|d| *d <= last)
         .map(lock_key)
@@ -370,11 +399,11 @@ async fn build_month(conn: &mut AsyncPgConnection, month: NaiveDate) -> Result<(
             return Ok(());
         }
         let claimed: Vec<Day> = diesel::sql_query(
-            "INSERT INTO order_rollup_months (month) SELECT $1 \
+            "INSERT INTO order_rollup_spans (first, last) SELECT $1, $2 \
              WHERE (SELECT count(*) FROM order_rollup_days WHERE day >= $1 AND day <= $2) = $3 \
-             ON CONFLICT (month) DO NOTHING RETURNING month AS day",
+             ON CONFLICT (first, last) DO NOTHING RETURNING first AS day",
         )
-        .bind::<Date, _>(month)
+        .bind::<Date, _>(first)
         .bind::<Date, _>(last)
         .bind::<BigInt, _>(keys.len() as i64)
         .load(conn)
@@ -383,21 +412,20 @@ async fn build_month(conn: &mut AsyncPgConnection, month: NaiveDate) -> Result<(
             return Ok(());
         }
         for statement in [
-            "INSERT INTO order_rollup_month_status (month, status, orders, revenue_cents) \
-             SELECT $1, status, sum(orders), sum(revenue_cents) FROM order_rollup_status \
+            "INSERT INTO order_rollup_span_status (first, last, status, orders, revenue_cents) \
+             SELECT $1, $2, status, sum(orders), sum(revenue_cents) FROM order_rollup_status \
              WHERE day >= $1 AND day <= $2 GROUP BY status",
-            "INSERT INTO order_rollup_month_products \
-                 (month, product_id, units, revenue_cents, last_order_id, name) \
-             SELECT $1, product_id, sum(units), sum(revenue_cents), max(last_order_id), \
-                    (array_agg(name ORDER BY last_order_id DESC))[1] \
+            "INSERT INTO order_rollup_span_products \
+                 (first, last, product_id, units, revenue_cents, last_order_id) \
+             SELECT $1, $2, product_id, sum(units), sum(revenue_cents), max(last_order_id) \
              FROM order_rollup_products WHERE day >= $1 AND day <= $2 GROUP BY product_id",
-            "INSERT INTO order_rollup_month_customers (month, customers) \
-             SELECT $1, coalesce(array_agg(DISTINCT c ORDER BY c), '{}') \
+            "INSERT INTO order_rollup_span_customers (first, last, customers) \
+             SELECT $1, $2, coalesce(array_agg(DISTINCT c ORDER BY c), '{}') \
              FROM order_rollup_customers, unnest(customers) AS c \
              WHERE day >= $1 AND day <= $2",
         ] {
             diesel::sql_query(statement)
-                .bind::<Date, _>(month)
+                .bind::<Date, _>(first)
                 .bind::<Date, _>(last)
                 .execute(conn)
                 .await?;
@@ -407,8 +435,8 @@ async fn build_month(conn: &mut AsyncPgConnection, month: NaiveDate) -> Result<(
     .await
 }
 
-/// Drops the rollup of the day an order was created on (and, by the trigger, its
-/// month's); call it in the transaction of
+/// Drops the rollup of the day an order was created on (and, by the trigger, those of
+/// the spans holding it); call it in the transaction of
 /// the order's status change, after the order's update. The shared lock, held until
 /// that transaction ends, keeps a builder from reading the day before the change
 /// commits; the transaction must be read committed, so the delete sees a rollup that a

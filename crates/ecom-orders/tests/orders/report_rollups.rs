@@ -1,4 +1,4 @@
-//! The report read through the daily, monthly and customer rollups equals the same
+//! The report read through the daily, span (month and week) and customer rollups equals the same
 //! figures computed straight from the orders, over periods that cover whole months,
 //! partial months, today's open day and days with cancelled orders, before and after
 //! the rollups are built and after status changes drop some of them.
@@ -178,12 +178,16 @@ async fn load(conn: &mut AsyncPgConnection) {
     .expect("totals");
 }
 
+/// Whether the month starting on `month` has its span rollup.
 async fn month_rolled_up(conn: &mut AsyncPgConnection, month: NaiveDate) -> bool {
-    let n: N = diesel::sql_query("SELECT count(*) AS n FROM order_rollup_months WHERE month = $1")
-        .bind::<Date, _>(month)
-        .get_result(conn)
-        .await
-        .expect("month rollup");
+    let n: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM order_rollup_spans \
+         WHERE first = $1 AND last = ($1::date + interval '1 month' - interval '1 day')::date",
+    )
+    .bind::<Date, _>(month)
+    .get_result(conn)
+    .await
+    .expect("month rollup");
     n.n == 1
 }
 

@@ -1,9 +1,9 @@
-DROP TRIGGER order_rollup_days_drop_month ON order_rollup_days;
-DROP FUNCTION order_rollup_drop_month();
-DROP TABLE order_rollup_month_customers;
-DROP TABLE order_rollup_month_products;
-DROP TABLE order_rollup_month_status;
-DROP TABLE order_rollup_months;
+DROP TRIGGER order_rollup_days_drop_spans ON order_rollup_days;
+DROP FUNCTION order_rollup_drop_spans();
+DROP TABLE order_rollup_span_customers;
+DROP TABLE order_rollup_span_products;
+DROP TABLE order_rollup_span_status;
+DROP TABLE order_rollup_spans;
 DROP TABLE order_rollup_customers;
 
 -- The day rollups stay, their revenue back in NUMERIC.
