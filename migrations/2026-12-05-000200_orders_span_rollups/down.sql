@@ -1,3 +1,5 @@
+DROP INDEX orders_created_covering_idx;
+CREATE INDEX orders_created_covering_idx ON orders (created_at) INCLUDE (user_id, status, total_price);
 DROP TRIGGER order_rollup_days_drop_spans ON order_rollup_days;
 DROP FUNCTION order_rollup_drop_spans();
 DROP TABLE order_rollup_span_customers;
