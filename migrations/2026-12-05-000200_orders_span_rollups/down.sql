@@ -9,6 +9,10 @@ DROP TABLE order_rollup_spans;
 DROP TABLE order_rollup_customers;
 
 -- The day rollups stay, their revenue back in NUMERIC.
+ALTER TABLE order_rollup_products RESET (autovacuum_vacuum_insert_threshold,
+                                         autovacuum_vacuum_insert_scale_factor);
+ALTER TABLE order_rollup_products DROP CONSTRAINT order_rollup_products_pkey,
+    ADD PRIMARY KEY (day, product_id);
 ALTER TABLE order_rollup_products ALTER COLUMN revenue_cents TYPE NUMERIC(16,2)
     USING revenue_cents::numeric / 100;
 ALTER TABLE order_rollup_products RENAME COLUMN revenue_cents TO revenue;

@@ -8,6 +8,12 @@ ALTER TABLE order_rollup_status RENAME COLUMN revenue TO revenue_cents;
 ALTER TABLE order_rollup_status ALTER COLUMN revenue_cents TYPE BIGINT;
 ALTER TABLE order_rollup_products RENAME COLUMN revenue TO revenue_cents;
 ALTER TABLE order_rollup_products ALTER COLUMN revenue_cents TYPE BIGINT;
+-- A report reads a period's product rows by an index-only scan of the key; vacuumed
+-- (so all-visible) soon after a few days are built rather than after a fifth of the table.
+ALTER TABLE order_rollup_products DROP CONSTRAINT order_rollup_products_pkey,
+    ADD PRIMARY KEY (day, product_id) INCLUDE (units, revenue_cents, last_order_id);
+ALTER TABLE order_rollup_products SET (autovacuum_vacuum_insert_threshold = 20000,
+                                       autovacuum_vacuum_insert_scale_factor = 0.01);
 
 -- The sorted distinct ids of the users who placed an order (any status) on the day;
 -- a rolled-up day without a row had no orders.
@@ -44,9 +50,9 @@ CREATE TABLE order_rollup_span_products (
     units         BIGINT NOT NULL,
     revenue_cents BIGINT NOT NULL,
     last_order_id BIGINT NOT NULL,
-    PRIMARY KEY (first, last, product_id),
+    PRIMARY KEY (first, last, product_id) INCLUDE (units, revenue_cents, last_order_id),
     FOREIGN KEY (first, last) REFERENCES order_rollup_spans (first, last) ON DELETE CASCADE
-);
+) WITH (autovacuum_vacuum_insert_threshold = 20000, autovacuum_vacuum_insert_scale_factor = 0.01);
 
 CREATE TABLE order_rollup_span_customers (
     first     DATE NOT NULL,

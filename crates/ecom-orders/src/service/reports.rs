@@ -3,7 +3,7 @@
 //! [`super::rollup`]), the still-open days, and any closed day whose rollup is missing,
 //! from the orders by their `created_at` index, one fenced index range scan per
 //! interval; each figure is one set-based statement (no per-order loops), and every
-//! function reads all of its figures, and which days and months are rolled up, in one
+//! function reads all of its figures, and which days and spans are rolled up, in one
 //! repeatable-read snapshot. Rollup revenue is in integer cents, turned back into money
 //! at the end.
 
