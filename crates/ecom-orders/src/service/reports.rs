@@ -1,21 +1,23 @@
-//! The order figures of the admin's sales report, over UTC days. Closed days come from
-//! the daily rollups (see [`super::rollup`]), the still-open ones, and any closed day
-//! whose rollup is missing, from the orders by their `created_at` index; each figure is
-//! one set-based statement (no per-order loops), and every function reads all of its
-//! figures, and which days are rolled up, in one repeatable-read snapshot.
+//! The order figures of the admin's sales report, over UTC days. Whole closed months and
+//! weeks come from the span rollups, other closed days from the daily rollups (see
+//! [`super::rollup`]), the still-open days, and any closed day whose rollup is missing,
+//! from the orders by their `created_at` index, one fenced index range scan per
+//! interval; each figure is one set-based statement (no per-order loops), and every
+//! function reads all of its figures, and which days and spans are rolled up, in one
+//! repeatable-read snapshot. Rollup revenue is in integer cents, turned back into money
+//! at the end.
 
 use std::pin::Pin;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, Date, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Date, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
 
 use super::Result;
-use super::queries::{day_end, day_start};
 use super::rollup::{self, Sources};
 use crate::error::OrdersError;
 use crate::model::{
@@ -43,14 +45,6 @@ impl ReportRange {
         }
         Ok(Self { from, to })
     }
-
-    fn start(&self) -> DateTime<Utc> {
-        day_start(self.from)
-    }
-
-    fn end(&self) -> DateTime<Utc> {
-        day_end(self.to)
-    }
 }
 
 #[derive(QueryableByName)]
@@ -59,40 +53,46 @@ struct StatusRow {
     status: String,
     #[diesel(sql_type = BigInt)]
     orders: i64,
-    #[diesel(sql_type = Numeric)]
-    revenue: Money,
+    #[diesel(sql_type = BigInt)]
+    cents: i64,
 }
 
-/// Orders and revenue per status over the period: rollups plus the days read live.
-/// A figure's statement with the sources bound: `$1`, `$2` the rolled-up days
-/// `range.from..=src.rolled_to`, `$3`, `$4` the bounds of the live intervals.
-fn figure_query<'a>(
-    statement: &str,
-    range: ReportRange,
-    src: &'a Sources,
-) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+/// A figure's statement with the sources bound: `$1`, `$2` the rolled-up spans, `$3`,
+/// `$4` the bounds of the day-rollup intervals (inclusive), `$5`, `$6` the bounds of the
+/// live intervals. Each interval is read by its own index range scan: the planner cannot see
+/// bounds inside the arrays, so every interval's read is a lateral fenced by `OFFSET 0`.
+fn figure_query<'a>(statement: &str, src: &'a Sources) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
     diesel::sql_query(statement)
         .into_boxed()
-        .bind::<Date, _>(range.from)
-        .bind::<Date, _>(src.rolled_to)
+        .bind::<Array<Date>, _>(&src.span_lo)
+        .bind::<Array<Date>, _>(&src.span_hi)
+        .bind::<Array<Date>, _>(&src.day_lo)
+        .bind::<Array<Date>, _>(&src.day_hi)
         .bind::<Array<Timestamptz>, _>(&src.live_lo)
         .bind::<Array<Timestamptz>, _>(&src.live_hi)
 }
 
-async fn status_rows(
-    conn: &mut AsyncPgConnection,
-    range: ReportRange,
-    src: &Sources,
-) -> Result<Vec<StatusRow>> {
+/// Orders and revenue (cents) per status over the period: rollups plus the live days.
+async fn status_rows(conn: &mut AsyncPgConnection, src: &Sources) -> Result<Vec<StatusRow>> {
     Ok(figure_query(
-        "SELECT status, sum(orders)::bigint AS orders, coalesce(sum(revenue), 0) AS revenue FROM ( \
-             SELECT status, orders, revenue FROM order_rollup_status WHERE day >= $1 AND day <= $2 \
+        "SELECT status, sum(orders)::bigint AS orders, sum(cents)::bigint AS cents FROM ( \
+             SELECT s.status, s.orders, s.revenue_cents AS cents \
+             FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+             CROSS JOIN LATERAL (SELECT status, orders, revenue_cents \
+                                 FROM order_rollup_span_status \
+                                 WHERE first = k.lo AND last = k.hi OFFSET 0) AS s \
              UNION ALL \
-             SELECT o.status, count(*), sum(o.total_price) \
-             FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
-             JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi GROUP BY o.status \
+             SELECT s.status, s.orders, s.revenue_cents \
+             FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
+             CROSS JOIN LATERAL (SELECT status, orders, revenue_cents FROM order_rollup_status \
+                                 WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS s \
+             UNION ALL \
+             SELECT o.status, count(*), (sum(o.total_price) * 100)::bigint \
+             FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
+             CROSS JOIN LATERAL (SELECT status, total_price FROM orders \
+                                 WHERE created_at >= r.lo AND created_at < r.hi OFFSET 0) AS o \
+             GROUP BY o.status \
          ) AS s GROUP BY status",
-        range,
         src,
     )
     .load(conn)
@@ -101,69 +101,119 @@ async fn status_rows(
 
 #[derive(QueryableByName)]
 struct Customers {
-    #[diesel(sql_type = BigInt)]
-    active_customers: i64,
+    #[diesel(sql_type = Array<BigInt>)]
+    customers: Vec<i64>,
 }
 
-async fn totals_in(
-    conn: &mut AsyncPgConnection,
-    range: ReportRange,
-    src: &Sources,
-) -> Result<SalesTotals> {
-    let mut total_orders = 0;
-    let mut total_revenue = rust_decimal::Decimal::ZERO;
-    for row in status_rows(conn, range, src).await? {
+/// Distinct customers cannot be summed: the period's sorted customer arrays of its spans
+/// and days, and the user ids of its live orders, are fetched and their union counted
+/// here (a bitset, or a hash set for sparse ids), which is faster than PostgreSQL's
+/// `DISTINCT` over the unnested arrays.
+async fn active_customers(conn: &mut AsyncPgConnection, src: &Sources) -> Result<i64> {
+    let arrays: Vec<Customers> = figure_query(
+        "SELECT c.customers FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+         CROSS JOIN LATERAL (SELECT customers FROM order_rollup_span_customers \
+                             WHERE first = k.lo AND last = k.hi OFFSET 0) AS c \
+         UNION ALL \
+         SELECT c.customers FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
+         CROSS JOIN LATERAL (SELECT customers FROM order_rollup_customers \
+                             WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS c \
+         UNION ALL \
+         SELECT coalesce(array_agg(o.user_id), '{}') AS customers \
+         FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
+         CROSS JOIN LATERAL (SELECT user_id FROM orders \
+                             WHERE created_at >= r.lo AND created_at < r.hi OFFSET 0) AS o",
+        src,
+    )
+    .load(conn)
+    .await?;
+    Ok(count_distinct(
+        arrays.iter().map(|a| a.customers.as_slice()),
+    ))
+}
+
+/// The number of distinct ids in `lists`.
+fn count_distinct<'a>(lists: impl Iterator<Item = &'a [i64]> + Clone) -> i64 {
+    let (mut min, mut max, mut len) = (i64::MAX, i64::MIN, 0usize);
+    for list in lists.clone() {
+        for &id in list {
+            min = min.min(id);
+            max = max.max(id);
+        }
+        len += list.len();
+    }
+    if len == 0 {
+        return 0;
+    }
+    let span = u64::try_from(i128::from(max) - i128::from(min)).unwrap_or(u64::MAX);
+    // A bitset as long as the input (or 8 KiB) at most; otherwise hashing.
+    if span / 64 <= (len as u64).max(1024) {
+        let mut bits = vec![0u64; (span / 64 + 1) as usize];
+        let mut count = 0;
+        for &id in lists.flat_map(|l| l.iter()) {
+            let at = (id - min) as u64;
+            let (word, bit) = ((at / 64) as usize, 1u64 << (at % 64));
+            if bits[word] & bit == 0 {
+                bits[word] |= bit;
+                count += 1;
+            }
+        }
+        return count;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(len);
+    for &id in lists.flat_map(|l| l.iter()) {
+        seen.insert(id);
+    }
+    seen.len() as i64
+}
+
+/// Money from a sum of cents.
+fn from_cents(cents: i64) -> Money {
+    Money::from_db(rust_decimal::Decimal::new(cents, 2))
+}
+
+fn totals_of(rows: &[StatusRow], active_customers: i64) -> SalesTotals {
+    let (mut total_orders, mut cents) = (0, 0);
+    for row in rows {
         if row.status != OrderStatus::Cancelled.as_str() {
             total_orders += row.orders;
-            total_revenue += row.revenue.as_decimal();
+            cents += row.cents;
         }
     }
+    let total_revenue = rust_decimal::Decimal::new(cents, 2);
     let average = if total_orders == 0 {
         rust_decimal::Decimal::ZERO
     } else {
         (total_revenue / rust_decimal::Decimal::from(total_orders))
             .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero)
     };
-    // Distinct customers cannot be summed across days: one index-only scan of the period,
-    // deduplicated by hashing (`count(DISTINCT …)` sorts: 262 -> 191 ms over a year of
-    // 10^6 orders).
-    let customers: Customers = diesel::sql_query(
-        "SELECT count(*) AS active_customers FROM (SELECT DISTINCT user_id FROM orders \
-         WHERE created_at >= $1 AND created_at < $2) AS customers",
-    )
-    .bind::<Timestamptz, _>(range.start())
-    .bind::<Timestamptz, _>(range.end())
-    .get_result(conn)
-    .await?;
-    Ok(SalesTotals {
+    SalesTotals {
         total_orders,
-        total_revenue: Money::from_db(total_revenue),
+        total_revenue: from_cents(cents),
         average_order_value: Money::from_db(average),
-        active_customers: customers.active_customers,
-    })
+        active_customers,
+    }
+}
+
+async fn totals_in(conn: &mut AsyncPgConnection, src: &Sources) -> Result<SalesTotals> {
+    let rows = status_rows(conn, src).await?;
+    Ok(totals_of(&rows, active_customers(conn, src).await?))
 }
 
 /// Orders, revenue and average order value of the period (cancelled orders left out), and
 /// the distinct customers who placed an order in it.
 pub async fn sales_totals(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<SalesTotals> {
-    in_snapshot(conn, range, |conn, src| {
-        Box::pin(totals_in(conn, range, src))
-    })
-    .await
+    in_snapshot(conn, range, |conn, src| Box::pin(totals_in(conn, src))).await
 }
 
-async fn by_status_in(
-    conn: &mut AsyncPgConnection,
-    range: ReportRange,
-    src: &Sources,
-) -> Result<StatusCounts> {
+fn by_status_of(rows: &[StatusRow]) -> StatusCounts {
     let mut counts = StatusCounts::default();
-    for row in status_rows(conn, range, src).await? {
+    for row in rows {
         if let Ok(status) = row.status.parse::<OrderStatus>() {
             counts.set(status, row.orders);
         }
     }
-    Ok(counts)
+    counts
 }
 
 /// Orders placed in the period per status, every status present.
@@ -172,7 +222,7 @@ pub async fn orders_by_status(
     range: ReportRange,
 ) -> Result<StatusCounts> {
     in_snapshot(conn, range, |conn, src| {
-        Box::pin(by_status_in(conn, range, src))
+        Box::pin(async move { Ok(by_status_of(&status_rows(conn, src).await?)) })
     })
     .await
 }
@@ -190,34 +240,42 @@ fn check_top(limit: i64) -> Result<()> {
 
 async fn top_in(
     conn: &mut AsyncPgConnection,
-    range: ReportRange,
     src: &Sources,
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
-    // The planner cannot see the live intervals' bounds inside the arrays and guesses a
-    // ninth of all orders, then hashes them against every order line; the fenced lateral
-    // (OFFSET 0) keeps it to an index look-up of the lines of each live order.
+    // Units and cents summed from span rows, day rows and the live orders' lines (each
+    // live order's lines by an index look-up); the name is the one on the latest line.
     Ok(figure_query(
         "WITH ranked AS ( \
-             SELECT product_id, sum(units)::bigint AS units_sold, sum(revenue) AS revenue, \
+             SELECT product_id, sum(units)::bigint AS units_sold, sum(cents)::bigint AS cents, \
                     max(last_order_id) AS last_order_id FROM ( \
-                 SELECT product_id, units, revenue, last_order_id FROM order_rollup_products \
-                 WHERE day >= $1 AND day <= $2 \
+                 SELECT p.product_id, p.units, p.revenue_cents AS cents, p.last_order_id \
+                 FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+                 CROSS JOIN LATERAL (SELECT product_id, units, revenue_cents, last_order_id \
+                                     FROM order_rollup_span_products \
+                                     WHERE first = k.lo AND last = k.hi OFFSET 0) AS p \
                  UNION ALL \
-                 SELECT l.product_id, sum(l.quantity), sum(l.line_total), max(l.order_id) \
-                 FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
-                 JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi \
+                 SELECT p.product_id, p.units, p.revenue_cents, p.last_order_id \
+                 FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
+                 CROSS JOIN LATERAL (SELECT product_id, units, revenue_cents, last_order_id \
+                                     FROM order_rollup_products \
+                                     WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS p \
+                 UNION ALL \
+                 SELECT l.product_id, sum(l.quantity), (sum(l.line_total) * 100)::bigint, \
+                        max(l.order_id) \
+                 FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
+                 CROSS JOIN LATERAL (SELECT id FROM orders \
+                                     WHERE created_at >= r.lo AND created_at < r.hi \
+                                       AND status <> 'cancelled' OFFSET 0) AS o \
                  CROSS JOIN LATERAL (SELECT product_id, quantity, line_total, order_id \
                                      FROM order_lines WHERE order_id = o.id OFFSET 0) AS l \
-                 WHERE o.status <> 'cancelled' \
                  GROUP BY l.product_id \
              ) AS s GROUP BY product_id \
-             ORDER BY units_sold DESC, revenue DESC, product_id LIMIT $5) \
-         SELECT r.product_id, l.product_name AS name, r.units_sold, r.revenue \
+             ORDER BY units_sold DESC, cents DESC, product_id LIMIT $7) \
+         SELECT r.product_id, l.product_name AS name, r.units_sold, r.cents * 0.01 AS revenue \
          FROM ranked r \
          JOIN order_lines l ON l.order_id = r.last_order_id AND l.product_id = r.product_id \
-         ORDER BY r.units_sold DESC, r.revenue DESC, r.product_id",
-        range,
+         ORDER BY r.units_sold DESC, r.cents DESC, r.product_id",
         src,
     )
     .bind::<BigInt, _>(limit)
@@ -233,10 +291,7 @@ pub async fn top_products(
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
     check_top(limit)?;
-    in_snapshot(conn, range, |conn, src| {
-        Box::pin(top_in(conn, range, src, limit))
-    })
-    .await
+    in_snapshot(conn, range, |conn, src| Box::pin(top_in(conn, src, limit))).await
 }
 
 async fn daily_in(
@@ -244,25 +299,31 @@ async fn daily_in(
     range: ReportRange,
     src: &Sources,
 ) -> Result<Vec<DailySales>> {
-    Ok(figure_query(
+    // Every rolled-up day's rows (a span rollup's days all have theirs), and the live days.
+    Ok(diesel::sql_query(
         "WITH per_day AS ( \
-             SELECT day, sum(orders) AS orders, sum(revenue) AS revenue FROM ( \
-                 SELECT day, orders, revenue FROM order_rollup_status \
+             SELECT day, sum(orders) AS orders, sum(cents) AS cents FROM ( \
+                 SELECT day, orders, revenue_cents AS cents FROM order_rollup_status \
                  WHERE day >= $1 AND day <= $2 AND status <> 'cancelled' \
                  UNION ALL \
-                 SELECT (o.created_at AT TIME ZONE 'UTC')::date, count(*), sum(o.total_price) \
+                 SELECT (o.created_at AT TIME ZONE 'UTC')::date, count(*), \
+                        (sum(o.total_price) * 100)::bigint \
                  FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
-                 JOIN orders o ON o.created_at >= r.lo AND o.created_at < r.hi \
-                 WHERE o.status <> 'cancelled' GROUP BY 1 \
+                 CROSS JOIN LATERAL (SELECT created_at, total_price FROM orders \
+                                     WHERE created_at >= r.lo AND created_at < r.hi \
+                                       AND status <> 'cancelled' OFFSET 0) AS o \
+                 GROUP BY 1 \
              ) AS s GROUP BY day) \
          SELECT d.day::date AS date, coalesce(p.orders, 0)::bigint AS orders, \
-                coalesce(p.revenue, 0) AS revenue \
+                coalesce(p.cents, 0) * 0.01 AS revenue \
          FROM generate_series($1::date::timestamp, $5::date::timestamp, interval '1 day') AS d(day) \
          LEFT JOIN per_day p ON p.day = d.day::date \
          ORDER BY d.day",
-        range,
-        src,
     )
+    .bind::<Date, _>(range.from)
+    .bind::<Date, _>(src.rolled_to)
+    .bind::<Array<Timestamptz>, _>(&src.live_lo)
+    .bind::<Array<Timestamptz>, _>(&src.live_hi)
     .bind::<Date, _>(range.to)
     .load(conn)
     .await?)
@@ -283,8 +344,9 @@ pub async fn daily_sales(
 /// Every order figure of the sales report in one consistent snapshot (a read-only
 /// repeatable-read transaction). The missing rollups are built first, to keep the next
 /// reports fast, but correctness does not depend on them: inside the snapshot, a closed
-/// day without a rollup (dropped by a status change since, or skipped by a busy builder)
-/// is read from its orders. Call it outside a transaction.
+/// month or week without a span rollup is read from its days, and a closed day without a rollup
+/// (dropped by a status change since, or skipped by a busy builder) from its orders.
+/// Call it outside a transaction.
 pub async fn sales_report(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
@@ -293,12 +355,13 @@ pub async fn sales_report(
     check_top(top)?;
     in_snapshot(conn, range, |conn, src| {
         Box::pin(async move {
+            let statuses = status_rows(conn, src).await?;
             Ok(SalesReport {
                 from: range.from,
                 to: range.to,
-                totals: totals_in(conn, range, src).await?,
-                orders_by_status: by_status_in(conn, range, src).await?,
-                top_products: top_in(conn, range, src, top).await?,
+                totals: totals_of(&statuses, active_customers(conn, src).await?),
+                orders_by_status: by_status_of(&statuses),
+                top_products: top_in(conn, src, top).await?,
                 daily: daily_in(conn, range, src).await?,
             })
         })

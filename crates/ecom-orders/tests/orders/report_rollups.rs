@@ -1,9 +1,9 @@
-//! The report read through the daily, monthly and customer rollups equals the same
+//! The report read through the daily, span (month and week) and customer rollups equals the same
 //! figures computed straight from the orders, over periods that cover whole months,
 //! partial months, today's open day and days with cancelled orders, before and after
 //! the rollups are built and after status changes drop some of them.
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use diesel::sql_types::{BigInt, Date, Numeric, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
@@ -178,12 +178,34 @@ async fn load(conn: &mut AsyncPgConnection) {
     .expect("totals");
 }
 
+/// Whether the month starting on `month` has its span rollup.
+async fn month_rolled_up(conn: &mut AsyncPgConnection, month: NaiveDate) -> bool {
+    let n: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM order_rollup_spans \
+         WHERE first = $1 AND last = ($1::date + interval '1 month' - interval '1 day')::date",
+    )
+    .bind::<Date, _>(month)
+    .get_result(conn)
+    .await
+    .expect("month rollup");
+    n.n == 1
+}
+
+fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).expect("first of the month")
+}
+
 #[actix_web::test]
 async fn rolled_up_reports_equal_the_orders_figures() {
-    let (_db, mut conn) = TestDb::connected().await;
+    let (db, mut conn) = TestDb::connected().await;
     load(&mut conn).await;
     let today = Utc::now().date_naive();
-    let periods = [
+    let day = Duration::days(1);
+    // The last three closed calendar months before the current one: m3, m2, m1.
+    let m1 = month_of(month_of(today) - day);
+    let m2 = month_of(m1 - day);
+    let m3 = month_of(m2 - day);
+    let mut periods: Vec<(NaiveDate, NaiveDate)> = [
         (0, 0),
         (1, 1),
         (6, 0),
@@ -194,12 +216,27 @@ async fn rolled_up_reports_equal_the_orders_figures() {
         (365, 0),
         (1095, 0),
         (70, 10),
-    ];
+    ]
+    .iter()
+    .map(|&(back, until)| (today - Duration::days(back), today - Duration::days(until)))
+    .collect();
+    periods.extend([
+        // Whole months only.
+        (m3, m2 - day),
+        (m3, m1 - day),
+        (m2, month_of(today) - day),
+        // Whole months with partial months at both ends, or at one.
+        (m3 + Duration::days(9), m1 + Duration::days(4)),
+        (m3 + Duration::days(1), m1 - Duration::days(2)),
+        (m3 + Duration::days(20), today),
+        (m2, today),
+        (m2 - day, m1),
+        // Inside one month.
+        (m2 + Duration::days(3), m2 + Duration::days(17)),
+    ]);
     let check = async |conn: &mut AsyncPgConnection, round: &str| {
-        for &(back, until) in &periods {
-            let range =
-                ReportRange::new(today - Duration::days(back), today - Duration::days(until))
-                    .expect("range");
+        for &(from, to) in &periods {
+            let range = ReportRange::new(from, to).expect("range");
             for top in [1, 5, 50] {
                 let got = ecom_orders::sales_report(conn, range, top)
                     .await
@@ -210,14 +247,23 @@ async fn rolled_up_reports_equal_the_orders_figures() {
         }
     };
     check(&mut conn, "first reports (building)").await;
+    assert!(month_rolled_up(&mut conn, m3).await, "{m3} rolled up");
+    assert!(month_rolled_up(&mut conn, m2).await, "{m2} rolled up");
     check(&mut conn, "rolled up").await;
 
     // Status changes of older orders drop their days and months (cancelling would restock
-    // products this fixture has not made; cancelled orders are in it from the start).
+    // products this fixture has not made; cancelled orders are in it from the start):
+    // recent ones, and one of day 11 of month m2.
     let ids: Vec<N> = diesel::sql_query(
-        "SELECT id AS n FROM orders WHERE status = 'paid' AND created_at < now() - interval '2 days' \
-         ORDER BY id LIMIT 12",
+        "(SELECT id AS n FROM orders WHERE status = 'paid' AND created_at < now() - interval '2 days' \
+          ORDER BY id LIMIT 12) \
+         UNION ALL \
+         (SELECT id FROM orders WHERE status = 'paid' \
+            AND created_at >= ($1::date + 10)::timestamp AT TIME ZONE 'UTC' \
+            AND created_at < ($1::date + 11)::timestamp AT TIME ZONE 'UTC' \
+          ORDER BY created_at LIMIT 1)",
     )
+    .bind::<Date, _>(m2)
     .load(&mut conn)
     .await
     .expect("ids");
@@ -226,6 +272,30 @@ async fn rolled_up_reports_equal_the_orders_figures() {
             .await
             .expect("status change");
     }
+    assert!(
+        !month_rolled_up(&mut conn, m2).await,
+        "{m2} dropped with its day"
+    );
+    assert!(month_rolled_up(&mut conn, m3).await, "{m3} untouched");
+
+    // Status changes in flight on two days of m2, the changed day 11 and day 21 (their
+    // shared day locks held): neither the changed day nor the month can be rebuilt, so
+    // reports read m2 from its other days' rollups and day 11 from the orders.
+    let mut other = db.connect().await;
+    for held in [m2 + Duration::days(10), m2 + Duration::days(20)] {
+        diesel::sql_query("SELECT pg_advisory_lock_shared(29295, $1::date - date '2000-01-01')")
+            .bind::<Date, _>(held)
+            .execute(&mut other)
+            .await
+            .expect("day lock");
+    }
+    check(&mut conn, "month and a day held").await;
+    assert!(
+        !month_rolled_up(&mut conn, m2).await,
+        "{m2} not built while held"
+    );
+    drop(other);
     check(&mut conn, "after status changes").await;
+    assert!(month_rolled_up(&mut conn, m2).await, "{m2} rebuilt");
     check(&mut conn, "rebuilt").await;
 }
