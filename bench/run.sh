@@ -129,6 +129,12 @@ if [ "$(have 'SELECT count(*) FROM orders')" -lt "$orders" ]; then
   PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -q -c "TRUNCATE orders, order_rollup_days CASCADE"
   psql "$DATABASE_URL" -q -o /dev/null -v orders="$orders" -v products="$products" -f bench/load_orders.sql
 fi
+# Orders placed by earlier `order` scenarios (ids past the loaded ones) go, so that every
+# run's reports read the same 1,000,000 orders (today's orders are always read live).
+# Their days' rollups go with them (rebuilt by the next report).
+PGOPTIONS="-c client_min_messages=warning" psql "$DATABASE_URL" -q \
+  -c "DELETE FROM order_rollup_days WHERE day IN (SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date FROM orders WHERE id > $orders)" \
+  -c "DELETE FROM orders WHERE id > $orders"
 if [ "$(have "SELECT count(*) FROM users WHERE email = 'bench-admin@example.com' AND role = 'admin'")" != 1 ]; then
   printf 'bench-admin-password-91\n' | RUST_LOG=warn "$ECOM_BIN" create-admin --email bench-admin@example.com --password-stdin
 fi
