@@ -4,7 +4,7 @@
 #
 #   bench/run.sh [--products 10000|100000|1000000] [scenario...]
 #
-# Scenarios (default: all): search list list_deep product order report_30 report_365
+# Scenarios (default: all): search list list_deep product report_30 report_365 order
 # login register. For each one it captures the SQL the server sends for a few
 # requests (from the PostgreSQL log), turns it into a pgbench script, runs wrk and
 # pgbench at the same concurrency and prints req/s as a percentage of pgbench's tps.
