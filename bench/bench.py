@@ -424,6 +424,9 @@ def run_pgbench(url, script, mode, constants, clients, transactions=None, durati
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
 
 
+WARM_UP_SECONDS = 2
+
+
 def run_wrk(base, lua, connections, duration):
     # A response slower than --timeout counts as a socket error (shown in the table).
     cmd = ["wrk", "--latency", "--timeout", "10s", "-t", str(min(2, connections)), "-c", str(connections),
@@ -497,6 +500,10 @@ def measure(args, specs):
         print(f"measure {name}: {rounds} × ({duration}s wrk{f' + {duration}s pgbench' if with_pg else ''}) "
               f"at {conns} connections", file=sys.stderr)
         results = []
+        # A warm-up run, not measured: every pooled connection prepares its statements and
+        # a search reads its matches once, as on a server that has been up for a while.
+        memory.current = name
+        run_wrk(args.base, os.path.join(args.work_dir, name + ".lua"), conns, WARM_UP_SECONDS)
         for _ in range(rounds):
             memory.current = name
             w = run_wrk(args.base, os.path.join(args.work_dir, name + ".lua"), conns, duration)

@@ -6,8 +6,9 @@
 #
 # Scenarios (default: all): search list list_deep product report_30 report_365 order
 # login register. For each one it captures the SQL the server sends for a few
-# requests (from the PostgreSQL log), turns it into a pgbench script, runs wrk and
-# pgbench at the same concurrency and prints req/s as a percentage of pgbench's tps.
+# requests (from the PostgreSQL log), turns it into a pgbench script, runs wrk (after
+# a 2 s warm-up that is not measured) and pgbench at the same concurrency and prints
+# req/s as a percentage of pgbench's tps.
 #
 # Needs only PostgreSQL's binaries, wrk, pgbench, curl and python3. Unless
 # BENCH_DATABASE_URL is given, it runs its own PostgreSQL in target/bench-pg/ on a

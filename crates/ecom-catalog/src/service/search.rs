@@ -227,19 +227,33 @@ fn push_filters(statement: &mut Statement, filter: &ProductFilter, table: &str) 
 }
 
 /// Appends the keyset condition of `after`: the rows that follow it in its sort order.
+///
+/// Each cursor value is a scalar subquery: PostgreSQL then estimates the condition the
+/// same way with and without the values, so it keeps the statement's cached generic plan
+/// instead of re-planning it at every page (a third of a deep page's time at 10^6 products).
 fn push_after(statement: &mut Statement, after: &ProductCursor, table: &str) {
-    let id = statement.param(Value::BigInt(after.id));
+    let fenced = |statement: &mut Statement, value: Value| {
+        let sql_type = match value {
+            Value::BigInt(_) => "int8",
+            Value::Double(_) => "float8",
+            Value::Money(_) => "numeric",
+            Value::Timestamp(_) => "timestamptz",
+            Value::Text(_) | Value::NullableText(_) => "text",
+        };
+        format!("(SELECT {}::{sql_type})", statement.param(value))
+    };
+    let id = fenced(statement, Value::BigInt(after.id));
     let condition = match (after.key, after.sort) {
         (CursorKey::Rank(rank), _) => {
-            let rank = statement.param(Value::Double(rank));
+            let rank = fenced(statement, Value::Double(rank));
             format!("({table}.rank, {table}.id) < ({rank}, {id})")
         }
         (CursorKey::CreatedAt(at), _) => {
-            let at = statement.param(Value::Timestamp(at));
+            let at = fenced(statement, Value::Timestamp(at));
             format!("({table}.created_at, {table}.id) < ({at}, {id})")
         }
         (CursorKey::Price(price), sort) => {
-            let price = statement.param(Value::Money(price));
+            let price = fenced(statement, Value::Money(price));
             let direction = if sort == ProductSort::PriceAsc {
                 ">"
             } else {
@@ -248,7 +262,7 @@ fn push_after(statement: &mut Statement, after: &ProductCursor, table: &str) {
             format!("({table}.price, {table}.id) {direction} ({price}, {id})")
         }
         (CursorKey::Rating(Some(rating)), _) => {
-            let rating = statement.param(Value::Double(rating));
+            let rating = fenced(statement, Value::Double(rating));
             format!(
                 "({table}.avg_rating < {rating} OR ({table}.avg_rating = {rating} AND {table}.id < {id}) \
                  OR {table}.avg_rating IS NULL)"
