@@ -75,23 +75,34 @@ async fn a_reused_search_shows_each_product_as_it_is_now() {
     assert_eq!(found, [brass, camping, storm]);
 }
 
+/// The catalog app with `SEARCH_CACHE_SECONDS` set to `seconds`.
+fn reusing_for(db: &TestDb, seconds: &str) -> ecom_core::AppContext {
+    test_context(
+        db,
+        vec![ecom_catalog::module()],
+        &[("SEARCH_CACHE_SECONDS", seconds)],
+    )
+    .with_resolver(ecom_testkit::fixtures::accounts())
+}
+
+/// A lantern searched for (and its matches read), then another lantern added behind the
+/// app's back.
+async fn one_lantern_then_two<S: ecom_testkit::AppService>(
+    conn: &mut diesel_async::AsyncPgConnection,
+    shopper: &ecom_testkit::client::Client<'_, S>,
+) {
+    product!(conn, "Brass Lantern", "20.00", 5).await;
+    assert_eq!(shopper.listed_total("/products?search=lantern").await, 1);
+    product!(conn, "Paper Lantern", "8.00", 3).await;
+}
+
 #[actix_web::test]
 async fn with_no_reuse_every_search_reads_its_matches() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    product!(&mut conn, "Brass Lantern", "20.00", 5).await;
-    let app = test_app(
-        test_context(
-            &db,
-            vec![ecom_catalog::module()],
-            &[("SEARCH_CACHE_SECONDS", "0")],
-        )
-        .with_resolver(ecom_testkit::fixtures::accounts()),
-    )
-    .await;
+    let app = test_app(reusing_for(&db, "0")).await;
     let shopper = app.anonymous();
-    assert_eq!(shopper.listed_total("/products?search=lantern").await, 1);
-    product!(&mut conn, "Paper Lantern", "8.00", 3).await;
+    one_lantern_then_two(&mut conn, &shopper).await;
     assert_eq!(shopper.listed_total("/products?search=lantern").await, 2);
 }
 
@@ -153,19 +164,9 @@ async fn waiting_match_reads(conn: &mut diesel_async::AsyncPgConnection) -> i64 
 async fn while_one_search_reads_again_the_others_use_the_previous_read() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    product!(&mut conn, "Brass Lantern", "20.00", 5).await;
-    let app = test_app(
-        test_context(
-            &db,
-            vec![ecom_catalog::module()],
-            &[("SEARCH_CACHE_SECONDS", "1")],
-        )
-        .with_resolver(ecom_testkit::fixtures::accounts()),
-    )
-    .await;
+    let app = test_app(reusing_for(&db, "1")).await;
     let shopper = app.anonymous();
-    assert_eq!(shopper.listed_total("/products?search=lantern").await, 1);
-    product!(&mut conn, "Paper Lantern", "8.00", 3).await;
+    one_lantern_then_two(&mut conn, &shopper).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     // Connections for every search below, so none of them waits for one.
