@@ -17,12 +17,6 @@ use crate::settings::Settings;
 pub type PgPool = Pool<AsyncPgConnection>;
 /// A connection checked out of the pool.
 pub type PooledConn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
-
-/// Closes `conn` instead of giving it back to the pool: after a request that received very
-/// large rows, whose read buffer the connection would otherwise keep at that size.
-pub fn close_after_use(conn: PooledConn) {
-    drop(PooledConn::take(conn));
-}
 /// Why no connection could be handed out (timeout or database down): answers 503.
 pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 /// The connection type every service function takes.

@@ -110,19 +110,26 @@ struct Customers {
 /// here (a bitset, or a hash set for sparse ids), which is faster than PostgreSQL's
 /// `DISTINCT` over the unnested arrays.
 async fn active_customers(conn: &mut AsyncPgConnection, src: &Sources) -> Result<i64> {
+    // In slices of at most 2,048 ids: a month's array in one row would be a message of
+    // half a megabyte, and a pooled connection's read buffer keeps the size of the largest
+    // message it received (30 year-long reports on a warm pool: 53 -> 92 MiB). `|| '{}'`
+    // reads each stored array once; sliced as stored, every slice would read it again.
     let arrays: Vec<Customers> = figure_query(
-        "SELECT c.customers FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+        "SELECT a.customers[i : i + 2047] AS customers FROM ( \
+         SELECT c.customers || '{}'::bigint[] FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
          CROSS JOIN LATERAL (SELECT customers FROM order_rollup_span_customers \
                              WHERE first = k.lo AND last = k.hi OFFSET 0) AS c \
          UNION ALL \
-         SELECT c.customers FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
+         SELECT c.customers || '{}'::bigint[] FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
          CROSS JOIN LATERAL (SELECT customers FROM order_rollup_customers \
                              WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS c \
          UNION ALL \
          SELECT coalesce(array_agg(o.user_id), '{}') AS customers \
          FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
          CROSS JOIN LATERAL (SELECT user_id FROM orders \
-                             WHERE created_at >= r.lo AND created_at < r.hi OFFSET 0) AS o",
+                             WHERE created_at >= r.lo AND created_at < r.hi OFFSET 0) AS o \
+         ) AS a(customers) \
+         CROSS JOIN LATERAL generate_series(1, cardinality(a.customers), 2048) AS i",
         src,
     )
     .load(conn)
