@@ -68,6 +68,13 @@ impl Money {
         self.0
     }
 
+    /// The amount in cents, for integer arithmetic and comparisons (money has at most two
+    /// decimals); saturates far beyond any amount the store handles.
+    pub fn cents(&self) -> i64 {
+        let scale = self.0.scale().min(2);
+        i64::try_from(self.0.mantissa() * 10_i128.pow(2 - scale)).unwrap_or(i64::MAX)
+    }
+
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
     }
@@ -251,5 +258,21 @@ mod tests {
         assert!(serde_json::from_str::<Money>("\"abc\"").is_err());
         assert!(serde_json::from_str::<Money>("99999999.99").is_ok());
         assert_eq!(MAX_AMOUNT.to_string(), "99999999.99");
+    }
+
+    #[test]
+    fn cents_count_whole_units_and_cents_at_any_scale() {
+        for (amount, cents) in [
+            ("7", 700),
+            ("0.1", 10),
+            ("19.99", 1999),
+            ("99999999.99", 9_999_999_999),
+        ] {
+            let m: Money = serde_json::from_str(&format!("\"{amount}\"")).expect("amount");
+            assert_eq!(m.cents(), cents, "{amount}");
+        }
+        // Read from NUMERIC(12,2): scale 2 whatever the value.
+        assert_eq!(Money::from_db(Decimal::new(500, 2)).cents(), 500);
+        assert_eq!(Money::ZERO.cents(), 0);
     }
 }

@@ -387,15 +387,7 @@ pub async fn list_products(
     filter: &ProductFilter,
     page: PageRequest,
 ) -> Result<Page<Product>> {
-    list_products_capped(
-        conn,
-        filter,
-        page,
-        None,
-        EXACT_TOTAL_CAP,
-        MatchSource::Fresh,
-    )
-    .await
+    list_products_after(conn, filter, page, None).await
 }
 
 /// [`list_products`] from a keyset cursor (`after`) instead of an offset.
@@ -405,15 +397,7 @@ pub async fn list_products_after(
     page: PageRequest,
     after: Option<&ProductCursor>,
 ) -> Result<Page<Product>> {
-    list_products_capped(
-        conn,
-        filter,
-        page,
-        after,
-        EXACT_TOTAL_CAP,
-        MatchSource::Fresh,
-    )
-    .await
+    list_products_reusing(conn, filter, page, after, MatchSource::Fresh).await
 }
 
 /// [`list_products_after`] for the routes: a search reuses recent matches (see
@@ -505,13 +489,6 @@ fn filter_key(filter: &ProductFilter) -> FilterKey {
     )
 }
 
-/// An amount in cents (money has at most two decimals).
-fn cents(amount: Money) -> i64 {
-    let amount = amount.as_decimal();
-    let scale = amount.scale().min(2);
-    i64::try_from(amount.mantissa() * 10_i128.pow(2 - scale)).unwrap_or(i64::MAX)
-}
-
 /// The filters other than the search, as a search applies them to its matches and to
 /// the products it shows.
 struct Wanted {
@@ -523,8 +500,8 @@ struct Wanted {
 impl Wanted {
     fn new(filter: &ProductFilter) -> Self {
         Self {
-            cents: filter.min_price.map_or(i64::MIN, cents)
-                ..=filter.max_price.map_or(i64::MAX, cents),
+            cents: filter.min_price.map_or(i64::MIN, |m| m.cents())
+                ..=filter.max_price.map_or(i64::MAX, |m| m.cents()),
             category_id: filter.category_id,
             in_stock: filter.in_stock,
         }
@@ -725,7 +702,7 @@ async fn search(
     let items: Vec<Product> = shown
         .iter()
         .filter_map(|m| current.remove(&m.id))
-        .filter(|p| wanted.passes(p.row.category_id, cents(p.row.price), p.row.stock))
+        .filter(|p| wanted.passes(p.row.category_id, p.row.price.cents(), p.row.stock))
         .collect();
 
     let listed = if over_cap {

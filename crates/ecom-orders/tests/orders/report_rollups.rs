@@ -299,3 +299,48 @@ async fn rolled_up_reports_equal_the_orders_figures() {
     assert!(month_rolled_up(&mut conn, m2).await, "{m2} rebuilt");
     check(&mut conn, "rebuilt").await;
 }
+
+/// Customers are read in slices of 2,048 ids (a large array in one row would grow a pooled
+/// connection's read buffer for good): with thousands of customers in a day, a span and
+/// today's live orders, every slice boundary still counts each customer once.
+#[actix_web::test]
+async fn thousands_of_customers_are_counted_once_across_slices() {
+    let (_db, mut conn) = TestDb::connected().await;
+    let today = Utc::now().date_naive();
+    let m1 = month_of(month_of(today) - Duration::days(1));
+    // Day 4 of m1: customers 1..=5000; day 21: 3001..=9000 (2,000 shared with day 4);
+    // today: 8001..=12000, 1,000 of them shared with day 21.
+    for (day, first, last) in [
+        (m1 + Duration::days(3), 1, 5000),
+        (m1 + Duration::days(20), 3001, 9000),
+        (today, 8001, 12000),
+    ] {
+        diesel::sql_query(
+            "INSERT INTO orders (user_id, status, total_price, created_at, updated_at) \
+             SELECT u, 'paid', 10, at, at FROM generate_series($2::int8, $3::int8) AS u, \
+                  LATERAL (SELECT LEAST($1::date::timestamp AT TIME ZONE 'UTC' \
+                                        + (u % 600) * interval '1 minute', now()) AS at) AS t",
+        )
+        .bind::<Date, _>(day)
+        .bind::<BigInt, _>(first)
+        .bind::<BigInt, _>(last)
+        .execute(&mut conn)
+        .await
+        .expect("orders");
+    }
+    for round in ["building", "rolled up"] {
+        for (from, to, customers) in [
+            (m1 + Duration::days(3), m1 + Duration::days(3), 5000),
+            (m1, m1 + Duration::days(27), 9000),
+            (m1, today, 12000),
+            (today, today, 4000),
+        ] {
+            let range = ReportRange::new(from, to).expect("range");
+            let totals = ecom_orders::sales_totals(&mut conn, range)
+                .await
+                .expect("totals");
+            assert_eq!(totals.active_customers, customers, "{round}: {from}..={to}");
+        }
+    }
+    assert!(month_rolled_up(&mut conn, m1).await, "{m1} rolled up");
+}
