@@ -50,7 +50,9 @@ pub struct ProductOut {
     #[schema(example = 4.5)]
     pub avg_rating: Option<f64>,
     pub review_count: i32,
+    #[serde(serialize_with = "ecom_core::calendar::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "ecom_core::calendar::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -102,6 +104,7 @@ pub struct ReviewOut {
     #[schema(minimum = 1, maximum = 5)]
     pub rating: i16,
     pub comment: Option<String>,
+    #[serde(serialize_with = "ecom_core::calendar::rfc3339")]
     pub created_at: DateTime<Utc>,
 }
 

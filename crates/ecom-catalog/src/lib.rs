@@ -48,13 +48,16 @@ pub use service::{reserve_stock, return_stock};
 pub struct CatalogApi;
 
 /// The catalog's routes and OpenAPI fragment, for the app factory; each app (each call)
-/// has its own [`service::SearchCache`], shared by its workers.
+/// has its own [`service::SearchCache`] and [`service::CategoryNames`], shared by its
+/// workers.
 pub fn module() -> ecom_core::Module {
     let searches = actix_web::web::Data::new(service::SearchCache::default());
+    let category_names = actix_web::web::Data::new(service::CategoryNames::default());
     ecom_core::Module::routes(
         "catalog",
         move |cfg| {
             cfg.app_data(searches.clone());
+            cfg.app_data(category_names.clone());
             routes::configure(cfg);
         },
         CatalogApi::openapi(),

@@ -18,7 +18,7 @@ use crate::api::{
     ProductBodyRefused, ProductListQuery, ProductMissing, ProductOut, ProductPage, ReviewOut,
     ReviewPage, UpdateProductRequest,
 };
-use crate::service::{self, MatchSource, SearchCache};
+use crate::service::{self, CategoryNames, MatchSource, SearchCache};
 
 /// Registers the catalog's handlers; each carries its route and its operation, and the
 /// app factory answers 405 for other methods on a served path.
@@ -107,6 +107,7 @@ pub async fn create_category(
 pub async fn list_products(
     db: Db,
     searches: web::Data<SearchCache>,
+    category_names: web::Data<CategoryNames>,
     settings: web::Data<Settings>,
     query: web::Query<ProductListQuery>,
 ) -> AppResult<Cached<Page<ProductOut>>> {
@@ -121,6 +122,7 @@ pub async fn list_products(
         page,
         after.as_ref(),
         MatchSource::Reused(&searches, reuse),
+        &category_names,
     )
     .await?;
     Ok(Cached(products.map(ProductOut::from)))

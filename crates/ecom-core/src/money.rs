@@ -123,8 +123,28 @@ impl fmt::Debug for Money {
 }
 
 impl Serialize for Money {
+    /// `"{units}.{cents}"` written into a stack buffer: `collect_str` would format through
+    /// `fmt` and escape char by char, and a page of products writes one per line.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        let cents = Some(self.cents())
+            .filter(|&c| self.0.scale() <= 2 && c != i64::MAX)
+            .and_then(|c| u64::try_from(c).ok());
+        let Some(cents) = cents else {
+            return serializer.collect_str(self);
+        };
+        let mut units = itoa::Buffer::new();
+        let units = units.format(cents / 100).as_bytes();
+        let fraction = cents % 100;
+        let mut text = [0_u8; 24];
+        let end = units.len() + 3;
+        text[..units.len()].copy_from_slice(units);
+        text[units.len()..end].copy_from_slice(&[
+            b'.',
+            b'0' + (fraction / 10) as u8,
+            b'0' + (fraction % 10) as u8,
+        ]);
+        let text = std::str::from_utf8(&text[..end]).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(text)
     }
 }
 
@@ -173,9 +193,47 @@ impl ToSql<Numeric, Pg> for Money {
 
 impl FromSql<Numeric, Pg> for Money {
     fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        if let Some(cents) = numeric_cents(bytes.as_bytes()) {
+            return Ok(Money(Decimal::new(cents, 2)));
+        }
         let d = <Decimal as FromSql<Numeric, Pg>>::from_sql(bytes)?;
         Ok(Money::from_db(d))
     }
+}
+
+/// The cents of a binary `NUMERIC` (base-10000 digits after a header of digit count,
+/// weight, sign and scale) with at most two decimals that fits: read without the general
+/// decoder's allocation and division, which were a twentieth of a listed page's server
+/// time. `None` leaves anything else (NaN, more decimals, huge sums) to that decoder.
+fn numeric_cents(bytes: &[u8]) -> Option<i64> {
+    let word = |i: usize| {
+        let pair = bytes.get(2 * i..2 * i + 2)?;
+        Some(i16::from_be_bytes([pair[0], pair[1]]))
+    };
+    let digits = usize::try_from(word(0)?).ok()?;
+    let weight = i32::from(word(1)?);
+    if bytes.len() != 8 + 2 * digits {
+        return None;
+    }
+    let negative = match bytes.get(4..6)? {
+        [0x00, 0x00] => false,
+        [0x40, 0x00] => true,
+        _ => return None,
+    };
+    let mut cents = 0_i64;
+    for i in 0..digits {
+        let digit = i64::from(word(4 + i)?);
+        // This digit counts 10^exponent cents.
+        let exponent = 4 * (weight - i32::try_from(i).ok()?) + 2;
+        let part = match exponent {
+            e if e >= 0 => digit.checked_mul(10_i64.checked_pow(u32::try_from(e).ok()?)?)?,
+            -2 if digit % 100 == 0 => digit / 100,
+            _ if digit == 0 => 0,
+            _ => return None,
+        };
+        cents = cents.checked_add(part)?;
+    }
+    Some(if negative { -cents } else { cents })
 }
 
 impl utoipa::PartialSchema for Money {
@@ -274,5 +332,73 @@ mod tests {
         // Read from NUMERIC(12,2): scale 2 whatever the value.
         assert_eq!(Money::from_db(Decimal::new(500, 2)).cents(), 500);
         assert_eq!(Money::ZERO.cents(), 0);
+    }
+
+    #[test]
+    fn json_shows_what_display_shows() {
+        let amounts = [
+            Money::ZERO,
+            Money::from_cents(1).expect("cents"),
+            Money::from_cents(10).expect("cents"),
+            Money::from_cents(999).expect("cents"),
+            Money::from_cents(100_000).expect("cents"),
+            MAX_AMOUNT_MONEY,
+            // Normalized on the way in: scale 0 and 1.
+            serde_json::from_str("\"7\"").expect("amount"),
+            serde_json::from_str("0.5").expect("amount"),
+            // A period's revenue beyond one price's range, and a negative sum.
+            Money::from_db(Decimal::new(123_456_789_012_345, 2)),
+            Money::from_db(Decimal::new(-1_050, 2)),
+            Money::from_db(Decimal::new(12_345, 3)),
+        ];
+        for money in amounts {
+            let json = serde_json::to_string(&money).expect("json");
+            assert_eq!(json, format!("\"{money}\""));
+        }
+    }
+
+    const MAX_AMOUNT_MONEY: Money = Money(MAX_AMOUNT);
+
+    /// PostgreSQL's binary `NUMERIC`: digit count, weight, sign, scale, base-10000 digits.
+    fn numeric(weight: i16, negative: bool, digits: &[i16]) -> Vec<u8> {
+        let count = i16::try_from(digits.len()).expect("digits");
+        let sign: u16 = if negative { 0x4000 } else { 0 };
+        let mut bytes = Vec::new();
+        for word in [
+            count.to_be_bytes(),
+            weight.to_be_bytes(),
+            sign.to_be_bytes(),
+        ] {
+            bytes.extend(word);
+        }
+        bytes.extend(2_u16.to_be_bytes());
+        digits.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        bytes
+    }
+
+    #[test]
+    fn numerics_with_two_decimals_are_read_as_cents() {
+        for (weight, negative, digits, cents) in [
+            (0, false, &[][..], Some(0)),
+            (0, false, &[102, 2100][..], Some(10_221)),
+            (1, false, &[9999, 9999, 9900][..], Some(9_999_999_999)),
+            (-1, false, &[500][..], Some(5)),
+            (1, false, &[1][..], Some(1_000_000)),
+            (0, true, &[10, 5000][..], Some(-1_050)),
+            // 1.005 and 0.0001: more than two decimals, left to the general decoder.
+            (0, false, &[1, 50][..], None),
+            (-1, false, &[0, 1][..], None),
+            // Beyond i64 cents.
+            (5, false, &[9999][..], None),
+        ] {
+            assert_eq!(
+                numeric_cents(&numeric(weight, negative, digits)),
+                cents,
+                "{digits:?} at weight {weight}"
+            );
+        }
+        let nan = [0, 0, 0, 0, 0xC0, 0, 0, 0];
+        assert_eq!(numeric_cents(&nan), None);
+        assert_eq!(numeric_cents(&[0, 1, 0, 0]), None, "truncated");
     }
 }

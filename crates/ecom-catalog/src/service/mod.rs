@@ -4,7 +4,7 @@
 //! - [`search`]: listing and full-text search, one product by id; [`search_cache`]: a
 //!   search's text matches reused for a few seconds
 //! - [`products`]: product writes, and their audited forms that the routes call
-//! - [`categories`], [`reviews`]
+//! - [`categories`] (and the names listings show), [`reviews`]
 //! - [`stock`]: reserve and return stock inside ecom-orders' transaction
 
 pub mod categories;
@@ -14,7 +14,7 @@ pub mod search;
 pub mod search_cache;
 pub mod stock;
 
-pub use categories::{create_category, list_categories};
+pub use categories::{CategoryNames, create_category, list_categories};
 pub use products::{
     create_product, create_product_audited, delete_product, delete_product_audited, update_product,
     update_product_audited,

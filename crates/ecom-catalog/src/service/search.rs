@@ -29,6 +29,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
 
 use super::Result;
+use super::categories::CategoryNames;
 use super::search_cache::SearchCache;
 use crate::error::CatalogError;
 use crate::model::{
@@ -317,17 +318,16 @@ fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
     }
 }
 
-/// The columns of a listed product and its category's name, from `p` and `c`.
+/// The columns of a listed product, from `p` (its category's name comes from
+/// [`CategoryNames`]).
 const LISTED_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.stock, p.category_id, \
-     p.review_count, p.avg_rating, p.created_at, p.updated_at, c.name AS category_name";
+     p.review_count, p.avg_rating, p.created_at, p.updated_at";
 
 /// A listed product as one statement returns it, with the counts of its listing.
 #[derive(QueryableByName)]
 struct ListedRow {
     #[diesel(embed)]
     product: ProductRow,
-    #[diesel(sql_type = Nullable<Text>)]
-    category_name: Option<String>,
     /// The relevance of a search hit.
     #[diesel(sql_type = Nullable<Double>)]
     rank: Option<f64>,
@@ -343,7 +343,7 @@ impl ListedRow {
         mut rows: Vec<Self>,
         sort: ProductSort,
         page: PageRequest,
-    ) -> (Vec<Product>, Option<String>) {
+    ) -> (Vec<ProductRow>, Option<String>) {
         rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
         let full = i64::try_from(rows.len()).is_ok_and(|n| n == page.limit);
         let next = rows
@@ -351,18 +351,7 @@ impl ListedRow {
             .last()
             .filter(|_| full)
             .map(|last| ProductCursor::after(sort, &last.product, last.rank).to_string());
-        (rows.into_iter().map(Self::into_product).collect(), next)
-    }
-
-    fn into_product(self) -> Product {
-        let category = match (self.product.category_id, self.category_name) {
-            (Some(id), Some(name)) => Some(CategoryRef { id, name }),
-            _ => None,
-        };
-        Product {
-            row: self.product,
-            category,
-        }
+        (rows.into_iter().map(|row| row.product).collect(), next)
     }
 }
 
@@ -397,19 +386,21 @@ pub async fn list_products_after(
     page: PageRequest,
     after: Option<&ProductCursor>,
 ) -> Result<Page<Product>> {
-    list_products_reusing(conn, filter, page, after, MatchSource::Fresh).await
+    let names = CategoryNames::default();
+    list_products_reusing(conn, filter, page, after, MatchSource::Fresh, &names).await
 }
 
 /// [`list_products_after`] for the routes: a search reuses recent matches (see
-/// [`super::search_cache`]).
+/// [`super::search_cache`]), and categories are named from the app's `names`.
 pub async fn list_products_reusing(
     conn: &mut AsyncPgConnection,
     filter: &ProductFilter,
     page: PageRequest,
     after: Option<&ProductCursor>,
     source: MatchSource<'_>,
+    names: &CategoryNames,
 ) -> Result<Page<Product>> {
-    list_products_capped(conn, filter, page, after, EXACT_TOTAL_CAP, source).await
+    list_products_capped(conn, filter, page, after, EXACT_TOTAL_CAP, source, names).await
 }
 
 /// [`list_products_after`] with another cap, so that tests can cross it with a few products.
@@ -421,12 +412,14 @@ pub async fn list_products_capped(
     after: Option<&ProductCursor>,
     cap: i64,
     source: MatchSource<'_>,
+    names: &CategoryNames,
 ) -> Result<Page<Product>> {
     let listing = Listing {
         filter,
         page,
         after,
         cap,
+        names,
     };
     match filter.search.as_deref().map(SearchTerms::new) {
         Some(terms) => search(conn, &listing, &terms, source).await,
@@ -440,6 +433,7 @@ struct Listing<'a> {
     page: PageRequest,
     after: Option<&'a ProductCursor>,
     cap: i64,
+    names: &'a CategoryNames,
 }
 
 /// A product whose text a search matched, with what the filters, sorts and cursors read.
@@ -649,6 +643,7 @@ async fn search(
         page,
         after,
         cap,
+        names,
     } = *listing;
     let matches = match source {
         MatchSource::Fresh => Arc::new(Matches::load(conn, terms, cap).await?),
@@ -694,7 +689,7 @@ async fn search(
 
     // The page's products as they are now; one that no longer passes the filters is left off.
     let ids: Vec<i64> = shown.iter().map(|m| m.id).collect();
-    let mut current: HashMap<i64, Product> = products_by_id(conn, &ids)
+    let mut current: HashMap<i64, Product> = products_by_id(conn, names, &ids)
         .await?
         .into_iter()
         .map(|p| (p.row.id, p))
@@ -715,21 +710,21 @@ async fn search(
 }
 
 /// The live products among `ids`, in no particular order.
-async fn products_by_id(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<Product>> {
+async fn products_by_id(
+    conn: &mut AsyncPgConnection,
+    names: &CategoryNames,
+    ids: &[i64],
+) -> Result<Vec<Product>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<(ProductRow, Option<CategoryRef>)> = products::table
-        .left_join(categories::table)
+    let rows: Vec<ProductRow> = products::table
         .filter(products::id.eq_any(ids))
         .filter(products::deleted_at.is_null())
-        .select((ProductRow::as_select(), Option::<CategoryRef>::as_select()))
+        .select(ProductRow::as_select())
         .load(conn)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(row, category)| Product { row, category })
-        .collect())
+    names.name(conn, rows).await
 }
 
 async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<Page<Product>> {
@@ -758,8 +753,7 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
     };
     statement.push(&format!(
         "SELECT {LISTED_COLUMNS}, NULL::float8 AS rank, {hits} AS hits \
-         FROM products p LEFT JOIN categories c ON c.id = p.category_id \
-         WHERE p.deleted_at IS NULL"
+         FROM products p WHERE p.deleted_at IS NULL"
     ));
     push_filters(&mut statement, filter, "p");
     if let Some(after) = listing.after {
@@ -797,7 +791,8 @@ async fn finish(
     counted: Option<i64>,
 ) -> Result<Page<Product>> {
     let page = listing.page;
-    let (items, next) = ListedRow::page(rows, listing.filter.sort, page);
+    let (rows, next) = ListedRow::page(rows, listing.filter.sort, page);
+    let items = listing.names.name(conn, rows).await?;
     let listed = match counted {
         Some(total) => Page::new(items, total, page),
         None => {

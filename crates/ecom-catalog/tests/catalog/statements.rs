@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use diesel_async::AsyncPgConnection;
 use ecom_catalog::model::{ProductFilter, ProductSort};
-use ecom_catalog::service;
+use ecom_catalog::service::{self, CategoryNames, MatchSource::Fresh};
 
 use ecom_testkit::TestDb;
 use ecom_testkit::fixtures::{count_statements, page_of};
@@ -27,13 +27,16 @@ async fn fill(conn: &mut AsyncPgConnection, from: usize, to: usize) {
     }
 }
 
+/// Statements of one listing, and its items: `names` are the app's category names (which
+/// a warm app already holds, so listings then read no names).
 async fn statements_for(
     conn: &mut AsyncPgConnection,
     filter: &ProductFilter,
     limit: i64,
+    names: &CategoryNames,
 ) -> (usize, usize) {
     let count = count_statements(conn);
-    let page = service::list_products(conn, filter, page_of(limit, 0))
+    let page = service::list_products_reusing(conn, filter, page_of(limit, 0), None, Fresh, names)
         .await
         .expect("listing");
     (count.load(Ordering::SeqCst), page.items.len())
@@ -58,14 +61,24 @@ async fn listing_statements_do_not_grow_with_the_page() {
     ];
     let mut small = Vec::new();
     for filter in &filters {
-        let (n, items) = statements_for(&mut conn, filter, 2).await;
+        let warm = CategoryNames::default();
+        let (cold, items) = statements_for(&mut conn, filter, 2, &warm).await;
         assert_eq!(items, 2);
+        let (n, _) = statements_for(&mut conn, filter, 2, &warm).await;
+        assert_eq!(cold, n + 1, "names unseen are read once, in one statement");
         small.push(n);
     }
     fill(&mut conn, 2, 60).await;
     for (filter, expected) in filters.iter().zip(&small) {
-        let (n, items) = statements_for(&mut conn, filter, 60).await;
+        let warm = CategoryNames::default();
+        let (cold, items) = statements_for(&mut conn, filter, 60, &warm).await;
         assert_eq!(items, 60);
+        assert_eq!(
+            cold,
+            expected + 1,
+            "one statement for four categories' names"
+        );
+        let (n, _) = statements_for(&mut conn, filter, 60, &warm).await;
         assert_eq!(
             n, *expected,
             "statements for 60 items vs 2 items ({filter:?})"

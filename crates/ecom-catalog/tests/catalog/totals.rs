@@ -225,6 +225,7 @@ async fn totals_past_the_cap_are_estimates() {
             None,
             cap,
             service::MatchSource::Fresh,
+            &service::CategoryNames::default(),
         )
         .await
         .expect("capped listing");
@@ -244,6 +245,7 @@ async fn totals_past_the_cap_are_estimates() {
         None,
         cap,
         service::MatchSource::Fresh,
+        &service::CategoryNames::default(),
     )
     .await;
     let exact = service::list_products(conn, &narrow, page_of(20, 0)).await;
