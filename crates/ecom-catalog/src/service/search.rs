@@ -738,16 +738,11 @@ async fn browse(conn: &mut AsyncPgConnection, listing: &Listing<'_>) -> Result<P
         filter.min_price.is_none() && filter.max_price.is_none() && filter.in_stock.is_none();
     let mut statement = Statement::default();
     let hits = if counted_by_category {
-        let category = filter
-            .category_id
-            .map(|id| {
-                format!(
-                    " WHERE category_key = {}",
-                    statement.param(Value::BigInt(id))
-                )
-            })
-            .unwrap_or_default();
-        format!("(SELECT coalesce(sum(live), 0)::int8 FROM product_counts{category})")
+        let key = filter.category_id.unwrap_or(WHOLE_CATALOG);
+        let key = statement.param(Value::BigInt(key));
+        format!(
+            "(SELECT coalesce(sum(live), 0)::int8 FROM product_counts WHERE category_key = {key})"
+        )
     } else {
         "0::int8".to_string()
     };
@@ -803,14 +798,18 @@ async fn finish(
     Ok(listed.with_next_after(next))
 }
 
+/// The `product_counts` key of the whole catalog's count (0 counts products without a
+/// category; other keys are category ids).
+const WHOLE_CATALOG: i64 = -1;
+
 /// Live products in the catalog, or in one category, from the maintained counts.
 async fn maintained_count(conn: &mut AsyncPgConnection, category_id: Option<i64>) -> Result<i64> {
     let sum = diesel::dsl::sql::<BigInt>("coalesce(sum(live), 0)::int8");
-    let mut query = product_counts::table.select(sum).into_boxed();
-    if let Some(id) = category_id {
-        query = query.filter(product_counts::category_key.eq(id));
-    }
-    Ok(query.get_result(conn).await?)
+    Ok(product_counts::table
+        .select(sum)
+        .filter(product_counts::category_key.eq(category_id.unwrap_or(WHOLE_CATALOG)))
+        .get_result(conn)
+        .await?)
 }
 
 /// PostgreSQL's estimate of the matches of a listing, never below the cap it exceeded.

@@ -258,16 +258,20 @@ async fn totals_past_the_cap_are_estimates() {
     assert!(!capped.total_is_estimate);
 }
 
-/// Live products per category key (0: none), as the maintained counts say and as counted.
+/// Live products per category key (0: none; -1: the whole catalog), as the maintained counts
+/// say and as counted.
 async fn counts_agree(conn: &mut AsyncPgConnection) {
     let disagreeing = count(
         conn,
-        "SELECT count(*) AS n FROM ( \
-           (SELECT category_key, sum(live)::int8 FROM product_counts GROUP BY 1 HAVING sum(live) <> 0 \
-            EXCEPT SELECT coalesce(category_id, 0), count(*) FROM products WHERE deleted_at IS NULL GROUP BY 1) \
+        "WITH counted AS ( \
+           SELECT coalesce(category_id, 0) AS key, count(*) AS n FROM products \
+           WHERE deleted_at IS NULL GROUP BY 1 \
+           UNION ALL SELECT -1, count(*) FROM products WHERE deleted_at IS NULL), \
+         kept AS (SELECT category_key AS key, sum(live)::int8 AS n FROM product_counts GROUP BY 1) \
+         SELECT count(*) AS n FROM ( \
+           (SELECT key, n FROM kept WHERE n <> 0 EXCEPT SELECT key, n FROM counted WHERE n <> 0) \
            UNION ALL \
-           (SELECT coalesce(category_id, 0), count(*) FROM products WHERE deleted_at IS NULL GROUP BY 1 \
-            EXCEPT SELECT category_key, sum(live)::int8 FROM product_counts GROUP BY 1)) AS d",
+           (SELECT key, n FROM counted WHERE n <> 0 EXCEPT SELECT key, n FROM kept)) AS d",
     )
     .await;
     assert_eq!(disagreeing, 0, "maintained counts differ from the catalog");
