@@ -18,7 +18,7 @@ from ecom_client.api.catalog import (
     get_product,
     list_products,
 )
-from ecom_client.api.orders import cancel_order, create_order, list_orders
+from ecom_client.api.orders import cancel_order, create_order, get_order_history, list_orders
 from ecom_client.api.users import get_current_user
 from ecom_client.models import (
     ChangeRoleRequest,
@@ -27,6 +27,7 @@ from ecom_client.models import (
     CreateReviewRequest,
     LoginForm,
     LoginRequest,
+    OrderActor,
     OrderItemRequest,
     OrderOut,
     OrderStatus,
@@ -137,6 +138,13 @@ check(cancelled.status == OrderStatus.CANCELLED, f"cancelled: {cancelled.status}
 check(call(get_product, 200, client=anonymous, id=keyboard.id).stock == 10, "stock returned")
 again = call(cancel_order, 409, client=shopper, id=order.id)
 check(again.code == "invalid_status_transition", f"second cancel: {again}")
+check(order.payment_due_at is not None and order.payment_due_at > order.created_at,
+      f"due after placing: {order.payment_due_at}")
+check(cancelled.payment_due_at is None, f"no longer due: {cancelled.payment_due_at}")
+history = call(get_order_history, 200, client=shopper, id=order.id)
+check([(h.to_status, h.actor) for h in history.items]
+      == [(OrderStatus.PENDING, OrderActor.USER), (OrderStatus.CANCELLED, OrderActor.USER)],
+      f"history: {history.items}")
 
 print("admin: change the shopper's role, read the sales report")
 changed = call(admin_change_user_role, 200, client=admin, id=user.id,

@@ -142,6 +142,7 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
         ("/orders", "post"),
         ("/orders", "get"),
         ("/orders/{id}", "get"),
+        ("/orders/{id}/history", "get"),
         ("/orders/{id}/cancel", "post"),
     ] {
         assert!(
@@ -149,4 +150,132 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
             "{method} {path}"
         );
     }
+}
+
+/// The store as `ecom serve` wires it, with a one-second payment window.
+fn store_with_a_short_window(db: &ecom_testkit::TestDb) -> ecom_core::AppContext {
+    ecom_api::app_context(
+        ecom_testkit::test_settings(db, &[("ORDER_PAYMENT_WINDOW_SECONDS", "1")]),
+        db.pool(),
+        &ecom_core::settings::SecretString::new(ecom_testkit::TEST_SECRET),
+    )
+    .expect("the store's context builds")
+}
+
+#[actix_web::test]
+async fn an_unpaid_order_expires_through_the_binarys_expiry_chore() {
+    let (db, app) = db_and_app(store_with_a_short_window).await;
+    app.anonymous().register("cy@example.com", PASSWORD).await;
+    let cy = app
+        .anonymous()
+        .log_in("cy@example.com", PASSWORD)
+        .await
+        .access_token;
+    let as_cy = app.user(&cy);
+    crate::make_admin(&db, "root@example.com").await;
+    let admin = app
+        .anonymous()
+        .log_in("root@example.com", PASSWORD)
+        .await
+        .access_token;
+    let as_admin = app.admin(&admin);
+    let lamp = as_admin
+        .post(
+            "/products",
+            json!({"name": "Lamp", "description": "", "price": "24.50", "stock": 5}),
+        )
+        .await
+        .assert_status(201)
+        .json()["id"]
+        .as_i64()
+        .expect("id");
+    let stock = async || -> i64 {
+        app.get(&format!("/products/{lamp}")).await.json()["stock"]
+            .as_i64()
+            .expect("stock")
+    };
+    let place = async || {
+        as_cy
+            .post(
+                "/orders",
+                json!({"items": [{"product_id": lamp, "quantity": 2}]}),
+            )
+            .await
+            .assert_status(201)
+            .json()
+    };
+    let unpaid = place().await;
+    let paid = place().await;
+    let at = |order: &Value, field: &str| {
+        chrono::DateTime::parse_from_rfc3339(order[field].as_str().expect(field)).expect(field)
+    };
+    assert_eq!(
+        at(&unpaid, "payment_due_at") - at(&unpaid, "created_at"),
+        chrono::Duration::seconds(1),
+        "due ORDER_PAYMENT_WINDOW_SECONDS after placing"
+    );
+    let paid_id = paid["id"].as_i64().expect("id");
+    as_admin
+        .patch(
+            &format!("/admin/orders/{paid_id}/status"),
+            json!({"status": "paid"}),
+        )
+        .await
+        .assert_status(200);
+    assert_eq!(stock().await, 1);
+
+    // Past the window, one round of the binary's expiry chores cancels the unpaid order.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let done = ecom_core::housekeeping::run_round(
+        &db.pool(),
+        &ecom_api::expiry_chores(),
+        ecom_orders::service::EXPIRY_BATCH,
+    )
+    .await;
+    assert_eq!(done, vec![("order_expiry", 1)]);
+    let id = unpaid["id"].as_i64().expect("id");
+    let expired = as_cy.get(&format!("/orders/{id}")).await.json();
+    assert_eq!(expired["status"], "cancelled");
+    assert_eq!(expired["payment_due_at"], Value::Null);
+    assert_eq!(stock().await, 3, "the unpaid order's lamps are back");
+    let kept = as_cy.get(&format!("/orders/{paid_id}")).await.json();
+    assert_eq!(kept["status"], "paid");
+    assert_eq!(kept["payment_due_at"], Value::Null);
+
+    let history = as_cy
+        .get(&format!("/orders/{id}/history"))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(history["total"], 2);
+    assert_eq!(history["items"][0]["actor"], "user");
+    let last = &history["items"][1];
+    assert_eq!(
+        (
+            &last["from_status"],
+            &last["to_status"],
+            &last["actor"],
+            &last["actor_id"],
+            &last["reason"]
+        ),
+        (
+            &json!("pending"),
+            &json!("cancelled"),
+            &json!("system"),
+            &Value::Null,
+            &json!("payment_timeout")
+        )
+    );
+    let paid_history = as_admin
+        .get(&format!("/orders/{paid_id}/history"))
+        .await
+        .assert_status(200)
+        .json();
+    assert_eq!(paid_history["items"][1]["actor"], "admin");
+
+    // Nothing more to do; the stock is not returned twice.
+    let again =
+        ecom_core::housekeeping::run_round(&db.pool(), &ecom_api::expiry_chores(), 100).await;
+    assert_eq!(again, vec![("order_expiry", 0)]);
+    assert_eq!(stock().await, 3);
 }

@@ -32,6 +32,15 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
 /// How often each replica runs the clean-ups.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
+/// The expiry of unpaid orders, run by each replica on its own, shorter schedule
+/// ([`ecom_orders::expiry_schedule`]) so orders go within 10 s of their due time.
+/// Every past-due order may expire until a domain installs a gate that holds some open.
+pub fn expiry_chores() -> Vec<ecom_core::housekeeping::Chore> {
+    vec![ecom_orders::expiry_chore(std::sync::Arc::new(
+        ecom_orders::EveryOrderExpires,
+    ))]
+}
+
 /// Builds the app context the server and the end-to-end tests share.
 pub fn app_context(
     settings: Settings,
@@ -63,12 +72,19 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     warn_if_debug(settings);
     ensure_development_admin(settings, &pool).await?;
     let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), chores(), HOUSEKEEPING_EVERY);
+    let expiry = ecom_core::housekeeping::spawn_on(
+        pool.clone(),
+        expiry_chores(),
+        ecom_orders::expiry_schedule(),
+    );
     let result = serve_until_signalled(
         settings,
         app_context(settings.clone(), pool.clone(), &secret)?,
     )
     .await;
+    // Each expiry is one transaction: stopping mid-round leaves no order half cancelled.
     housekeeping.abort();
+    expiry.abort();
     pool.close();
     tracing::info!("closed the database pool");
     result

@@ -1,10 +1,11 @@
-//! Bounded periodic clean-ups (expired throttle rows, refresh tokens, idempotency
-//! records, …), run in every replica.
+//! Bounded periodic background work run in every replica: clean-ups (expired throttle
+//! rows, refresh tokens, idempotency records, …) every minute, and on a shorter
+//! [`Schedule`] of its own the expiry of unpaid orders.
 //!
-//! Each chore deletes at most one batch per call and is written so that several replicas
-//! may run it at once (`FOR UPDATE SKIP LOCKED`): none waits on another, nothing is
-//! deleted twice. A round calls each chore until it returns less than a full batch (or a
-//! round's cap is hit), then sleeps. A failing chore is logged and retried next round.
+//! Each chore works off at most one batch per call and is written so that several
+//! replicas may run it at once (`FOR UPDATE SKIP LOCKED`): none waits on another, no row
+//! is handled twice. A round calls each chore until it returns less than a full batch (or
+//! a round's cap is hit), then sleeps. A failing chore is logged and retried next round.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -26,7 +27,7 @@ type ChoreFn = dyn for<'c> Fn(
     + Send
     + Sync;
 
-/// One clean-up: deletes up to `batch` rows on the given connection, returns how many.
+/// One chore: works off up to `batch` rows on the given connection, returns how many.
 #[derive(Clone)]
 pub struct Chore {
     pub name: &'static str,
@@ -82,22 +83,52 @@ pub async fn run_round(pool: &PgPool, chores: &[Chore], batch: i64) -> Vec<(&'st
             }
         }
         if total > 0 {
-            tracing::info!(chore = chore.name, deleted = total, "clean-up");
+            tracing::info!(chore = chore.name, rows = total, "housekeeping");
         }
         done.push((chore.name, total));
     }
     done
 }
 
+/// When a housekeeping loop runs its chores, and how much one chore call may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// The pause between rounds (±20 % jitter, so replicas drift apart).
+    pub every: Duration,
+    /// Rows one chore call may work off.
+    pub batch: i64,
+}
+
 /// Spawns the clean-up loop: a first round soon after start, then one every `every`
-/// (±20 % jitter, so replicas drift apart). Abort the handle to stop it.
+/// (±20 % jitter, so replicas drift apart), [`BATCH`] rows per call. Abort the handle to
+/// stop it.
 pub fn spawn(pool: PgPool, chores: Vec<Chore>, every: Duration) -> tokio::task::JoinHandle<()> {
+    spawn_on(
+        pool,
+        chores,
+        Schedule {
+            every,
+            batch: BATCH,
+        },
+    )
+}
+
+/// Spawns a loop running `chores` on `schedule`: a first round within 5 s of start (sooner
+/// when `every` is shorter), then one every `every`, sleeping in between (no polling).
+/// Abort the handle to stop it: chores keep each unit of work in one transaction, so an
+/// abort leaves none half done (the interrupted transaction's connection is discarded by
+/// the pool as broken and PostgreSQL rolls it back).
+pub fn spawn_on(
+    pool: PgPool,
+    chores: Vec<Chore>,
+    schedule: Schedule,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut wait = jittered(Duration::from_secs(5));
+        let mut wait = jittered(schedule.every.min(Duration::from_secs(5)));
         loop {
             tokio::time::sleep(wait).await;
-            run_round(&pool, &chores, BATCH).await;
-            wait = jittered(every);
+            run_round(&pool, &chores, schedule.batch).await;
+            wait = jittered(schedule.every);
         }
     })
 }

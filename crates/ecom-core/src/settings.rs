@@ -15,6 +15,9 @@ pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 5000;
 /// Default `SHUTDOWN_TIMEOUT_SECONDS`: how long in-flight requests may take to finish.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
 
+/// Default `ORDER_PAYMENT_WINDOW_SECONDS`: half an hour to pay for a new order.
+pub const DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS: u64 = 1800;
+
 /// Smallest accepted `SECRET_KEY` outside development mode, in bytes.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
 
@@ -98,6 +101,8 @@ pub struct Settings {
     pub shutdown_timeout_seconds: u64,
     /// How long a replica reuses a search's text matches (0: never); see ecom-catalog.
     pub search_cache_seconds: u64,
+    /// How long a new order stays `pending` awaiting payment before the server cancels it.
+    pub order_payment_window_seconds: u64,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
@@ -171,6 +176,12 @@ impl SettingsLoader {
                 b.set_default("shutdown_timeout_seconds", DEFAULT_SHUTDOWN_TIMEOUT_SECONDS)
             })
             .and_then(|b| b.set_default("search_cache_seconds", 5))
+            .and_then(|b| {
+                b.set_default(
+                    "order_payment_window_seconds",
+                    DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS,
+                )
+            })
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -231,6 +242,7 @@ pub const KNOWN_NAMES: &[&str] = &[
     "SHUTDOWN_GRACE_MS",
     "SHUTDOWN_TIMEOUT_SECONDS",
     "SEARCH_CACHE_SECONDS",
+    "ORDER_PAYMENT_WINDOW_SECONDS",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -258,6 +270,11 @@ impl Settings {
     /// Reads the server's sources (see [`SettingsLoader::from_environment`]).
     pub fn load() -> Result<Self, SettingsError> {
         SettingsLoader::from_environment().load()
+    }
+
+    /// `ORDER_PAYMENT_WINDOW_SECONDS` as a duration.
+    pub fn order_payment_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.order_payment_window_seconds)
     }
 
     /// Whether the server runs on its private PostgreSQL (no `DATABASE_URL`).
@@ -346,6 +363,10 @@ impl Settings {
             "SHUTDOWN_GRACE_MS" => (self.shutdown_grace_ms.into(), 0..=600_000),
             "SHUTDOWN_TIMEOUT_SECONDS" => (self.shutdown_timeout_seconds.into(), 1..=3600),
             "SEARCH_CACHE_SECONDS" => (self.search_cache_seconds.into(), 0..=3600),
+            // Down to a second so tests can watch an order expire; up to a week.
+            "ORDER_PAYMENT_WINDOW_SECONDS" => {
+                (self.order_payment_window_seconds.into(), 1..=7 * 86_400)
+            }
             _ => return None,
         })
     }

@@ -18,6 +18,12 @@ pub type OrderItemOut = OrderLine;
 pub type OrderOut = Order;
 
 ecom_core::named_page!(
+    OrderHistoryPage,
+    crate::model::StatusChangeRecord,
+    "`{items, total, limit, offset}` of an order's status changes, oldest first."
+);
+
+ecom_core::named_page!(
     OrderPage,
     OrderOut,
     "`{items, total, limit, offset}` of orders."

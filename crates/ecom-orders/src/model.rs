@@ -73,6 +73,7 @@ pub struct OrderRow {
     pub total_price: Money,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub payment_due_at: Option<DateTime<Utc>>,
 }
 
 /// One line of an order, with the product's name and unit price at purchase.
@@ -99,6 +100,7 @@ pub struct OrderLine {
 #[schema(as = OrderOut, description = "An order. `status` follows `pending → paid → shipped → delivered`, or `pending | paid →\ncancelled`.")]
 #[schema(example = json!({
     "id": 7, "user_id": 12, "status": "pending", "total_price": "109.97",
+    "payment_due_at": "2026-11-25T18:30:00Z",
     "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z",
     "items": [
         {"product_id": 3, "product_name": "USB-C Cable", "quantity": 1, "unit_price": "9.99", "line_total": "9.99"},
@@ -111,6 +113,9 @@ pub struct Order {
     pub status: OrderStatus,
     /// Sum of the line totals, exact.
     pub total_price: Money,
+    /// While `pending`: when the server cancels the order unless it is paid by then
+    /// (placement + `ORDER_PAYMENT_WINDOW_SECONDS`); `null` in every other status.
+    pub payment_due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// One line per product (duplicate request lines are merged), in product-id order.
@@ -124,6 +129,7 @@ impl Order {
             user_id: row.user_id,
             status: row.status,
             total_price: row.total_price,
+            payment_due_at: row.payment_due_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
             items,
@@ -146,16 +152,87 @@ pub struct Checkout {
     pub replayed: bool,
 }
 
-/// One recorded status change.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
+ecom_core::string_enum! {
+    /// Who made a status change: the order's owner, an administrator, or the store itself
+    /// (an unpaid order expiring, a payment arriving).
+    #[derive(AsExpression, FromSqlRow)]
+    #[serde(rename_all = "lowercase")]
+    #[strum(serialize_all = "lowercase")]
+    #[diesel(sql_type = Text)]
+    #[schema(as = OrderActor)]
+    pub enum ActorKind {
+        User,
+        Admin,
+        System,
+    }
+}
+
+impl ToSql<Text, Pg> for ActorKind {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl FromSql<Text, Pg> for ActorKind {
+    fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+        let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+        text.parse()
+            .map_err(|_| format!("`{text}` is not an order actor").into())
+    }
+}
+
+/// Who makes a status change, as the history records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The order's owner, acting on their own order.
+    User(i64),
+    /// Someone acting with `manage:orders` (or an administrative process naming its user).
+    Admin(i64),
+    /// The store itself: no user is named.
+    System,
+}
+
+impl Actor {
+    pub fn kind(&self) -> ActorKind {
+        match self {
+            Actor::User(_) => ActorKind::User,
+            Actor::Admin(_) => ActorKind::Admin,
+            Actor::System => ActorKind::System,
+        }
+    }
+
+    /// The acting user's id; `None` for the system.
+    pub fn user_id(&self) -> Option<i64> {
+        match *self {
+            Actor::User(id) | Actor::Admin(id) => Some(id),
+            Actor::System => None,
+        }
+    }
+}
+
+/// One recorded status change; also the response body of `GET /orders/{id}/history`
+/// (`OrderHistoryEntry`), sent without its ids.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, ToSchema)]
 #[diesel(table_name = order_status_history, check_for_backend(diesel::pg::Pg))]
+#[schema(as = OrderHistoryEntry, description = "One status change of an order: who made it and why.")]
+#[schema(example = json!({
+    "from_status": "pending", "to_status": "cancelled", "actor": "system",
+    "actor_id": null, "reason": "payment_timeout", "created_at": "2026-11-25T18:30:04Z"
+}))]
 pub struct StatusChangeRecord {
+    #[serde(skip)]
     pub id: i64,
+    #[serde(skip)]
     pub order_id: i64,
-    /// `None` for the placing of the order.
+    /// `null` for the placing of the order.
     pub from_status: Option<OrderStatus>,
     pub to_status: OrderStatus,
-    pub actor_id: i64,
+    pub actor: ActorKind,
+    /// The acting user; `null` when the actor is `system`.
+    pub actor_id: Option<i64>,
+    /// Why, when the change has a stated cause (`payment_timeout`, …); else `null`.
+    #[schema(example = "payment_timeout")]
+    pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

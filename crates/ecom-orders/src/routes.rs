@@ -3,10 +3,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ecom_core::request_db::Db;
+use ecom_core::settings::Settings;
 use ecom_core::{AppError, AppResult, Page, PageQuery, Permission, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::api::{CreateOrderRequest, OrderListQuery, OrderMissing, OrderOut, OrderPage};
+use crate::api::{
+    CreateOrderRequest, OrderHistoryPage, OrderListQuery, OrderMissing, OrderOut, OrderPage,
+};
+use crate::model::StatusChangeRecord;
 use crate::service;
 
 /// Request header carrying the client's idempotency key.
@@ -19,6 +23,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_orders)
         .service(create_order)
         .service(get_order)
+        .service(order_history)
         .service(cancel_order);
 }
 
@@ -56,13 +61,20 @@ pub async fn create_order(
     req: HttpRequest,
     principal: Principal,
     db: Db,
+    settings: web::Data<Settings>,
     body: ecom_core::JsonObject<CreateOrderRequest>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency_key(&req)?;
     let lines = body.lines();
     let mut conn = db.conn().await?;
-    let checkout =
-        service::place_order(&mut conn, principal.user_id, &lines, key.as_deref()).await?;
+    let checkout = service::place_order(
+        &mut conn,
+        principal.user_id,
+        &lines,
+        key.as_deref(),
+        settings.order_payment_window(),
+    )
+    .await?;
     let mut res = HttpResponse::Created();
     res.insert_header((header::LOCATION, format!("/orders/{}", checkout.order.id)));
     if checkout.replayed {
@@ -117,6 +129,38 @@ pub async fn get_order(
     )
     .await?;
     Ok(web::Json(order))
+}
+
+/// An order's status changes, oldest first: who made each (`user`, `admin` or `system`,
+/// with the user's id unless `system`) and why. The caller's own order, or any with
+/// `manage:orders`; another user's order is 404.
+#[utoipa::path(tag = "orders", operation_id = "getOrderHistory",
+    params(("id" = i64, Path, description = "Order id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of the order's status changes, oldest first", body = OrderHistoryPage),
+        (status = 400, description = "`invalid_path`: the id is not an integer; `invalid_query`: malformed query"),
+        OrderMissing,
+        (status = 422, description = "`validation_failed`: limit/offset out of range"),
+    ),
+    security(("bearer" = [])))]
+#[get("/orders/{id}/history")]
+pub async fn order_history(
+    principal: Principal,
+    db: Db,
+    id: web::Path<i64>,
+    query: web::Query<PageQuery>,
+) -> AppResult<web::Json<Page<StatusChangeRecord>>> {
+    let page = query.validate()?;
+    let mut conn = db.conn().await?;
+    let history = service::order_history(
+        &mut conn,
+        id.into_inner(),
+        principal.user_id,
+        principal.has(Permission::ManageOrders),
+        page,
+    )
+    .await?;
+    Ok(web::Json(history))
 }
 
 /// Cancels an order and returns its stock: the owner while `pending`, a holder of

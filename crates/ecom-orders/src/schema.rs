@@ -32,8 +32,10 @@ diesel::table! {
         order_id -> Int8,
         from_status -> Nullable<Text>,
         to_status -> Text,
-        actor_id -> Int8,
+        actor_id -> Nullable<Int8>,
         created_at -> Timestamptz,
+        actor -> Text,
+        reason -> Nullable<Text>,
     }
 }
 
@@ -45,6 +47,7 @@ diesel::table! {
         total_price -> Numeric,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        payment_due_at -> Nullable<Timestamptz>,
     }
 }
 

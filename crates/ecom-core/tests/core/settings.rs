@@ -143,6 +143,8 @@ fn new_settings_are_validated_with_their_names() {
         ("METRICS_TOKEN", " "),
         ("SHUTDOWN_GRACE_MS", "600001"),
         ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
+        ("ORDER_PAYMENT_WINDOW_SECONDS", "0"),
+        ("ORDER_PAYMENT_WINDOW_SECONDS", "604801"),
     ] {
         let err = SettingsLoader::isolated()
             .set(name, value)
@@ -155,4 +157,13 @@ fn new_settings_are_validated_with_their_names() {
         .load()
         .expect("valid");
     assert_eq!(ok.trusted_proxy_networks().expect("parsed").len(), 3);
+    assert_eq!(ok.order_payment_window_seconds, 1800, "the default window");
+    let short = SettingsLoader::isolated()
+        .set("ORDER_PAYMENT_WINDOW_SECONDS", "1")
+        .load()
+        .expect("a one-second window is valid");
+    assert_eq!(
+        short.order_payment_window(),
+        std::time::Duration::from_secs(1)
+    );
 }

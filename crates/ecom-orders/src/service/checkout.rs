@@ -2,11 +2,12 @@
 //! lines from the catalog and records the order; optionally under an `Idempotency-Key`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::sql_types::{Array, BigInt, Integer, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{ReservedLine, StockLine, reserve_stock};
 use ecom_core::Money;
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::Result;
 use crate::error::OrdersError;
-use crate::model::{Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine};
+use crate::model::{ActorKind, Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine};
 use crate::schema::{order_idempotency, order_status_history, orders};
 
 /// Largest quantity of one product in one order (after duplicate lines are merged).
@@ -176,7 +177,9 @@ async fn claim_key(
 /// Places an order for `user_id`, all or nothing: merges duplicate lines, checks
 /// quantities (1..=1000 per product), reserves stock through ecom-catalog on this
 /// transaction, copies each product's name and current price, computes exact totals,
-/// and records the order, its lines and its first history entry.
+/// and records the order, its lines and its first history entry. The order is due to be
+/// paid `payment_window` after it is placed (`ORDER_PAYMENT_WINDOW_SECONDS`): then the
+/// expiry task cancels it if it is still `pending`.
 ///
 /// With `idempotency_key`, the same user, key and request within 24 h replay the first
 /// order (`replayed: true`, nothing reserved again), also when the requests race; the same
@@ -193,26 +196,42 @@ pub async fn place_order(
     user_id: i64,
     lines: &[RequestedLine],
     idempotency_key: Option<&str>,
+    payment_window: Duration,
 ) -> Result<Checkout> {
     if let Some(key) = idempotency_key {
         check_key(key)?;
     }
     let merged = merge(lines)?;
     let fingerprint = fingerprint(&merged);
-    transaction_with_retry(conn, async |conn| {
-        record_order(conn, user_id, &merged, idempotency_key, &fingerprint).await
-    })
-    .await
+    let placed = Placement {
+        user_id,
+        merged: &merged,
+        idempotency_key,
+        fingerprint: &fingerprint,
+        payment_window_seconds: i64::try_from(payment_window.as_secs()).unwrap_or(i64::MAX),
+    };
+    transaction_with_retry(conn, async |conn| record_order(conn, &placed).await).await
+}
+
+/// What one run of [`place_order`]'s transaction records.
+#[derive(Clone, Copy)]
+struct Placement<'a> {
+    user_id: i64,
+    merged: &'a BTreeMap<i64, i32>,
+    idempotency_key: Option<&'a str>,
+    fingerprint: &'a str,
+    payment_window_seconds: i64,
 }
 
 /// One run of [`place_order`]'s transaction: claim the key, reserve, price, record.
-async fn record_order(
-    conn: &mut AsyncPgConnection,
-    user_id: i64,
-    merged: &BTreeMap<i64, i32>,
-    idempotency_key: Option<&str>,
-    fingerprint: &str,
-) -> Result<Checkout> {
+async fn record_order(conn: &mut AsyncPgConnection, placed: &Placement<'_>) -> Result<Checkout> {
+    let Placement {
+        user_id,
+        merged,
+        idempotency_key,
+        fingerprint,
+        payment_window_seconds,
+    } = *placed;
     if let Some(key) = idempotency_key
         && let KeyState::Replay(order) = claim_key(conn, user_id, key, fingerprint).await?
     {
@@ -235,6 +254,12 @@ async fn record_order(
             orders::user_id.eq(user_id),
             orders::status.eq(OrderStatus::Pending),
             orders::total_price.eq(total),
+            // From the transaction's `now()`, the order's `created_at`.
+            orders::payment_due_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(
+                "now() + make_interval(secs => ",
+            )
+            .bind::<BigInt, _>(payment_window_seconds)
+            .sql(")")),
         ))
         .returning(OrderRow::as_returning())
         .get_result(conn)
@@ -246,7 +271,8 @@ async fn record_order(
         .values((
             order_status_history::order_id.eq(row.id),
             order_status_history::to_status.eq(OrderStatus::Pending),
-            order_status_history::actor_id.eq(user_id),
+            order_status_history::actor.eq(ActorKind::User),
+            order_status_history::actor_id.eq(Some(user_id)),
         ))
         .execute(conn)
         .await?;

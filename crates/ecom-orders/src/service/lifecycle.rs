@@ -2,16 +2,19 @@
 //! cancelled`. Each change locks the order row, is recorded in the status history, and
 //! a cancellation returns the stock through ecom-catalog in the same transaction.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_catalog::{StockLine, return_stock};
 use ecom_core::audit::{self, AuditEntry};
 use ecom_core::db::transaction_with_retry;
+use ecom_core::pagination::Paged;
+use ecom_core::{Page, PageRequest};
 
 use super::Result;
 use super::queries::lines_of;
 use crate::error::OrdersError;
-use crate::model::{Order, OrderRow, OrderStatus, StatusChange, StatusChangeRecord};
+use crate::model::{Actor, Order, OrderRow, OrderStatus, StatusChange, StatusChangeRecord};
 use crate::schema::{order_status_history, orders};
 
 /// Audit action written for order status changes made by someone other than the owner.
@@ -19,9 +22,16 @@ pub const AUDIT_ACTION: &str = "order.status_change";
 /// Audit target type of orders.
 pub const AUDIT_TARGET: &str = "order";
 
-/// Who may make a change, checked against the locked row; `Ok(true)` when the change
-/// must also be written to the audit trail.
-type Guard<'a> = &'a (dyn Fn(&OrderRow) -> Result<bool> + Sync);
+/// What a guard decides about a change, checked against the locked row: who the history
+/// names as its actor, and whether the change is also written to the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Verdict {
+    pub actor: Actor,
+    pub audited: bool,
+}
+
+/// Who may make a change, checked against the locked row.
+pub(crate) type Guard<'a> = &'a (dyn Fn(&OrderRow) -> Result<Verdict> + Sync);
 
 /// The one transition routine: lock, check, update, record, return stock on cancel,
 /// and audit when the guard asks for it. A serialization failure or deadlock runs the
@@ -33,21 +43,22 @@ async fn transition(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     to: OrderStatus,
-    actor_id: i64,
+    reason: Option<&str>,
     guard: Guard<'_>,
 ) -> Result<StatusChange> {
     transaction_with_retry(conn, async |conn| {
-        transition_once(conn, order_id, to, actor_id, guard).await
+        transition_once(conn, order_id, to, reason, guard).await
     })
     .await
 }
 
-/// One run of [`transition`]'s transaction.
-async fn transition_once(
+/// One run of [`transition`]'s transaction; the expiry task calls it on its own
+/// transaction, the order already locked.
+pub(crate) async fn transition_once(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     to: OrderStatus,
-    actor_id: i64,
+    reason: Option<&str>,
     guard: Guard<'_>,
 ) -> Result<StatusChange> {
     let row: OrderRow = orders::table
@@ -58,7 +69,7 @@ async fn transition_once(
         .await
         .optional()?
         .ok_or(OrdersError::OrderNotFound(order_id))?;
-    let audited = guard(&row)?;
+    let verdict = guard(&row)?;
     if !row.status.can_become(to) {
         return Err(OrdersError::InvalidTransition {
             order_id,
@@ -66,9 +77,11 @@ async fn transition_once(
             to,
         });
     }
+    // No transition leads into `pending`, so every one ends the payment window.
     let updated: OrderRow = diesel::update(orders::table.find(order_id))
         .set((
             orders::status.eq(to),
+            orders::payment_due_at.eq(None::<DateTime<Utc>>),
             orders::updated_at.eq(diesel::dsl::now),
         ))
         .returning(OrderRow::as_returning())
@@ -81,7 +94,9 @@ async fn transition_once(
             order_status_history::order_id.eq(order_id),
             order_status_history::from_status.eq(Some(row.status)),
             order_status_history::to_status.eq(to),
-            order_status_history::actor_id.eq(actor_id),
+            order_status_history::actor.eq(verdict.actor.kind()),
+            order_status_history::actor_id.eq(verdict.actor.user_id()),
+            order_status_history::reason.eq(reason),
         ))
         .execute(conn)
         .await?;
@@ -103,7 +118,9 @@ async fn transition_once(
     }
     let before = Order::from_row(row, items.clone());
     let after = Order::from_row(updated, items);
-    if audited {
+    if verdict.audited
+        && let Some(actor_id) = verdict.actor.user_id()
+    {
         audit::record(
             conn,
             AuditEntry {
@@ -131,8 +148,8 @@ fn audit_view(order: &Order) -> serde_json::Value {
     })
 }
 
-/// Moves an order along the lifecycle on behalf of `actor_id` (an administrator or a
-/// payment/shipping process); illegal jumps are [`OrdersError::InvalidTransition`].
+/// Moves an order along the lifecycle on behalf of `actor_id`, an administrator (history
+/// actor `admin`); illegal jumps are [`OrdersError::InvalidTransition`].
 /// Locks the order row, records the change in the history and, on cancellation, returns
 /// the stock, all in one transaction (a savepoint of the caller's, if open). Returns the
 /// order before and after. Writes no audit entry: see [`change_status_audited`].
@@ -142,7 +159,11 @@ pub async fn change_status(
     to: OrderStatus,
     actor_id: i64,
 ) -> Result<StatusChange> {
-    transition(conn, order_id, to, actor_id, &|_| Ok(false)).await
+    let verdict = Verdict {
+        actor: Actor::Admin(actor_id),
+        audited: false,
+    };
+    transition(conn, order_id, to, None, &|_| Ok(verdict)).await
 }
 
 /// [`change_status`] plus an audit entry (`order.status_change` on `order`, before and
@@ -153,14 +174,19 @@ pub async fn change_status_audited(
     to: OrderStatus,
     actor_id: i64,
 ) -> Result<StatusChange> {
-    transition(conn, order_id, to, actor_id, &|_| Ok(true)).await
+    let verdict = Verdict {
+        actor: Actor::Admin(actor_id),
+        audited: true,
+    };
+    transition(conn, order_id, to, None, &|_| Ok(verdict)).await
 }
 
 /// `POST /orders/{id}/cancel` by `caller`: the owner may cancel while `pending`; a holder
 /// of `manage:orders` (`can_manage`) while `pending` or `paid`. Someone else's order is
 /// [`OrdersError::OrderNotFound`] without `manage:orders`; when a manager cancels someone
-/// else's order, an audit entry is written too. Stock is returned exactly once: a second
-/// cancel finds the order cancelled and is refused.
+/// else's order, an audit entry is written too. The history names the owner as `user`,
+/// a manager as `admin` (also on their own order once it is past `pending`). Stock is returned exactly once: a second cancel (or the expiry
+/// task) finds the order cancelled and is refused.
 pub async fn cancel_order(
     conn: &mut AsyncPgConnection,
     order_id: i64,
@@ -178,10 +204,21 @@ pub async fn cancel_order(
                 to: OrderStatus::Cancelled,
             });
         }
-        // A manager acting on another user's order leaves an audit entry.
-        Ok(row.user_id != caller)
+        // The owner acts as a user while the order is theirs to cancel (pending); beyond
+        // that only `manage:orders` allows it. A manager acting on another user's order
+        // leaves an audit entry.
+        let own = row.user_id == caller;
+        let actor = if own && row.status == OrderStatus::Pending {
+            Actor::User(caller)
+        } else {
+            Actor::Admin(caller)
+        };
+        Ok(Verdict {
+            actor,
+            audited: !own,
+        })
     };
-    transition(conn, order_id, OrderStatus::Cancelled, caller, &guard).await
+    transition(conn, order_id, OrderStatus::Cancelled, None, &guard).await
 }
 
 /// Every status change of an order, oldest first (the placing of the order included).
@@ -195,4 +232,36 @@ pub async fn status_history(
         .select(StatusChangeRecord::as_select())
         .load(conn)
         .await?)
+}
+
+/// An order's status history as `viewer` may see it, oldest first, one page: their own
+/// order, or any with `manage:orders` (`can_manage`). Another user's order is
+/// [`OrdersError::OrderNotFound`], as for the order itself. Three statements.
+pub async fn order_history(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    viewer: i64,
+    can_manage: bool,
+    page: PageRequest,
+) -> Result<Page<StatusChangeRecord>> {
+    let owner: Option<i64> = orders::table
+        .find(order_id)
+        .select(orders::user_id)
+        .first(conn)
+        .await
+        .optional()?;
+    match owner {
+        Some(owner) if owner == viewer || can_manage => {}
+        _ => return Err(OrdersError::OrderNotFound(order_id)),
+    }
+    let of_order =
+        || order_status_history::table.filter(order_status_history::order_id.eq(order_id));
+    let total: i64 = of_order().count().get_result(conn).await?;
+    let items = of_order()
+        .order(order_status_history::id)
+        .select(StatusChangeRecord::as_select())
+        .paged(page)
+        .load(conn)
+        .await?;
+    Ok(Page::new(items, total, page))
 }

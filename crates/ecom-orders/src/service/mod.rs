@@ -5,9 +5,11 @@
 //! - [`checkout`]: `POST /orders`, stock reservation and `Idempotency-Key`
 //! - [`queries`]: reading orders (a user's, one, every order for the admin)
 //! - [`lifecycle`]: status changes with their history, cancellation returning stock
+//! - [`expiry`]: cancelling pending orders past their `payment_due_at`
 //! - [`reports`]: the figures of the admin's sales report, over daily rollups (`rollup`)
 
 pub mod checkout;
+pub mod expiry;
 pub mod lifecycle;
 pub mod queries;
 pub mod reports;
@@ -16,7 +18,10 @@ mod rollup;
 pub use checkout::{
     IDEMPOTENCY_TTL_HOURS, MAX_LINES, MAX_QUANTITY, place_order, purge_expired_idempotency,
 };
-pub use lifecycle::{cancel_order, change_status, change_status_audited, status_history};
+pub use expiry::{EXPIRY_BATCH, EveryOrderExpires, ExpiryGate, PAYMENT_TIMEOUT, expire_due_orders};
+pub use lifecycle::{
+    cancel_order, change_status, change_status_audited, order_history, status_history,
+};
 pub use queries::{get_order, get_order_for, list_orders, list_user_orders};
 pub use reports::{
     MAX_REPORT_DAYS, MAX_TOP_PRODUCTS, daily_sales, orders_by_status, sales_report, sales_totals,

@@ -36,7 +36,9 @@ async fn an_order_takes_stock_and_prices_exactly_from_the_catalog() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].from_status, None);
     assert_eq!(history[0].to_status, ecom_orders::OrderStatus::Pending);
-    assert_eq!(history[0].actor_id, SHOPPER);
+    assert_eq!(history[0].actor, ecom_orders::ActorKind::User);
+    assert_eq!(history[0].actor_id, Some(SHOPPER));
+    assert_eq!(history[0].reason, None);
 
     // A later price change does not touch the order.
     app.fixed(crate::support::ADMIN)

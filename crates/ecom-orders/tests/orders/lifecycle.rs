@@ -2,7 +2,7 @@
 
 use diesel_async::AsyncPgConnection;
 use ecom_core::audit::{AuditFilter, AuditRecord, list as audit_list};
-use ecom_orders::{OrderStatus, OrdersError};
+use ecom_orders::{ActorKind, OrderStatus, OrdersError};
 use ecom_testkit::fixtures::page_of;
 
 use crate::shop;
@@ -54,13 +54,33 @@ async fn cancelling_returns_stock_exactly_once() {
         .expect("history");
     let steps: Vec<_> = history
         .iter()
-        .map(|h| (h.from_status, h.to_status, h.actor_id))
+        .map(|h| {
+            (
+                h.from_status,
+                h.to_status,
+                h.actor,
+                h.actor_id,
+                h.reason.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,
         vec![
-            (None, OrderStatus::Pending, SHOPPER),
-            (Some(OrderStatus::Pending), OrderStatus::Cancelled, SHOPPER),
+            (
+                None,
+                OrderStatus::Pending,
+                ActorKind::User,
+                Some(SHOPPER),
+                None
+            ),
+            (
+                Some(OrderStatus::Pending),
+                OrderStatus::Cancelled,
+                ActorKind::User,
+                Some(SHOPPER),
+                None
+            ),
         ]
     );
     // The owner cancelling their own order is not an administrative action.
@@ -168,7 +188,11 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
             .collect::<Vec<_>>(),
         expected
     );
-    assert!(history[1..].iter().all(|h| h.actor_id == ADMIN));
+    assert!(
+        history[1..]
+            .iter()
+            .all(|h| h.actor_id == Some(ADMIN) && h.actor == ActorKind::Admin)
+    );
     assert_eq!(
         stock_of(&mut conn, mug).await,
         8,

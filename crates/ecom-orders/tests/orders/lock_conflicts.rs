@@ -15,8 +15,8 @@ use ecom_testkit::{TEST_SECRET, TestDb, http_client, spawn_server, test_settings
 use serde_json::Value;
 
 use crate::support::{
-    SHOPPER, accounts, body, count, count_rows, lines, order, orders_server, stock_of, stocked,
-    token,
+    SHOPPER, WINDOW, accounts, body, count, count_rows, lines, order, orders_server, stock_of,
+    stocked, token,
 };
 
 /// A database with `First` and `Second` (`stock` each) and a competitor already holding
@@ -299,7 +299,7 @@ async fn inside_a_callers_transaction_a_deadlocked_checkout_is_not_run_again() {
     let mut caller = db.connect().await;
     let wanted = lines(&[(first, 1), (second, 1)]);
     let in_callers_transaction = caller.transaction(async |conn| {
-        ecom_orders::place_order(conn, SHOPPER, &wanted, Some("outer-1")).await
+        ecom_orders::place_order(conn, SHOPPER, &wanted, Some("outer-1"), WINDOW).await
     });
     let outcome = competitor
         .deadlock(in_callers_transaction, &lock_product(first))

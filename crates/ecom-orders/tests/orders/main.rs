@@ -2,10 +2,13 @@
 
 mod checkout;
 mod concurrency;
+mod expiry;
+mod history;
 mod idempotency;
 mod lifecycle;
 mod listing;
 mod lock_conflicts;
+mod migration;
 mod openapi;
 mod report_races;
 mod report_rollups;

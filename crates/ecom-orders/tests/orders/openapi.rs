@@ -3,10 +3,11 @@ use ecom_testkit::fixtures::{assert_parameters, assert_problem_responses, assert
 
 use crate::app;
 
-const OPERATIONS: [(&str, &str, &str); 4] = [
+const OPERATIONS: [(&str, &str, &str); 5] = [
     ("/orders", "post", "createOrder"),
     ("/orders", "get", "listOrders"),
     ("/orders/{id}", "get", "getOrder"),
+    ("/orders/{id}/history", "get", "getOrderHistory"),
     ("/orders/{id}/cancel", "post", "cancelOrder"),
 ];
 
@@ -46,9 +47,55 @@ async fn every_route_is_documented_with_its_security_and_errors() {
         "get",
         &["status", "limit", "offset", "skip"],
     );
+    assert_parameters(
+        &doc,
+        "/orders/{id}/history",
+        "get",
+        &["id", "limit", "offset", "skip"],
+    );
+    let history = &doc["paths"]["/orders/{id}/history"]["get"]["responses"];
+    assert_eq!(
+        history["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/OrderHistoryPage"
+    );
+    assert!(history["404"].is_object(), "getOrderHistory 404");
+    let order = &doc["components"]["schemas"]["OrderOut"];
+    assert!(
+        order["properties"]["payment_due_at"].is_object(),
+        "OrderOut documents payment_due_at"
+    );
+    assert!(
+        !order["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .any(|r| r == "payment_due_at")
+            || order["properties"]["payment_due_at"]["type"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t == "null")),
+        "payment_due_at may be null"
+    );
+    let entry = &doc["components"]["schemas"]["OrderHistoryEntry"]["properties"];
+    for field in [
+        "from_status",
+        "to_status",
+        "actor",
+        "actor_id",
+        "reason",
+        "created_at",
+    ] {
+        assert!(entry[field].is_object(), "OrderHistoryEntry.{field}");
+    }
+    assert!(
+        entry["id"].is_null() && entry["order_id"].is_null(),
+        "no ids"
+    );
     assert_schemas(
         &doc,
         &[
+            "OrderHistoryEntry",
+            "OrderHistoryPage",
+            "OrderActor",
             "OrderOut",
             "OrderItemOut",
             "OrderPage",

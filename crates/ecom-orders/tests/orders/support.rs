@@ -93,13 +93,17 @@ pub fn lines(pairs: &[(i64, i64)]) -> Vec<ecom_orders::RequestedLine> {
         .collect()
 }
 
+/// The payment window orders placed through the service get: the default setting's.
+pub const WINDOW: Duration =
+    Duration::from_secs(ecom_core::settings::DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS);
+
 /// Places an order through the service for `user_id`; returns it.
 pub async fn order(
     conn: &mut AsyncPgConnection,
     user_id: i64,
     pairs: &[(i64, i64)],
 ) -> ecom_orders::Order {
-    ecom_orders::place_order(conn, user_id, &lines(pairs), None)
+    ecom_orders::place_order(conn, user_id, &lines(pairs), None, WINDOW)
         .await
         .expect("order placed")
         .order
