@@ -311,9 +311,11 @@ impl CreateCategoryRequest {
     }
 }
 
+/// The length limits hold for the name as sent (as the OpenAPI schema says), the
+/// emptiness check for the name trimmed, which is what is stored.
 fn category_name(field: &str, raw: &str) -> Result<String, CatalogError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > CATEGORY_NAME_MAX {
+    if name.is_empty() || raw.chars().count() > CATEGORY_NAME_MAX {
         return Err(CatalogError::invalid(field, "must be 1 to 100 characters"));
     }
     Ok(name.to_string())
@@ -355,7 +357,7 @@ impl Checks {
 
     fn name(&mut self, raw: &str) -> String {
         let name = raw.trim();
-        if name.is_empty() || name.chars().count() > NAME_MAX {
+        if name.is_empty() || raw.chars().count() > NAME_MAX {
             self.fail("name", "must be 1 to 200 characters");
         }
         name.to_string()

@@ -70,3 +70,30 @@ async fn creating_a_category() {
     as_admin.assert_writes_refused(Method::POST, cases).await;
     assert_eq!(app.get("/categories").await.json()["total"], 1);
 }
+
+/// Length limits hold for names as sent (what the OpenAPI schema promises); what is stored
+/// is trimmed.
+#[test]
+fn names_over_the_limit_as_sent_are_refused() {
+    use ecom_catalog::api::{CreateCategoryRequest, CreateProductRequest};
+    let category = |name: String| CreateCategoryRequest { name }.validate();
+    assert!(category(format!(" {}", "a".repeat(100))).is_err());
+    assert_eq!(category("a".repeat(100)).ok(), Some("a".repeat(100)));
+    assert_eq!(category("  Tools ".into()).ok().as_deref(), Some("Tools"));
+    assert!(category("   ".into()).is_err());
+
+    let product = |name: String| CreateProductRequest {
+        name,
+        description: String::new(),
+        price: json!("9.99"),
+        stock: 1,
+        category_id: None,
+        category_name: None,
+    };
+    assert!(
+        product(format!("{}\t", "b".repeat(200)))
+            .validate()
+            .is_err()
+    );
+    assert!(product("b".repeat(200)).validate().is_ok());
+}
