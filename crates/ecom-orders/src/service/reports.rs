@@ -7,13 +7,14 @@
 //! repeatable-read snapshot. Rollup revenue is in integer cents, turned back into money
 //! at the end.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use chrono::{NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, Date, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Date, Integer, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
 
@@ -245,49 +246,157 @@ fn check_top(limit: i64) -> Result<()> {
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct Pack {
+    #[diesel(sql_type = Bytea)]
+    products: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct LiveLine {
+    #[diesel(sql_type = BigInt)]
+    product_id: i64,
+    #[diesel(sql_type = Integer)]
+    quantity: i32,
+    #[diesel(sql_type = BigInt)]
+    cents: i64,
+    #[diesel(sql_type = BigInt)]
+    order_id: i64,
+}
+
+#[derive(QueryableByName)]
+struct LineName {
+    #[diesel(sql_type = BigInt)]
+    order_id: i64,
+    #[diesel(sql_type = BigInt)]
+    product_id: i64,
+    #[diesel(sql_type = Text)]
+    product_name: String,
+}
+
+/// A product's units, cents and latest order over the period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Sold {
+    units: i64,
+    cents: i64,
+    last_order_id: i64,
+}
+
+impl Sold {
+    fn add(&mut self, units: i64, cents: i64, order_id: i64) {
+        self.units += units;
+        self.cents += cents;
+        self.last_order_id = self.last_order_id.max(order_id);
+    }
+}
+
+/// Bytes per product in a pack (see the `orders_product_packs` migration): product id,
+/// units, cents and last order id, each 8 big-endian bytes.
+const PACKED: usize = 32;
+
+/// Adds a slice of a pack to `sold`; a slice holds whole products.
+fn add_pack(sold: &mut HashMap<i64, Sold>, pack: &[u8]) {
+    for p in pack.chunks_exact(PACKED) {
+        let field = |i: usize| {
+            i64::from_be_bytes(p[i * 8..i * 8 + 8].try_into().expect("8 bytes of a field"))
+        };
+        sold.entry(field(0))
+            .or_default()
+            .add(field(1), field(2), field(3));
+    }
+}
+
+/// The `limit` best sellers of `sold`: most units, then revenue, then lowest id.
+fn best_sellers(sold: HashMap<i64, Sold>, limit: usize) -> Vec<(i64, Sold)> {
+    let mut all: Vec<(i64, Sold)> = sold.into_iter().collect();
+    let order = |a: &(i64, Sold), b: &(i64, Sold)| {
+        (b.1.units, b.1.cents, a.0).cmp(&(a.1.units, a.1.cents, b.0))
+    };
+    if all.len() > limit {
+        all.select_nth_unstable_by(limit, order);
+        all.truncate(limit);
+    }
+    all.sort_unstable_by(order);
+    all
+}
+
 async fn top_in(
     conn: &mut AsyncPgConnection,
     src: &Sources,
     limit: i64,
 ) -> Result<Vec<TopProduct>> {
-    // Units and cents summed from span rows, day rows and the live orders' lines (each
-    // live order's lines by an index look-up); the name is the one on the latest line.
-    Ok(figure_query(
-        "WITH ranked AS ( \
-             SELECT product_id, sum(units)::bigint AS units_sold, sum(cents)::bigint AS cents, \
-                    max(last_order_id) AS last_order_id FROM ( \
-                 SELECT p.product_id, p.units, p.revenue_cents AS cents, p.last_order_id \
-                 FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
-                 CROSS JOIN LATERAL (SELECT product_id, units, revenue_cents, last_order_id \
-                                     FROM order_rollup_span_products \
-                                     WHERE first = k.lo AND last = k.hi OFFSET 0) AS p \
-                 UNION ALL \
-                 SELECT p.product_id, p.units, p.revenue_cents, p.last_order_id \
-                 FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
-                 CROSS JOIN LATERAL (SELECT product_id, units, revenue_cents, last_order_id \
-                                     FROM order_rollup_products \
-                                     WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS p \
-                 UNION ALL \
-                 SELECT l.product_id, sum(l.quantity), (sum(l.line_total) * 100)::bigint, \
-                        max(l.order_id) \
-                 FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
-                 CROSS JOIN LATERAL (SELECT id FROM orders \
-                                     WHERE created_at >= r.lo AND created_at < r.hi \
-                                       AND status <> 'cancelled' OFFSET 0) AS o \
-                 CROSS JOIN LATERAL (SELECT product_id, quantity, line_total, order_id \
-                                     FROM order_lines WHERE order_id = o.id OFFSET 0) AS l \
-                 GROUP BY l.product_id \
-             ) AS s GROUP BY product_id \
-             ORDER BY units_sold DESC, cents DESC, product_id LIMIT $7) \
-         SELECT r.product_id, l.product_name AS name, r.units_sold, r.cents * 0.01 AS revenue \
-         FROM ranked r \
-         JOIN order_lines l ON l.order_id = r.last_order_id AND l.product_id = r.product_id \
-         ORDER BY r.units_sold DESC, r.cents DESC, r.product_id",
+    // The packs of the spans and days, in slices of 2,048 products (a pack is stored
+    // uncompressed, so a slice reads only its part; no message is large), summed here:
+    // ~60k products in a 30-day report, where PostgreSQL's HashAggregate took 30 ms.
+    let packs: Vec<Pack> = figure_query(
+        "SELECT substring(p.products FROM i FOR 65536) AS products FROM ( \
+             SELECT s.products FROM unnest($1::date[], $2::date[]) AS k(lo, hi) \
+             CROSS JOIN LATERAL (SELECT products FROM order_rollup_span_product_packs \
+                                 WHERE first = k.lo AND last = k.hi OFFSET 0) AS s \
+             UNION ALL \
+             SELECT d.products FROM unnest($3::date[], $4::date[]) AS r(lo, hi) \
+             CROSS JOIN LATERAL (SELECT products FROM order_rollup_product_packs \
+                                 WHERE day >= r.lo AND day <= r.hi OFFSET 0) AS d \
+         ) AS p CROSS JOIN LATERAL generate_series(1, length(p.products), 65536) AS i",
         src,
     )
-    .bind::<BigInt, _>(limit)
     .load(conn)
-    .await?)
+    .await?;
+    // The live orders' lines (each live order's by an index look-up), summed here too:
+    // grouped by PostgreSQL they cost twice as much.
+    let live: Vec<LiveLine> = figure_query(
+        "SELECT l.product_id, l.quantity, (l.line_total * 100)::bigint AS cents, l.order_id \
+         FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
+         CROSS JOIN LATERAL (SELECT id FROM orders \
+                             WHERE created_at >= r.lo AND created_at < r.hi \
+                               AND status <> 'cancelled' OFFSET 0) AS o \
+         CROSS JOIN LATERAL (SELECT product_id, quantity, line_total, order_id \
+                             FROM order_lines WHERE order_id = o.id OFFSET 0) AS l",
+        src,
+    )
+    .load(conn)
+    .await?;
+    let mut sold = HashMap::<i64, Sold>::with_capacity(16 * 1024);
+    for pack in &packs {
+        add_pack(&mut sold, &pack.products);
+    }
+    for line in &live {
+        sold.entry(line.product_id).or_default().add(
+            i64::from(line.quantity),
+            line.cents,
+            line.order_id,
+        );
+    }
+    let best = best_sellers(sold, usize::try_from(limit).unwrap_or(0));
+    // The name on each best seller's latest line.
+    let (orders, products): (Vec<i64>, Vec<i64>) =
+        best.iter().map(|(id, s)| (s.last_order_id, *id)).unzip();
+    let names: Vec<LineName> = diesel::sql_query(
+        "SELECT l.order_id, l.product_id, l.product_name \
+         FROM unnest($1::bigint[], $2::bigint[]) AS k(order_id, product_id) \
+         JOIN order_lines l ON l.order_id = k.order_id AND l.product_id = k.product_id",
+    )
+    .bind::<Array<BigInt>, _>(&orders)
+    .bind::<Array<BigInt>, _>(&products)
+    .load(conn)
+    .await?;
+    let mut names: HashMap<(i64, i64), String> = names
+        .into_iter()
+        .map(|n| ((n.order_id, n.product_id), n.product_name))
+        .collect();
+    Ok(best
+        .into_iter()
+        .filter_map(|(product_id, s)| {
+            // Joined as before: a best seller whose latest line is gone is left out.
+            let name = names.remove(&(s.last_order_id, product_id))?;
+            Some(TopProduct {
+                product_id,
+                name,
+                units_sold: s.units,
+                revenue: from_cents(s.cents),
+            })
+        })
+        .collect())
 }
 
 /// The `limit` (1..=100) best-selling products of the period by units sold (then revenue,
@@ -403,4 +512,53 @@ fn snapshot(
     conn: &mut AsyncPgConnection,
 ) -> diesel_async::pg::TransactionBuilder<'_, AsyncPgConnection> {
     conn.build_transaction().read_only().repeatable_read()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packed(products: &[(i64, i64, i64, i64)]) -> Vec<u8> {
+        products
+            .iter()
+            .flat_map(|&(id, units, cents, last)| {
+                [id, units, cents, last]
+                    .into_iter()
+                    .flat_map(i64::to_be_bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn packs_sum_per_product_keeping_the_latest_order() {
+        let mut sold = HashMap::new();
+        add_pack(&mut sold, &packed(&[(7, 2, 300, 11), (9, 1, 50, 40)]));
+        add_pack(&mut sold, &packed(&[(7, 3, 1_000, 5)]));
+        let want = Sold {
+            units: 5,
+            cents: 1_300,
+            last_order_id: 11,
+        };
+        assert_eq!(sold[&7], want);
+        assert_eq!(sold[&9].units, 1);
+    }
+
+    #[test]
+    fn best_sellers_rank_by_units_then_revenue_then_lowest_id() {
+        let sold = |units, cents| Sold {
+            units,
+            cents,
+            last_order_id: 1,
+        };
+        let all = HashMap::from([
+            (4, sold(5, 100)),
+            (3, sold(5, 100)),
+            (2, sold(5, 900)),
+            (1, sold(1, 5_000)),
+            (5, sold(9, 1)),
+        ]);
+        let ids: Vec<i64> = best_sellers(all.clone(), 4).iter().map(|b| b.0).collect();
+        assert_eq!(ids, [5, 2, 3, 4]);
+        assert_eq!(best_sellers(all, 10).len(), 5);
+    }
 }

@@ -19,7 +19,8 @@
 //! spans holding that day (a trigger on `order_rollup_days`), in the same transaction,
 //! so a span rollup in a snapshot always has all its days' rollups in that snapshot and
 //! agrees with them. A report reads the fewest rows it can: the longest rolled-up span
-//! starting at each day, else the day. Revenue is kept in integer cents.
+//! starting at each day, else the day. Revenue is kept in integer cents; each day's and
+//! span's product sums are also kept packed in one value, which the report sums in Rust.
 
 use std::collections::{HashMap, HashSet};
 
@@ -293,6 +294,14 @@ const ROLL_UP_PRODUCTS: &str = "INSERT INTO order_rollup_products (day, product_
      WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
      GROUP BY 1, 2";
 
+/// Packs the product rows of the claimed days `$1` (see the `orders_product_packs`
+/// migration), for the report to sum in Rust.
+const PACK_PRODUCTS: &str = "INSERT INTO order_rollup_product_packs (day, products) \
+     SELECT day, string_agg(int8send(product_id) || int8send(units) || int8send(revenue_cents) \
+                            || int8send(last_order_id), ''::bytea ORDER BY product_id) \
+     FROM order_rollup_products WHERE day = ANY ($1::date[]) \
+     GROUP BY day";
+
 /// Rolls up the sorted distinct customers (orders of any status) of the same days.
 const ROLL_UP_CUSTOMERS: &str = "INSERT INTO order_rollup_customers (day, customers) \
      SELECT m.day, array_agg(DISTINCT o.user_id ORDER BY o.user_id) \
@@ -363,6 +372,10 @@ async fn build(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveDate) 
                 .execute(conn)
                 .await?;
         }
+        diesel::sql_query(PACK_PRODUCTS)
+            .bind::<Array<Date>, _>(&days)
+            .execute(conn)
+            .await?;
         Ok(())
     })
     .await
@@ -415,10 +428,15 @@ async fn build_span(conn: &mut AsyncPgConnection, first: NaiveDate, last: NaiveD
             "INSERT INTO order_rollup_span_status (first, last, status, orders, revenue_cents) \
              SELECT $1, $2, status, sum(orders), sum(revenue_cents) FROM order_rollup_status \
              WHERE day >= $1 AND day <= $2 GROUP BY status",
-            "INSERT INTO order_rollup_span_products \
-                 (first, last, product_id, units, revenue_cents, last_order_id) \
-             SELECT $1, $2, product_id, sum(units), sum(revenue_cents), max(last_order_id) \
-             FROM order_rollup_products WHERE day >= $1 AND day <= $2 GROUP BY product_id",
+            "INSERT INTO order_rollup_span_product_packs (first, last, products) \
+             SELECT $1, $2, string_agg(int8send(product_id) || int8send(units) \
+                                       || int8send(cents) || int8send(last_order_id), \
+                                       ''::bytea ORDER BY product_id) \
+             FROM (SELECT product_id, sum(units)::bigint AS units, \
+                          sum(revenue_cents)::bigint AS cents, max(last_order_id) AS last_order_id \
+                   FROM order_rollup_products WHERE day >= $1 AND day <= $2 \
+                   GROUP BY product_id) AS p \
+             HAVING count(*) > 0",
             "INSERT INTO order_rollup_span_customers (first, last, customers) \
              SELECT $1, $2, coalesce(array_agg(DISTINCT c ORDER BY c), '{}') \
              FROM order_rollup_customers, unnest(customers) AS c \
