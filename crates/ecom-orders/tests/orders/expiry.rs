@@ -30,6 +30,17 @@ async fn make_overdue(conn: &mut AsyncPgConnection, order_id: i64, seconds_ago: 
     assert_eq!(updated, 1, "order {order_id} is pending");
 }
 
+/// One order of one unit of `product` per entry, each that many seconds past due.
+async fn overdue_by(conn: &mut AsyncPgConnection, product: i64, seconds_ago: &[i32]) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for &seconds in seconds_ago {
+        let id = order(conn, SHOPPER, &[(product, 1)]).await.id;
+        make_overdue(conn, id, seconds).await;
+        ids.push(id);
+    }
+    ids
+}
+
 async fn status_of(conn: &mut AsyncPgConnection, order_id: i64) -> OrderStatus {
     ecom_orders::get_order(conn, order_id)
         .await
@@ -161,12 +172,7 @@ async fn orders_past_due_are_cancelled_with_their_stock_and_nothing_else_is_touc
 #[actix_web::test]
 async fn one_call_cancels_at_most_a_batch_longest_overdue_first() {
     let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
-    let mut ids = Vec::new();
-    for seconds_ago in [10, 30, 20] {
-        let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
-        make_overdue(&mut conn, id, seconds_ago).await;
-        ids.push(id);
-    }
+    let ids = overdue_by(&mut conn, mug, &[10, 30, 20]).await;
     let cancelled = expire_due_orders(&mut conn, &EveryOrderExpires, 2)
         .await
         .expect("expiry runs");
@@ -194,12 +200,7 @@ impl ExpiryGate for HoldOpen {
 #[actix_web::test]
 async fn an_order_the_gate_holds_open_stays_pending_and_the_others_still_expire() {
     let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
-    let mut ids = Vec::new();
-    for seconds_ago in [30, 20, 10] {
-        let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
-        make_overdue(&mut conn, id, seconds_ago).await;
-        ids.push(id);
-    }
+    let ids = overdue_by(&mut conn, mug, &[30, 20, 10]).await;
     // The longest-overdue order is held: the call goes past it to the others.
     let cancelled = expire_due_orders(&mut conn, &HoldOpen(ids[0]), EXPIRY_BATCH)
         .await
