@@ -86,6 +86,32 @@ async fn listing_statements_do_not_grow_with_the_page() {
         assert!(n <= 2, "a count and a page: {n}");
     }
 
+    // Names kept from the first listings name the products of categories made since
+    // (read once, then kept) correctly: "Gadget {i}" is in "Category {i % 4}".
+    let names = CategoryNames::default();
+    let filter = ProductFilter::default();
+    let first = page_of(2, 0);
+    service::list_products_reusing(&mut conn, &filter, first, None, Fresh, &names)
+        .await
+        .expect("listing");
+    let page =
+        service::list_products_reusing(&mut conn, &filter, page_of(60, 0), None, Fresh, &names)
+            .await
+            .expect("listing");
+    for product in &page.items {
+        let i: usize = product.row.name["Gadget ".len()..]
+            .parse()
+            .expect("gadget number");
+        let category = product.category.as_ref().expect("a category");
+        assert_eq!(
+            category.name,
+            format!("Category {}", i % 4),
+            "{}",
+            product.row.name
+        );
+        assert_eq!(Some(category.id), product.row.category_id);
+    }
+
     // Reviews and categories too.
     let count = count_statements(&mut conn);
     let reviews = service::list_reviews(&mut conn, 1, page_of(100, 0))
