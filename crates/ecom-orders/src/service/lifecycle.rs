@@ -244,16 +244,14 @@ pub async fn order_history(
     can_manage: bool,
     page: PageRequest,
 ) -> Result<Page<StatusChangeRecord>> {
-    let owner: Option<i64> = orders::table
+    let owner: i64 = orders::table
         .find(order_id)
         .select(orders::user_id)
         .first(conn)
         .await
-        .optional()?;
-    match owner {
-        Some(owner) if owner == viewer || can_manage => {}
-        _ => return Err(OrdersError::OrderNotFound(order_id)),
-    }
+        .optional()?
+        .ok_or(OrdersError::OrderNotFound(order_id))?;
+    super::queries::visible_to(order_id, owner, viewer, can_manage)?;
     let of_order =
         || order_status_history::table.filter(order_status_history::order_id.eq(order_id));
     let total: i64 = of_order().count().get_result(conn).await?;

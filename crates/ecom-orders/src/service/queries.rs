@@ -73,10 +73,17 @@ pub async fn get_order_for(
     can_manage: bool,
 ) -> Result<Order> {
     let order = get_order(conn, order_id).await?;
-    if order.user_id != viewer && !can_manage {
+    visible_to(order_id, order.user_id, viewer, can_manage)?;
+    Ok(order)
+}
+
+/// Who may see an order and what it leads to (its history): its `owner`, or a `viewer`
+/// with `manage:orders`; anyone else is told it does not exist.
+pub(crate) fn visible_to(order_id: i64, owner: i64, viewer: i64, can_manage: bool) -> Result<()> {
+    if owner != viewer && !can_manage {
         return Err(OrdersError::OrderNotFound(order_id));
     }
-    Ok(order)
+    Ok(())
 }
 
 /// A user's orders, newest first, optionally of one status: three statements
