@@ -13,6 +13,7 @@ pub struct ProductRow {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// The default variant's price and stock.
     pub price: Money,
     pub stock: i32,
     pub category_id: Option<i64>,
@@ -20,6 +21,10 @@ pub struct ProductRow {
     pub avg_rating: Option<f64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Over the live variants: the lowest and highest price, and whether any has stock.
+    pub min_price: Money,
+    pub max_price: Money,
+    pub in_stock: bool,
 }
 
 /// The category a product belongs to, as shown on the product.
