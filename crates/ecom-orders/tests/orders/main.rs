@@ -14,3 +14,4 @@ mod report_races;
 mod report_rollups;
 mod reports;
 mod support;
+mod variant_lines;
