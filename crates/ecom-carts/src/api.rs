@@ -19,7 +19,10 @@ pub struct NewCartOut {
     /// Guest carts only: 256 random bits, hex. Send it as `X-Cart-Token` to use the cart;
     /// the store keeps only its hash and cannot show it again.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "5f0e2b6c1d9a4e7f8b3c2a1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f")]
+    #[schema(
+        nullable = false,
+        example = "5f0e2b6c1d9a4e7f8b3c2a1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f"
+    )]
     pub token: Option<String>,
     #[serde(flatten)]
     pub cart: CartOut,

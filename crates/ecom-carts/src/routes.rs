@@ -55,7 +55,7 @@ fn location(id: i64) -> (header::HeaderName, String) {
 /// requests race.
 #[utoipa::path(tag = "carts", operation_id = "createCart",
     responses(
-        (status = 201, description = "A new cart: a guest cart with its `token` (anonymous caller), or the signed-in user's new cart (no `token`)", body = NewCartOut,
+        (status = 201, description = "A new cart: a guest cart with its token (anonymous caller), or the signed-in user's new cart (no `token`)", body = NewCartOut,
             headers(("Location" = String, description = "/carts/{id}"))),
         (status = 200, description = "The signed-in user's active cart, which already existed", body = CartOut),
     ),
@@ -195,7 +195,7 @@ pub async fn remove_cart_item(
     request_body = MergeRequest,
     responses(
         (status = 200, description = "The caller's cart with the guest cart's lines merged in", body = CartOut),
-        (status = 404, description = "`not_found`: the cart is not the caller's (or is missing or expired), or `cart_token` names no active guest cart"),
+        (status = 404, description = "`not_found`: the cart is not the caller's (or is missing or expired), or the cart_token names no active guest cart"),
         (status = 409, description = "`cart_converted`: the caller's cart was checked out"),
         (status = 422, description = "`cart_full`: the merged cart would hold more than 100 lines; nothing was merged"),
     ),
@@ -239,7 +239,7 @@ pub async fn merge_cart(
             )),
         (status = 400, description = "`idempotency_key_required`: no Idempotency-Key header"),
         CartMissing,
-        (status = 409, description = "`cart_has_problems` (the body lists `problems`; nothing was ordered), `cart_converted` (already checked out with another key) or `insufficient_stock`",
+        (status = 409, description = "`cart_has_problems` (the body lists the problems; nothing was ordered), `cart_converted` (already checked out with another key) or `insufficient_stock`",
             body = CartHasProblems, content_type = "application/problem+json"),
         (status = 422, description = "`cart_empty`: the cart has no lines; `validation_failed`: a bad Idempotency-Key"),
     ),
