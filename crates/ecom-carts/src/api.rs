@@ -28,12 +28,14 @@ pub struct NewCartOut {
     pub cart: CartOut,
 }
 
-/// The 409 of a checkout blocked by the cart's problems: the problem body with the list.
+/// The 409 of a checkout: the problem body, with the cart's problems when they blocked it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CartHasProblems {
     #[serde(flatten)]
     pub problem: Problem,
-    /// What to settle before checking out (as `GET /carts/{id}` shows it).
+    /// With `cart_has_problems`: what to settle before checking out (as `GET /carts/{id}`
+    /// shows it). The other conflicts of a checkout send the plain problem.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<CartProblem>,
 }
 

@@ -11,9 +11,9 @@ use ecom_orders::{Checkout, Order};
 use super::Result;
 use super::access::{expiry_after, held_cart};
 use super::offers::{order_line, ordered_variant};
-use super::view::{lines_of, offers_for, priced};
+use super::view::{lines_of, offers_for, price_changed, priced};
 use crate::error::CartsError;
-use crate::model::{CartLineRow, CartProblem, CartRow, CartStatus, Holder, ProblemCode};
+use crate::model::{CartLineRow, CartProblem, CartRow, CartStatus, Holder};
 use crate::schema::carts;
 
 /// Longest accepted `Idempotency-Key`, as on `POST /orders`.
@@ -124,14 +124,8 @@ fn repriced_lines(lines: &[CartLineRow], order: &Order) -> Vec<CartProblem> {
         .filter_map(|item| {
             let variant_id = ordered_variant(item);
             let line = lines.iter().find(|l| l.variant_id == variant_id)?;
-            (line.acknowledged_price != item.unit_price).then(|| CartProblem {
-                code: ProblemCode::PriceChanged,
-                variant_id,
-                detail: format!(
-                    "the unit price went from {} to {} since the line was last set",
-                    line.acknowledged_price, item.unit_price
-                ),
-            })
+            (line.acknowledged_price != item.unit_price)
+                .then(|| price_changed(line, item.unit_price))
         })
         .collect()
 }

@@ -108,14 +108,7 @@ fn item(line: &CartLineRow, offer: Option<&VariantOnSale>) -> CartItem {
 fn line_problems(line: &CartLineRow, offer: &VariantOnSale) -> Vec<CartProblem> {
     let mut found = Vec::new();
     if offer.unit_price != line.acknowledged_price {
-        found.push(problem(
-            ProblemCode::PriceChanged,
-            line.variant_id,
-            format!(
-                "the unit price went from {} to {} since the line was last set",
-                line.acknowledged_price, offer.unit_price
-            ),
-        ));
+        found.push(price_changed(line, offer.unit_price));
     }
     if line.quantity > offer.available {
         found.push(problem(
@@ -129,6 +122,18 @@ fn line_problems(line: &CartLineRow, offer: &VariantOnSale) -> Vec<CartProblem> 
         ));
     }
     found
+}
+
+/// `price_changed`: the line was set at another price than `now`.
+pub(crate) fn price_changed(line: &CartLineRow, now: Money) -> CartProblem {
+    problem(
+        ProblemCode::PriceChanged,
+        line.variant_id,
+        format!(
+            "the unit price went from {} to {now} since the line was last set",
+            line.acknowledged_price
+        ),
+    )
 }
 
 fn problem(code: ProblemCode, variant_id: i64, detail: String) -> CartProblem {
