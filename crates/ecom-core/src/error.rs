@@ -72,8 +72,9 @@ pub struct AppError {
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
-    /// Extension members sent beside the standard ones.
-    extensions: serde_json::Map<String, serde_json::Value>,
+    /// Extension members sent beside the standard ones (boxed: most errors have none,
+    /// and every `Result` carrying this type stays small).
+    extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// For 5xx: the cause, logged once when the response is rendered, never sent.
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -106,7 +107,7 @@ impl AppError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_secs: None,
-            extensions: serde_json::Map::new(),
+            extensions: None,
             cause: None,
         }
     }
@@ -200,7 +201,9 @@ impl AppError {
     /// the list of what blocks a checkout; a value that does not serialize is left out.
     pub fn with_extension(mut self, name: &str, value: impl Serialize) -> Self {
         if let Ok(value) = serde_json::to_value(value) {
-            self.extensions.insert(name.to_string(), value);
+            self.extensions
+                .get_or_insert_default()
+                .insert(name.to_string(), value);
         }
         self
     }
@@ -240,7 +243,7 @@ impl AppError {
     /// The body this error renders to.
     pub fn problem(&self) -> Problem {
         let mut body = problem(self.status, &self.code, &self.detail, &self.errors);
-        body.extensions = self.extensions.clone();
+        body.extensions = self.extensions.as_deref().cloned().unwrap_or_default();
         body
     }
 }
@@ -498,6 +501,18 @@ mod tests {
             AppError::from(E::NotInTransaction).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn extension_members_go_beside_the_standard_ones() {
+        let with = AppError::conflict("cart_has_problems", "settle them")
+            .with_extension("problems", vec!["price_changed"]);
+        let body = serde_json::to_value(with.problem()).expect("serializes");
+        assert_eq!(body["code"], "cart_has_problems");
+        assert_eq!(body["problems"], serde_json::json!(["price_changed"]));
+        let plain = serde_json::to_value(AppError::conflict("conflict", "x").problem())
+            .expect("serializes");
+        assert!(plain.get("problems").is_none(), "{plain}");
     }
 
     #[test]
