@@ -7,6 +7,7 @@ use ecom_core::request_db::Db;
 use ecom_core::settings::Settings;
 use ecom_core::{AppResult, Principal};
 use ecom_orders::api::OrderOut;
+use ecom_orders::routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
@@ -18,10 +19,6 @@ use crate::service;
 
 /// Request header carrying a guest cart's token.
 pub const CART_TOKEN: &str = "X-Cart-Token";
-/// Request header carrying the client's idempotency key.
-pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
-/// Response header set to `true` when a 201 is the replay of an earlier checkout.
-pub const IDEMPOTENT_REPLAYED: &str = "Idempotent-Replayed";
 
 /// Registers the carts' handlers; each carries its route and its operation.
 pub fn configure(cfg: &mut ServiceConfig) {

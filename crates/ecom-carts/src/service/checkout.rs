@@ -16,21 +16,15 @@ use crate::error::CartsError;
 use crate::model::{CartLineRow, CartProblem, CartRow, CartStatus, Holder};
 use crate::schema::carts;
 
-/// Longest accepted `Idempotency-Key`, as on `POST /orders`.
-pub const MAX_KEY_LEN: usize = 255;
-
-/// Checks an `Idempotency-Key`: 1..=255 visible ASCII characters.
+/// Checks an `Idempotency-Key` by the rule of `POST /orders`: 1..=255 visible ASCII
+/// characters.
 fn check_key(key: &str) -> Result<()> {
-    let valid =
-        !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
-    if valid {
-        Ok(())
-    } else {
-        Err(CartsError::invalid(
-            "Idempotency-Key",
-            format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
-        ))
+    use ecom_orders::service::checkout::MAX_KEY_LEN;
+    if (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
     }
+    let rule = format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters");
+    Err(CartsError::invalid("Idempotency-Key", rule))
 }
 
 /// Checks out cart `id` for the signed-in `holder`: one transaction holding the cart's

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::shop;
 use crate::support::{
-    As, OTHER, SHOPPER, call, change_product, guest_cart, put_item, stock_of, token, user_cart,
-    variant_of,
+    As, OTHER, SHOPPER, call, change_product, get_cart, guest_cart, post_cart, put_item, stock_of,
+    token, user_cart, variant_of,
 };
 
 #[actix_web::test]
@@ -45,10 +45,7 @@ async fn checkout_places_the_order_and_converts_the_cart() {
         .json();
     assert_eq!(shown, order);
 
-    let cart = call(&app, Method::GET, &format!("/carts/{id}"), None, me)
-        .await
-        .assert_status(200)
-        .json();
+    let cart = get_cart(&app, id, me).await.assert_status(200).json();
     assert_eq!(cart["status"], "converted");
     assert_eq!(cart["order_id"], order_id);
 
@@ -66,7 +63,7 @@ async fn checkout_places_the_order_and_converts_the_cart() {
     assert_eq!(stock_of(&app, mug).await, 7, "taken once");
 
     // A converted cart is no longer the active one: the user gets a new cart.
-    let fresh = call(&app, Method::POST, "/carts", None, me).await;
+    let fresh = post_cart(&app, me).await;
     fresh.assert_status(201);
     assert_ne!(fresh.json()["id"], id);
 }

@@ -5,24 +5,16 @@ use actix_web::http::Method;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::support::{As, CROWD, SHOPPER, call_socket, cart_server, count, token};
+use crate::support::{As, CROWD, SHOPPER, Socket, count, token};
 
 #[actix_web::test]
 async fn sixteen_racing_posts_make_one_cart_per_user() {
     let (db, mut conn) = ecom_testkit::TestDb::connected().await;
-    let (server, client) = cart_server(&db, 20);
+    let socket = Socket::serve(&db, 20);
     let shopper = token(SHOPPER);
-    let answers = join_all((0..16).map(|_| {
-        call_socket(
-            &server,
-            &client,
-            Method::POST,
-            "/carts",
-            None,
-            As::user(&shopper),
-        )
-    }))
-    .await;
+    let answers =
+        join_all((0..16).map(|_| socket.send(Method::POST, "/carts", None, As::user(&shopper))))
+            .await;
     let created = answers.iter().filter(|(status, _)| *status == 201).count();
     let found = answers.iter().filter(|(status, _)| *status == 200).count();
     assert_eq!((created, found), (1, 15), "{answers:?}");
@@ -31,72 +23,29 @@ async fn sixteen_racing_posts_make_one_cart_per_user() {
         .map(|(_, body)| body["id"].as_i64().expect("id"))
         .collect();
     assert_eq!(ids.len(), 1, "every answer is the same cart");
-    let carts = count(
-        &mut conn,
-        &format!("SELECT count(*) AS n FROM carts WHERE user_id = {SHOPPER}"),
-    )
-    .await;
-    assert_eq!(carts, 1);
-    server.stop().await;
+    let sql = format!("SELECT count(*) AS n FROM carts WHERE user_id = {SHOPPER}");
+    assert_eq!(count(&mut conn, &sql).await, 1);
+    socket.server.stop().await;
 }
 
 #[actix_web::test]
 async fn of_racing_merges_of_one_guest_cart_exactly_one_applies() {
     let (db, mut conn, [mug]) = ecom_testkit::stocked!(("Mug", "8.50", 50)).await;
-    let (server, client) = cart_server(&db, 20);
-    let (status, body) = call_socket(
-        &server,
-        &client,
-        Method::POST,
-        "/carts",
-        None,
-        As::anonymous(),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let guest = body["id"].as_i64().expect("id");
-    let guest_token = body["token"].as_str().expect("token").to_string();
-    let product = call_socket(
-        &server,
-        &client,
-        Method::GET,
-        &format!("/products/{mug}"),
-        None,
-        As::anonymous(),
-    )
-    .await
-    .1;
-    let variant = product["variants"][0]["id"].as_i64().unwrap_or(mug);
-    let (status, _) = call_socket(
-        &server,
-        &client,
-        Method::PUT,
-        &format!("/carts/{guest}/items/{variant}"),
-        Some(json!({"quantity": 2})),
-        As::guest(&guest_token),
-    )
-    .await;
-    assert_eq!(status, 200);
-
+    let socket = Socket::serve(&db, 20);
+    let (guest, _) = socket.cart_with(As::anonymous(), mug, 2).await;
     let tokens: Vec<String> = (CROWD..CROWD + 8).map(token).collect();
-    let mut own = Vec::new();
+    let mut paths = Vec::new();
     for t in &tokens {
-        let (_, body) =
-            call_socket(&server, &client, Method::POST, "/carts", None, As::user(t)).await;
-        own.push(body["id"].as_i64().expect("id"));
+        let (_, own) = socket.send(Method::POST, "/carts", None, As::user(t)).await;
+        paths.push(format!("/carts/{}/merge", own["id"]));
     }
-    let body = json!({"cart_token": guest_token});
-    let paths: Vec<String> = own.iter().map(|id| format!("/carts/{id}/merge")).collect();
-    let answers = join_all(paths.iter().zip(&tokens).map(|(path, t)| {
-        call_socket(
-            &server,
-            &client,
-            Method::POST,
-            path,
-            Some(body.clone()),
-            As::user(t),
-        )
-    }))
+    let body = json!({"cart_token": guest["token"]});
+    let answers = join_all(
+        paths
+            .iter()
+            .zip(&tokens)
+            .map(|(path, t)| socket.send(Method::POST, path, Some(body.clone()), As::user(t))),
+    )
     .await;
     let merged: Vec<_> = answers.iter().filter(|(s, _)| *s == 200).collect();
     let missing = answers
@@ -110,52 +59,23 @@ async fn of_racing_merges_of_one_guest_cart_exactly_one_applies() {
         lines, 1,
         "the guest's line went to one cart only, and the guest cart is gone"
     );
-    server.stop().await;
+    socket.server.stop().await;
 }
 
 #[actix_web::test]
 async fn eight_racing_checkouts_of_one_cart_place_one_order() {
     let (db, mut conn, [mug]) = ecom_testkit::stocked!(("Mug", "8.50", 10)).await;
-    let (server, client) = cart_server(&db, 20);
+    let socket = Socket::serve(&db, 20);
     let shopper = token(SHOPPER);
     let me = As::user(&shopper);
-    let (_, cart) = call_socket(&server, &client, Method::POST, "/carts", None, me).await;
-    let id = cart["id"].as_i64().expect("id");
-    let product = call_socket(
-        &server,
-        &client,
-        Method::GET,
-        &format!("/products/{mug}"),
-        None,
-        As::anonymous(),
-    )
-    .await
-    .1;
-    let variant = product["variants"][0]["id"].as_i64().unwrap_or(mug);
-    let put = format!("/carts/{id}/items/{variant}");
-    let (status, _) = call_socket(
-        &server,
-        &client,
-        Method::PUT,
-        &put,
-        Some(json!({"quantity": 3})),
-        me,
-    )
-    .await;
-    assert_eq!(status, 200);
+    let (cart, _) = socket.cart_with(me, mug, 3).await;
 
     let keys: Vec<String> = (0..8).map(|i| format!("key-{i}")).collect();
-    let checkout = format!("/carts/{id}/checkout");
-    let answers = join_all(keys.iter().map(|k| {
-        call_socket(
-            &server,
-            &client,
-            Method::POST,
-            &checkout,
-            None,
-            me.with_key(k),
-        )
-    }))
+    let checkout = format!("/carts/{}/checkout", cart["id"]);
+    let answers = join_all(
+        keys.iter()
+            .map(|k| socket.send(Method::POST, &checkout, None, me.with_key(k))),
+    )
     .await;
     let placed = answers.iter().filter(|(s, _)| *s == 201).count();
     let converted = answers
@@ -167,16 +87,7 @@ async fn eight_racing_checkouts_of_one_cart_place_one_order() {
         count(&mut conn, "SELECT count(*) AS n FROM orders").await,
         1
     );
-    let (_, product) = call_socket(
-        &server,
-        &client,
-        Method::GET,
-        &format!("/products/{mug}"),
-        None,
-        As::anonymous(),
-    )
-    .await;
-    assert_eq!(product["stock"], 7, "stock taken once");
+    assert_eq!(socket.product(mug).await["stock"], 7, "stock taken once");
 
     // Racing replays of the winning key all get the same order.
     let winner = answers
@@ -184,16 +95,9 @@ async fn eight_racing_checkouts_of_one_cart_place_one_order() {
         .position(|(s, _)| *s == 201)
         .expect("a winner");
     let order_id = answers[winner].1["id"].clone();
-    let replays = join_all((0..4).map(|_| {
-        call_socket(
-            &server,
-            &client,
-            Method::POST,
-            &checkout,
-            None,
-            me.with_key(&keys[winner]),
-        )
-    }))
+    let replays = join_all(
+        (0..4).map(|_| socket.send(Method::POST, &checkout, None, me.with_key(&keys[winner]))),
+    )
     .await;
     for (status, body) in &replays {
         assert_eq!((*status, &body["id"]), (201, &order_id));
@@ -202,5 +106,5 @@ async fn eight_racing_checkouts_of_one_cart_place_one_order() {
         count(&mut conn, "SELECT count(*) AS n FROM orders").await,
         1
     );
-    server.stop().await;
+    socket.server.stop().await;
 }

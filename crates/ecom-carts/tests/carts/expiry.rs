@@ -1,11 +1,10 @@
 //! Expired carts read as missing, and the housekeeping chore deletes them.
 
-use actix_web::http::Method;
 use diesel_async::SimpleAsyncConnection;
 
 use crate::shop;
 use crate::support::{
-    As, SHOPPER, call, count, guest_cart, put_item, token, user_cart, variant_of,
+    As, SHOPPER, count, get_cart, guest_cart, post_cart, put_item, token, user_cart, variant_of,
 };
 
 #[actix_web::test]
@@ -21,16 +20,10 @@ async fn an_expired_cart_is_gone_and_cleaned_up() {
     let (kept, kept_token) = guest_cart(&app).await;
 
     // A write moves expires_at to CART_TTL_DAYS (30 by default) from now.
-    let cart = call(
-        &app,
-        Method::GET,
-        &format!("/carts/{kept}"),
-        None,
-        As::guest(&kept_token),
-    )
-    .await
-    .assert_status(200)
-    .json();
+    let cart = get_cart(&app, kept, As::guest(&kept_token))
+        .await
+        .assert_status(200)
+        .json();
     let expires: chrono::DateTime<chrono::Utc> = cart["expires_at"]
         .as_str()
         .expect("expires_at")
@@ -44,27 +37,15 @@ async fn an_expired_cart_is_gone_and_cleaned_up() {
     ))
     .await
     .expect("age the carts");
-    call(
-        &app,
-        Method::GET,
-        &format!("/carts/{guest}"),
-        None,
-        As::guest(&guest_token),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    get_cart(&app, guest, As::guest(&guest_token))
+        .await
+        .assert_problem(404, "not_found");
     put_item(&app, guest, mug, 2, As::guest(&guest_token))
         .await
         .assert_problem(404, "not_found");
-    call(
-        &app,
-        Method::GET,
-        &format!("/carts/{own}"),
-        None,
-        As::user(&shopper),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    get_cart(&app, own, As::user(&shopper))
+        .await
+        .assert_problem(404, "not_found");
 
     let chores = ecom_carts::chores();
     let pool = db.pool();
@@ -83,17 +64,11 @@ async fn an_expired_cart_is_gone_and_cleaned_up() {
         count(&mut conn, "SELECT count(*) AS n FROM cart_lines").await,
         0
     );
-    call(
-        &app,
-        Method::GET,
-        &format!("/carts/{kept}"),
-        None,
-        As::guest(&kept_token),
-    )
-    .await
-    .assert_status(200);
+    get_cart(&app, kept, As::guest(&kept_token))
+        .await
+        .assert_status(200);
     // The user's expired cart no longer stands in the way of a new one.
-    let fresh = call(&app, Method::POST, "/carts", None, As::user(&shopper)).await;
+    let fresh = post_cart(&app, As::user(&shopper)).await;
     fresh.assert_status(201);
     assert_ne!(fresh.json()["id"], own);
     let _ = db;
@@ -108,7 +83,7 @@ async fn an_expired_user_cart_is_replaced_at_once() {
     conn.batch_execute("UPDATE carts SET expires_at = now() - interval '1 second'")
         .await
         .expect("age the cart");
-    let fresh = call(&app, Method::POST, "/carts", None, As::user(&shopper)).await;
+    let fresh = post_cart(&app, As::user(&shopper)).await;
     fresh.assert_status(201);
     assert_ne!(fresh.json()["id"], old);
 }

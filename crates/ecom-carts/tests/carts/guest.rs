@@ -1,6 +1,5 @@
 //! Guest carts and who holds a cart.
 
-use actix_web::http::Method;
 use diesel::sql_types::{BigInt, Bytea};
 use diesel_async::RunQueryDsl;
 use serde_json::json;
@@ -8,14 +7,14 @@ use sha2::Digest;
 
 use crate::shop;
 use crate::support::{
-    As, OTHER, SHOPPER, call, guest_cart, put_item, token, user_cart, variant_of,
+    As, OTHER, SHOPPER, get_cart, guest_cart, post_cart, put_item, token, user_cart, variant_of,
 };
 
 #[actix_web::test]
 async fn a_guest_cart_is_held_by_its_token_and_nobody_else() {
     let (_db, _conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;
     let variant = variant_of(&app, mug).await;
-    let created = call(&app, Method::POST, "/carts", None, As::anonymous()).await;
+    let created = post_cart(&app, As::anonymous()).await;
     created.assert_status(201);
     let body = created.json();
     let id = body["id"].as_i64().expect("id");
@@ -32,20 +31,19 @@ async fn a_guest_cart_is_held_by_its_token_and_nobody_else() {
         Some(format!("/carts/{id}").as_str())
     );
 
-    let path = format!("/carts/{id}");
-    let read = call(&app, Method::GET, &path, None, As::guest(token_text)).await;
+    let read = get_cart(&app, id, As::guest(token_text)).await;
     read.assert_status(200);
     assert_eq!(read.json()["id"], id);
 
     // Without the token, with another token, or as a signed-in user: not found.
-    call(&app, Method::GET, &path, None, As::anonymous())
+    get_cart(&app, id, As::anonymous())
         .await
         .assert_problem(404, "not_found");
     let (_, other_token) = guest_cart(&app).await;
-    call(&app, Method::GET, &path, None, As::guest(&other_token))
+    get_cart(&app, id, As::guest(&other_token))
         .await
         .assert_problem(404, "not_found");
-    call(&app, Method::GET, &path, None, As::user(&token(SHOPPER)))
+    get_cart(&app, id, As::user(&token(SHOPPER)))
         .await
         .assert_problem(404, "not_found");
     put_item(&app, id, variant, 1, As::anonymous())
@@ -64,7 +62,7 @@ async fn a_guest_cart_is_held_by_its_token_and_nobody_else() {
         cart_token: Some(token_text),
         idempotency_key: None,
     };
-    let read = call(&app, Method::GET, &path, None, both).await;
+    let read = get_cart(&app, id, both).await;
     read.assert_status(200);
     assert_eq!(read.json()["items"][0]["quantity"], 2);
 }
@@ -104,14 +102,7 @@ async fn a_users_cart_is_theirs_alone() {
         ecom_testkit::fixtures::context(db, crate::support::modules())
     })
     .await;
-    let first = call(
-        &app,
-        Method::POST,
-        "/carts",
-        None,
-        As::user(&token(SHOPPER)),
-    )
-    .await;
+    let first = post_cart(&app, As::user(&token(SHOPPER))).await;
     first.assert_status(201);
     let body = first.json();
     assert!(
@@ -119,24 +110,16 @@ async fn a_users_cart_is_theirs_alone() {
         "a user's cart has no token: {body}"
     );
     let id = body["id"].as_i64().expect("id");
-    let again = call(
-        &app,
-        Method::POST,
-        "/carts",
-        None,
-        As::user(&token(SHOPPER)),
-    )
-    .await;
+    let again = post_cart(&app, As::user(&token(SHOPPER))).await;
     again.assert_status(200);
     assert_eq!(again.json()["id"], id, "the active cart again");
-    let path = format!("/carts/{id}");
-    call(&app, Method::GET, &path, None, As::user(&token(SHOPPER)))
+    get_cart(&app, id, As::user(&token(SHOPPER)))
         .await
         .assert_status(200);
-    call(&app, Method::GET, &path, None, As::user(&token(OTHER)))
+    get_cart(&app, id, As::user(&token(OTHER)))
         .await
         .assert_problem(404, "not_found");
-    call(&app, Method::GET, &path, None, As::anonymous())
+    get_cart(&app, id, As::anonymous())
         .await
         .assert_problem(404, "not_found");
     assert_ne!(
@@ -145,7 +128,7 @@ async fn a_users_cart_is_theirs_alone() {
         "another user gets a cart of their own"
     );
     // A bad bearer token is refused, not taken for a guest.
-    call(&app, Method::POST, "/carts", None, As::user("not-a-token"))
+    post_cart(&app, As::user("not-a-token"))
         .await
         .assert_status(401);
 }

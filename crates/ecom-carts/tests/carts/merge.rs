@@ -5,7 +5,8 @@ use serde_json::json;
 
 use crate::shop;
 use crate::support::{
-    As, OTHER, SHOPPER, call, guest_cart, put_item, quantity_in, token, user_cart, variant_of,
+    As, OTHER, SHOPPER, call, get_cart, guest_cart, put_item, quantity_in, token, user_cart,
+    variant_of,
 };
 
 #[actix_web::test]
@@ -59,15 +60,9 @@ async fn merge_takes_the_larger_of_own_and_the_capped_sum_then_the_guest_cart_is
     assert_eq!(quantity_in(&cart, tea), 3, "only in the own cart");
 
     // The guest cart is gone: its token reads nothing and merges nothing.
-    call(
-        &app,
-        Method::GET,
-        &format!("/carts/{guest}"),
-        None,
-        As::guest(&guest_token),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    get_cart(&app, guest, As::guest(&guest_token))
+        .await
+        .assert_problem(404, "not_found");
     call(&app, Method::POST, &merge, Some(body), As::user(&shopper))
         .await
         .assert_problem(404, "not_found");
@@ -124,16 +119,10 @@ async fn only_the_signed_in_owner_merges_and_only_a_guest_cart() {
     .await
     .assert_problem(404, "not_found");
     // The guest cart was untouched by the refusals.
-    let cart = call(
-        &app,
-        Method::GET,
-        &format!("/carts/{guest}"),
-        None,
-        As::guest(&guest_token),
-    )
-    .await
-    .assert_status(200)
-    .json();
+    let cart = get_cart(&app, guest, As::guest(&guest_token))
+        .await
+        .assert_status(200)
+        .json();
     assert_eq!(quantity_in(&cart, mug), 1);
     let cart = call(&app, Method::POST, &merge, Some(body), As::user(&shopper))
         .await

@@ -45,24 +45,99 @@ macro_rules! shop {
     };
 }
 
-/// The same modules on a real socket with a pool of `pool_size`, for racing requests.
-pub fn cart_server(db: &TestDb, pool_size: usize) -> (ecom_testkit::RunningServer, awc::Client) {
-    let options = PoolOptions {
-        max_size: pool_size,
-        wait_timeout: Duration::from_secs(60),
-        statement_timeout: Duration::from_secs(60),
-        application_name: "ecom-carts-test".into(),
-    };
-    let pool = build_pool(&db.url, &options).expect("pool");
-    let ctx = AppContext::new(
-        test_settings(db, &[]),
-        pool,
-        &SecretString::new(TEST_SECRET),
-        modules(),
-    )
-    .expect("app context builds")
-    .with_resolver(accounts());
-    (ecom_testkit::spawn_server(ctx), ecom_testkit::http_client())
+/// The same modules on a real socket, and a client for it: for racing requests.
+pub struct Socket {
+    pub server: ecom_testkit::RunningServer,
+    client: awc::Client,
+}
+
+impl Socket {
+    /// Serves on `db` with a pool of `pool_size`.
+    pub fn serve(db: &TestDb, pool_size: usize) -> Self {
+        let options = PoolOptions {
+            max_size: pool_size,
+            wait_timeout: Duration::from_secs(60),
+            statement_timeout: Duration::from_secs(60),
+            application_name: "ecom-carts-test".into(),
+        };
+        let pool = build_pool(&db.url, &options).expect("pool");
+        let ctx = AppContext::new(
+            test_settings(db, &[]),
+            pool,
+            &SecretString::new(TEST_SECRET),
+            modules(),
+        )
+        .expect("app context builds")
+        .with_resolver(accounts());
+        Self {
+            server: ecom_testkit::spawn_server(ctx),
+            client: ecom_testkit::http_client(),
+        }
+    }
+
+    /// Sends `method path` as `who`: status and body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        who: As<'_>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, self.server.url(path));
+        for header in who.headers() {
+            req = req.insert_header(header);
+        }
+        let mut res = match body {
+            Some(b) => req.send_json(&b).await,
+            None => req.send().await,
+        }
+        .expect("the server answers");
+        let bytes = res.body().await.expect("a body");
+        (
+            res.status().as_u16(),
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// A product as the catalog shows it.
+    pub async fn product(&self, id: i64) -> Value {
+        self.send(
+            Method::GET,
+            &format!("/products/{id}"),
+            None,
+            As::anonymous(),
+        )
+        .await
+        .1
+    }
+
+    /// A cart made by `who` with `quantity` of the product's default variant: its body
+    /// at creation (with the guest token) and the variant.
+    pub async fn cart_with(&self, who: As<'_>, product: i64, quantity: i64) -> (Value, i64) {
+        let (status, cart) = self.send(Method::POST, "/carts", None, who).await;
+        assert_eq!(status, 201, "{cart}");
+        let variant = self.product(product).await["variants"][0]["id"]
+            .as_i64()
+            .unwrap_or(product);
+        let holder = match cart["token"].as_str() {
+            Some(t) => As {
+                cart_token: Some(t),
+                ..who
+            },
+            None => who,
+        };
+        let put = format!("/carts/{}/items/{variant}", cart["id"]);
+        let (status, body) = self
+            .send(
+                Method::PUT,
+                &put,
+                Some(json!({"quantity": quantity})),
+                holder,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        (cart, variant)
+    }
 }
 
 /// Who sends a request: a bearer token and a cart token, either optional.
@@ -128,34 +203,9 @@ pub async fn call<S: AppService>(
     app.send(req).await
 }
 
-/// Sends `method path` over the socket as `who`: status and body.
-pub async fn call_socket(
-    server: &ecom_testkit::RunningServer,
-    client: &awc::Client,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-    who: As<'_>,
-) -> (u16, Value) {
-    let mut req = client.request(method, server.url(path));
-    for header in who.headers() {
-        req = req.insert_header(header);
-    }
-    let mut res = match body {
-        Some(b) => req.send_json(&b).await,
-        None => req.send().await,
-    }
-    .expect("the server answers");
-    let bytes = res.body().await.expect("a body");
-    (
-        res.status().as_u16(),
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
 /// A guest cart: (id, token).
 pub async fn guest_cart<S: AppService>(app: &TestApp<S>) -> (i64, String) {
-    let res = call(app, Method::POST, "/carts", None, As::anonymous()).await;
+    let res = post_cart(app, As::anonymous()).await;
     res.assert_status(201);
     let body = res.json();
     (
@@ -166,7 +216,7 @@ pub async fn guest_cart<S: AppService>(app: &TestApp<S>) -> (i64, String) {
 
 /// The signed-in user's cart id (made if needed).
 pub async fn user_cart<S: AppService>(app: &TestApp<S>, bearer: &str) -> i64 {
-    let res = call(app, Method::POST, "/carts", None, As::user(bearer)).await;
+    let res = post_cart(app, As::user(bearer)).await;
     assert!(matches!(res.status.as_u16(), 200 | 201), "{}", res.text());
     res.json()["id"].as_i64().expect("id")
 }
@@ -249,4 +299,14 @@ pub fn quantity_in(cart: &Value, variant: i64) -> i64 {
         .iter()
         .find(|i| i["variant_id"] == variant)
         .map_or(0, |i| i["quantity"].as_i64().expect("quantity"))
+}
+
+/// `GET /carts/{id}` as `who`.
+pub async fn get_cart<S: AppService>(app: &TestApp<S>, id: i64, who: As<'_>) -> TestResponse {
+    call(app, Method::GET, &format!("/carts/{id}"), None, who).await
+}
+
+/// `POST /carts` as `who`.
+pub async fn post_cart<S: AppService>(app: &TestApp<S>, who: As<'_>) -> TestResponse {
+    call(app, Method::POST, "/carts", None, who).await
 }
