@@ -26,8 +26,10 @@ SELECT t.order_id,
 FROM (SELECT order_id, sum(unit_price * quantity) AS total FROM bench_lines GROUP BY order_id) AS t,
      LATERAL (SELECT now() - ((t.order_id * 104729 % 31536000) * interval '1 second') AS at) AS c;
 
-INSERT INTO order_lines (order_id, product_id, product_name, unit_price, quantity, line_total)
-SELECT order_id, product_id, 'Product ' || product_id, unit_price, quantity, unit_price * quantity
+-- Seeded products have one variant each; history keeps the product id as the variant id,
+-- as the variants migration does for lines placed before variants.
+INSERT INTO order_lines (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total)
+SELECT order_id, product_id, product_id, 'Product ' || product_id, unit_price, quantity, unit_price * quantity
 FROM bench_lines;
 
 SELECT setval(pg_get_serial_sequence('orders', 'id'), (SELECT max(id) FROM orders));

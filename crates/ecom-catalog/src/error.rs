@@ -56,8 +56,11 @@ impl From<CatalogError> for AppError {
                 "already_reviewed",
                 format!("you have already reviewed product {product_id}"),
             ),
-            CatalogError::StockRejected(shortfall) if !shortfall.unknown.is_empty() => {
+            CatalogError::StockRejected(shortfall) if !shortfall.unknown_products.is_empty() => {
                 AppError::unprocessable("unknown_product", shortfall.to_string())
+            }
+            CatalogError::StockRejected(shortfall) if !shortfall.unknown_variants.is_empty() => {
+                AppError::unprocessable("unknown_variant", shortfall.to_string())
             }
             CatalogError::StockRejected(shortfall) => {
                 AppError::conflict("insufficient_stock", shortfall.to_string())

@@ -22,9 +22,12 @@ pub mod service;
 use utoipa::OpenApi;
 
 pub use error::CatalogError;
-pub use model::{ReservedLine, SeedSummary, Shortage, StockLine, StockShortfall};
+pub use model::{
+    ItemRef, ReservedLine, SeedSummary, Shortage, StockLine, StockShortfall, VariantOnSale,
+    VariantOptions,
+};
 pub use seed::seed_demo;
-pub use service::{reserve_stock, return_stock};
+pub use service::{reserve_stock, return_stock, variants_on_sale};
 
 /// The catalog's part of the OpenAPI document.
 #[derive(OpenApi)]

@@ -13,6 +13,7 @@ pub struct ProductRow {
     pub id: i64,
     pub name: String,
     pub description: String,
+    /// The default variant's price and stock.
     pub price: Money,
     pub stock: i32,
     pub category_id: Option<i64>,
@@ -20,6 +21,10 @@ pub struct ProductRow {
     pub avg_rating: Option<f64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Over the live variants: the lowest and highest price, and whether any has stock.
+    pub min_price: Money,
+    pub max_price: Money,
+    pub in_stock: bool,
 }
 
 /// The category a product belongs to, as shown on the product.
@@ -79,8 +84,11 @@ pub struct NewProduct {
 pub(crate) struct ProductInsert<'a> {
     pub name: &'a str,
     pub description: &'a str,
+    /// The first variant's price and stock; the variants' trigger then keeps these.
     pub price: Money,
     pub stock: i32,
+    pub min_price: Money,
+    pub max_price: Money,
     pub category_id: Option<i64>,
 }
 
@@ -285,44 +293,77 @@ impl Default for ProductFilter {
     }
 }
 
-/// One line of a stock reservation or return: `quantity` units of a product.
+/// A variant's options, name → value (`{"Size": "M"}`); empty for a product's only
+/// variant when it has no options.
+pub type VariantOptions = std::collections::BTreeMap<String, String>;
+
+/// What a line asks for: a variant, or a product (meaning its default variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemRef {
+    Variant(i64),
+    Product(i64),
+}
+
+/// One line of a stock reservation or return: `quantity` units of a variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StockLine {
-    pub product_id: i64,
+    pub item: ItemRef,
     pub quantity: i32,
 }
 
-/// A reserved line, with the product's name and unit price at the moment of reservation.
+/// A reserved line (one per variant, duplicates merged), with what an order line copies:
+/// the product's name, the variant's SKU, options and unit price at that moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservedLine {
     pub product_id: i64,
+    pub variant_id: i64,
     pub name: String,
+    pub sku: Option<String>,
+    pub options: VariantOptions,
     pub unit_price: Money,
     pub quantity: i32,
 }
 
-/// A product that lacks stock for a reservation.
+/// A variant that lacks stock for a reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shortage {
     pub product_id: i64,
+    pub variant_id: i64,
     pub requested: i32,
     pub available: i32,
 }
 
-/// Why a reservation was refused: products that do not exist (or left the catalog), and
-/// products with too little stock. Nothing was reserved.
+/// Why a reservation was refused: products or variants that do not exist (or left the
+/// catalog), and variants with too little stock. Nothing was reserved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StockShortfall {
-    pub unknown: Vec<i64>,
+    pub unknown_products: Vec<i64>,
+    pub unknown_variants: Vec<i64>,
     pub insufficient: Vec<Shortage>,
+}
+
+impl StockShortfall {
+    pub fn is_empty(&self) -> bool {
+        self.unknown_products.is_empty()
+            && self.unknown_variants.is_empty()
+            && self.insufficient.is_empty()
+    }
 }
 
 impl std::fmt::Display for StockShortfall {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids = |ids: &[i64]| {
+            ids.iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut parts = Vec::new();
-        if !self.unknown.is_empty() {
-            let ids: Vec<String> = self.unknown.iter().map(|id| id.to_string()).collect();
-            parts.push(format!("unknown products: {}", ids.join(", ")));
+        if !self.unknown_products.is_empty() {
+            parts.push(format!("unknown products: {}", ids(&self.unknown_products)));
+        }
+        if !self.unknown_variants.is_empty() {
+            parts.push(format!("unknown variants: {}", ids(&self.unknown_variants)));
         }
         if !self.insufficient.is_empty() {
             let lines: Vec<String> = self
@@ -330,8 +371,8 @@ impl std::fmt::Display for StockShortfall {
                 .iter()
                 .map(|s| {
                     format!(
-                        "product {} has {} in stock, {} requested",
-                        s.product_id, s.available, s.requested
+                        "variant {} of product {} has {} in stock, {} requested",
+                        s.variant_id, s.product_id, s.available, s.requested
                     )
                 })
                 .collect();
@@ -339,6 +380,21 @@ impl std::fmt::Display for StockShortfall {
         }
         f.write_str(&parts.join("; "))
     }
+}
+
+/// A variant as a cart shows it, read fresh on every cart read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariantOnSale {
+    pub variant_id: i64,
+    pub product_id: i64,
+    pub product_name: String,
+    pub sku: Option<String>,
+    pub options: VariantOptions,
+    pub unit_price: Money,
+    /// Units on sale now: the variant's stock; 0 when the variant or its product is deleted.
+    pub available: i32,
+    /// False when the variant or its product is deleted.
+    pub on_sale: bool,
 }
 
 /// What `seed_demo` created.

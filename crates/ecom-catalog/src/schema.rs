@@ -42,6 +42,27 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
+        min_price -> Numeric,
+        max_price -> Numeric,
+        in_stock -> Bool,
+        variants -> Jsonb,
+        options -> Jsonb,
+    }
+}
+
+diesel::table! {
+    product_variants (id) {
+        id -> Int8,
+        product_id -> Int8,
+        sku -> Nullable<Text>,
+        price -> Numeric,
+        stock -> Int4,
+        options -> Jsonb,
+        option_signature -> Text,
+        is_default -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -56,7 +77,14 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(product_variants -> products (product_id));
 diesel::joinable!(products -> categories (category_id));
 diesel::joinable!(reviews -> products (product_id));
 
-diesel::allow_tables_to_appear_in_same_query!(categories, product_counts, products, reviews,);
+diesel::allow_tables_to_appear_in_same_query!(
+    categories,
+    product_counts,
+    product_variants,
+    products,
+    reviews,
+);

@@ -72,17 +72,18 @@ pub async fn seed_demo(
     let products = i32::try_from(products)
         .map_err(|_| CatalogError::invalid("products", "must be at most 2147483647"))?;
     let reviewers = reviewer_ids.to_vec();
-    let summary: SeedSummary = conn.transaction::<_, CatalogError, _>(async move |conn| {
-        let categories = diesel::sql_query(format!(
-            "INSERT INTO categories (name) SELECT category FROM (VALUES {CATEGORIES}) \
+    let summary: SeedSummary = conn
+        .transaction::<_, CatalogError, _>(async move |conn| {
+            let categories = diesel::sql_query(format!(
+                "INSERT INTO categories (name) SELECT category FROM (VALUES {CATEGORIES}) \
              AS spec(category, nouns, min_price, max_price) \
              ON CONFLICT ((lower(name))) DO NOTHING"
-        ))
-        .execute(conn)
-        .await? as i64;
+            ))
+            .execute(conn)
+            .await? as i64;
 
-        let inserted: Inserted = diesel::sql_query(format!(
-            "WITH spec(category, nouns, min_price, max_price) AS (VALUES {CATEGORIES}),
+            let inserted: Inserted = diesel::sql_query(format!(
+                "WITH spec(category, nouns, min_price, max_price) AS (VALUES {CATEGORIES}),
              noun AS (
                  SELECT c.id AS category_id, s.category, n.noun, s.min_price, s.max_price,
                         (row_number() OVER (ORDER BY s.category, n.noun) - 1)::int AS rn
@@ -92,38 +93,48 @@ pub async fn seed_demo(
              ),
              k AS (SELECT count(*)::int AS n FROM noun),
              made AS (
-                 SELECT g.i, noun.*, now() - random() * interval '365 days' AS at
+                 SELECT g.i, noun.*, now() - random() * interval '365 days' AS at,
+                        round((noun.min_price + (noun.max_price - noun.min_price)
+                               * power(random(), 3))::numeric, 2) AS unit_price,
+                        CASE WHEN g.i % 11 = 0 THEN 0 ELSE (random() * 500)::int END AS units
                  FROM generate_series(1, $1) AS g(i)
                  CROSS JOIN k
                  JOIN noun ON noun.rn = g.i % k.n
              ),
              ins AS (
-                 INSERT INTO products (name, description, price, stock, category_id, created_at, updated_at)
+                 INSERT INTO products (name, description, price, stock, min_price, max_price,
+                                       in_stock, category_id, created_at, updated_at)
                  SELECT
                      {ADJECTIVES}[1 + (i / 7) % 20] || ' ' || noun || ' '
                          || {SERIES}[1 + (i / 3) % 10] || ' ' || (100 + i % 900),
                      'A ' || lower({ADJECTIVES}[1 + (i / 7) % 20]) || ' ' || lower(noun)
                          || ' from our ' || category || ' range. ' || {SENTENCES}[1 + i % 8],
-                     round((min_price + (max_price - min_price) * power(random(), 3))::numeric, 2),
-                     CASE WHEN i % 11 = 0 THEN 0 ELSE (random() * 500)::int END,
+                     unit_price, units, unit_price, unit_price, units > 0,
                      category_id, at, at
                  FROM made
                  ORDER BY at
-                 RETURNING id
+                 RETURNING id, price, stock, created_at
+             ),
+             -- Each product's default variant; the trigger then writes the products'
+             -- variant summaries.
+             variant AS (
+                 INSERT INTO product_variants (product_id, price, stock, is_default,
+                                               created_at, updated_at)
+                 SELECT id, price, stock, true, created_at, created_at FROM ins ORDER BY id
              )
              SELECT coalesce(min(id), 0) AS first_id, coalesce(max(id), -1) AS last_id,
                     count(*) AS count
              FROM ins"
-        ))
-        .bind::<Integer, _>(products)
-        .get_result(conn)
-        .await?;
+            ))
+            .bind::<Integer, _>(products)
+            .get_result(conn)
+            .await?;
 
-        let reviews = if reviewers.is_empty() {
-            0
-        } else {
-            diesel::sql_query(format!(
-                "INSERT INTO reviews (product_id, user_id, rating, comment, created_at)
+            let reviews = if reviewers.is_empty() {
+                0
+            } else {
+                diesel::sql_query(format!(
+                    "INSERT INTO reviews (product_id, user_id, rating, comment, created_at)
                  SELECT p.id,
                         ($3::bigint[])[1 + ((p.id + j) % cardinality($3::bigint[]))],
                         (ARRAY[5,5,5,4,4,4,4,3,2,1])[1 + floor(random() * 10)::int],
@@ -134,32 +145,32 @@ pub async fn seed_demo(
                      0, least(p.id % 6, cardinality($3::bigint[])) - 1) AS j
                  WHERE p.id BETWEEN $1 AND $2
                  ON CONFLICT ON CONSTRAINT reviews_one_per_user DO NOTHING"
-            ))
-            .bind::<BigInt, _>(inserted.first_id)
-            .bind::<BigInt, _>(inserted.last_id)
-            .bind::<Array<BigInt>, _>(&reviewers)
-            .execute(conn)
-            .await? as i64
-        };
+                ))
+                .bind::<BigInt, _>(inserted.first_id)
+                .bind::<BigInt, _>(inserted.last_id)
+                .bind::<Array<BigInt>, _>(&reviewers)
+                .execute(conn)
+                .await? as i64
+            };
 
-        diesel::sql_query(
-            "UPDATE products p SET review_count = r.n, rating_sum = r.s
+            diesel::sql_query(
+                "UPDATE products p SET review_count = r.n, rating_sum = r.s
              FROM (SELECT product_id, count(*)::int AS n, sum(rating)::bigint AS s
                    FROM reviews WHERE product_id BETWEEN $1 AND $2 GROUP BY product_id) r
              WHERE p.id = r.product_id",
-        )
-        .bind::<BigInt, _>(inserted.first_id)
-        .bind::<BigInt, _>(inserted.last_id)
-        .execute(conn)
-        .await?;
+            )
+            .bind::<BigInt, _>(inserted.first_id)
+            .bind::<BigInt, _>(inserted.last_id)
+            .execute(conn)
+            .await?;
 
-        Ok(SeedSummary {
-            categories,
-            products: inserted.count,
-            reviews,
+            Ok(SeedSummary {
+                categories,
+                products: inserted.count,
+                reviews,
+            })
         })
-    })
-    .await?;
+        .await?;
     // Fresh statistics, so the planner picks the listing indexes at once rather than
     // after autovacuum's next pass over a table that just grew.
     conn.batch_execute("ANALYZE categories; ANALYZE products; ANALYZE reviews;")

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::OrdersError;
-use crate::model::{Order, OrderLine, OrderStatus, RequestedLine};
+use crate::model::{ItemRef, Order, OrderLine, OrderStatus, RequestedLine};
 
 // ---------------------------------------------------------------------------------------
 // Responses
@@ -33,12 +33,15 @@ ecom_core::named_page!(
 // Requests
 // ---------------------------------------------------------------------------------------
 
-/// One line of a new order.
+/// One line of a new order: a variant, or a product (meaning its default variant); not both.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderItemRequest {
-    pub product_id: i64,
-    /// 1..=1000; lines for the same product are merged and their sum must stay ≤ 1000.
+    /// The product, when the line is for its default variant.
+    pub product_id: Option<i64>,
+    /// The variant; instead of `product_id`.
+    pub variant_id: Option<i64>,
+    /// 1..=1000; lines for the same variant are merged and their sum must stay ≤ 1000.
     #[schema(minimum = 1, maximum = 1000, example = 2)]
     pub quantity: i64,
 }
@@ -54,15 +57,33 @@ pub struct CreateOrderRequest {
 }
 
 impl CreateOrderRequest {
-    /// The lines as the services take them (quantities are checked there).
-    pub fn lines(&self) -> Vec<RequestedLine> {
-        self.items
-            .iter()
-            .map(|i| RequestedLine {
-                product_id: i.product_id,
-                quantity: i.quantity,
-            })
-            .collect()
+    /// The lines as the services take them (quantities are checked there); a line naming
+    /// both or neither of a product and a variant is a 422.
+    pub fn lines(&self) -> Result<Vec<RequestedLine>, OrdersError> {
+        let mut errors = Vec::new();
+        let mut lines = Vec::with_capacity(self.items.len());
+        for (i, line) in self.items.iter().enumerate() {
+            let item = match (line.product_id, line.variant_id) {
+                (Some(id), None) => ItemRef::Product(id),
+                (None, Some(id)) => ItemRef::Variant(id),
+                _ => {
+                    errors.push(ecom_core::FieldError::new(
+                        format!("items[{i}]"),
+                        "must name exactly one of product_id and variant_id",
+                    ));
+                    continue;
+                }
+            };
+            lines.push(RequestedLine {
+                item,
+                quantity: line.quantity,
+            });
+        }
+        if errors.is_empty() {
+            Ok(lines)
+        } else {
+            Err(OrdersError::Invalid(errors))
+        }
     }
 }
 

@@ -15,7 +15,10 @@ pub enum OrdersError {
     /// 422 `unknown_product`: not in the catalog (missing or deleted).
     #[error("unknown products: {0:?}")]
     UnknownProducts(Vec<i64>),
-    /// 409 `insufficient_stock`, naming each short product and what is available.
+    /// 422 `unknown_variant`: missing or deleted, or its product is.
+    #[error("unknown variants: {0:?}")]
+    UnknownVariants(Vec<i64>),
+    /// 409 `insufficient_stock`, naming each short variant and what is available.
     #[error("insufficient stock: {0:?}")]
     InsufficientStock(Vec<Shortage>),
     /// 404 `not_found`: missing, or another user's order.
@@ -50,8 +53,11 @@ impl OrdersError {
 impl From<CatalogError> for OrdersError {
     fn from(err: CatalogError) -> Self {
         match err {
-            CatalogError::StockRejected(s) if !s.unknown.is_empty() => {
-                OrdersError::UnknownProducts(s.unknown)
+            CatalogError::StockRejected(s) if !s.unknown_products.is_empty() => {
+                OrdersError::UnknownProducts(s.unknown_products)
+            }
+            CatalogError::StockRejected(s) if !s.unknown_variants.is_empty() => {
+                OrdersError::UnknownVariants(s.unknown_variants)
             }
             CatalogError::StockRejected(s) => OrdersError::InsufficientStock(s.insufficient),
             CatalogError::Invalid(fields) => OrdersError::Invalid(fields),
@@ -84,13 +90,17 @@ impl From<OrdersError> for AppError {
                 "unknown_product",
                 format!("these products are not in the catalog: {}", join_ids(&ids)),
             ),
+            OrdersError::UnknownVariants(ids) => AppError::unprocessable(
+                "unknown_variant",
+                format!("these variants are not in the catalog: {}", join_ids(&ids)),
+            ),
             OrdersError::InsufficientStock(shortages) => {
                 let lines: Vec<String> = shortages
                     .iter()
                     .map(|s| {
                         format!(
-                            "product {}: {} requested, {} available",
-                            s.product_id, s.requested, s.available
+                            "product {}: {} requested, {} available (variant {})",
+                            s.product_id, s.requested, s.available, s.variant_id
                         )
                     })
                     .collect();

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::schema::{order_lines, order_status_history, orders};
+pub use ecom_catalog::ItemRef;
 
 ecom_core::string_enum! {
     /// Where an order is in its lifecycle:
@@ -76,18 +77,25 @@ pub struct OrderRow {
     pub payment_due_at: Option<DateTime<Utc>>,
 }
 
-/// One line of an order, with the product's name and unit price at purchase.
+/// One line of an order: one variant, with the product's name and the variant's SKU,
+/// options and unit price at purchase.
 ///
 /// Also the response body (`OrderItemOut`): the line is sent as stored, without its order id.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize, Deserialize, ToSchema)]
 #[diesel(table_name = order_lines, check_for_backend(diesel::pg::Pg))]
-#[schema(as = OrderItemOut, description = "One line of an order, with the product's name and unit price at purchase.")]
+#[schema(as = OrderItemOut, description = "One line of an order: one variant, with the product's name and the variant's SKU, options\nand unit price at purchase.")]
 pub struct OrderLine {
     #[serde(skip)]
     pub order_id: i64,
     pub product_id: i64,
     #[schema(example = "Wireless Keyboard")]
     pub product_name: String,
+    pub variant_id: i64,
+    #[schema(example = "KB-WL-UK")]
+    pub sku: Option<String>,
+    /// The variant's options, name → value (`{}` for a product without options).
+    #[schema(value_type = HashMap<String, String>, example = json!({"Layout": "UK"}))]
+    pub options: serde_json::Value,
     #[schema(example = 2)]
     pub quantity: i32,
     pub unit_price: Money,
@@ -103,8 +111,10 @@ pub struct OrderLine {
     "payment_due_at": "2026-11-25T18:30:00Z",
     "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z",
     "items": [
-        {"product_id": 3, "product_name": "USB-C Cable", "quantity": 1, "unit_price": "9.99", "line_total": "9.99"},
-        {"product_id": 42, "product_name": "Wireless Keyboard", "quantity": 2, "unit_price": "49.99", "line_total": "99.98"}
+        {"product_id": 3, "product_name": "USB-C Cable", "variant_id": 3, "sku": null, "options": {},
+         "quantity": 1, "unit_price": "9.99", "line_total": "9.99"},
+        {"product_id": 42, "product_name": "Wireless Keyboard", "variant_id": 57, "sku": "KB-WL-UK",
+         "options": {"Layout": "UK"}, "quantity": 2, "unit_price": "49.99", "line_total": "99.98"}
     ]
 }))]
 pub struct Order {
@@ -118,7 +128,8 @@ pub struct Order {
     pub payment_due_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// One line per product (duplicate request lines are merged), in product-id order.
+    /// One line per variant (duplicate request lines are merged), in product-id, then
+    /// variant-id order.
     pub items: Vec<OrderLine>,
 }
 
@@ -137,10 +148,11 @@ impl Order {
     }
 }
 
-/// One line of a checkout request as the client sent it.
+/// One line of a checkout request as the client sent it: a variant, or a product (its
+/// default variant), and a quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestedLine {
-    pub product_id: i64,
+    pub item: ItemRef,
     pub quantity: i64,
 }
 

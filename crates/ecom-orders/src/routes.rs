@@ -65,7 +65,7 @@ pub async fn create_order(
     body: ecom_core::JsonObject<CreateOrderRequest>,
 ) -> AppResult<HttpResponse> {
     let key = idempotency_key(&req)?;
-    let lines = body.lines();
+    let lines = body.lines()?;
     let mut conn = db.conn().await?;
     let checkout = service::place_order(
         &mut conn,

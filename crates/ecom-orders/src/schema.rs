@@ -23,6 +23,9 @@ diesel::table! {
         unit_price -> Numeric,
         quantity -> Int4,
         line_total -> Numeric,
+        variant_id -> Int8,
+        sku -> Nullable<Text>,
+        options -> Jsonb,
     }
 }
 

@@ -13,14 +13,14 @@ INSERT INTO orders (id, user_id, status, total_price, created_at) VALUES
   (4, 3, 'pending',   40.00,  '2026-03-04 00:00:00+00'),
   (5, 1, 'paid',      999.00, '2026-03-05 00:00:00+00'),
   (6, 4, 'shipped',   77.00,  '2026-02-28 23:59:59+00');
-INSERT INTO order_lines (order_id, product_id, product_name, unit_price, quantity, line_total) VALUES
-  (1, 100, 'Kettle', 10.00, 2, 20.00),
-  (1, 200, 'Mug',    10.00, 1, 10.00),
-  (2, 200, 'Mug',     5.50, 1,  5.50),
-  (3, 300, 'Lamp',  100.00, 1, 100.00),
-  (4, 100, 'Kettle', 10.00, 4, 40.00),
-  (5, 300, 'Lamp',  999.00, 1, 999.00),
-  (6, 300, 'Lamp',   77.00, 1, 77.00);
+INSERT INTO order_lines (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total) VALUES
+  (1, 100, 100, 'Kettle', 10.00, 2, 20.00),
+  (1, 200, 200, 'Mug',    10.00, 1, 10.00),
+  (2, 200, 200, 'Mug',     5.50, 1,  5.50),
+  (3, 300, 300, 'Lamp',  100.00, 1, 100.00),
+  (4, 100, 100, 'Kettle', 10.00, 4, 40.00),
+  (5, 300, 300, 'Lamp',  999.00, 1, 999.00),
+  (6, 300, 300, 'Lamp',   77.00, 1, 77.00);
 ";
 
 #[actix_web::test]

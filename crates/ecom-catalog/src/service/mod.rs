@@ -5,7 +5,8 @@
 //!   search's text matches reused for a few seconds
 //! - [`products`]: product writes, and their audited forms that the routes call
 //! - [`categories`] (and the names listings show), [`reviews`]
-//! - [`stock`]: reserve and return stock inside ecom-orders' transaction
+//! - [`stock`]: reserve and return variants' stock inside ecom-orders' transaction, and
+//!   variants as carts show them
 
 pub mod categories;
 pub mod products;
@@ -24,6 +25,6 @@ pub use search::{
     MatchSource, get_product, list_products, list_products_after, list_products_reusing,
 };
 pub use search_cache::SearchCache;
-pub use stock::{reserve_stock, return_stock};
+pub use stock::{reserve_stock, return_stock, variants_on_sale};
 
 type Result<T> = std::result::Result<T, crate::error::CatalogError>;

@@ -11,7 +11,7 @@ use super::Result;
 use super::search::get_product;
 use crate::error::CatalogError;
 use crate::model::{CategoryChoice, NewProduct, Product, ProductChanges, ProductInsert};
-use crate::schema::products;
+use crate::schema::{product_variants, products};
 
 /// Maps a foreign-key failure on `products.category_id` to [`CatalogError::UnknownCategory`].
 fn category_fk(err: DieselError, category_id: Option<i64>) -> CatalogError {
@@ -39,14 +39,26 @@ pub async fn create_product(conn: &mut AsyncPgConnection, new: NewProduct) -> Re
                 description: &new.description,
                 price: new.price,
                 stock: new.stock,
+                min_price: new.price,
+                max_price: new.price,
                 category_id,
             };
-            diesel::insert_into(products::table)
+            let id = diesel::insert_into(products::table)
                 .values(&insert)
                 .returning(products::id)
                 .get_result::<i64>(conn)
                 .await
-                .map_err(|e| category_fk(e, category_id))
+                .map_err(|e| category_fk(e, category_id))?;
+            diesel::insert_into(product_variants::table)
+                .values((
+                    product_variants::product_id.eq(id),
+                    product_variants::price.eq(new.price),
+                    product_variants::stock.eq(new.stock),
+                    product_variants::is_default.eq(true),
+                ))
+                .execute(conn)
+                .await?;
+            Ok::<_, CatalogError>(id)
         })
         .await?;
     get_product(conn, id).await
@@ -82,16 +94,36 @@ pub async fn update_product(
         return get_product(conn, id).await;
     }
     let category_id = changes.category_id.flatten();
-    let updated = diesel::update(products::table)
-        .filter(products::id.eq(id))
-        .filter(products::deleted_at.is_null())
-        .set((&changes, products::updated_at.eq(diesel::dsl::now)))
-        .execute(conn)
-        .await
-        .map_err(|e| category_fk(e, category_id))?;
-    if updated == 0 {
-        return Err(CatalogError::ProductNotFound(id));
-    }
+    conn.transaction(async move |conn| {
+        // `price` and `stock` are the default variant's: written there first (variants are
+        // locked before their product), and mirrored onto the product by the trigger.
+        let mut changes = changes;
+        let (price, stock) = (changes.price.take(), changes.stock.take());
+        if price.is_some() || stock.is_some() {
+            diesel::update(product_variants::table)
+                .filter(product_variants::product_id.eq(id))
+                .filter(product_variants::is_default)
+                .set((
+                    price.map(|p| product_variants::price.eq(p)),
+                    stock.map(|s| product_variants::stock.eq(s)),
+                    product_variants::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        let updated = diesel::update(products::table)
+            .filter(products::id.eq(id))
+            .filter(products::deleted_at.is_null())
+            .set((&changes, products::updated_at.eq(diesel::dsl::now)))
+            .execute(conn)
+            .await
+            .map_err(|e| category_fk(e, category_id))?;
+        if updated == 0 {
+            return Err(CatalogError::ProductNotFound(id));
+        }
+        Ok(())
+    })
+    .await?;
     get_product(conn, id).await
 }
 

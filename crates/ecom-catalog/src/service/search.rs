@@ -321,7 +321,8 @@ fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
 /// The columns of a listed product, from `p` (its category's name comes from
 /// [`CategoryNames`]).
 const LISTED_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.stock, p.category_id, \
-     p.review_count, p.avg_rating, p.created_at, p.updated_at";
+     p.review_count, p.avg_rating, p.created_at, p.updated_at, p.min_price, p.max_price, \
+     p.in_stock";
 
 /// A listed product as one statement returns it, with the counts of its listing.
 #[derive(QueryableByName)]

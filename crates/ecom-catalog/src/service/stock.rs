@@ -1,19 +1,27 @@
-//! Stock: the interface ecom-orders calls inside its own transaction.
+//! Stock: the interface ecom-orders (and, through it, carts) calls inside its own
+//! transaction. Stock belongs to variants; a line names a variant, or a product meaning its
+//! default variant.
+//!
+//! Lock order, which every writer of variants and products keeps so that none deadlocks:
+//! variant rows in variant-id order first, then (by the `product_variants` trigger that
+//! keeps each product's summary) product rows in product-id order.
 
 use std::collections::BTreeMap;
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::result::Error as DieselError;
-use diesel::sql_types::{Array, BigInt, Integer};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Numeric, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_core::Money;
 use ecom_core::db::transaction_with_retry;
 
 use super::Result;
 use crate::error::CatalogError;
-use crate::model::{ReservedLine, Shortage, StockLine, StockShortfall};
-use crate::schema::products;
+use crate::model::{
+    ItemRef, ReservedLine, Shortage, StockLine, StockShortfall, VariantOnSale, VariantOptions,
+};
 
 /// Lets a stock change that owns its transaction run again after a deadlock or a
 /// serialization failure (see [`ecom_core::db::ConflictRetry`]).
@@ -23,8 +31,9 @@ impl ecom_core::db::TransactionConflict for CatalogError {
     }
 }
 
-/// Merges duplicate lines and checks quantities; the result is in product-id order.
-fn merge_lines(lines: &[StockLine]) -> Result<BTreeMap<i64, i32>> {
+/// Checks quantities and merges lines asking for the same thing (a product's line and a
+/// line naming its default variant are merged once the default is known).
+fn merge_lines(lines: &[StockLine]) -> Result<BTreeMap<ItemRef, i32>> {
     let mut merged = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
         if line.quantity <= 0 {
@@ -33,7 +42,7 @@ fn merge_lines(lines: &[StockLine]) -> Result<BTreeMap<i64, i32>> {
                 "must be at least 1",
             ));
         }
-        let total: &mut i32 = merged.entry(line.product_id).or_insert(0);
+        let total: &mut i32 = merged.entry(line.item).or_insert(0);
         *total = total.checked_add(line.quantity).ok_or_else(|| {
             CatalogError::invalid(&format!("items[{i}].quantity"), "is too large")
         })?;
@@ -44,16 +53,18 @@ fn merge_lines(lines: &[StockLine]) -> Result<BTreeMap<i64, i32>> {
     Ok(merged)
 }
 
-/// Takes stock for every line, all or nothing, and returns each product's current name and
-/// unit price (one line per product, duplicates merged, in product-id order).
+/// Takes stock for every line, all or nothing, and returns one line per variant (duplicates
+/// merged, in variant-id order) with the product's name and the variant's SKU, options and
+/// unit price at this moment.
 ///
 /// Call it on the connection of the order's open transaction: the stock change then commits
 /// or rolls back with the order. It runs in a savepoint of that transaction (or in its own
-/// transaction when there is none), so a refusal changes nothing. Rows are locked with
-/// `SELECT … ORDER BY id FOR UPDATE`, always in product-id order, so concurrent multi-line
-/// reservations queue behind each other instead of deadlocking. A deadlock with some other
-/// lock order is retried only when there is no caller's transaction (then this call owns
-/// it); inside the order's transaction it goes back to the order, which owns the retry.
+/// transaction when there is none), so a refusal changes nothing. Variant rows are locked
+/// with `SELECT … ORDER BY id FOR UPDATE`, always in variant-id order, so concurrent
+/// multi-line reservations queue behind each other instead of deadlocking. A deadlock with
+/// some other lock order is retried only when there is no caller's transaction (then this
+/// call owns it); inside the order's transaction it goes back to the order, which owns the
+/// retry.
 pub async fn reserve_stock(
     conn: &mut AsyncPgConnection,
     lines: &[StockLine],
@@ -62,66 +73,146 @@ pub async fn reserve_stock(
     transaction_with_retry(conn, async |conn| reserve_locked(conn, &merged).await).await
 }
 
+/// A locked variant with what a reservation reads of it and of its product.
+struct LockedVariant {
+    product_id: i64,
+    name: String,
+    sku: Option<String>,
+    options: serde_json::Value,
+    price: Money,
+    stock: i32,
+    is_default: bool,
+    /// The variant or its product is deleted.
+    gone: bool,
+}
+
+/// How many times a reservation looks up default variants again when one changed between
+/// the look-up and the lock (an administrator moving the default flag meanwhile).
+const DEFAULT_LOOKUPS: usize = 3;
+
 /// One run of [`reserve_stock`]'s transaction.
 async fn reserve_locked(
     conn: &mut AsyncPgConnection,
-    merged: &BTreeMap<i64, i32>,
+    merged: &BTreeMap<ItemRef, i32>,
 ) -> Result<Vec<ReservedLine>> {
-    let ids: Vec<i64> = merged.keys().copied().collect();
-    let rows: Vec<(i64, String, ecom_core::Money, i32, bool)> = products::table
-        .filter(products::id.eq_any(&ids))
-        .order(products::id.asc())
-        .select((
-            products::id,
-            products::name,
-            products::price,
-            products::stock,
-            products::deleted_at.is_not_null(),
-        ))
-        .for_update()
-        .load(conn)
-        .await?;
-    let found: BTreeMap<i64, _> = rows.into_iter().map(|r| (r.0, r)).collect();
-
-    let mut shortfall = StockShortfall::default();
-    let mut reserved = Vec::with_capacity(merged.len());
-    for (&product_id, &quantity) in merged {
-        match found.get(&product_id) {
-            None | Some((_, _, _, _, true)) => shortfall.unknown.push(product_id),
-            Some((_, _, _, stock, _)) if *stock < quantity => {
-                shortfall.insufficient.push(Shortage {
-                    product_id,
-                    requested: quantity,
-                    available: *stock,
-                })
+    let products: Vec<i64> = merged
+        .keys()
+        .filter_map(|item| match item {
+            ItemRef::Product(id) => Some(*id),
+            ItemRef::Variant(_) => None,
+        })
+        .collect();
+    for _ in 0..DEFAULT_LOOKUPS {
+        let defaults: BTreeMap<i64, i64> = if products.is_empty() {
+            BTreeMap::new()
+        } else {
+            DefaultVariants {
+                products: &products,
             }
-            Some((_, name, price, _, _)) => reserved.push(ReservedLine {
-                product_id,
-                name: name.clone(),
-                unit_price: *price,
-                quantity,
-            }),
+            .get_results::<(i64, i64)>(conn)
+            .await?
+            .into_iter()
+            .collect()
+        };
+        let mut shortfall = StockShortfall::default();
+        // Variant id → (quantity, the product line it came from, if any).
+        let mut wanted: BTreeMap<i64, i32> = BTreeMap::new();
+        let mut from_product: BTreeMap<i64, i64> = BTreeMap::new();
+        for (&item, &quantity) in merged {
+            let variant_id = match item {
+                ItemRef::Variant(id) => id,
+                ItemRef::Product(id) => match defaults.get(&id) {
+                    Some(&variant_id) => {
+                        from_product.insert(variant_id, id);
+                        variant_id
+                    }
+                    None => {
+                        shortfall.unknown_products.push(id);
+                        continue;
+                    }
+                },
+            };
+            let total = wanted.entry(variant_id).or_insert(0);
+            *total = total
+                .checked_add(quantity)
+                .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
         }
+        let ids: Vec<i64> = wanted.keys().copied().collect();
+        let locked: BTreeMap<i64, LockedVariant> = LockVariants { ids: &ids }
+            .get_results::<LockedRow>(conn)
+            .await?
+            .into_iter()
+            .map(into_locked)
+            .collect();
+        // A default that moved between the look-up and the lock: look again (the locks
+        // taken stay until the transaction ends, which is harmless).
+        let moved = from_product
+            .keys()
+            .any(|id| locked.get(id).is_none_or(|v| !v.is_default));
+        if moved {
+            continue;
+        }
+        let mut reserved = Vec::with_capacity(wanted.len());
+        for (&variant_id, &quantity) in &wanted {
+            let unknown = |shortfall: &mut StockShortfall| match from_product.get(&variant_id) {
+                Some(&product_id) => shortfall.unknown_products.push(product_id),
+                None => shortfall.unknown_variants.push(variant_id),
+            };
+            match locked.get(&variant_id) {
+                None => unknown(&mut shortfall),
+                Some(v) if v.gone => unknown(&mut shortfall),
+                Some(v) if v.stock < quantity => shortfall.insufficient.push(Shortage {
+                    product_id: v.product_id,
+                    variant_id,
+                    requested: quantity,
+                    available: v.stock,
+                }),
+                Some(v) => reserved.push(ReservedLine {
+                    product_id: v.product_id,
+                    variant_id,
+                    name: v.name.clone(),
+                    sku: v.sku.clone(),
+                    options: options_of(&v.options)?,
+                    unit_price: v.price,
+                    quantity,
+                }),
+            }
+        }
+        if !shortfall.is_empty() {
+            shortfall.unknown_products.sort_unstable();
+            shortfall.unknown_variants.sort_unstable();
+            return Err(CatalogError::StockRejected(shortfall));
+        }
+        let quantities: Vec<i32> = wanted.values().copied().collect();
+        let updated = TakeStock {
+            ids: &ids,
+            quantities: &quantities,
+        }
+        .execute(conn)
+        .await?;
+        if updated != ids.len() {
+            return Err(CatalogError::Database(DieselError::RollbackTransaction));
+        }
+        return Ok(reserved);
     }
-    if shortfall != StockShortfall::default() {
-        return Err(CatalogError::StockRejected(shortfall));
-    }
-    let quantities: Vec<i32> = merged.values().copied().collect();
-    let updated = TakeStock {
-        ids: &ids,
-        quantities: &quantities,
-    }
-    .execute(conn)
-    .await?;
-    if updated != ids.len() {
-        return Err(CatalogError::Database(DieselError::RollbackTransaction));
-    }
-    Ok(reserved)
+    // The default flag moved at every look-up: a conflict like a deadlock, retried by
+    // whoever owns the transaction.
+    Err(CatalogError::Database(DieselError::DatabaseError(
+        diesel::result::DatabaseErrorKind::SerializationFailure,
+        Box::new("the default variant kept changing".to_string()),
+    )))
 }
 
-/// Puts stock back (an order was cancelled), locking rows in product-id order like
-/// [`reserve_stock`]. Products that left the catalog get their stock back too; ids that
-/// never existed are refused with [`CatalogError::StockRejected`] and nothing changes.
+/// A variant's stored options as the model's map (values are strings by the API's rules).
+fn options_of(options: &serde_json::Value) -> Result<VariantOptions> {
+    serde_json::from_value(options.clone())
+        .map_err(|e| CatalogError::Database(DieselError::DeserializationError(Box::new(e))))
+}
+
+/// Puts stock back (an order was cancelled), locking variant rows in id order like
+/// [`reserve_stock`]. Variants (or products) that left the catalog get their stock back
+/// too; variants that never existed are refused with [`CatalogError::StockRejected`] and
+/// nothing changes. A product line puts stock back into its current default variant.
 /// Retried after a deadlock like [`reserve_stock`]: only when it owns its transaction.
 pub async fn return_stock(conn: &mut AsyncPgConnection, lines: &[StockLine]) -> Result<()> {
     let merged = merge_lines(lines)?;
@@ -129,27 +220,57 @@ pub async fn return_stock(conn: &mut AsyncPgConnection, lines: &[StockLine]) -> 
 }
 
 /// One run of [`return_stock`]'s transaction.
-async fn return_locked(conn: &mut AsyncPgConnection, merged: &BTreeMap<i64, i32>) -> Result<()> {
-    let ids: Vec<i64> = merged.keys().copied().collect();
-    let locked: Vec<i64> = products::table
-        .filter(products::id.eq_any(&ids))
-        .order(products::id.asc())
-        .select(products::id)
-        .for_update()
-        .load(conn)
-        .await?;
-    let unknown: Vec<i64> = ids
+async fn return_locked(
+    conn: &mut AsyncPgConnection,
+    merged: &BTreeMap<ItemRef, i32>,
+) -> Result<()> {
+    let products: Vec<i64> = merged
+        .keys()
+        .filter_map(|item| match item {
+            ItemRef::Product(id) => Some(*id),
+            ItemRef::Variant(_) => None,
+        })
+        .collect();
+    let defaults: BTreeMap<i64, i64> = if products.is_empty() {
+        BTreeMap::new()
+    } else {
+        DefaultVariants {
+            products: &products,
+        }
+        .get_results::<(i64, i64)>(conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut shortfall = StockShortfall::default();
+    let mut back: BTreeMap<i64, i32> = BTreeMap::new();
+    for (&item, &quantity) in merged {
+        let variant_id = match item {
+            ItemRef::Variant(id) => id,
+            ItemRef::Product(id) => match defaults.get(&id) {
+                Some(&variant_id) => variant_id,
+                None => {
+                    shortfall.unknown_products.push(id);
+                    continue;
+                }
+            },
+        };
+        let total = back.entry(variant_id).or_insert(0);
+        *total = total
+            .checked_add(quantity)
+            .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
+    }
+    let ids: Vec<i64> = back.keys().copied().collect();
+    let locked: Vec<LockedRow> = LockVariants { ids: &ids }.get_results(conn).await?;
+    shortfall.unknown_variants = ids
         .iter()
         .copied()
-        .filter(|id| locked.binary_search(id).is_err())
+        .filter(|id| locked.binary_search_by_key(id, |row| row.0).is_err())
         .collect();
-    if !unknown.is_empty() {
-        return Err(CatalogError::StockRejected(StockShortfall {
-            unknown,
-            insufficient: Vec::new(),
-        }));
+    if !shortfall.is_empty() {
+        return Err(CatalogError::StockRejected(shortfall));
     }
-    let quantities: Vec<i32> = merged.values().copied().collect();
+    let quantities: Vec<i32> = back.values().copied().collect();
     PutBack {
         ids: &ids,
         quantities: &quantities,
@@ -159,28 +280,165 @@ async fn return_locked(conn: &mut AsyncPgConnection, merged: &BTreeMap<i64, i32>
     Ok(())
 }
 
-/// Takes `quantities` of `ids` (locked, in stock); one prepared statement per connection.
+/// The variants among `ids` that ever existed, as a cart shows them (deleted ones too, not
+/// on sale); ids that never existed are absent. Reads, never locks.
+pub async fn variants_on_sale(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> Result<Vec<VariantOnSale>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<LockedRow> = ReadVariants { ids }.get_results(conn).await?;
+    rows.into_iter()
+        .map(|row| {
+            let (variant_id, v) = into_locked(row);
+            Ok(VariantOnSale {
+                variant_id,
+                product_id: v.product_id,
+                product_name: v.name,
+                sku: v.sku,
+                options: options_of(&v.options)?,
+                unit_price: v.price,
+                available: if v.gone { 0 } else { v.stock },
+                on_sale: !v.gone,
+            })
+        })
+        .collect()
+}
+
+/// A row of [`LockVariants`] or [`ReadVariants`].
+type LockedRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    serde_json::Value,
+    Money,
+    i32,
+    bool,
+    bool,
+);
+
+fn into_locked(row: LockedRow) -> (i64, LockedVariant) {
+    let (id, product_id, name, sku, options, price, stock, is_default, gone) = row;
+    let variant = LockedVariant {
+        product_id,
+        name,
+        sku,
+        options,
+        price,
+        stock,
+        is_default,
+        gone,
+    };
+    (id, variant)
+}
+
+/// The default variant of each of `products` that is in the catalog: `(product, variant)`.
+struct DefaultVariants<'a> {
+    products: &'a [i64],
+}
+
+/// Locks the variants `ids` in id order, reading their products' names.
+struct LockVariants<'a> {
+    ids: &'a [i64],
+}
+
+/// [`LockVariants`] without the lock.
+struct ReadVariants<'a> {
+    ids: &'a [i64],
+}
+
+/// Takes `quantities` of the variants `ids` (locked, in stock).
 struct TakeStock<'a> {
     ids: &'a [i64],
     quantities: &'a [i32],
 }
 
-/// Puts `quantities` of `ids` back; one prepared statement per connection.
+/// Puts `quantities` of the variants `ids` back.
 struct PutBack<'a> {
     ids: &'a [i64],
     quantities: &'a [i32],
 }
 
+ecom_core::fixed_statement!(DefaultVariants);
+ecom_core::fixed_statement!(LockVariants);
+ecom_core::fixed_statement!(ReadVariants);
 ecom_core::fixed_statement!(TakeStock);
 ecom_core::fixed_statement!(PutBack);
 
+type VariantColumns = (
+    BigInt,
+    BigInt,
+    Text,
+    Nullable<Text>,
+    Jsonb,
+    Numeric,
+    Integer,
+    Bool,
+    Bool,
+);
+
+impl Query for DefaultVariants<'_> {
+    type SqlType = (BigInt, BigInt);
+}
+
+impl Query for LockVariants<'_> {
+    type SqlType = VariantColumns;
+}
+
+impl Query for ReadVariants<'_> {
+    type SqlType = VariantColumns;
+}
+
+impl QueryFragment<Pg> for DefaultVariants<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "SELECT v.product_id, v.id FROM product_variants v JOIN products p ON p.id = v.product_id \
+             WHERE v.is_default AND p.deleted_at IS NULL AND v.product_id = ANY(",
+        );
+        out.push_bind_param::<Array<BigInt>, [i64]>(self.products)?;
+        out.push_sql("::bigint[])");
+        Ok(())
+    }
+}
+
+/// The columns [`LockedRow`] reads, from variants `v` and their products `p`.
+const VARIANT_SELECT: &str = "SELECT v.id, v.product_id, p.name, v.sku, v.options, v.price, \
+     v.stock, v.is_default, (v.deleted_at IS NOT NULL OR p.deleted_at IS NOT NULL) \
+     FROM product_variants v JOIN products p ON p.id = v.product_id WHERE v.id = ANY(";
+
+impl QueryFragment<Pg> for LockVariants<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(VARIANT_SELECT);
+        out.push_bind_param::<Array<BigInt>, [i64]>(self.ids)?;
+        // Only the variants are locked here: products are locked by the summary trigger,
+        // in product-id order, when the stock changes.
+        out.push_sql("::bigint[]) ORDER BY v.id FOR UPDATE OF v");
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for ReadVariants<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(VARIANT_SELECT);
+        out.push_bind_param::<Array<BigInt>, [i64]>(self.ids)?;
+        out.push_sql("::bigint[]) ORDER BY v.id");
+        Ok(())
+    }
+}
+
 impl QueryFragment<Pg> for TakeStock<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("UPDATE products SET stock = products.stock - l.quantity FROM unnest(");
+        out.push_sql(
+            "UPDATE product_variants SET stock = product_variants.stock - l.quantity FROM unnest(",
+        );
         push_lines(&mut out, self.ids, self.quantities)?;
         // The rows are locked, so the condition holds; it stays as a guard all the same.
         out.push_sql(
-            ") AS l(id, quantity) WHERE products.id = l.id AND products.stock >= l.quantity",
+            ") AS l(id, quantity) \
+             WHERE product_variants.id = l.id AND product_variants.stock >= l.quantity",
         );
         Ok(())
     }
@@ -188,9 +446,11 @@ impl QueryFragment<Pg> for TakeStock<'_> {
 
 impl QueryFragment<Pg> for PutBack<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("UPDATE products SET stock = products.stock + l.quantity FROM unnest(");
+        out.push_sql(
+            "UPDATE product_variants SET stock = product_variants.stock + l.quantity FROM unnest(",
+        );
         push_lines(&mut out, self.ids, self.quantities)?;
-        out.push_sql(") AS l(id, quantity) WHERE products.id = l.id");
+        out.push_sql(") AS l(id, quantity) WHERE product_variants.id = l.id");
         Ok(())
     }
 }

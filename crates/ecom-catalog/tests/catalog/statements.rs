@@ -151,7 +151,7 @@ async fn stock_changes_and_listings_are_prepared_once_per_connection() {
         .row
         .id;
     let line = [ecom_catalog::StockLine {
-        product_id: id,
+        item: ecom_catalog::ItemRef::Product(id),
         quantity: 1,
     }];
     for _ in 0..3 {
@@ -173,8 +173,14 @@ async fn stock_changes_and_listings_are_prepared_once_per_connection() {
         }
     }
     for (prefix, expected) in [
-        ("UPDATE products SET stock = products.stock - ", 1),
-        ("UPDATE products SET stock = products.stock + ", 1),
+        (
+            "UPDATE product_variants SET stock = product_variants.stock - ",
+            1,
+        ),
+        (
+            "UPDATE product_variants SET stock = product_variants.stock + ",
+            1,
+        ),
         ("SELECT p.id, p.name", 1),
         ("WITH terms AS MATERIALIZED", 1),
     ] {

@@ -1,9 +1,9 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use ecom_catalog::schema::products;
+use ecom_catalog::schema::{product_variants, products};
 use ecom_catalog::service;
 use ecom_catalog::{
-    CatalogError, Shortage, StockLine, StockShortfall, reserve_stock, return_stock,
+    CatalogError, ItemRef, Shortage, StockLine, StockShortfall, reserve_stock, return_stock,
 };
 use ecom_core::db::{PoolOptions, build_pool};
 
@@ -12,9 +12,20 @@ use ecom_testkit::TestDb;
 
 fn line(product_id: i64, quantity: i32) -> StockLine {
     StockLine {
-        product_id,
+        item: ItemRef::Product(product_id),
         quantity,
     }
+}
+
+/// The default variant of a product.
+async fn default_variant(conn: &mut AsyncPgConnection, product_id: i64) -> i64 {
+    product_variants::table
+        .filter(product_variants::product_id.eq(product_id))
+        .filter(product_variants::is_default)
+        .select(product_variants::id)
+        .first(conn)
+        .await
+        .expect("default variant")
 }
 
 async fn stock_of(conn: &mut AsyncPgConnection, id: i64) -> i32 {
@@ -75,6 +86,7 @@ async fn a_refused_reservation_changes_nothing_and_says_why() {
     service::delete_product(&mut conn, gone)
         .await
         .expect("deleted");
+    let pot_variant = default_variant(&mut conn, pot).await;
 
     let err = reserve_stock(&mut conn, &[line(mug, 4), line(pot, 5)])
         .await
@@ -85,9 +97,11 @@ async fn a_refused_reservation_changes_nothing_and_says_why() {
     assert_eq!(
         shortfall,
         StockShortfall {
-            unknown: vec![],
+            unknown_products: vec![],
+            unknown_variants: vec![],
             insufficient: vec![Shortage {
                 product_id: pot,
+                variant_id: pot_variant,
                 requested: 5,
                 available: 2
             }],
@@ -104,11 +118,12 @@ async fn a_refused_reservation_changes_nothing_and_says_why() {
     let CatalogError::StockRejected(shortfall) = err else {
         panic!("unexpected error {err:?}")
     };
-    assert_eq!(shortfall.unknown, vec![gone, 424242]);
+    assert_eq!(shortfall.unknown_products, vec![gone, 424242]);
     assert_eq!(
         shortfall.insufficient,
         vec![Shortage {
             product_id: pot,
+            variant_id: pot_variant,
             requested: 3,
             available: 2
         }]

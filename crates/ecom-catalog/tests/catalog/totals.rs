@@ -294,8 +294,9 @@ async fn maintained_counts_follow_concurrent_writes() {
             let mut conn = ecom_core::db::connect(&url).await.expect("connect");
             for round in 0..10_i64 {
                 let sql = format!(
-                    "WITH made AS (INSERT INTO products (name, price, stock, category_id) \
-                       SELECT 'Writer {writer} item ' || n, 9.99, 1, \
+                    "WITH made AS (INSERT INTO products \
+                       (name, price, stock, min_price, max_price, category_id) \
+                       SELECT 'Writer {writer} item ' || n, 9.99, 1, 9.99, 9.99, \
                               (SELECT id FROM categories ORDER BY id OFFSET {} LIMIT 1) \
                        FROM generate_series(1, 3) AS n RETURNING id) \
                      SELECT 1",

@@ -7,9 +7,9 @@ use std::time::Duration;
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, QueryFragment};
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ecom_catalog::{ReservedLine, StockLine, reserve_stock};
+use ecom_catalog::{ItemRef, ReservedLine, StockLine, reserve_stock};
 use ecom_core::Money;
 use ecom_core::db::transaction_with_retry;
 use sha2::{Digest, Sha256};
@@ -19,7 +19,7 @@ use crate::error::OrdersError;
 use crate::model::{ActorKind, Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine};
 use crate::schema::{order_idempotency, order_status_history, orders};
 
-/// Largest quantity of one product in one order (after duplicate lines are merged).
+/// Largest quantity of one variant in one order (after duplicate lines are merged).
 pub const MAX_QUANTITY: i64 = 1000;
 /// Most lines one request may send.
 pub const MAX_LINES: usize = 100;
@@ -28,8 +28,9 @@ pub const IDEMPOTENCY_TTL_HOURS: i32 = 24;
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_KEY_LEN: usize = 255;
 
-/// Validates the lines and merges duplicates: product id → quantity, in id order.
-fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
+/// Validates the lines and merges duplicates: what each asks for → quantity, in order
+/// (products first, by id, then variants by id).
+fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<ItemRef, i32>> {
     if lines.is_empty() {
         return Err(OrdersError::invalid("items", "must not be empty"));
     }
@@ -40,7 +41,7 @@ fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
         ));
     }
     let mut errors = Vec::new();
-    let mut merged: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut merged: BTreeMap<ItemRef, i64> = BTreeMap::new();
     for (i, line) in lines.iter().enumerate() {
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             errors.push(ecom_core::FieldError::new(
@@ -49,15 +50,16 @@ fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
             ));
             continue;
         }
-        let total = merged.entry(line.product_id).or_insert(0);
+        let total = merged.entry(line.item).or_insert(0);
         *total += line.quantity;
         if *total > MAX_QUANTITY && *total - line.quantity <= MAX_QUANTITY {
+            let what = match line.item {
+                ItemRef::Product(id) => format!("product {id}"),
+                ItemRef::Variant(id) => format!("variant {id}"),
+            };
             errors.push(ecom_core::FieldError::new(
                 format!("items[{i}].quantity"),
-                format!(
-                    "product {} totals more than {MAX_QUANTITY} units over its lines",
-                    line.product_id
-                ),
+                format!("{what} totals more than {MAX_QUANTITY} units over its lines"),
             ));
         }
     }
@@ -67,7 +69,7 @@ fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<i64, i32>> {
     // Every merged quantity is within 1..=1000 here, so it fits an i32.
     Ok(merged
         .into_iter()
-        .map(|(id, q)| (id, i32::try_from(q).unwrap_or(i32::MAX)))
+        .map(|(item, q)| (item, i32::try_from(q).unwrap_or(i32::MAX)))
         .collect())
 }
 
@@ -85,22 +87,38 @@ fn check_key(key: &str) -> Result<()> {
     }
 }
 
-/// SHA-256 of the canonical request (the merged lines in product-id order), so two bodies
-/// asking for the same goods are the same request whatever their line order or splitting.
-fn fingerprint(merged: &BTreeMap<i64, i32>) -> String {
+/// SHA-256 of the canonical request (the merged lines in order), so two bodies asking for
+/// the same goods are the same request whatever their line order or splitting. A product
+/// line is written as before variants existed (`{id}:{quantity};`), so keys stored then
+/// still match their retries.
+fn fingerprint(merged: &BTreeMap<ItemRef, i32>) -> String {
     let mut hasher = Sha256::new();
-    for (product_id, quantity) in merged {
-        hasher.update(format!("{product_id}:{quantity};").as_bytes());
+    for (item, quantity) in merged {
+        let line = match item {
+            ItemRef::Product(id) => format!("{id}:{quantity};"),
+            ItemRef::Variant(id) => format!("v{id}:{quantity};"),
+        };
+        hasher.update(line.as_bytes());
     }
     hex::encode(hasher.finalize())
 }
 
-/// Line totals and the order total, exact; beyond what NUMERIC(12,2) holds is a 422.
+/// Line totals and the order total, exact; beyond what NUMERIC(12,2) holds is a 422, and
+/// so is a variant asked for more than 1000 times over its product's and its own lines.
 fn price(reserved: &[ReservedLine]) -> Result<(Vec<(ReservedLine, Money)>, Money)> {
     let too_large = || OrdersError::invalid("items", "the order total must not exceed 99999999.99");
     let mut total = Money::ZERO;
     let mut priced = Vec::with_capacity(reserved.len());
     for line in reserved {
+        if i64::from(line.quantity) > MAX_QUANTITY {
+            return Err(OrdersError::invalid(
+                "items",
+                format!(
+                    "variant {} totals more than {MAX_QUANTITY} units over its lines",
+                    line.variant_id
+                ),
+            ));
+        }
         let line_total = line
             .unit_price
             .times(i64::from(line.quantity))
@@ -217,7 +235,7 @@ pub async fn place_order(
 #[derive(Clone, Copy)]
 struct Placement<'a> {
     user_id: i64,
-    merged: &'a BTreeMap<i64, i32>,
+    merged: &'a BTreeMap<ItemRef, i32>,
     idempotency_key: Option<&'a str>,
     fingerprint: &'a str,
     payment_window_seconds: i64,
@@ -242,10 +260,7 @@ async fn record_order(conn: &mut AsyncPgConnection, placed: &Placement<'_>) -> R
     }
     let stock: Vec<StockLine> = merged
         .iter()
-        .map(|(&product_id, &quantity)| StockLine {
-            product_id,
-            quantity,
-        })
+        .map(|(&item, &quantity)| StockLine { item, quantity })
         .collect();
     let reserved = reserve_stock(conn, &stock).await?;
     let (priced, total) = price(&reserved)?;
@@ -266,7 +281,7 @@ async fn record_order(conn: &mut AsyncPgConnection, placed: &Placement<'_>) -> R
         .await?;
     let lines = NewLines::of(row.id, &priced);
     let mut items: Vec<OrderLine> = lines.statement().get_results(conn).await?;
-    items.sort_by_key(|l| l.product_id);
+    items.sort_by_key(|l| (l.product_id, l.variant_id));
     diesel::insert_into(order_status_history::table)
         .values((
             order_status_history::order_id.eq(row.id),
@@ -313,6 +328,9 @@ struct NewLines {
     order_id: i64,
     product_ids: Vec<i64>,
     names: Vec<String>,
+    variant_ids: Vec<i64>,
+    skus: Vec<Option<String>>,
+    options: Vec<serde_json::Value>,
     unit_prices: Vec<Money>,
     quantities: Vec<i32>,
     line_totals: Vec<Money>,
@@ -324,6 +342,12 @@ impl NewLines {
             order_id,
             product_ids: priced.iter().map(|(l, _)| l.product_id).collect(),
             names: priced.iter().map(|(l, _)| l.name.clone()).collect(),
+            variant_ids: priced.iter().map(|(l, _)| l.variant_id).collect(),
+            skus: priced.iter().map(|(l, _)| l.sku.clone()).collect(),
+            options: priced
+                .iter()
+                .map(|(l, _)| serde_json::json!(l.options))
+                .collect(),
             unit_prices: priced.iter().map(|(l, _)| l.unit_price).collect(),
             quantities: priced.iter().map(|(l, _)| l.quantity).collect(),
             line_totals: priced.iter().map(|(_, total)| *total).collect(),
@@ -342,7 +366,17 @@ struct InsertLines<'a>(&'a NewLines);
 ecom_core::fixed_statement!(InsertLines);
 
 impl diesel::query_builder::Query for InsertLines<'_> {
-    type SqlType = (BigInt, BigInt, Text, Integer, Numeric, Numeric);
+    type SqlType = (
+        BigInt,
+        BigInt,
+        Text,
+        BigInt,
+        Nullable<Text>,
+        Jsonb,
+        Integer,
+        Numeric,
+        Numeric,
+    );
 }
 
 impl QueryFragment<Pg> for InsertLines<'_> {
@@ -350,7 +384,8 @@ impl QueryFragment<Pg> for InsertLines<'_> {
         let lines = self.0;
         out.push_sql(
             "INSERT INTO order_lines \
-             (order_id, product_id, product_name, unit_price, quantity, line_total) \
+             (order_id, product_id, product_name, variant_id, sku, options, unit_price, quantity, \
+              line_total) \
              SELECT ",
         );
         out.push_bind_param::<BigInt, i64>(&lines.order_id)?;
@@ -359,6 +394,12 @@ impl QueryFragment<Pg> for InsertLines<'_> {
         out.push_sql("::bigint[], ");
         out.push_bind_param::<Array<Text>, _>(&lines.names)?;
         out.push_sql("::text[], ");
+        out.push_bind_param::<Array<BigInt>, _>(&lines.variant_ids)?;
+        out.push_sql("::bigint[], ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&lines.skus)?;
+        out.push_sql("::text[], ");
+        out.push_bind_param::<Array<Jsonb>, _>(&lines.options)?;
+        out.push_sql("::jsonb[], ");
         out.push_bind_param::<Array<Numeric>, _>(&lines.unit_prices)?;
         out.push_sql("::numeric[], ");
         out.push_bind_param::<Array<Integer>, _>(&lines.quantities)?;
@@ -366,7 +407,8 @@ impl QueryFragment<Pg> for InsertLines<'_> {
         out.push_bind_param::<Array<Numeric>, _>(&lines.line_totals)?;
         out.push_sql(
             "::numeric[]) AS l \
-             RETURNING order_id, product_id, product_name, quantity, unit_price, line_total",
+             RETURNING order_id, product_id, product_name, variant_id, sku, options, quantity, \
+                       unit_price, line_total",
         );
         Ok(())
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use ecom_catalog::{StockLine, return_stock};
+use ecom_catalog::{ItemRef, StockLine, return_stock};
 use ecom_core::audit::{self, AuditEntry};
 use ecom_core::db::transaction_with_retry;
 use ecom_core::pagination::Paged;
@@ -108,7 +108,7 @@ pub(crate) async fn transition_once(
         let stock: Vec<StockLine> = items
             .iter()
             .map(|l| StockLine {
-                product_id: l.product_id,
+                item: ItemRef::Variant(l.variant_id),
                 quantity: l.quantity,
             })
             .collect();

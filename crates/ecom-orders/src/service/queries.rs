@@ -24,7 +24,11 @@ pub(crate) async fn lines_of(
     }
     let lines: Vec<OrderLine> = order_lines::table
         .filter(order_lines::order_id.eq_any(order_ids))
-        .order((order_lines::order_id, order_lines::product_id))
+        .order((
+            order_lines::order_id,
+            order_lines::product_id,
+            order_lines::variant_id,
+        ))
         .select(OrderLine::as_select())
         .load(conn)
         .await?;

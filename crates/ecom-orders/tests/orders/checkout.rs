@@ -80,7 +80,9 @@ async fn a_short_second_line_changes_nothing_and_names_the_product() {
     res.assert_problem(409, "insufficient_stock");
     let detail = res.json()["detail"].as_str().expect("detail").to_string();
     assert!(
-        detail.contains(&format!("product {scarce}: 5 requested, 1 available")),
+        detail.contains(&format!(
+            "product {scarce}: 5 requested, 1 available (variant "
+        )),
         "{detail}"
     );
     assert!(!detail.contains(&format!("product {plenty}")), "{detail}");

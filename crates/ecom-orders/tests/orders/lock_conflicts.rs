@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use ecom_catalog::StockLine;
+use ecom_catalog::{ItemRef, StockLine};
 use ecom_core::db::{PoolOptions, SessionTimeouts, build_pool_with};
 use ecom_core::settings::SecretString;
 use ecom_core::{AppContext, AppError};
@@ -278,11 +278,11 @@ async fn a_stock_return_on_its_own_runs_again_after_a_deadlock() {
     let mut returning = db.connect().await;
     let stock = [
         StockLine {
-            product_id: first,
+            item: ItemRef::Product(first),
             quantity: 3,
         },
         StockLine {
-            product_id: second,
+            item: ItemRef::Product(second),
             quantity: 4,
         },
     ];

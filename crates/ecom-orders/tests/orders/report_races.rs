@@ -72,8 +72,10 @@ async fn place_paid_orders(
     .await
     .expect("orders");
     diesel::sql_query(
-        "INSERT INTO order_lines (order_id, product_id, product_name, unit_price, quantity, line_total) \
-         SELECT id, $1, 'Kite', total_price, 1, total_price FROM orders",
+        "INSERT INTO order_lines \
+         (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total) \
+         SELECT id, $1, (SELECT v.id FROM product_variants v WHERE v.product_id = $1), \
+                'Kite', total_price, 1, total_price FROM orders",
     )
     .bind::<BigInt, _>(product)
     .execute(conn)

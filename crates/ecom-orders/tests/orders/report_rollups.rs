@@ -162,8 +162,9 @@ async fn load(conn: &mut AsyncPgConnection) {
                                   + interval '17 minutes' AS at) AS t \
              WHERE at < now() \
              RETURNING id) \
-         INSERT INTO order_lines (order_id, product_id, product_name, unit_price, quantity, line_total) \
-         SELECT o.id, p, 'P' || p || CASE WHEN o.id % 5 = 0 THEN ' v2' ELSE '' END, \
+         INSERT INTO order_lines \
+         (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total) \
+         SELECT o.id, p, p, 'P' || p || CASE WHEN o.id % 5 = 0 THEN ' v2' ELSE '' END, \
                 (p * 1.25)::numeric(12,2), 1 + (o.id + p) % 3, (p * 1.25)::numeric(12,2) * (1 + (o.id + p) % 3) \
          FROM o, LATERAL (SELECT DISTINCT 1 + (o.id * k) % 9 AS p FROM generate_series(1, 3) AS k) AS l",
     )

@@ -42,8 +42,9 @@ async fn placed(
     for (product_id, name, price, quantity) in lines {
         let price = money(price);
         diesel::sql_query(
-            "INSERT INTO order_lines (order_id, product_id, product_name, unit_price, quantity, line_total) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO order_lines \
+             (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total) \
+             VALUES ($1, $2, $2, $3, $4, $5, $6)",
         )
         .bind::<BigInt, _>(order.id)
         .bind::<BigInt, _>(*product_id)

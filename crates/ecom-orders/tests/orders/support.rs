@@ -87,7 +87,7 @@ pub fn lines(pairs: &[(i64, i64)]) -> Vec<ecom_orders::RequestedLine> {
     pairs
         .iter()
         .map(|&(product_id, quantity)| ecom_orders::RequestedLine {
-            product_id,
+            item: ecom_catalog::ItemRef::Product(product_id),
             quantity,
         })
         .collect()
