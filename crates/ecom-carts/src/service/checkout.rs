@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_catalog::ItemRef;
 use ecom_core::db::transaction_with_retry;
-use ecom_orders::{Checkout, Order};
+use ecom_orders::{Checkout, Order, RequestedLine};
 
 use super::Result;
 use super::access::{expiry_after, held_cart};
-use super::offers::{order_line, ordered_variant};
 use super::view::{lines_of, offers_for, price_changed, priced};
 use crate::error::CartsError;
 use crate::model::{CartLineRow, CartProblem, CartRow, CartStatus, Holder};
@@ -62,7 +62,10 @@ pub async fn checkout_cart(
         }
         let requested: Vec<_> = lines
             .iter()
-            .map(|l| order_line(l.variant_id, l.quantity))
+            .map(|l| RequestedLine {
+                item: ItemRef::Variant(l.variant_id),
+                quantity: i64::from(l.quantity),
+            })
             .collect();
         let placed =
             ecom_orders::place_order(conn, user_id, &requested, None, payment_window).await?;
@@ -116,8 +119,7 @@ fn repriced_lines(lines: &[CartLineRow], order: &Order) -> Vec<CartProblem> {
         .items
         .iter()
         .filter_map(|item| {
-            let variant_id = ordered_variant(item);
-            let line = lines.iter().find(|l| l.variant_id == variant_id)?;
+            let line = lines.iter().find(|l| l.variant_id == item.variant_id)?;
             (line.acknowledged_price != item.unit_price)
                 .then(|| price_changed(line, item.unit_price))
         })

@@ -5,15 +5,14 @@
 //! - [`merge`]: a guest cart into the signed-in owner's
 //! - [`checkout`]: a cart into an order, through ecom-orders
 //! - [`cleanup`]: deleting expired carts
-//! - `access`: who holds a cart and the guest tokens; `view`: pricing a cart for a read;
-//!   `offers`: what the catalog offers now
+//! - `access`: who holds a cart and the guest tokens; `view`: pricing a cart for a read
+//!   from ecom-catalog's `variants_on_sale`
 
 mod access;
 pub mod carts;
 pub mod checkout;
 pub mod cleanup;
 pub mod merge;
-mod offers;
 mod view;
 
 pub use carts::{UserCart, create_guest_cart, get_cart, set_quantity, user_cart};

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ecom_catalog::{VariantOnSale, variants_on_sale};
 use ecom_core::Money;
 
 use super::Result;
-use super::offers::{VariantOnSale, variants_on_sale};
 use crate::model::{Cart, CartItem, CartLineRow, CartProblem, CartRow, ProblemCode};
 use crate::schema::cart_lines;
 

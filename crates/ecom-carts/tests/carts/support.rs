@@ -4,8 +4,9 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use actix_web::test::TestRequest;
+use diesel_async::RunQueryDsl;
 use ecom_core::AppContext;
-use ecom_core::db::{PoolOptions, build_pool};
+use ecom_core::db::{PgPool, PoolOptions, build_pool};
 use ecom_core::settings::SecretString;
 pub use ecom_testkit::fixtures::{ADMIN, CROWD, OTHER, SHOPPER, accounts, count, token};
 use ecom_testkit::{AppService, TEST_SECRET, TestApp, TestDb, TestResponse, test_settings};
@@ -49,6 +50,7 @@ macro_rules! shop {
 pub struct Socket {
     pub server: ecom_testkit::RunningServer,
     client: awc::Client,
+    pool: PgPool,
 }
 
 impl Socket {
@@ -63,7 +65,7 @@ impl Socket {
         let pool = build_pool(&db.url, &options).expect("pool");
         let ctx = AppContext::new(
             test_settings(db, &[]),
-            pool,
+            pool.clone(),
             &SecretString::new(TEST_SECRET),
             modules(),
         )
@@ -72,6 +74,7 @@ impl Socket {
         Self {
             server: ecom_testkit::spawn_server(ctx),
             client: ecom_testkit::http_client(),
+            pool,
         }
     }
 
@@ -116,9 +119,10 @@ impl Socket {
     pub async fn cart_with(&self, who: As<'_>, product: i64, quantity: i64) -> (Value, i64) {
         let (status, cart) = self.send(Method::POST, "/carts", None, who).await;
         assert_eq!(status, 201, "{cart}");
-        let variant = self.product(product).await["variants"][0]["id"]
-            .as_i64()
-            .unwrap_or(product);
+        let variant = match self.product(product).await["variants"][0]["id"].as_i64() {
+            Some(id) => id,
+            None => default_variant(&self.pool, product).await,
+        };
         let holder = match cart["token"].as_str() {
             Some(t) => As {
                 cart_token: Some(t),
@@ -239,15 +243,35 @@ pub async fn put_item<S: AppService>(
     .await
 }
 
-/// The product's default variant id, as the catalog shows it (the product's own id while
-/// the catalog has no variants).
+/// The product's default variant id: as the product JSON shows it, or, while it does not
+/// list its variants yet, as the catalog stores it.
 pub async fn variant_of<S: AppService>(app: &TestApp<S>, product: i64) -> i64 {
     let body = app
         .get(format!("/products/{product}"))
         .await
         .assert_status(200)
         .json();
-    body["variants"][0]["id"].as_i64().unwrap_or(product)
+    match body["variants"][0]["id"].as_i64() {
+        Some(id) => id,
+        None => default_variant(&app.ctx.pool, product).await,
+    }
+}
+
+/// The product's default variant as the catalog's table holds it.
+pub async fn default_variant(pool: &PgPool, product: i64) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Variant {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut conn = pool.get().await.expect("a connection");
+    let row: Variant =
+        diesel::sql_query("SELECT id FROM product_variants WHERE product_id = $1 AND is_default")
+            .bind::<diesel::sql_types::BigInt, _>(product)
+            .get_result(&mut conn)
+            .await
+            .expect("the default variant");
+    row.id
 }
 
 /// The product's stock as the catalog shows it.
