@@ -9,3 +9,4 @@ mod merge;
 mod openapi;
 mod problems;
 mod support;
+mod variants;
