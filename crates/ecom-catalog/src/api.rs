@@ -166,17 +166,19 @@ pub struct ProductListQuery {
     pub name: Option<String>,
     #[serde(default, deserialize_with = "opt_i64")]
     pub category_id: Option<i64>,
-    /// Lowest price, inclusive.
+    /// Lowest price, inclusive: products with a variant at this price or more
+    /// (`max_price` ≥ it).
     #[param(value_type = Option<String>, example = "10.00")]
     pub min_price: Option<String>,
-    /// Highest price, inclusive.
+    /// Highest price, inclusive: products with a variant at this price or less
+    /// (`min_price` ≤ it).
     #[param(value_type = Option<String>, example = "99.99")]
     pub max_price: Option<String>,
-    /// `true`: only products in stock; `false`: only sold-out products.
+    /// `true`: only products with a variant in stock; `false`: only sold-out products.
     #[serde(default, deserialize_with = "opt_bool")]
     pub in_stock: Option<bool>,
-    /// `relevance` (default with a search; needs one), `newest` (default), `price_asc`,
-    /// `price_desc`, `rating` (unrated last).
+    /// `relevance` (default with a search; needs one), `newest` (default), `price_asc` (by
+    /// the cheapest variant), `price_desc` (by the dearest variant), `rating` (unrated last).
     #[param(value_type = Option<ProductSortParam>)]
     pub sort: Option<String>,
     /// Keyset paging: the `next_after` of the previous page (same filters and sort), instead

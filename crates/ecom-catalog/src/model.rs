@@ -196,12 +196,18 @@ pub enum CursorKey {
 impl ProductCursor {
     /// The cursor after `row` in a listing sorted by `sort`; `rank` is its relevance.
     pub fn after(sort: ProductSort, row: &ProductRow, rank: Option<f64>) -> Self {
+        // The price sorts go by the cheapest variant upwards, the dearest downwards.
+        let price = if sort == ProductSort::PriceAsc {
+            row.min_price
+        } else {
+            row.max_price
+        };
         Self::at(
             sort,
             row.id,
             rank.unwrap_or_default(),
             row.created_at,
-            row.price,
+            price,
             row.avg_rating,
         )
     }

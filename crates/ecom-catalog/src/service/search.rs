@@ -24,7 +24,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::Untyped;
-use diesel::sql_types::{BigInt, Double, Integer, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
 
@@ -212,17 +212,20 @@ fn push_filters(statement: &mut Statement, filter: &ProductFilter, table: &str) 
         let p = statement.param(Value::BigInt(id));
         statement.push(&format!(" AND {table}.category_id = {p}"));
     }
+    // A product is in a price range when one of its variants could be: `min_price=a` keeps
+    // products whose dearest variant costs at least a, `max_price=b` those whose cheapest
+    // costs at most b.
     if let Some(min) = filter.min_price {
         let p = statement.param(Value::Money(min));
-        statement.push(&format!(" AND {table}.price >= {p}"));
+        statement.push(&format!(" AND {table}.max_price >= {p}"));
     }
     if let Some(max) = filter.max_price {
         let p = statement.param(Value::Money(max));
-        statement.push(&format!(" AND {table}.price <= {p}"));
+        statement.push(&format!(" AND {table}.min_price <= {p}"));
     }
     match filter.in_stock {
-        Some(true) => statement.push(&format!(" AND {table}.stock > 0")),
-        Some(false) => statement.push(&format!(" AND {table}.stock = 0")),
+        Some(true) => statement.push(&format!(" AND {table}.in_stock")),
+        Some(false) => statement.push(&format!(" AND NOT {table}.in_stock")),
         None => statement,
     };
 }
@@ -255,12 +258,11 @@ fn push_after(statement: &mut Statement, after: &ProductCursor, table: &str) {
         }
         (CursorKey::Price(price), sort) => {
             let price = fenced(statement, Value::Money(price));
-            let direction = if sort == ProductSort::PriceAsc {
-                ">"
+            if sort == ProductSort::PriceAsc {
+                format!("({table}.min_price, {table}.id) > ({price}, {id})")
             } else {
-                "<"
-            };
-            format!("({table}.price, {table}.id) {direction} ({price}, {id})")
+                format!("({table}.max_price, {table}.id) < ({price}, {id})")
+            }
         }
         (CursorKey::Rating(Some(rating)), _) => {
             let rating = fenced(statement, Value::Double(rating));
@@ -310,8 +312,8 @@ fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
         (ProductSort::Relevance | ProductSort::Newest, _) => {
             format!("{table}.created_at DESC, {table}.id DESC")
         }
-        (ProductSort::PriceAsc, _) => format!("{table}.price ASC, {table}.id ASC"),
-        (ProductSort::PriceDesc, _) => format!("{table}.price DESC, {table}.id DESC"),
+        (ProductSort::PriceAsc, _) => format!("{table}.min_price ASC, {table}.id ASC"),
+        (ProductSort::PriceDesc, _) => format!("{table}.max_price DESC, {table}.id DESC"),
         (ProductSort::Rating, _) => {
             format!("{table}.avg_rating DESC NULLS LAST, {table}.id DESC")
         }
@@ -442,13 +444,18 @@ struct Listing<'a> {
 struct Match {
     #[diesel(sql_type = BigInt)]
     id: i64,
+    /// The cheapest and dearest live variant's price (the price sorts' keys).
     #[diesel(sql_type = Numeric)]
-    price: Money,
-    /// The price in cents, for the filters (comparing decimals was most of a search's time).
+    min_price: Money,
+    #[diesel(sql_type = Numeric)]
+    max_price: Money,
+    /// The same in cents, for the filters (comparing decimals was most of a search's time).
     #[diesel(sql_type = BigInt)]
-    cents: i64,
-    #[diesel(sql_type = Integer)]
-    stock: i32,
+    min_cents: i64,
+    #[diesel(sql_type = BigInt)]
+    max_cents: i64,
+    #[diesel(sql_type = Bool)]
+    in_stock: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
     category_id: Option<i64>,
     #[diesel(sql_type = Timestamptz)]
@@ -502,10 +509,13 @@ impl Wanted {
         }
     }
 
-    fn passes(&self, category_id: Option<i64>, cents: i64, stock: i32) -> bool {
-        self.cents.contains(&cents)
+    /// As [`push_filters`] says in SQL: some variant's price could be in the range.
+    fn passes(&self, category_id: Option<i64>, cents: (i64, i64), in_stock: bool) -> bool {
+        let (min_cents, max_cents) = cents;
+        max_cents >= *self.cents.start()
+            && min_cents <= *self.cents.end()
             && self.category_id.is_none_or(|id| category_id == Some(id))
-            && self.in_stock.is_none_or(|wanted| (stock > 0) == wanted)
+            && self.in_stock.is_none_or(|wanted| in_stock == wanted)
     }
 }
 
@@ -516,8 +526,8 @@ impl Match {
         match sort {
             ProductSort::Relevance => b.rank.total_cmp(&a.rank).then(b.id.cmp(&a.id)),
             ProductSort::Newest => b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)),
-            ProductSort::PriceAsc => a.price.cmp(&b.price).then(a.id.cmp(&b.id)),
-            ProductSort::PriceDesc => b.price.cmp(&a.price).then(b.id.cmp(&a.id)),
+            ProductSort::PriceAsc => a.min_price.cmp(&b.min_price).then(a.id.cmp(&b.id)),
+            ProductSort::PriceDesc => b.max_price.cmp(&a.max_price).then(b.id.cmp(&a.id)),
             ProductSort::Rating => match (a.avg_rating, b.avg_rating) {
                 (Some(x), Some(y)) => y.total_cmp(&x),
                 (Some(_), None) => Ordering::Less,
@@ -534,8 +544,10 @@ impl Match {
         match (cursor.key, cursor.sort) {
             (CursorKey::Rank(rank), _) => (self.rank, self.id) < (rank, id),
             (CursorKey::CreatedAt(at), _) => (self.created_at, self.id) < (at, id),
-            (CursorKey::Price(price), ProductSort::PriceAsc) => (self.price, self.id) > (price, id),
-            (CursorKey::Price(price), _) => (self.price, self.id) < (price, id),
+            (CursorKey::Price(price), ProductSort::PriceAsc) => {
+                (self.min_price, self.id) > (price, id)
+            }
+            (CursorKey::Price(price), _) => (self.max_price, self.id) < (price, id),
             (CursorKey::Rating(Some(rating)), _) => match self.avg_rating {
                 Some(own) => own < rating || (own == rating && self.id < id),
                 None => true,
@@ -546,12 +558,17 @@ impl Match {
 
     /// The cursor after this match in a listing sorted by `sort`.
     fn cursor(&self, sort: ProductSort) -> ProductCursor {
+        let price = if sort == ProductSort::PriceAsc {
+            self.min_price
+        } else {
+            self.max_price
+        };
         ProductCursor::at(
             sort,
             self.id,
             self.rank,
             self.created_at,
-            self.price,
+            price,
             self.avg_rating,
         )
     }
@@ -563,7 +580,8 @@ impl Matches {
         let mut statement = Statement::default();
         let terms = TermsCte::bind(&mut statement, terms);
         statement.push(&format!(
-            "WITH {} SELECT id, price, (price * 100)::int8 AS cents, stock, category_id, \
+            "WITH {} SELECT id, min_price, max_price, (min_price * 100)::int8 AS min_cents, \
+               (max_price * 100)::int8 AS max_cents, in_stock, category_id, \
                created_at, avg_rating, \
                {RELEVANCE} AS rank \
              FROM terms, products WHERE deleted_at IS NULL AND {TEXT_MATCH} LIMIT {}",
@@ -664,7 +682,7 @@ async fn search(
     let wanted = Wanted::new(filter);
     let over_cap = i64::try_from(matches.items.len()).unwrap_or(i64::MAX) > cap;
     for m in matches.sorted(filter.sort) {
-        if !wanted.passes(m.category_id, m.cents, m.stock) {
+        if !wanted.passes(m.category_id, (m.min_cents, m.max_cents), m.in_stock) {
             continue;
         }
         total += 1;
@@ -698,7 +716,10 @@ async fn search(
     let items: Vec<Product> = shown
         .iter()
         .filter_map(|m| current.remove(&m.id))
-        .filter(|p| wanted.passes(p.row.category_id, p.row.price.cents(), p.row.stock))
+        .filter(|p| {
+            let cents = (p.row.min_price.cents(), p.row.max_price.cents());
+            wanted.passes(p.row.category_id, cents, p.row.in_stock)
+        })
         .collect();
 
     let listed = if over_cap {

@@ -92,7 +92,7 @@ async fn catalog_reads_revalidate_with_etags() {
     // An order takes stock: the pages that show the product change validator, the review
     // page (which shows no stock) keeps its own.
     diesel::sql_query(format!(
-        "UPDATE products SET stock = stock - 1 WHERE id = {id}"
+        "UPDATE product_variants SET stock = stock - 1 WHERE product_id = {id}"
     ))
     .execute(&mut conn)
     .await

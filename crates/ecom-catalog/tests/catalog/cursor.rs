@@ -25,12 +25,12 @@ async fn cursor_pages_are_the_offset_pages() {
     let conn = &mut conn;
     ecom_catalog::seed_demo(conn, 300, &[]).await.expect("seed");
     // Equal prices, ratings and creation times, so that ties are broken by id.
-    diesel::sql_query(
-        "UPDATE products SET price = 10.00, created_at = '2026-01-01T00:00:00Z' WHERE id % 3 = 0",
-    )
-    .execute(conn)
-    .await
-    .expect("ties");
+    for sql in [
+        "UPDATE product_variants SET price = 10.00 WHERE product_id % 3 = 0",
+        "UPDATE products SET created_at = '2026-01-01T00:00:00Z' WHERE id % 3 = 0",
+    ] {
+        diesel::sql_query(sql).execute(conn).await.expect("ties");
+    }
     let cases = [
         sorted(None, ProductSort::Newest),
         sorted(None, ProductSort::PriceAsc),

@@ -34,7 +34,7 @@ async fn a_reused_search_shows_each_product_as_it_is_now() {
     let camping = product!(&mut conn, "Camping Lantern", "30.00", 1).await;
     set(
         &mut conn,
-        &format!("UPDATE products SET price = 25.00, stock = 0 WHERE id = {brass}"),
+        &format!("UPDATE product_variants SET price = 25.00, stock = 0 WHERE product_id = {brass}"),
     )
     .await;
     let reused: Value = shopper.read("/products?search=lantern").await;

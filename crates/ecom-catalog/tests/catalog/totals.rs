@@ -1,6 +1,8 @@
 //! The restructured listing finds, orders and counts exactly what the original
-//! single-statement query did; totals past the cap are estimates; the maintained
-//! per-category counts stay exact under concurrent product writes.
+//! single-statement query did (with variants, its price and stock conditions read the
+//! product's variant summary, which for a one-variant product is its price and stock);
+//! totals past the cap are estimates; the maintained per-category counts stay exact under
+//! concurrent product writes.
 
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
@@ -38,14 +40,14 @@ fn original_where(filter: &ProductFilter) -> String {
         sql += &format!(" AND products.category_id = {id}");
     }
     if let Some(min) = filter.min_price {
-        sql += &format!(" AND products.price >= {min}");
+        sql += &format!(" AND products.max_price >= {min}");
     }
     if let Some(max) = filter.max_price {
-        sql += &format!(" AND products.price <= {max}");
+        sql += &format!(" AND products.min_price <= {max}");
     }
     match filter.in_stock {
-        Some(true) => sql += " AND products.stock > 0",
-        Some(false) => sql += " AND products.stock = 0",
+        Some(true) => sql += " AND products.in_stock",
+        Some(false) => sql += " AND NOT products.in_stock",
         None => {}
     }
     sql
@@ -73,8 +75,8 @@ fn original_order(filter: &ProductFilter) -> String {
         (ProductSort::Relevance | ProductSort::Newest, _) => {
             "products.created_at DESC, products.id DESC".into()
         }
-        (ProductSort::PriceAsc, _) => "products.price ASC, products.id ASC".into(),
-        (ProductSort::PriceDesc, _) => "products.price DESC, products.id DESC".into(),
+        (ProductSort::PriceAsc, _) => "products.min_price ASC, products.id ASC".into(),
+        (ProductSort::PriceDesc, _) => "products.max_price DESC, products.id DESC".into(),
         (ProductSort::Rating, _) => "products.avg_rating DESC NULLS LAST, products.id DESC".into(),
     }
 }
@@ -161,7 +163,7 @@ async fn results_and_totals_match_the_original_query() {
         .expect("seed");
     // Some sold out, some without a category, some deleted: every filter has work to do.
     for sql in [
-        "UPDATE products SET stock = 0 WHERE id % 7 = 0",
+        "UPDATE product_variants SET stock = 0 WHERE product_id % 7 = 0",
         "UPDATE products SET category_id = NULL WHERE id % 11 = 0",
         "UPDATE products SET deleted_at = now() WHERE id % 13 = 0",
     ] {
