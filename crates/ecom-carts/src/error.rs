@@ -34,6 +34,10 @@ pub enum CartsError {
     /// 409 `cart_has_problems`: the body lists them as `problems`.
     #[error("the cart has problems: {0:?}")]
     HasProblems(Vec<CartProblem>),
+    /// 503 `service_unavailable`: concurrent checkouts kept taking the user's cart away
+    /// while a new one was being made; retrying succeeds.
+    #[error("the user's cart kept changing under concurrent requests")]
+    Contended,
     /// 400 `idempotency_key_required`: checkout needs an `Idempotency-Key`.
     #[error("checkout needs an Idempotency-Key")]
     IdempotencyKeyRequired,
@@ -100,6 +104,9 @@ impl From<CartsError> for AppError {
                 "idempotency_key_required",
                 "checkout needs an Idempotency-Key header",
             ),
+            CartsError::Contended => {
+                AppError::unavailable("a user cart kept changing under concurrent checkouts")
+            }
             CartsError::Orders(e) => AppError::from(e),
             CartsError::Catalog(e) => AppError::from(e),
             CartsError::Database(e) => AppError::from(e),

@@ -42,7 +42,7 @@ impl FromSql<Text, Pg> for CartStatus {
 }
 
 /// A cart row. `token_hash` is set on guest carts only, `user_id` on users' carts only.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = carts, check_for_backend(diesel::pg::Pg))]
 pub struct CartRow {
     pub id: i64,

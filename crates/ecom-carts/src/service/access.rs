@@ -23,10 +23,15 @@ pub(crate) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// `now() + ttl`: the `expires_at` of a cart written now. The seconds are a number from
-/// the settings, written into the SQL (one text per TTL, so it is prepared once).
+/// `now() + ttl` as SQL: the `expires_at` of a cart written now. The seconds are a number
+/// from the settings, written into the text (one text per TTL, so it is prepared once).
+pub(crate) fn expiry_sql(ttl: Duration) -> String {
+    format!("now() + make_interval(secs => {})", ttl.as_secs())
+}
+
+/// [`expiry_sql`] as a diesel expression.
 pub(crate) fn expiry_after(ttl: Duration) -> diesel::expression::SqlLiteral<Timestamptz> {
-    diesel::dsl::sql::<Timestamptz>(&format!("now() + make_interval(secs => {})", ttl.as_secs()))
+    diesel::dsl::sql::<Timestamptz>(&expiry_sql(ttl))
 }
 
 /// Cart `id` if `holder` holds it and it has not expired: a user's cart for its owner, a

@@ -8,7 +8,9 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::db::transaction_with_retry;
 
-use super::access::{expiry_after, held_cart, new_token, token_hash, touch, writable_cart};
+use super::access::{
+    expiry_after, expiry_sql, held_cart, new_token, token_hash, touch, writable_cart,
+};
 use super::view::{offers_for, render};
 use super::{MAX_LINES, MAX_QUANTITY, Result};
 use crate::error::CartsError;
@@ -50,7 +52,7 @@ pub async fn user_cart(
     ttl: Duration,
 ) -> Result<UserCart> {
     // A checkout may convert the found cart between the insert and the read: then the next
-    // round inserts. Two rounds settle it unless checkouts keep racing.
+    // round inserts. A few rounds settle it unless checkouts keep racing.
     for _ in 0..3 {
         diesel::delete(
             carts::table
@@ -60,68 +62,49 @@ pub async fn user_cart(
         )
         .execute(conn)
         .await?;
-        if let Some(id) = insert_user_cart(conn, user_id, ttl).await? {
-            let row = held_cart(
-                conn,
-                id,
-                Holder {
-                    user_id: Some(user_id),
-                    cart_token: None,
-                },
-                false,
-            )
-            .await?;
-            let cart = render(conn, &row).await?;
-            return Ok(UserCart {
-                cart,
-                created: true,
-            });
-        }
-        let active: Option<CartRow> = carts::table
-            .filter(carts::user_id.eq(user_id))
-            .filter(carts::status.eq(CartStatus::Active))
-            .filter(carts::expires_at.gt(diesel::dsl::now))
-            .select(CartRow::as_select())
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some(row) = active {
-            let cart = render(conn, &row).await?;
-            return Ok(UserCart {
-                cart,
-                created: false,
-            });
-        }
+        let (row, created) = match insert_user_cart(conn, user_id, ttl).await? {
+            Some(row) => (row, true),
+            None => match active_cart(conn, user_id).await? {
+                Some(row) => (row, false),
+                None => continue,
+            },
+        };
+        let cart = render(conn, &row).await?;
+        return Ok(UserCart { cart, created });
     }
-    Err(CartsError::Database(
-        diesel::result::Error::RollbackTransaction,
-    ))
+    Err(CartsError::Contended)
 }
 
 /// Inserts the user's active cart unless they have one (waiting for a racing insert to
-/// commit or roll back); the new cart's id.
+/// commit or roll back).
 async fn insert_user_cart(
     conn: &mut AsyncPgConnection,
     user_id: i64,
     ttl: Duration,
-) -> Result<Option<i64>> {
-    #[derive(QueryableByName)]
-    struct Inserted {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-    }
-    let secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-    let inserted: Option<Inserted> = diesel::sql_query(
-        "INSERT INTO carts (user_id, expires_at) VALUES ($1, now() + make_interval(secs => $2)) \
+) -> Result<Option<CartRow>> {
+    let statement = format!(
+        "INSERT INTO carts (user_id, expires_at) VALUES ($1, {}) \
          ON CONFLICT (user_id) WHERE status = 'active' AND user_id IS NOT NULL DO NOTHING \
-         RETURNING id",
-    )
-    .bind::<BigInt, _>(user_id)
-    .bind::<diesel::sql_types::Double, _>(secs as f64)
-    .get_result(conn)
-    .await
-    .optional()?;
-    Ok(inserted.map(|row| row.id))
+         RETURNING id, user_id, status, order_id, checkout_key, updated_at, expires_at",
+        expiry_sql(ttl)
+    );
+    Ok(diesel::sql_query(statement)
+        .bind::<BigInt, _>(user_id)
+        .get_result(conn)
+        .await
+        .optional()?)
+}
+
+/// The user's active cart, if it has not expired.
+async fn active_cart(conn: &mut AsyncPgConnection, user_id: i64) -> Result<Option<CartRow>> {
+    Ok(carts::table
+        .filter(carts::user_id.eq(user_id))
+        .filter(carts::status.eq(CartStatus::Active))
+        .filter(carts::expires_at.gt(diesel::dsl::now))
+        .select(CartRow::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// The cart, priced now, for its holder.
