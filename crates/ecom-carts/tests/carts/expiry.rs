@@ -87,3 +87,26 @@ async fn an_expired_user_cart_is_replaced_at_once() {
     fresh.assert_status(201);
     assert_ne!(fresh.json()["id"], old);
 }
+
+#[actix_web::test]
+async fn carts_live_cart_ttl_days_after_their_last_write() {
+    let db = ecom_testkit::TestDb::new().await;
+    let ctx = ecom_testkit::test_context(&db, crate::support::modules(), &[("CART_TTL_DAYS", "2")])
+        .with_resolver(crate::support::accounts());
+    let app = ecom_testkit::test_app(ctx).await;
+    let created = post_cart(&app, As::anonymous())
+        .await
+        .assert_status(201)
+        .json();
+    let expires: chrono::DateTime<chrono::Utc> = created["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .parse()
+        .expect("RFC 3339");
+    let updated: chrono::DateTime<chrono::Utc> = created["updated_at"]
+        .as_str()
+        .expect("updated_at")
+        .parse()
+        .expect("RFC 3339");
+    assert_eq!(expires - updated, chrono::Duration::days(2));
+}
