@@ -139,6 +139,7 @@ async fn every_schema_file_matches_the_migrations() {
         ("auth", "crates/ecom-auth/src/schema.rs"),
         ("catalog", "crates/ecom-catalog/src/schema.rs"),
         ("orders", "crates/ecom-orders/src/schema.rs"),
+        ("carts", "crates/ecom-carts/src/schema.rs"),
         ("core", "crates/ecom-core/src/audit.rs"),
     ];
     let migrated = migrated_tables().await;

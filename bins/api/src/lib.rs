@@ -17,15 +17,17 @@ pub fn modules() -> Vec<Module> {
         ecom_auth::module(),
         ecom_catalog::module(),
         ecom_orders::module(),
+        ecom_carts::module(),
         ecom_admin::module(),
     ]
 }
 
 /// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
-/// idempotency records), run by each replica; see `ecom_core::housekeeping`.
+/// idempotency records, expired carts), run by each replica; see `ecom_core::housekeeping`.
 pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     let mut chores = ecom_auth::chores();
     chores.extend(ecom_orders::chores());
+    chores.extend(ecom_carts::chores());
     chores
 }
 

@@ -58,6 +58,11 @@ pub struct Problem {
     /// Present on server errors: quote it when reporting the problem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// RFC 9457 extension members of one problem kind (a cart's `problems`); an operation
+    /// that sends them documents its own body schema.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A failure on its way to becoming a response.
@@ -67,6 +72,9 @@ pub struct AppError {
     detail: Cow<'static, str>,
     errors: Vec<FieldError>,
     retry_after_secs: Option<u64>,
+    /// Extension members sent beside the standard ones (boxed: most errors have none,
+    /// and every `Result` carrying this type stays small).
+    extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// For 5xx: the cause, logged once when the response is rendered, never sent.
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -99,6 +107,7 @@ impl AppError {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after_secs: None,
+            extensions: None,
             cause: None,
         }
     }
@@ -188,6 +197,17 @@ impl AppError {
         .with_cause(cause)
     }
 
+    /// The same error with an extension member `name` in its body (RFC 9457 §3.2), e.g.
+    /// the list of what blocks a checkout; a value that does not serialize is left out.
+    pub fn with_extension(mut self, name: &str, value: impl Serialize) -> Self {
+        if let Ok(value) = serde_json::to_value(value) {
+            self.extensions
+                .get_or_insert_default()
+                .insert(name.to_string(), value);
+        }
+        self
+    }
+
     fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self
@@ -222,7 +242,9 @@ impl AppError {
 
     /// The body this error renders to.
     pub fn problem(&self) -> Problem {
-        problem(self.status, &self.code, &self.detail, &self.errors)
+        let mut body = problem(self.status, &self.code, &self.detail, &self.errors);
+        body.extensions = self.extensions.as_deref().cloned().unwrap_or_default();
+        body
     }
 }
 
@@ -236,6 +258,7 @@ pub fn problem(status: StatusCode, code: &str, detail: &str, errors: &[FieldErro
         code: code.to_string(),
         errors: (!errors.is_empty()).then(|| errors.to_vec()),
         request_id: status.is_server_error().then(current_request_id).flatten(),
+        extensions: serde_json::Map::new(),
     }
 }
 
@@ -478,6 +501,18 @@ mod tests {
             AppError::from(E::NotInTransaction).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn extension_members_go_beside_the_standard_ones() {
+        let with = AppError::conflict("cart_has_problems", "settle them")
+            .with_extension("problems", vec!["price_changed"]);
+        let body = serde_json::to_value(with.problem()).expect("serializes");
+        assert_eq!(body["code"], "cart_has_problems");
+        assert_eq!(body["problems"], serde_json::json!(["price_changed"]));
+        let plain = serde_json::to_value(AppError::conflict("conflict", "x").problem())
+            .expect("serializes");
+        assert!(plain.get("problems").is_none(), "{plain}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
 /// Default `ORDER_PAYMENT_WINDOW_SECONDS`: half an hour to pay for a new order.
 pub const DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS: u64 = 1800;
 
+/// Default `CART_TTL_DAYS`: a cart lives a month after its last write.
+pub const DEFAULT_CART_TTL_DAYS: u64 = 30;
+
 /// Smallest accepted `SECRET_KEY` outside development mode, in bytes.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
 
@@ -103,6 +106,8 @@ pub struct Settings {
     pub search_cache_seconds: u64,
     /// How long a new order stays `pending` awaiting payment before the server cancels it.
     pub order_payment_window_seconds: u64,
+    /// How long a cart lives after its last write.
+    pub cart_ttl_days: u64,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
@@ -182,6 +187,7 @@ impl SettingsLoader {
                     DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS,
                 )
             })
+            .and_then(|b| b.set_default("cart_ttl_days", DEFAULT_CART_TTL_DAYS))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -243,6 +249,7 @@ pub const KNOWN_NAMES: &[&str] = &[
     "SHUTDOWN_TIMEOUT_SECONDS",
     "SEARCH_CACHE_SECONDS",
     "ORDER_PAYMENT_WINDOW_SECONDS",
+    "CART_TTL_DAYS",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -275,6 +282,11 @@ impl Settings {
     /// `ORDER_PAYMENT_WINDOW_SECONDS` as a duration.
     pub fn order_payment_window(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.order_payment_window_seconds)
+    }
+
+    /// `CART_TTL_DAYS` as a duration.
+    pub fn cart_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.cart_ttl_days.saturating_mul(86_400))
     }
 
     /// Whether the server runs on its private PostgreSQL (no `DATABASE_URL`).
@@ -367,6 +379,7 @@ impl Settings {
             "ORDER_PAYMENT_WINDOW_SECONDS" => {
                 (self.order_payment_window_seconds.into(), 1..=7 * 86_400)
             }
+            "CART_TTL_DAYS" => (self.cart_ttl_days.into(), 1..=365),
             _ => return None,
         })
     }

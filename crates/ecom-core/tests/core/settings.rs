@@ -145,6 +145,8 @@ fn new_settings_are_validated_with_their_names() {
         ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
         ("ORDER_PAYMENT_WINDOW_SECONDS", "0"),
         ("ORDER_PAYMENT_WINDOW_SECONDS", "604801"),
+        ("CART_TTL_DAYS", "0"),
+        ("CART_TTL_DAYS", "366"),
     ] {
         let err = SettingsLoader::isolated()
             .set(name, value)
@@ -158,6 +160,7 @@ fn new_settings_are_validated_with_their_names() {
         .expect("valid");
     assert_eq!(ok.trusted_proxy_networks().expect("parsed").len(), 3);
     assert_eq!(ok.order_payment_window_seconds, 1800, "the default window");
+    assert_eq!(ok.cart_ttl_days, 30, "the default cart lifetime");
     let short = SettingsLoader::isolated()
         .set("ORDER_PAYMENT_WINDOW_SECONDS", "1")
         .load()
