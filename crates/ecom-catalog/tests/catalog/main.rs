@@ -14,3 +14,4 @@ mod statements;
 mod stock;
 mod support;
 mod totals;
+mod variants;
