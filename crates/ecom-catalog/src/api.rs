@@ -792,9 +792,9 @@ pub enum VariantConflict {
 /// The body of `POST /products` refused.
 #[derive(IntoResponses)]
 pub enum NewProductRefused {
-    /// `validation_failed` (an invalid or unknown field, `price`/`stock` with `variants`,
-    /// two defaults), `unknown_category` or `option_mismatch` (variants with different
-    /// option names)
+    /// `validation_failed` (an invalid or unknown field, price and stock together with
+    /// variants, two defaults), `unknown_category` or `option_mismatch` (variants with
+    /// different option names)
     #[response(status = 422)]
     Invalid,
 }
