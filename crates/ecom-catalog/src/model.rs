@@ -150,11 +150,7 @@ pub struct VariantChanges {
 
 impl VariantChanges {
     pub fn is_empty(&self) -> bool {
-        self.sku.is_none()
-            && self.price.is_none()
-            && self.stock.is_none()
-            && self.options.is_none()
-            && !self.make_default
+        *self == Self::default()
     }
 }
 

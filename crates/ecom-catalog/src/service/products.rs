@@ -169,34 +169,50 @@ async fn mark_deleted(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// What the audit trail keeps of a product.
-fn audit_snapshot(product: &Product) -> serde_json::Value {
-    serde_json::json!({
-        "name": product.row.name,
-        "price": product.row.price,
-        "stock": product.row.stock,
-        "category_id": product.row.category_id,
-    })
+/// An object whose writes the audit trail records, as `target_type` and snapshot.
+pub(crate) trait Audited {
+    const TARGET: &'static str;
+    fn id(&self) -> i64;
+    /// What the audit trail keeps of it.
+    fn snapshot(&self) -> serde_json::Value;
 }
 
-/// Records a product write (`product.create`, …) with the product before and after it.
-async fn audit_product(
+impl Audited for Product {
+    const TARGET: &'static str = "product";
+
+    fn id(&self) -> i64 {
+        self.row.id
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.row.name,
+            "price": self.row.price,
+            "stock": self.row.stock,
+            "category_id": self.row.category_id,
+        })
+    }
+}
+
+/// Records a catalog write (`product.create`, `variant.update`, …) with the object before
+/// and after it.
+pub(crate) async fn audit<T: Audited>(
     conn: &mut AsyncPgConnection,
     actor_id: i64,
     action: &str,
-    before: Option<&Product>,
-    after: Option<&Product>,
+    before: Option<&T>,
+    after: Option<&T>,
 ) -> Result<()> {
-    let product_id = after.or(before).map_or(0, |p| p.row.id);
+    let target_id = after.or(before).map_or(0, Audited::id);
     ecom_core::audit::record(
         conn,
         ecom_core::audit::AuditEntry {
             actor_id,
             action,
-            target_type: "product",
-            target_id: product_id.to_string(),
-            before: before.map(audit_snapshot),
-            after: after.map(audit_snapshot),
+            target_type: T::TARGET,
+            target_id: target_id.to_string(),
+            before: before.map(Audited::snapshot),
+            after: after.map(Audited::snapshot),
         },
     )
     .await?;
@@ -211,7 +227,7 @@ pub async fn create_product_audited(
 ) -> Result<Product> {
     conn.transaction(async move |conn| {
         let product = create_product(conn, new).await?;
-        audit_product(conn, actor_id, "product.create", None, Some(&product)).await?;
+        audit(conn, actor_id, "product.create", None, Some(&product)).await?;
         Ok(product)
     })
     .await
@@ -227,7 +243,7 @@ pub async fn update_product_audited(
     conn.transaction(async move |conn| {
         let before = get_product(conn, id).await?;
         let after = update_product(conn, id, changes).await?;
-        audit_product(
+        audit(
             conn,
             actor_id,
             "product.update",
@@ -249,7 +265,7 @@ pub async fn delete_product_audited(
     conn.transaction(async move |conn| {
         let before = get_product(conn, id).await?;
         delete_product(conn, id).await?;
-        audit_product(conn, actor_id, "product.delete", Some(&before), None).await
+        audit(conn, actor_id, "product.delete", Some(&before), None).await
     })
     .await
 }

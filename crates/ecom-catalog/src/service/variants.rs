@@ -14,6 +14,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::Result;
+use super::products::{Audited, audit};
 use crate::error::CatalogError;
 use crate::model::{
     MAX_VARIANTS, NewVariant, Variant, VariantChanges, VariantInsert, VariantOptions, VariantRow,
@@ -99,6 +100,17 @@ async fn lock_live_variants(conn: &mut AsyncPgConnection, product_id: i64) -> Re
     rows.into_iter().map(variant_of).collect()
 }
 
+/// The variant `variant_id` among the product's live variants.
+fn find(live: &[Variant], product_id: i64, variant_id: i64) -> Result<Variant> {
+    live.iter()
+        .find(|v| v.id == variant_id)
+        .cloned()
+        .ok_or(CatalogError::VariantNotFound {
+            product_id,
+            variant_id,
+        })
+}
+
 /// Option names must be those of another live variant (`other`, when there is one): all
 /// variants of a product share them.
 pub(crate) fn check_option_names(
@@ -179,12 +191,7 @@ async fn change_variant(
 ) -> Result<(Variant, Variant)> {
     conn.transaction(async move |conn| {
         let live = lock_live_variants(conn, product_id).await?;
-        let Some(current) = live.iter().find(|v| v.id == variant_id).cloned() else {
-            return Err(CatalogError::VariantNotFound {
-                product_id,
-                variant_id,
-            });
-        };
+        let current = find(&live, product_id, variant_id)?;
         if changes.is_empty() {
             return Ok((current.clone(), current));
         }
@@ -228,12 +235,7 @@ pub async fn delete_variant(
 ) -> Result<Variant> {
     conn.transaction(async move |conn| {
         let live = lock_live_variants(conn, product_id).await?;
-        let Some(gone) = live.iter().find(|v| v.id == variant_id).cloned() else {
-            return Err(CatalogError::VariantNotFound {
-                product_id,
-                variant_id,
-            });
-        };
+        let gone = find(&live, product_id, variant_id)?;
         let Some(heir) = live.iter().find(|v| v.id != variant_id) else {
             return Err(CatalogError::LastVariant(variant_id));
         };
@@ -261,40 +263,23 @@ pub async fn delete_variant(
     .await
 }
 
-/// What the audit trail keeps of a variant.
-fn audit_snapshot(variant: &Variant) -> serde_json::Value {
-    serde_json::json!({
-        "product_id": variant.product_id,
-        "sku": variant.sku,
-        "price": variant.price,
-        "stock": variant.stock,
-        "options": variant.options,
-        "is_default": variant.is_default,
-    })
-}
+impl Audited for Variant {
+    const TARGET: &'static str = "variant";
 
-/// Records a variant write (`variant.create`, …) with the variant before and after it.
-async fn audit_variant(
-    conn: &mut AsyncPgConnection,
-    actor_id: i64,
-    action: &str,
-    before: Option<&Variant>,
-    after: Option<&Variant>,
-) -> Result<()> {
-    let variant_id = after.or(before).map_or(0, |v| v.id);
-    ecom_core::audit::record(
-        conn,
-        ecom_core::audit::AuditEntry {
-            actor_id,
-            action,
-            target_type: "variant",
-            target_id: variant_id.to_string(),
-            before: before.map(audit_snapshot),
-            after: after.map(audit_snapshot),
-        },
-    )
-    .await?;
-    Ok(())
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "product_id": self.product_id,
+            "sku": self.sku,
+            "price": self.price,
+            "stock": self.stock,
+            "options": self.options,
+            "is_default": self.is_default,
+        })
+    }
 }
 
 /// [`create_variant`] by `actor_id`, recorded as `variant.create`.
@@ -306,7 +291,7 @@ pub async fn create_variant_audited(
 ) -> Result<Variant> {
     conn.transaction(async move |conn| {
         let variant = create_variant(conn, product_id, new).await?;
-        audit_variant(conn, actor_id, "variant.create", None, Some(&variant)).await?;
+        audit(conn, actor_id, "variant.create", None, Some(&variant)).await?;
         Ok(variant)
     })
     .await
@@ -324,7 +309,7 @@ pub async fn update_variant_audited(
     conn.transaction(async move |conn| {
         let (before, after) = change_variant(conn, product_id, variant_id, changes).await?;
         if after != before {
-            audit_variant(
+            audit(
                 conn,
                 actor_id,
                 "variant.update",
@@ -347,7 +332,7 @@ pub async fn delete_variant_audited(
 ) -> Result<()> {
     conn.transaction(async move |conn| {
         let before = delete_variant(conn, product_id, variant_id).await?;
-        audit_variant(conn, actor_id, "variant.delete", Some(&before), None).await
+        audit(conn, actor_id, "variant.delete", Some(&before), None).await
     })
     .await
 }
