@@ -8,8 +8,9 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use crate::error::CatalogError;
 use crate::model::{
-    CategoryChoice, CategoryRef, CategorySummary, NewProduct, NewReview, Product, ProductChanges,
-    ProductCursor, ProductFilter, ProductSort, Review,
+    CategoryChoice, CategoryRef, CategorySummary, MAX_VARIANTS, NewProduct, NewReview, NewVariant,
+    Product, ProductChanges, ProductCursor, ProductFilter, ProductSort, RawJson, Review, Variant,
+    VariantChanges, VariantOptions,
 };
 
 const NAME_MAX: usize = 200;
@@ -17,6 +18,10 @@ const DESCRIPTION_MAX: usize = 10_000;
 const CATEGORY_NAME_MAX: usize = 100;
 const COMMENT_MAX: usize = 5_000;
 const SEARCH_MAX: usize = 200;
+const SKU_MAX: usize = 64;
+const OPTIONS_MAX: usize = 3;
+const OPTION_NAME_MAX: usize = 50;
+const OPTION_VALUE_MAX: usize = 100;
 
 // ---------------------------------------------------------------------------------------
 // Responses
@@ -30,13 +35,59 @@ pub struct CategoryBrief {
     pub name: String,
 }
 
+/// A variant of a product: what is sold, with its own SKU, price and stock.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": 97, "sku": "TEE-RED-M", "price": "19.99", "stock": 12,
+    "options": {"Colour": "Red", "Size": "M"}, "is_default": false
+}))]
+pub struct VariantOut {
+    pub id: i64,
+    /// Unique among the catalog's variants; `null` when the variant has none.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: Option<String>,
+    pub price: Money,
+    pub stock: i32,
+    /// Option name → value; `{}` for the only variant of a product without options.
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    pub options: VariantOptions,
+    /// The variant a line naming only the product buys; exactly one per product.
+    pub is_default: bool,
+}
+
+impl From<Variant> for VariantOut {
+    fn from(v: Variant) -> Self {
+        Self {
+            id: v.id,
+            sku: v.sku,
+            price: v.price,
+            stock: v.stock,
+            options: v.options,
+            is_default: v.is_default,
+        }
+    }
+}
+
+/// An option of a product and the values its variants use, in order of first use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductOptionOut {
+    #[schema(example = "Size")]
+    pub name: String,
+    #[schema(example = json!(["S", "M", "L"]))]
+    pub values: Vec<String>,
+}
+
 /// A product of the catalog.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 42, "name": "Wireless Keyboard", "description": "Quiet keys, USB-C charging.",
     "price": "49.99", "stock": 120, "category": {"id": 3, "name": "Electronics"},
     "avg_rating": 4.5, "review_count": 2,
-    "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z"
+    "created_at": "2026-11-25T18:00:00Z", "updated_at": "2026-11-25T18:00:00Z",
+    "options": [],
+    "variants": [{"id": 42, "sku": null, "price": "49.99", "stock": 120, "options": {},
+                  "is_default": true}],
+    "min_price": "49.99", "max_price": "49.99", "in_stock": true
 }))]
 pub struct ProductOut {
     pub id: i64,
@@ -54,6 +105,17 @@ pub struct ProductOut {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "ecom_core::calendar::rfc3339")]
     pub updated_at: DateTime<Utc>,
+    /// The option names of the variants, by name, each with its values in order of first use.
+    #[schema(value_type = Vec<ProductOptionOut>)]
+    pub options: RawJson,
+    /// The product's variants in id order.
+    #[schema(value_type = Vec<VariantOut>)]
+    pub variants: RawJson,
+    /// The lowest and highest variant price.
+    pub min_price: Money,
+    pub max_price: Money,
+    /// Whether some variant has stock.
+    pub in_stock: bool,
 }
 
 impl From<Product> for ProductOut {
@@ -72,6 +134,11 @@ impl From<Product> for ProductOut {
             review_count: r.review_count,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            options: r.options,
+            variants: r.variants,
+            min_price: r.min_price,
+            max_price: r.max_price,
+            in_stock: r.in_stock,
         }
     }
 }
@@ -323,7 +390,8 @@ fn category_name(field: &str, raw: &str) -> Result<String, CatalogError> {
     Ok(name.to_string())
 }
 
-/// `POST /products`.
+/// `POST /products`: `price` and `stock` (one default variant without SKU or options), or
+/// `variants`, not both.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(example = json!({
     "name": "Wireless Keyboard", "description": "Quiet keys, USB-C charging.",
@@ -336,11 +404,16 @@ pub struct CreateProductRequest {
     #[serde(default)]
     #[schema(max_length = 10000)]
     pub description: String,
-    /// More than 2 decimal places, ≤ 0 or over 99,999,999.99 is refused.
-    #[schema(value_type = ecom_core::money::MoneyInput)]
-    pub price: serde_json::Value,
+    /// The only variant's price (with `stock`, instead of `variants`). More than 2 decimal
+    /// places, ≤ 0 or over 99,999,999.99 is refused.
+    #[schema(value_type = Option<ecom_core::money::MoneyInput>)]
+    pub price: Option<serde_json::Value>,
+    /// The only variant's stock (with `price`, instead of `variants`).
     #[schema(minimum = 0, maximum = 2147483647)]
-    pub stock: i64,
+    pub stock: Option<i64>,
+    /// 1 to 100 variants; the first is the default unless one says `is_default: true`.
+    #[schema(min_items = 1, max_items = 100)]
+    pub variants: Option<Vec<CreateVariantRequest>>,
     /// An existing category.
     pub category_id: Option<i64>,
     /// A category by name, created when it does not exist yet. Not with `category_id`.
@@ -372,32 +445,91 @@ impl Checks {
         raw.trim().to_string()
     }
 
-    fn price(&mut self, raw: &serde_json::Value) -> Money {
+    fn price(&mut self, field: &str, raw: &serde_json::Value) -> Money {
         match Money::deserialize(raw) {
             Ok(m) if m.is_zero() => {
-                self.fail("price", "must be greater than 0");
+                self.fail(field, "must be greater than 0");
                 m
             }
             Ok(m) => m,
             Err(e) => {
-                self.fail("price", e.to_string());
+                self.fail(field, e.to_string());
                 Money::ZERO
             }
         }
     }
 
-    fn stock(&mut self, raw: i64) -> i32 {
+    fn stock(&mut self, field: &str, raw: i64) -> i32 {
         match i32::try_from(raw) {
             Ok(s) if s >= 0 => s,
             Ok(_) => {
-                self.fail("stock", "must not be negative");
+                self.fail(field, "must not be negative");
                 0
             }
             Err(_) => {
-                self.fail("stock", "must be between 0 and 2147483647");
+                self.fail(field, "must be between 0 and 2147483647");
                 0
             }
         }
+    }
+
+    /// `null` or 1 to 64 of `A-Z a-z 0-9 . _ -`, as sent (a SKU is matched exactly).
+    fn sku(&mut self, field: &str, raw: Option<String>) -> Option<String> {
+        let sku = raw?;
+        let valid = (1..=SKU_MAX).contains(&sku.len())
+            && sku
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !valid {
+            self.fail(field, "must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'");
+        }
+        Some(sku)
+    }
+
+    /// At most 3 names of 1 to 50 characters, values of 1 to 100, trimmed (the limits hold
+    /// as sent, emptiness once trimmed, as for names).
+    fn options(&mut self, field: &str, raw: VariantOptions) -> VariantOptions {
+        if raw.len() > OPTIONS_MAX {
+            self.fail(field, "must have at most 3 options");
+        }
+        let mut options = VariantOptions::new();
+        for (name, value) in raw {
+            let (trimmed_name, trimmed_value) = (name.trim(), value.trim());
+            if trimmed_name.is_empty() || name.chars().count() > OPTION_NAME_MAX {
+                self.fail(field, "option names must be 1 to 50 characters");
+            } else if trimmed_value.is_empty() || value.chars().count() > OPTION_VALUE_MAX {
+                self.fail(
+                    &format!("{field}.{trimmed_name}"),
+                    "must be 1 to 100 characters",
+                );
+            }
+            let value = trimmed_value.to_string();
+            if options.insert(trimmed_name.to_string(), value).is_some() {
+                self.fail(field, format!("names the option `{trimmed_name}` twice"));
+            }
+        }
+        options
+    }
+
+    /// The variants of a new product: 1 to 100, at most one `is_default: true` (else the
+    /// first is the default).
+    fn variants(&mut self, raw: Vec<CreateVariantRequest>) -> Vec<NewVariant> {
+        if raw.is_empty() || raw.len() > MAX_VARIANTS {
+            self.fail("variants", "must hold 1 to 100 variants");
+        }
+        if raw.iter().filter(|v| v.is_default == Some(true)).count() > 1 {
+            self.fail("variants", "at most one variant may be the default");
+        }
+        let chosen = raw.iter().any(|v| v.is_default == Some(true));
+        let mut variants: Vec<NewVariant> = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| v.checked(self, &format!("variants[{i}]")))
+            .collect();
+        if !chosen && let Some(first) = variants.first_mut() {
+            first.is_default = true;
+        }
+        variants
     }
 
     fn finish<T>(self, value: T) -> Result<T, CatalogError> {
@@ -414,8 +546,23 @@ impl CreateProductRequest {
         let mut checks = Checks::default();
         let name = checks.name(&self.name);
         let description = checks.description(&self.description);
-        let price = checks.price(&self.price);
-        let stock = checks.stock(self.stock);
+        let variants = match (self.variants, self.price, self.stock) {
+            (Some(variants), price, stock) => {
+                if price.is_some() || stock.is_some() {
+                    checks.fail("variants", "send price and stock, or variants, not both");
+                }
+                checks.variants(variants)
+            }
+            (None, Some(price), Some(stock)) => {
+                let price = checks.price("price", &price);
+                vec![NewVariant::plain(price, checks.stock("stock", stock))]
+            }
+            (None, price, _) => {
+                let missing = if price.is_none() { "price" } else { "stock" };
+                checks.fail(missing, "is required unless variants are given");
+                Vec::new()
+            }
+        };
         let category = match (self.category_id, self.category_name) {
             (Some(_), Some(_)) => {
                 checks.fail(
@@ -438,9 +585,8 @@ impl CreateProductRequest {
         checks.finish(NewProduct {
             name,
             description,
-            price,
-            stock,
             category,
+            variants,
         })
     }
 }
@@ -469,9 +615,98 @@ impl UpdateProductRequest {
         let changes = ProductChanges {
             name: self.name.as_deref().map(|n| checks.name(n)),
             description: self.description.as_deref().map(|d| checks.description(d)),
-            price: self.price.as_ref().map(|p| checks.price(p)),
-            stock: self.stock.map(|s| checks.stock(s)),
+            price: self.price.as_ref().map(|p| checks.price("price", p)),
+            stock: self.stock.map(|s| checks.stock("stock", s)),
             category_id: self.category_id,
+        };
+        checks.finish(changes)
+    }
+}
+
+/// `POST /products/{id}/variants`, and each of `variants` in `POST /products`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "sku": "TEE-RED-M", "price": "19.99", "stock": 12,
+    "options": {"Colour": "Red", "Size": "M"}
+}))]
+#[serde(deny_unknown_fields)]
+pub struct CreateVariantRequest {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: Option<String>,
+    #[schema(value_type = ecom_core::money::MoneyInput)]
+    pub price: serde_json::Value,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub stock: i64,
+    /// At most 3 `name: value` pairs (names 1..=50, values 1..=100 characters, trimmed);
+    /// the same names as the product's other variants. Default `{}`.
+    #[serde(default)]
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    pub options: VariantOptions,
+    /// `true` makes it the product's default variant (the old default stops being it).
+    pub is_default: Option<bool>,
+}
+
+impl CreateVariantRequest {
+    pub fn validate(self) -> Result<NewVariant, CatalogError> {
+        let mut checks = Checks::default();
+        let variant = self.checked(&mut checks, "");
+        checks.finish(variant)
+    }
+
+    /// The variant with its errors in `checks`, fields named under `prefix` (`variants[2]`).
+    fn checked(self, checks: &mut Checks, prefix: &str) -> NewVariant {
+        let field = |name: &str| {
+            if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            }
+        };
+        NewVariant {
+            sku: checks.sku(&field("sku"), self.sku),
+            price: checks.price(&field("price"), &self.price),
+            stock: checks.stock(&field("stock"), self.stock),
+            options: checks.options(&field("options"), self.options),
+            is_default: self.is_default == Some(true),
+        }
+    }
+}
+
+/// `PATCH`/`PUT /products/{id}/variants/{variant_id}`: every field optional; `sku: null`
+/// removes the SKU; `is_default` may only be `true`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateVariantRequest {
+    #[serde(default, deserialize_with = "ecom_core::http::present")]
+    #[schema(value_type = Option<String>, pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub sku: Option<Option<String>>,
+    #[schema(value_type = Option<ecom_core::money::MoneyInput>)]
+    pub price: Option<serde_json::Value>,
+    #[schema(minimum = 0, maximum = 2147483647)]
+    pub stock: Option<i64>,
+    /// Replaces the variant's options; the names must stay those of the product's other
+    /// variants (a product's only variant may change them).
+    #[schema(value_type = Option<std::collections::HashMap<String, String>>)]
+    pub options: Option<VariantOptions>,
+    /// Only `true`: the variant becomes the default and the old default stops being it.
+    pub is_default: Option<bool>,
+}
+
+impl UpdateVariantRequest {
+    pub fn validate(self) -> Result<VariantChanges, CatalogError> {
+        let mut checks = Checks::default();
+        if self.is_default == Some(false) {
+            checks.fail(
+                "is_default",
+                "may only be true: make another variant the default instead",
+            );
+        }
+        let changes = VariantChanges {
+            sku: self.sku.map(|sku| checks.sku("sku", sku)),
+            price: self.price.as_ref().map(|p| checks.price("price", p)),
+            stock: self.stock.map(|s| checks.stock("stock", s)),
+            options: self.options.map(|o| checks.options("options", o)),
+            make_default: self.is_default == Some(true),
         };
         checks.finish(changes)
     }
@@ -520,7 +755,53 @@ pub enum ProductMissing {
     NotFound,
 }
 
-/// The body of a product write (`POST /products`, `PUT`/`PATCH /products/{id}`) refused.
+/// `PATCH`, `PUT`, `DELETE /products/{id}/variants/{variant_id}`: the product and the variant
+/// must exist, the variant under the product.
+#[derive(IntoResponses)]
+pub enum VariantMissing {
+    /// `not_found`: no such product, or no such variant of it
+    #[response(status = 404)]
+    NotFound,
+}
+
+/// The body of `POST /products/{id}/variants` refused.
+#[derive(IntoResponses)]
+pub enum NewVariantRefused {
+    /// `validation_failed` (an invalid or unknown field), `option_mismatch` (other option
+    /// names than the product's other variants) or `too_many_variants` (the product has 100)
+    #[response(status = 422)]
+    Invalid,
+}
+
+/// The body of a variant update refused.
+#[derive(IntoResponses)]
+pub enum VariantBodyRefused {
+    /// `validation_failed` (an invalid or unknown field, `is_default: false`) or
+    /// `option_mismatch` (other option names than the product's other variants)
+    #[response(status = 422)]
+    Invalid,
+}
+
+/// A variant write that conflicts with another live variant.
+#[derive(IntoResponses)]
+pub enum VariantConflict {
+    /// `sku_taken` (another variant has the SKU) or `duplicate_variant` (another variant of
+    /// the product has the same options)
+    #[response(status = 409)]
+    Conflict,
+}
+
+/// The body of `POST /products` refused.
+#[derive(IntoResponses)]
+pub enum NewProductRefused {
+    /// `validation_failed` (an invalid or unknown field, price and stock together with
+    /// variants, two defaults), `unknown_category` or `option_mismatch` (variants with
+    /// different option names)
+    #[response(status = 422)]
+    Invalid,
+}
+
+/// The body of a product write (`PUT`/`PATCH /products/{id}`) refused.
 #[derive(IntoResponses)]
 pub enum ProductBodyRefused {
     /// `validation_failed` (an invalid or unknown field) or `unknown_category`

@@ -34,6 +34,10 @@ pub use service::{reserve_stock, return_stock, variants_on_sale};
 #[openapi(
     components(schemas(
         api::ProductOut,
+        api::VariantOut,
+        api::ProductOptionOut,
+        api::CreateVariantRequest,
+        api::UpdateVariantRequest,
         api::ProductPage,
         api::CategoryBrief,
         api::CategoryOut,

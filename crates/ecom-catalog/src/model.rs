@@ -4,7 +4,36 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ecom_core::Money;
 
-use crate::schema::{categories, products, reviews};
+use crate::schema::{categories, product_variants, products, reviews};
+
+/// A JSONB value kept as the JSON text PostgreSQL sent, and written out as it is: the
+/// product's maintained `variants` and `options` reach a response without being parsed
+/// into a tree and serialized again (a listing shows up to 100 products).
+#[derive(Debug, Clone, diesel::deserialize::FromSqlRow)]
+pub struct RawJson(pub Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl serde::Serialize for RawJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Jsonb, diesel::pg::Pg> for RawJson {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        // JSONB's binary form: a version byte (1), then the value as JSON text.
+        let Some((&1, text)) = value.as_bytes().split_first() else {
+            return Err("unsupported JSONB encoding version".into());
+        };
+        let text = std::str::from_utf8(text)?.to_owned();
+        Ok(Self(serde_json::value::RawValue::from_string(text)?))
+    }
+}
 
 /// A product row as listings and `GET /products/{id}` read it (never the search vector).
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
@@ -25,6 +54,10 @@ pub struct ProductRow {
     pub min_price: Money,
     pub max_price: Money,
     pub in_stock: bool,
+    /// The live variants in id order and the option names with their values, in the
+    /// API's shape, as the variants' trigger keeps them.
+    pub variants: RawJson,
+    pub options: RawJson,
 }
 
 /// The category a product belongs to, as shown on the product.
@@ -69,14 +102,115 @@ pub enum CategoryChoice {
     Name(String),
 }
 
-/// A validated new product.
+/// A validated new product with its variants (1..=100, exactly one of them default).
 #[derive(Debug, Clone)]
 pub struct NewProduct {
     pub name: String,
     pub description: String,
+    pub category: Option<CategoryChoice>,
+    pub variants: Vec<NewVariant>,
+}
+
+/// Live variants a product may have.
+pub const MAX_VARIANTS: usize = 100;
+
+/// A validated new variant; `options` trimmed and within the limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVariant {
+    pub sku: Option<String>,
     pub price: Money,
     pub stock: i32,
-    pub category: Option<CategoryChoice>,
+    pub options: VariantOptions,
+    pub is_default: bool,
+}
+
+impl NewVariant {
+    /// The only variant of a product without options (what `price` and `stock` create).
+    pub fn plain(price: Money, stock: i32) -> Self {
+        Self {
+            sku: None,
+            price,
+            stock,
+            options: VariantOptions::new(),
+            is_default: true,
+        }
+    }
+}
+
+/// A validated partial update of a variant: `None` leaves a field as it is; `sku:
+/// Some(None)` removes the SKU; `make_default` takes the default flag from the old default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VariantChanges {
+    pub sku: Option<Option<String>>,
+    pub price: Option<Money>,
+    pub stock: Option<i32>,
+    pub options: Option<VariantOptions>,
+    pub make_default: bool,
+}
+
+impl VariantChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = product_variants)]
+pub(crate) struct VariantInsert<'a> {
+    pub product_id: i64,
+    pub sku: Option<&'a str>,
+    pub price: Money,
+    pub stock: i32,
+    pub options: serde_json::Value,
+    pub is_default: bool,
+}
+
+impl<'a> VariantInsert<'a> {
+    pub fn new(product_id: i64, new: &'a NewVariant) -> Self {
+        Self {
+            product_id,
+            sku: new.sku.as_deref(),
+            price: new.price,
+            stock: new.stock,
+            options: options_json(&new.options),
+            is_default: new.is_default,
+        }
+    }
+}
+
+/// Options as stored: a JSON object of strings.
+pub(crate) fn options_json(options: &VariantOptions) -> serde_json::Value {
+    serde_json::Value::Object(
+        options
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+            .collect(),
+    )
+}
+
+/// A live variant as the variant endpoints show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    pub id: i64,
+    pub product_id: i64,
+    pub sku: Option<String>,
+    pub price: Money,
+    pub stock: i32,
+    pub options: VariantOptions,
+    pub is_default: bool,
+}
+
+/// A variant row as stored (its options still JSON).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = product_variants, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct VariantRow {
+    pub id: i64,
+    pub product_id: i64,
+    pub sku: Option<String>,
+    pub price: Money,
+    pub stock: i32,
+    pub options: serde_json::Value,
+    pub is_default: bool,
 }
 
 #[derive(Debug, Insertable)]
@@ -84,7 +218,7 @@ pub struct NewProduct {
 pub(crate) struct ProductInsert<'a> {
     pub name: &'a str,
     pub description: &'a str,
-    /// The first variant's price and stock; the variants' trigger then keeps these.
+    /// The default variant's price and stock; the variants' trigger then keeps these.
     pub price: Money,
     pub stock: i32,
     pub min_price: Money,

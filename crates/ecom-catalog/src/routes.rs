@@ -15,8 +15,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
     CategoryOut, CategoryPage, CreateCategoryRequest, CreateProductRequest, CreateReviewRequest,
-    ProductBodyRefused, ProductListQuery, ProductMissing, ProductOut, ProductPage, ReviewOut,
-    ReviewPage, UpdateProductRequest,
+    CreateVariantRequest, NewProductRefused, NewVariantRefused, ProductBodyRefused,
+    ProductListQuery, ProductMissing, ProductOut, ProductPage, ReviewOut, ReviewPage,
+    UpdateProductRequest, UpdateVariantRequest, VariantBodyRefused, VariantConflict,
+    VariantMissing, VariantOut,
 };
 use crate::service::{self, CategoryNames, MatchSource, SearchCache};
 
@@ -30,6 +32,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_product)
         .service(update_product)
         .service(delete_product)
+        .service(create_variant)
+        .service(update_variant)
+        .service(delete_variant)
         .service(list_product_reviews)
         .service(create_product_review);
 }
@@ -134,7 +139,8 @@ pub async fn list_products(
     responses(
         (status = 201, description = "Created", body = ProductOut),
         (status = 403, description = "`forbidden`: needs `create:product`"),
-        ProductBodyRefused,
+        VariantConflict,
+        NewProductRefused,
     ),
     security(("bearer" = [])))]
 #[post("/products")]
@@ -216,6 +222,106 @@ pub async fn delete_product(
 ) -> AppResult<HttpResponse> {
     let mut conn = db.conn().await?;
     service::delete_product_audited(&mut conn, editor.user_id, id.into_inner()).await?;
+    searches.clear();
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Adds a variant to a product (`create:product`); at most 100 per product. Its options
+/// must have the names of the product's other variants.
+#[utoipa::path(tag = "catalog", operation_id = "createVariant",
+    params(("id" = i64, Path, description = "Product id")),
+    request_body = CreateVariantRequest,
+    responses(
+        (status = 201, description = "Created", body = VariantOut),
+        (status = 403, description = "`forbidden`: needs `create:product`"),
+        ProductMissing,
+        VariantConflict,
+        NewVariantRefused,
+    ),
+    security(("bearer" = [])))]
+#[post("/products/{id}/variants")]
+pub async fn create_variant(
+    editor: Authorized<CreateProduct>,
+    db: Db,
+    searches: web::Data<SearchCache>,
+    id: web::Path<i64>,
+    body: ecom_core::JsonObject<CreateVariantRequest>,
+) -> AppResult<HttpResponse> {
+    let product_id = id.into_inner();
+    let new = body.into_inner().validate()?;
+    let mut conn = db.conn().await?;
+    let variant =
+        service::create_variant_audited(&mut conn, editor.user_id, product_id, new).await?;
+    searches.clear();
+    Ok(created(
+        format!("/products/{product_id}/variants/{}", variant.id),
+        VariantOut::from(variant),
+    ))
+}
+
+/// Partial update of a variant (`edit:product`): only the fields sent change; `is_default:
+/// true` takes the default from the old default variant. PUT and PATCH alike.
+#[utoipa::path(tag = "catalog", operation_id = "updateVariant",
+    params(
+        ("id" = i64, Path, description = "Product id"),
+        ("variant_id" = i64, Path, description = "Variant id"),
+    ),
+    request_body = UpdateVariantRequest,
+    responses(
+        (status = 200, description = "The updated variant", body = VariantOut),
+        (status = 403, description = "`forbidden`: needs `edit:product`"),
+        VariantMissing,
+        VariantConflict,
+        VariantBodyRefused,
+    ),
+    security(("bearer" = [])))]
+#[route(
+    "/products/{id}/variants/{variant_id}",
+    method = "PUT",
+    method = "PATCH"
+)]
+pub async fn update_variant(
+    editor: Authorized<EditProduct>,
+    db: Db,
+    searches: web::Data<SearchCache>,
+    path: web::Path<(i64, i64)>,
+    body: ecom_core::JsonObject<UpdateVariantRequest>,
+) -> AppResult<web::Json<VariantOut>> {
+    let (product_id, variant_id) = path.into_inner();
+    let changes = body.into_inner().validate()?;
+    let mut conn = db.conn().await?;
+    let variant =
+        service::update_variant_audited(&mut conn, editor.user_id, product_id, variant_id, changes)
+            .await?;
+    searches.clear();
+    Ok(web::Json(variant.into()))
+}
+
+/// Removes a variant from the catalog (`delete:product`); past orders keep their lines. A
+/// product keeps at least one variant; when the default goes, the lowest-id variant left
+/// becomes the default.
+#[utoipa::path(tag = "catalog", operation_id = "deleteVariant",
+    params(
+        ("id" = i64, Path, description = "Product id"),
+        ("variant_id" = i64, Path, description = "Variant id"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: needs `delete:product`"),
+        VariantMissing,
+        (status = 409, description = "`last_variant`: the product's only variant; delete the product instead"),
+    ),
+    security(("bearer" = [])))]
+#[delete("/products/{id}/variants/{variant_id}")]
+pub async fn delete_variant(
+    editor: Authorized<DeleteProduct>,
+    db: Db,
+    searches: web::Data<SearchCache>,
+    path: web::Path<(i64, i64)>,
+) -> AppResult<HttpResponse> {
+    let (product_id, variant_id) = path.into_inner();
+    let mut conn = db.conn().await?;
+    service::delete_variant_audited(&mut conn, editor.user_id, product_id, variant_id).await?;
     searches.clear();
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,7 @@
 //! A realistic demo catalog, loaded in bulk (`INSERT … SELECT FROM generate_series`) so
 //! that 100,000 products take seconds: categories, products with varied names, prices,
-//! stock and ages, and reviews by the given users with the rating aggregates set.
+//! stock and ages, their variants (apparel in sizes and colours, shoes in sizes, the rest
+//! one variant), and reviews by the given users with the rating aggregates set.
 
 use diesel::QueryableByName;
 use diesel::sql_types::{Array, BigInt, Integer};
@@ -49,6 +50,21 @@ const COMMENTS: &str = "(ARRAY[\
     'Not great: it stopped working after a month.',\
     'My family loves it.',\
     'Solid product, fair price.'])";
+
+/// The nouns sold in several variants, one row per variant (`n` 1 is the default; `extra`
+/// is added to the product's price): apparel in sizes and colours, shoes in sizes. Other
+/// products have one variant without options.
+const SHAPES: &str = "
+    SELECT noun, ((size_at - 1) * 2 + colour_at)::int AS n,
+           jsonb_build_object('Size', size, 'Colour', colour) AS options,
+           CASE WHEN size = 'XL' THEN 2.00 ELSE 0 END AS extra
+    FROM unnest(ARRAY['T-Shirt','Hoodie','Rain Jacket','Jeans']) AS a(noun)
+    CROSS JOIN unnest(ARRAY['S','M','L','XL']) WITH ORDINALITY AS s(size, size_at)
+    CROSS JOIN unnest(ARRAY['Black','Navy']) WITH ORDINALITY AS c(colour, colour_at)
+    UNION ALL
+    SELECT noun, size_at::int, jsonb_build_object('Size', size), 0
+    FROM unnest(ARRAY['Running Shoes','Sneakers']) AS b(noun)
+    CROSS JOIN unnest(ARRAY['39','40','41','42','43','44']) WITH ORDINALITY AS s(size, size_at)";
 
 #[derive(QueryableByName)]
 struct Inserted {
@@ -113,14 +129,24 @@ pub async fn seed_demo(
                      category_id, at, at
                  FROM made
                  ORDER BY at
-                 RETURNING id, price, stock, created_at
+                 RETURNING id, name, price, stock, created_at
              ),
-             -- Each product's default variant; the trigger then writes the products'
-             -- variant summaries.
+             shape AS ({SHAPES}),
+             -- Each product's variants: one default, or a row per shape of its noun (the
+             -- name is `adjective noun series number`), the first the default; the trigger
+             -- then writes the products' variant summaries.
              variant AS (
-                 INSERT INTO product_variants (product_id, price, stock, is_default,
+                 INSERT INTO product_variants (product_id, price, stock, options, is_default,
                                                created_at, updated_at)
-                 SELECT id, price, stock, true, created_at, created_at FROM ins ORDER BY id
+                 SELECT ins.id, ins.price + coalesce(shape.extra, 0),
+                        CASE WHEN coalesce(shape.n, 1) = 1 THEN ins.stock
+                             ELSE (ins.id * 7 + shape.n * 13) % 40 END,
+                        coalesce(shape.options, '{{}}'::jsonb), coalesce(shape.n, 1) = 1,
+                        ins.created_at, ins.created_at
+                 FROM ins
+                 LEFT JOIN shape
+                   ON shape.noun = substring(ins.name FROM '^\\S+ (.+) \\S+ \\S+$')
+                 ORDER BY ins.id, shape.n
              )
              SELECT coalesce(min(id), 0) AS first_id, coalesce(max(id), -1) AS last_id,
                     count(*) AS count

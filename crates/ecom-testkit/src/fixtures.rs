@@ -201,11 +201,13 @@ macro_rules! product {
         let new = ecom_catalog::model::NewProduct {
             name: ::std::string::ToString::to_string(&$name),
             description: ::std::string::ToString::to_string(&$description),
-            price: $crate::fixtures::money($price),
-            stock: $stock,
             category: ::std::option::Option::map($category, |c| {
                 ecom_catalog::model::CategoryChoice::Name(::std::string::ToString::to_string(&c))
             }),
+            variants: ::std::vec![ecom_catalog::model::NewVariant::plain(
+                $crate::fixtures::money($price),
+                $stock,
+            )],
         };
         async move {
             ecom_catalog::service::create_product(conn, new)

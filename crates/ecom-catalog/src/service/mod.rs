@@ -5,6 +5,7 @@
 //!   search's text matches reused for a few seconds
 //! - [`products`]: product writes, and their audited forms that the routes call
 //! - [`categories`] (and the names listings show), [`reviews`]
+//! - [`variants`]: add, change and remove a product's variants, and their audited forms
 //! - [`stock`]: reserve and return variants' stock inside ecom-orders' transaction, and
 //!   variants as carts show them
 
@@ -14,6 +15,7 @@ pub mod reviews;
 pub mod search;
 pub mod search_cache;
 pub mod stock;
+pub mod variants;
 
 pub use categories::{CategoryNames, create_category, list_categories};
 pub use products::{
@@ -26,5 +28,9 @@ pub use search::{
 };
 pub use search_cache::SearchCache;
 pub use stock::{reserve_stock, return_stock, variants_on_sale};
+pub use variants::{
+    create_variant, create_variant_audited, delete_variant, delete_variant_audited, update_variant,
+    update_variant_audited,
+};
 
 type Result<T> = std::result::Result<T, crate::error::CatalogError>;

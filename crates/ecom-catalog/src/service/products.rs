@@ -10,7 +10,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::Result;
 use super::search::get_product;
 use crate::error::CatalogError;
-use crate::model::{CategoryChoice, NewProduct, Product, ProductChanges, ProductInsert};
+use crate::model::{
+    CategoryChoice, NewProduct, Product, ProductChanges, ProductInsert, VariantInsert,
+};
 use crate::schema::{product_variants, products};
 
 /// Maps a foreign-key failure on `products.category_id` to [`CatalogError::UnknownCategory`].
@@ -25,7 +27,8 @@ fn category_fk(err: DieselError, category_id: Option<i64>) -> CatalogError {
     }
 }
 
-/// Creates a product, creating its category first when it is given by a new name.
+/// Creates a product with its variants (one of them default), creating its category first
+/// when it is given by a new name.
 pub async fn create_product(conn: &mut AsyncPgConnection, new: NewProduct) -> Result<Product> {
     let id = conn
         .transaction(async move |conn| {
@@ -34,13 +37,23 @@ pub async fn create_product(conn: &mut AsyncPgConnection, new: NewProduct) -> Re
                 Some(CategoryChoice::Id(id)) => Some(*id),
                 Some(CategoryChoice::Name(name)) => Some(category_by_name(conn, name).await?),
             };
+            let default = new
+                .variants
+                .iter()
+                .find(|v| v.is_default)
+                .ok_or_else(|| CatalogError::invalid("variants", "one must be the default"))?;
+            let first = new.variants.as_slice().first().map(|v| &v.options);
+            for variant in &new.variants {
+                super::variants::check_option_names(first, &variant.options)?;
+            }
+            let prices = new.variants.iter().map(|v| v.price);
             let insert = ProductInsert {
                 name: &new.name,
                 description: &new.description,
-                price: new.price,
-                stock: new.stock,
-                min_price: new.price,
-                max_price: new.price,
+                price: default.price,
+                stock: default.stock,
+                min_price: prices.clone().min().unwrap_or(default.price),
+                max_price: prices.max().unwrap_or(default.price),
                 category_id,
             };
             let id = diesel::insert_into(products::table)
@@ -49,15 +62,16 @@ pub async fn create_product(conn: &mut AsyncPgConnection, new: NewProduct) -> Re
                 .get_result::<i64>(conn)
                 .await
                 .map_err(|e| category_fk(e, category_id))?;
+            let variants: Vec<VariantInsert<'_>> = new
+                .variants
+                .iter()
+                .map(|v| VariantInsert::new(id, v))
+                .collect();
             diesel::insert_into(product_variants::table)
-                .values((
-                    product_variants::product_id.eq(id),
-                    product_variants::price.eq(new.price),
-                    product_variants::stock.eq(new.stock),
-                    product_variants::is_default.eq(true),
-                ))
+                .values(&variants)
                 .execute(conn)
-                .await?;
+                .await
+                .map_err(|e| super::variants::variant_conflict(e, id))?;
             Ok::<_, CatalogError>(id)
         })
         .await?;
@@ -100,6 +114,8 @@ pub async fn update_product(
         let mut changes = changes;
         let (price, stock) = (changes.price.take(), changes.stock.take());
         if price.is_some() || stock.is_some() {
+            // Not while an admin moves the default to another variant.
+            super::variants::lock_product_variants(conn, id).await?;
             diesel::update(product_variants::table)
                 .filter(product_variants::product_id.eq(id))
                 .filter(product_variants::is_default)
@@ -127,8 +143,17 @@ pub async fn update_product(
     get_product(conn, id).await
 }
 
-/// Soft delete: the product leaves the catalog, its row stays for order history.
+/// Soft delete: the product leaves the catalog, its row stays for order history. Waits
+/// for variant writes of the product in flight, so none lands on a deleted product.
 pub async fn delete_product(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
+    conn.transaction(async move |conn| {
+        super::variants::lock_product_variants(conn, id).await?;
+        mark_deleted(conn, id).await
+    })
+    .await
+}
+
+async fn mark_deleted(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     let updated = diesel::update(products::table)
         .filter(products::id.eq(id))
         .filter(products::deleted_at.is_null())
@@ -144,34 +169,50 @@ pub async fn delete_product(conn: &mut AsyncPgConnection, id: i64) -> Result<()>
     Ok(())
 }
 
-/// What the audit trail keeps of a product.
-fn audit_snapshot(product: &Product) -> serde_json::Value {
-    serde_json::json!({
-        "name": product.row.name,
-        "price": product.row.price,
-        "stock": product.row.stock,
-        "category_id": product.row.category_id,
-    })
+/// An object whose writes the audit trail records, as `target_type` and snapshot.
+pub(crate) trait Audited {
+    const TARGET: &'static str;
+    fn id(&self) -> i64;
+    /// What the audit trail keeps of it.
+    fn snapshot(&self) -> serde_json::Value;
 }
 
-/// Records a product write (`product.create`, …) with the product before and after it.
-async fn audit_product(
+impl Audited for Product {
+    const TARGET: &'static str = "product";
+
+    fn id(&self) -> i64 {
+        self.row.id
+    }
+
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.row.name,
+            "price": self.row.price,
+            "stock": self.row.stock,
+            "category_id": self.row.category_id,
+        })
+    }
+}
+
+/// Records a catalog write (`product.create`, `variant.update`, …) with the object before
+/// and after it.
+pub(crate) async fn audit<T: Audited>(
     conn: &mut AsyncPgConnection,
     actor_id: i64,
     action: &str,
-    before: Option<&Product>,
-    after: Option<&Product>,
+    before: Option<&T>,
+    after: Option<&T>,
 ) -> Result<()> {
-    let product_id = after.or(before).map_or(0, |p| p.row.id);
+    let target_id = after.or(before).map_or(0, Audited::id);
     ecom_core::audit::record(
         conn,
         ecom_core::audit::AuditEntry {
             actor_id,
             action,
-            target_type: "product",
-            target_id: product_id.to_string(),
-            before: before.map(audit_snapshot),
-            after: after.map(audit_snapshot),
+            target_type: T::TARGET,
+            target_id: target_id.to_string(),
+            before: before.map(Audited::snapshot),
+            after: after.map(Audited::snapshot),
         },
     )
     .await?;
@@ -186,7 +227,7 @@ pub async fn create_product_audited(
 ) -> Result<Product> {
     conn.transaction(async move |conn| {
         let product = create_product(conn, new).await?;
-        audit_product(conn, actor_id, "product.create", None, Some(&product)).await?;
+        audit(conn, actor_id, "product.create", None, Some(&product)).await?;
         Ok(product)
     })
     .await
@@ -202,7 +243,7 @@ pub async fn update_product_audited(
     conn.transaction(async move |conn| {
         let before = get_product(conn, id).await?;
         let after = update_product(conn, id, changes).await?;
-        audit_product(
+        audit(
             conn,
             actor_id,
             "product.update",
@@ -224,7 +265,7 @@ pub async fn delete_product_audited(
     conn.transaction(async move |conn| {
         let before = get_product(conn, id).await?;
         delete_product(conn, id).await?;
-        audit_product(conn, actor_id, "product.delete", Some(&before), None).await
+        audit(conn, actor_id, "product.delete", Some(&before), None).await
     })
     .await
 }

@@ -324,7 +324,7 @@ fn order_by(sort: ProductSort, searching: bool, table: &str) -> String {
 /// [`CategoryNames`]).
 const LISTED_COLUMNS: &str = "p.id, p.name, p.description, p.price, p.stock, p.category_id, \
      p.review_count, p.avg_rating, p.created_at, p.updated_at, p.min_price, p.max_price, \
-     p.in_stock";
+     p.in_stock, p.variants, p.options";
 
 /// A listed product as one statement returns it, with the counts of its listing.
 #[derive(QueryableByName)]

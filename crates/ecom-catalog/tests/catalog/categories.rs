@@ -85,8 +85,9 @@ fn names_over_the_limit_as_sent_are_refused() {
     let product = |name: String| CreateProductRequest {
         name,
         description: String::new(),
-        price: json!("9.99"),
-        stock: 1,
+        price: Some(json!("9.99")),
+        stock: Some(1),
+        variants: None,
         category_id: None,
         category_name: None,
     };

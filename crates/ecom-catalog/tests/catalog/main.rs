@@ -15,3 +15,4 @@ mod stock;
 mod support;
 mod totals;
 mod variant_stock;
+mod variants;

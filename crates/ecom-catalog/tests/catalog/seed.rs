@@ -83,6 +83,47 @@ async fn the_demo_catalog_is_varied_and_consistent() {
         0
     );
 
+    // Apparel comes in sizes and colours, shoes in sizes, the rest in one variant; each
+    // product has one default and its summary matches its variants.
+    let several = scalar(
+        c,
+        "SELECT count(*) AS n FROM products WHERE jsonb_array_length(variants) > 1",
+    )
+    .await;
+    assert!(
+        (10..150).contains(&several),
+        "{several} products with variants"
+    );
+    for (sql, expected) in [
+        (
+            "SELECT count(*) AS n FROM products WHERE name LIKE '% T-Shirt %' AND (jsonb_array_length(variants) <> 8           OR options <> '[{\"name\": \"Colour\", \"values\": [\"Black\", \"Navy\"]}, {\"name\": \"Size\", \"values\": [\"S\", \"M\", \"L\", \"XL\"]}]'::jsonb           OR max_price <> min_price + 2)",
+            0,
+        ),
+        (
+            "SELECT count(*) AS n FROM products WHERE name LIKE '% Sneakers %' AND (jsonb_array_length(variants) <> 6           OR options -> 0 ->> 'name' <> 'Size')",
+            0,
+        ),
+        (
+            "SELECT count(*) AS n FROM products p WHERE (SELECT count(*) FROM product_variants v           WHERE v.product_id = p.id AND v.is_default) <> 1",
+            0,
+        ),
+        (
+            "SELECT count(*) AS n FROM products p JOIN product_variants v ON v.product_id = p.id           AND v.is_default WHERE (p.price, p.stock) <> (v.price, v.stock)           OR p.in_stock <> EXISTS (SELECT FROM product_variants w WHERE w.product_id = p.id AND w.stock > 0)",
+            0,
+        ),
+    ] {
+        assert_eq!(scalar(c, sql).await, expected, "{sql}");
+    }
+    assert!(
+        scalar(
+            c,
+            "SELECT count(*) AS n FROM products WHERE name LIKE '% T-Shirt %'"
+        )
+        .await
+            > 0,
+        "some T-shirts"
+    );
+
     // It is searchable and sortable like any catalog.
     let filter = ProductFilter {
         search: Some("keyboard".into()),
