@@ -86,10 +86,6 @@ struct LockedVariant {
     gone: bool,
 }
 
-/// How many times a reservation looks up default variants again when one changed between
-/// the look-up and the lock (an administrator moving the default flag meanwhile).
-const DEFAULT_LOOKUPS: usize = 3;
-
 /// One run of [`reserve_stock`]'s transaction.
 async fn reserve_locked(
     conn: &mut AsyncPgConnection,
@@ -102,105 +98,102 @@ async fn reserve_locked(
             ItemRef::Variant(_) => None,
         })
         .collect();
-    for _ in 0..DEFAULT_LOOKUPS {
-        let defaults: BTreeMap<i64, i64> = if products.is_empty() {
-            BTreeMap::new()
-        } else {
-            DefaultVariants {
-                products: &products,
-            }
-            .get_results::<(i64, i64)>(conn)
-            .await?
-            .into_iter()
-            .collect()
+    let defaults: BTreeMap<i64, i64> = if products.is_empty() {
+        BTreeMap::new()
+    } else {
+        DefaultVariants {
+            products: &products,
+        }
+        .get_results::<(i64, i64)>(conn)
+        .await?
+        .into_iter()
+        .collect()
+    };
+    let mut shortfall = StockShortfall::default();
+    // Variant id → (quantity, the product line it came from, if any).
+    let mut wanted: BTreeMap<i64, i32> = BTreeMap::new();
+    let mut from_product: BTreeMap<i64, i64> = BTreeMap::new();
+    for (&item, &quantity) in merged {
+        let variant_id = match item {
+            ItemRef::Variant(id) => id,
+            ItemRef::Product(id) => match defaults.get(&id) {
+                Some(&variant_id) => {
+                    from_product.insert(variant_id, id);
+                    variant_id
+                }
+                None => {
+                    shortfall.unknown_products.push(id);
+                    continue;
+                }
+            },
         };
-        let mut shortfall = StockShortfall::default();
-        // Variant id → (quantity, the product line it came from, if any).
-        let mut wanted: BTreeMap<i64, i32> = BTreeMap::new();
-        let mut from_product: BTreeMap<i64, i64> = BTreeMap::new();
-        for (&item, &quantity) in merged {
-            let variant_id = match item {
-                ItemRef::Variant(id) => id,
-                ItemRef::Product(id) => match defaults.get(&id) {
-                    Some(&variant_id) => {
-                        from_product.insert(variant_id, id);
-                        variant_id
-                    }
-                    None => {
-                        shortfall.unknown_products.push(id);
-                        continue;
-                    }
-                },
-            };
-            let total = wanted.entry(variant_id).or_insert(0);
-            *total = total
-                .checked_add(quantity)
-                .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
-        }
-        let ids: Vec<i64> = wanted.keys().copied().collect();
-        let locked: BTreeMap<i64, LockedVariant> = LockVariants { ids: &ids }
-            .get_results::<LockedRow>(conn)
-            .await?
-            .into_iter()
-            .map(into_locked)
-            .collect();
-        // A default that moved between the look-up and the lock: look again (the locks
-        // taken stay until the transaction ends, which is harmless).
-        let moved = from_product
-            .keys()
-            .any(|id| locked.get(id).is_none_or(|v| !v.is_default));
-        if moved {
-            continue;
-        }
-        let mut reserved = Vec::with_capacity(wanted.len());
-        for (&variant_id, &quantity) in &wanted {
-            let unknown = |shortfall: &mut StockShortfall| match from_product.get(&variant_id) {
-                Some(&product_id) => shortfall.unknown_products.push(product_id),
-                None => shortfall.unknown_variants.push(variant_id),
-            };
-            match locked.get(&variant_id) {
-                None => unknown(&mut shortfall),
-                Some(v) if v.gone => unknown(&mut shortfall),
-                Some(v) if v.stock < quantity => shortfall.insufficient.push(Shortage {
-                    product_id: v.product_id,
-                    variant_id,
-                    requested: quantity,
-                    available: v.stock,
-                }),
-                Some(v) => reserved.push(ReservedLine {
-                    product_id: v.product_id,
-                    variant_id,
-                    name: v.name.clone(),
-                    sku: v.sku.clone(),
-                    options: options_of(&v.options)?,
-                    unit_price: v.price,
-                    quantity,
-                }),
-            }
-        }
-        if !shortfall.is_empty() {
-            shortfall.unknown_products.sort_unstable();
-            shortfall.unknown_variants.sort_unstable();
-            return Err(CatalogError::StockRejected(shortfall));
-        }
-        let quantities: Vec<i32> = wanted.values().copied().collect();
-        let updated = TakeStock {
-            ids: &ids,
-            quantities: &quantities,
-        }
-        .execute(conn)
-        .await?;
-        if updated != ids.len() {
-            return Err(CatalogError::Database(DieselError::RollbackTransaction));
-        }
-        return Ok(reserved);
+        let total = wanted.entry(variant_id).or_insert(0);
+        *total = total
+            .checked_add(quantity)
+            .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
     }
-    // The default flag moved at every look-up: a conflict like a deadlock, retried by
-    // whoever owns the transaction.
-    Err(CatalogError::Database(DieselError::DatabaseError(
-        diesel::result::DatabaseErrorKind::SerializationFailure,
-        Box::new("the default variant kept changing".to_string()),
-    )))
+    let ids: Vec<i64> = wanted.keys().copied().collect();
+    let locked: BTreeMap<i64, LockedVariant> = LockVariants { ids: &ids }
+        .get_results::<LockedRow>(conn)
+        .await?
+        .into_iter()
+        .map(into_locked)
+        .collect();
+    // A default that moved between the look-up and the lock (an administrator moving
+    // the flag meanwhile): looking again while holding these locks could lock a lower
+    // variant id after a higher one, so the run ends as a conflict, which whoever owns
+    // the transaction runs again from the start.
+    let moved = from_product
+        .keys()
+        .any(|id| locked.get(id).is_none_or(|v| !v.is_default));
+    if moved {
+        return Err(CatalogError::Database(DieselError::DatabaseError(
+            diesel::result::DatabaseErrorKind::SerializationFailure,
+            Box::new("a product's default variant moved during the reservation".to_string()),
+        )));
+    }
+    let mut reserved = Vec::with_capacity(wanted.len());
+    for (&variant_id, &quantity) in &wanted {
+        let unknown = |shortfall: &mut StockShortfall| match from_product.get(&variant_id) {
+            Some(&product_id) => shortfall.unknown_products.push(product_id),
+            None => shortfall.unknown_variants.push(variant_id),
+        };
+        match locked.get(&variant_id) {
+            None => unknown(&mut shortfall),
+            Some(v) if v.gone => unknown(&mut shortfall),
+            Some(v) if v.stock < quantity => shortfall.insufficient.push(Shortage {
+                product_id: v.product_id,
+                variant_id,
+                requested: quantity,
+                available: v.stock,
+            }),
+            Some(v) => reserved.push(ReservedLine {
+                product_id: v.product_id,
+                variant_id,
+                name: v.name.clone(),
+                sku: v.sku.clone(),
+                options: options_of(&v.options)?,
+                unit_price: v.price,
+                quantity,
+            }),
+        }
+    }
+    if !shortfall.is_empty() {
+        shortfall.unknown_products.sort_unstable();
+        shortfall.unknown_variants.sort_unstable();
+        return Err(CatalogError::StockRejected(shortfall));
+    }
+    let quantities: Vec<i32> = wanted.values().copied().collect();
+    let updated = TakeStock {
+        ids: &ids,
+        quantities: &quantities,
+    }
+    .execute(conn)
+    .await?;
+    if updated != ids.len() {
+        return Err(CatalogError::Database(DieselError::RollbackTransaction));
+    }
+    Ok(reserved)
 }
 
 /// A variant's stored options as the model's map (values are strings by the API's rules).
