@@ -28,7 +28,7 @@ pub const CREATOR: i64 = 5;
 /// First of the extra shoppers of the concurrency tests (`CROWD..CROWD + CROWD_SIZE`).
 pub const CROWD: i64 = 100;
 /// How many crowd shoppers [`accounts`] holds.
-pub const CROWD_SIZE: i64 = 20;
+pub const CROWD_SIZE: i64 = 50;
 
 /// Every account above, active.
 pub fn accounts() -> Arc<FixedAccounts> {

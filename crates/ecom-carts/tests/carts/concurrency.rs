@@ -63,14 +63,14 @@ async fn of_racing_merges_of_one_guest_cart_exactly_one_applies() {
 }
 
 #[actix_web::test]
-async fn eight_racing_checkouts_of_one_cart_place_one_order() {
+async fn twenty_racing_checkouts_of_one_cart_place_one_order() {
     let (db, mut conn, [mug]) = ecom_testkit::stocked!(("Mug", "8.50", 10)).await;
     let socket = Socket::serve(&db, 20);
     let shopper = token(SHOPPER);
     let me = As::user(&shopper);
     let (cart, _) = socket.cart_with(me, mug, 3).await;
 
-    let keys: Vec<String> = (0..8).map(|i| format!("key-{i}")).collect();
+    let keys: Vec<String> = (0..20).map(|i| format!("key-{i}")).collect();
     let checkout = format!("/carts/{}/checkout", cart["id"]);
     let answers = join_all(
         keys.iter()
@@ -82,7 +82,7 @@ async fn eight_racing_checkouts_of_one_cart_place_one_order() {
         .iter()
         .filter(|(s, b)| *s == 409 && b["code"] == "cart_converted")
         .count();
-    assert_eq!((placed, converted), (1, 7), "{answers:?}");
+    assert_eq!((placed, converted), (1, 19), "{answers:?}");
     assert_eq!(
         count(&mut conn, "SELECT count(*) AS n FROM orders").await,
         1
@@ -105,6 +105,41 @@ async fn eight_racing_checkouts_of_one_cart_place_one_order() {
     assert_eq!(
         count(&mut conn, "SELECT count(*) AS n FROM orders").await,
         1
+    );
+    socket.server.stop().await;
+}
+
+/// Fifty shoppers' carts want one unit each of a variant with 30 in stock, and check out
+/// at once: exactly 30 orders, the stock at zero and never below, the rest refused.
+#[actix_web::test]
+async fn fifty_racing_carts_sell_exactly_the_stock_of_one_variant() {
+    let (db, mut conn, [mug]) = ecom_testkit::stocked!(("Mug", "8.50", 30)).await;
+    let socket = Socket::serve(&db, 16);
+    let tokens: Vec<String> = (CROWD..CROWD + 50).map(token).collect();
+    let mut checkouts = Vec::new();
+    for t in &tokens {
+        let (cart, _) = socket.cart_with(As::user(t), mug, 1).await;
+        checkouts.push(format!("/carts/{}/checkout", cart["id"]));
+    }
+    let answers = join_all(
+        checkouts
+            .iter()
+            .zip(&tokens)
+            .map(|(path, t)| socket.send(Method::POST, path, None, As::user(t).with_key("k"))),
+    )
+    .await;
+    let placed = answers.iter().filter(|(s, _)| *s == 201).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, b)| {
+            *s == 409 && (b["code"] == "cart_has_problems" || b["code"] == "insufficient_stock")
+        })
+        .count();
+    assert_eq!((placed, refused), (30, 20), "{answers:?}");
+    assert_eq!(socket.product(mug).await["stock"], 0);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM orders").await,
+        30
     );
     socket.server.stop().await;
 }
