@@ -86,11 +86,20 @@ struct LockedVariant {
     gone: bool,
 }
 
-/// One run of [`reserve_stock`]'s transaction.
-async fn reserve_locked(
+/// Lines resolved to variants: each variant's merged quantity, the product whose line named
+/// it (when a product line was resolved to its default), and the products without one.
+struct Resolved {
+    wanted: BTreeMap<i64, i32>,
+    from_product: BTreeMap<i64, i64>,
+    unknown_products: Vec<i64>,
+}
+
+/// Resolves product lines to their default variants (read, not locked) and merges lines
+/// that name the same variant.
+async fn resolve(
     conn: &mut AsyncPgConnection,
     merged: &BTreeMap<ItemRef, i32>,
-) -> Result<Vec<ReservedLine>> {
+) -> Result<Resolved> {
     let products: Vec<i64> = merged
         .keys()
         .filter_map(|item| match item {
@@ -109,29 +118,47 @@ async fn reserve_locked(
         .into_iter()
         .collect()
     };
-    let mut shortfall = StockShortfall::default();
-    // Variant id → (quantity, the product line it came from, if any).
-    let mut wanted: BTreeMap<i64, i32> = BTreeMap::new();
-    let mut from_product: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut resolved = Resolved {
+        wanted: BTreeMap::new(),
+        from_product: BTreeMap::new(),
+        unknown_products: Vec::new(),
+    };
     for (&item, &quantity) in merged {
         let variant_id = match item {
             ItemRef::Variant(id) => id,
             ItemRef::Product(id) => match defaults.get(&id) {
                 Some(&variant_id) => {
-                    from_product.insert(variant_id, id);
+                    resolved.from_product.insert(variant_id, id);
                     variant_id
                 }
                 None => {
-                    shortfall.unknown_products.push(id);
+                    resolved.unknown_products.push(id);
                     continue;
                 }
             },
         };
-        let total = wanted.entry(variant_id).or_insert(0);
+        let total = resolved.wanted.entry(variant_id).or_insert(0);
         *total = total
             .checked_add(quantity)
             .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
     }
+    Ok(resolved)
+}
+
+/// One run of [`reserve_stock`]'s transaction.
+async fn reserve_locked(
+    conn: &mut AsyncPgConnection,
+    merged: &BTreeMap<ItemRef, i32>,
+) -> Result<Vec<ReservedLine>> {
+    let Resolved {
+        wanted,
+        from_product,
+        unknown_products,
+    } = resolve(conn, merged).await?;
+    let mut shortfall = StockShortfall {
+        unknown_products,
+        ..StockShortfall::default()
+    };
     let ids: Vec<i64> = wanted.keys().copied().collect();
     let locked: BTreeMap<i64, LockedVariant> = LockVariants { ids: &ids }
         .get_results::<LockedRow>(conn)
@@ -217,42 +244,15 @@ async fn return_locked(
     conn: &mut AsyncPgConnection,
     merged: &BTreeMap<ItemRef, i32>,
 ) -> Result<()> {
-    let products: Vec<i64> = merged
-        .keys()
-        .filter_map(|item| match item {
-            ItemRef::Product(id) => Some(*id),
-            ItemRef::Variant(_) => None,
-        })
-        .collect();
-    let defaults: BTreeMap<i64, i64> = if products.is_empty() {
-        BTreeMap::new()
-    } else {
-        DefaultVariants {
-            products: &products,
-        }
-        .get_results::<(i64, i64)>(conn)
-        .await?
-        .into_iter()
-        .collect()
+    let Resolved {
+        wanted: back,
+        unknown_products,
+        ..
+    } = resolve(conn, merged).await?;
+    let mut shortfall = StockShortfall {
+        unknown_products,
+        ..StockShortfall::default()
     };
-    let mut shortfall = StockShortfall::default();
-    let mut back: BTreeMap<i64, i32> = BTreeMap::new();
-    for (&item, &quantity) in merged {
-        let variant_id = match item {
-            ItemRef::Variant(id) => id,
-            ItemRef::Product(id) => match defaults.get(&id) {
-                Some(&variant_id) => variant_id,
-                None => {
-                    shortfall.unknown_products.push(id);
-                    continue;
-                }
-            },
-        };
-        let total = back.entry(variant_id).or_insert(0);
-        *total = total
-            .checked_add(quantity)
-            .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
-    }
     let ids: Vec<i64> = back.keys().copied().collect();
     let locked: Vec<LockedRow> = LockVariants { ids: &ids }.get_results(conn).await?;
     shortfall.unknown_variants = ids

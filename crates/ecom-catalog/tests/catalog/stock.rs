@@ -1,13 +1,13 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use ecom_catalog::schema::{product_variants, products};
+use ecom_catalog::schema::products;
 use ecom_catalog::service;
 use ecom_catalog::{
     CatalogError, ItemRef, Shortage, StockLine, StockShortfall, reserve_stock, return_stock,
 };
 use ecom_core::db::{PoolOptions, build_pool};
 
-use crate::support::{money, stocked};
+use crate::support::{default_variant, money, stocked};
 use ecom_testkit::TestDb;
 
 fn line(product_id: i64, quantity: i32) -> StockLine {
@@ -15,17 +15,6 @@ fn line(product_id: i64, quantity: i32) -> StockLine {
         item: ItemRef::Product(product_id),
         quantity,
     }
-}
-
-/// The default variant of a product.
-async fn default_variant(conn: &mut AsyncPgConnection, product_id: i64) -> i64 {
-    product_variants::table
-        .filter(product_variants::product_id.eq(product_id))
-        .filter(product_variants::is_default)
-        .select(product_variants::id)
-        .first(conn)
-        .await
-        .expect("default variant")
 }
 
 async fn stock_of(conn: &mut AsyncPgConnection, id: i64) -> i32 {

@@ -67,3 +67,17 @@ pub async fn set_created_at(conn: &mut AsyncPgConnection, id: i64, days_ago: i32
     .await
     .expect("set created_at");
 }
+
+/// The default variant of a product.
+pub async fn default_variant(conn: &mut AsyncPgConnection, product_id: i64) -> i64 {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use ecom_catalog::schema::product_variants;
+    product_variants::table
+        .filter(product_variants::product_id.eq(product_id))
+        .filter(product_variants::is_default)
+        .select(product_variants::id)
+        .first(conn)
+        .await
+        .expect("default variant")
+}

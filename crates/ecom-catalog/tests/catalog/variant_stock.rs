@@ -9,21 +9,10 @@ use ecom_catalog::schema::{product_variants, products};
 use ecom_catalog::{CatalogError, ItemRef, StockLine, reserve_stock, return_stock, service};
 use ecom_testkit::fixtures::page_of;
 
-use crate::support::{money, stocked};
+use crate::support::{default_variant, money, stocked};
 
 fn line(item: ItemRef, quantity: i32) -> StockLine {
     StockLine { item, quantity }
-}
-
-/// The default variant of a product.
-async fn default_variant(conn: &mut AsyncPgConnection, product_id: i64) -> i64 {
-    product_variants::table
-        .filter(product_variants::product_id.eq(product_id))
-        .filter(product_variants::is_default)
-        .select(product_variants::id)
-        .first(conn)
-        .await
-        .expect("default variant")
 }
 
 /// Adds a variant to a product (the variant endpoints' service is tested elsewhere; this is

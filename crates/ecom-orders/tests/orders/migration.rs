@@ -13,18 +13,7 @@ const VERSION: &str = "20261206000300";
 
 /// Reverts migrations newest first until this one is undone.
 async fn revert_through_this_one(db: &TestDb) {
-    for _ in 0..100 {
-        let reverted = migrate::migrate(&db.url, Direction::RevertLast)
-            .await
-            .expect("revert");
-        if reverted
-            .iter()
-            .any(|v| v.replace('-', "").starts_with(VERSION))
-        {
-            return;
-        }
-    }
-    panic!("migration {VERSION} was never reverted");
+    crate::support::revert_through(db, VERSION).await;
 }
 
 #[derive(QueryableByName)]

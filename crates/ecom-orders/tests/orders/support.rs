@@ -120,3 +120,21 @@ pub fn orders_server(
     let url = server.url(path);
     (server, ecom_testkit::http_client(), url)
 }
+
+/// Reverts migrations newest first until the one whose version starts with `version`
+/// (`20261206000300`) is undone.
+pub async fn revert_through(db: &TestDb, version: &str) {
+    use ecom_core::migrate::{self, Direction};
+    for _ in 0..100 {
+        let reverted = migrate::migrate(&db.url, Direction::RevertLast)
+            .await
+            .expect("revert");
+        if reverted
+            .iter()
+            .any(|v| v.replace('-', "").starts_with(version))
+        {
+            return;
+        }
+    }
+    panic!("migration {version} was never reverted");
+}

@@ -11,7 +11,7 @@ use ecom_testkit::TestDb;
 use serde_json::{Value, json};
 
 use crate::shop;
-use crate::support::{SHOPPER, count, count_rows, token};
+use crate::support::{SHOPPER, count, count_rows, revert_through, token};
 
 #[derive(QueryableByName)]
 struct Id {
@@ -170,22 +170,6 @@ async fn a_line_names_one_thing_and_unknown_variants_are_refused() {
         "nothing taken"
     );
     assert_eq!(count_rows(&mut conn, "orders").await, 0);
-}
-
-/// Reverts migrations newest first until `version` is undone.
-async fn revert_through(db: &TestDb, version: &str) {
-    for _ in 0..100 {
-        let reverted = migrate::migrate(&db.url, Direction::RevertLast)
-            .await
-            .expect("revert");
-        if reverted
-            .iter()
-            .any(|v| v.replace('-', "").starts_with(version))
-        {
-            return;
-        }
-    }
-    panic!("migration {version} was never reverted");
 }
 
 #[actix_web::test]
