@@ -36,22 +36,31 @@ async fn shoppers_browse_search_and_read_reviews_without_signing_in() {
         .expect("items")
         .iter()
         .map(|p| {
-            p["price"]
+            p["min_price"]
                 .as_str()
                 .expect("price as string")
                 .parse()
                 .expect("number")
         })
         .collect();
-    assert!(prices.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
+    assert!(
+        prices.windows(2).all(|w| w[0] <= w[1]),
+        "cheapest variant first"
+    );
 
     let in_stock = app.get("/products?in_stock=true&limit=100").await.json();
+    // In stock: some variant has stock (the default's, shown as `stock`, may be sold out).
     assert!(
         in_stock["items"]
             .as_array()
             .expect("items")
             .iter()
-            .all(|p| p["stock"].as_i64() > Some(0))
+            .all(|p| {
+                p["in_stock"] == true
+                    && p["variants"]
+                        .as_array()
+                        .is_some_and(|vs| vs.iter().any(|v| v["stock"].as_i64() > Some(0)))
+            })
     );
 
     let found = app.get("/products?search=keyboard&limit=100").await.json();
