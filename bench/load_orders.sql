@@ -26,11 +26,21 @@ SELECT t.order_id,
 FROM (SELECT order_id, sum(unit_price * quantity) AS total FROM bench_lines GROUP BY order_id) AS t,
      LATERAL (SELECT now() - ((t.order_id * 104729 % 31536000) * interval '1 second') AS at) AS c;
 
--- Seeded products have one variant each; history keeps the product id as the variant id,
--- as the variants migration does for lines placed before variants.
+-- History names the product's id as the variant, as the variants migration does for lines
+-- placed before variants (the reports read products, not variants). A database of a binary
+-- from before variants (a before/after comparison) has no variant column yet.
+SELECT EXISTS (SELECT 1 FROM information_schema.columns
+               WHERE table_name = 'order_lines' AND column_name = 'variant_id') AS has_variants
+\gset
+\if :has_variants
 INSERT INTO order_lines (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total)
 SELECT order_id, product_id, product_id, 'Product ' || product_id, unit_price, quantity, unit_price * quantity
 FROM bench_lines;
+\else
+INSERT INTO order_lines (order_id, product_id, product_name, unit_price, quantity, line_total)
+SELECT order_id, product_id, 'Product ' || product_id, unit_price, quantity, unit_price * quantity
+FROM bench_lines;
+\endif
 
 SELECT setval(pg_get_serial_sequence('orders', 'id'), (SELECT max(id) FROM orders));
 COMMIT;
