@@ -4,7 +4,8 @@
 -- The product row keeps what listings, filters and sorts read, so that no listing ever
 -- aggregates variants per listed item: `price` and `stock` are the default variant's,
 -- `min_price`, `max_price` and `in_stock` summarize the live variants, and `variants` and
--- `options` are the product's variants and option names as the API shows them. A trigger
+-- `options` are the product's variants and option names as the API shows them (`json`, not
+-- `jsonb`: sent as stored, where a `jsonb` column is printed anew for every row read). A trigger
 -- keeps them in the transaction of every variant write (statement-level, so a multi-row
 -- stock change updates each product once, locking products in id order after the
 -- variants it changed).
@@ -48,8 +49,8 @@ ALTER TABLE products
     ADD COLUMN min_price NUMERIC(12,2),
     ADD COLUMN max_price NUMERIC(12,2),
     ADD COLUMN in_stock  BOOLEAN NOT NULL DEFAULT false,
-    ADD COLUMN variants  JSONB NOT NULL DEFAULT '[]'::jsonb,
-    ADD COLUMN options   JSONB NOT NULL DEFAULT '[]'::jsonb;
+    ADD COLUMN variants  JSON NOT NULL DEFAULT '[]'::json,
+    ADD COLUMN options   JSON NOT NULL DEFAULT '[]'::json;
 
 -- Recomputes what the product rows of `ids` keep of their live variants. Products are
 -- locked in id order first, so concurrent variant writes over several products queue
@@ -60,7 +61,7 @@ BEGIN
     PERFORM 1 FROM products WHERE id = ANY (ids) ORDER BY id FOR UPDATE;
     UPDATE products p
     SET price = s.price, stock = s.stock, min_price = s.min_price, max_price = s.max_price,
-        in_stock = s.in_stock, variants = s.variants, options = s.options
+        in_stock = s.in_stock, variants = s.variants::json, options = s.options::json
     FROM (
         SELECT v.product_id,
                (array_agg(v.price) FILTER (WHERE v.is_default))[1] AS price,
@@ -85,7 +86,8 @@ BEGIN
     ) AS s
     WHERE p.id = s.product_id
       AND s.price IS NOT NULL
-      AND (p.price, p.stock, p.min_price, p.max_price, p.in_stock, p.variants, p.options)
+      AND (p.price, p.stock, p.min_price, p.max_price, p.in_stock, p.variants::jsonb,
+           p.options::jsonb)
           IS DISTINCT FROM
           (s.price, s.stock, s.min_price, s.max_price, s.in_stock, s.variants, s.options);
 END
@@ -123,8 +125,8 @@ UPDATE products SET
     min_price = price, max_price = price, in_stock = stock > 0,
     variants = jsonb_build_array(jsonb_build_object(
         'id', id, 'sku', NULL, 'price', price::text, 'stock', stock,
-        'options', '{}'::jsonb, 'is_default', true)),
-    options = '[]'::jsonb;
+        'options', '{}'::jsonb, 'is_default', true))::json,
+    options = '[]'::json;
 
 ALTER TABLE products
     ALTER COLUMN min_price SET NOT NULL,

@@ -45,8 +45,8 @@ diesel::table! {
         min_price -> Numeric,
         max_price -> Numeric,
         in_stock -> Bool,
-        variants -> Jsonb,
-        options -> Jsonb,
+        variants -> Json,
+        options -> Json,
     }
 }
 

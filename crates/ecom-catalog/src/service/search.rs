@@ -24,7 +24,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::Untyped;
-use diesel::sql_types::{BigInt, Bool, Double, Integer, Jsonb, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Double, Integer, Json, Nullable, Numeric, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
 
@@ -362,8 +362,8 @@ type ListedColumns = (
         Numeric,
         Numeric,
         Bool,
-        Jsonb,
-        Jsonb,
+        Json,
+        Json,
     ),
     Nullable<Double>,
     BigInt,

@@ -87,7 +87,7 @@ async fn the_demo_catalog_is_varied_and_consistent() {
     // product has one default and its summary matches its variants.
     let several = scalar(
         c,
-        "SELECT count(*) AS n FROM products WHERE jsonb_array_length(variants) > 1",
+        "SELECT count(*) AS n FROM products WHERE json_array_length(variants) > 1",
     )
     .await;
     assert!(
@@ -96,11 +96,11 @@ async fn the_demo_catalog_is_varied_and_consistent() {
     );
     for (sql, expected) in [
         (
-            "SELECT count(*) AS n FROM products WHERE name LIKE '% T-Shirt %' AND (jsonb_array_length(variants) <> 8           OR options <> '[{\"name\": \"Colour\", \"values\": [\"Black\", \"Navy\"]}, {\"name\": \"Size\", \"values\": [\"S\", \"M\", \"L\", \"XL\"]}]'::jsonb           OR max_price <> min_price + 2)",
+            "SELECT count(*) AS n FROM products WHERE name LIKE '% T-Shirt %' AND (json_array_length(variants) <> 8           OR options::jsonb <> '[{\"name\": \"Colour\", \"values\": [\"Black\", \"Navy\"]}, {\"name\": \"Size\", \"values\": [\"S\", \"M\", \"L\", \"XL\"]}]'::jsonb           OR max_price <> min_price + 2)",
             0,
         ),
         (
-            "SELECT count(*) AS n FROM products WHERE name LIKE '% Sneakers %' AND (jsonb_array_length(variants) <> 6           OR options -> 0 ->> 'name' <> 'Size')",
+            "SELECT count(*) AS n FROM products WHERE name LIKE '% Sneakers %' AND (json_array_length(variants) <> 6           OR options -> 0 ->> 'name' <> 'Size')",
             0,
         ),
         (

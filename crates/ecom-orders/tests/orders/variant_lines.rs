@@ -204,9 +204,9 @@ async fn products_and_lines_from_before_variants_get_their_variant_and_it_revert
             &mut conn,
             "SELECT count(*) AS n FROM products WHERE id = 42 AND NOT in_stock \
                AND min_price = 15.00 AND max_price = 15.00 \
-               AND variants = '[{\"id\": 42, \"sku\": null, \"price\": \"15.00\", \"stock\": 0, \
+               AND variants::jsonb = '[{\"id\": 42, \"sku\": null, \"price\": \"15.00\", \"stock\": 0, \
                                  \"options\": {}, \"is_default\": true}]'::jsonb \
-               AND options = '[]'::jsonb"
+               AND options::jsonb = '[]'::jsonb"
         )
         .await,
         1,
