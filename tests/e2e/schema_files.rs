@@ -75,6 +75,7 @@ fn udt_name(diesel_type: &str) -> String {
         "Bool" => "bool",
         "Bytea" => "bytea",
         "Numeric" => "numeric",
+        "Json" => "json",
         "Jsonb" => "jsonb",
         "Date" => "date",
         "Timestamptz" => "timestamptz",
