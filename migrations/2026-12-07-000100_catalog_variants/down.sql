@@ -5,6 +5,7 @@ DROP TRIGGER product_variants_after_update ON product_variants;
 DROP TRIGGER product_variants_after_delete ON product_variants;
 DROP FUNCTION product_variants_after_write();
 DROP FUNCTION product_variants_sync(BIGINT[]);
+DROP FUNCTION product_variants_sync_stock(BIGINT[]);
 DROP INDEX products_min_price_idx;
 DROP INDEX products_max_price_idx;
 CREATE INDEX products_price_idx ON products (price, id) WHERE deleted_at IS NULL;

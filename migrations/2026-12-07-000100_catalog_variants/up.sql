@@ -93,14 +93,45 @@ BEGIN
 END
 $$;
 
+-- A stock change only (every checkout and cancel): the default's stock, `in_stock` and the
+-- variants' JSON change; prices and options do not, so they are not summarized again.
+CREATE FUNCTION product_variants_sync_stock(ids BIGINT[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM products WHERE id = ANY (ids) ORDER BY id FOR UPDATE;
+    UPDATE products p
+    SET stock = s.stock, in_stock = s.in_stock, variants = s.variants::json
+    FROM (
+        SELECT v.product_id,
+               (array_agg(v.stock) FILTER (WHERE v.is_default))[1] AS stock,
+               bool_or(v.stock > 0) AS in_stock,
+               jsonb_agg(jsonb_build_object(
+                   'id', v.id, 'sku', v.sku, 'price', v.price::text, 'stock', v.stock,
+                   'options', v.options, 'is_default', v.is_default) ORDER BY v.id) AS variants
+        FROM product_variants v
+        WHERE v.product_id = ANY (ids) AND v.deleted_at IS NULL
+        GROUP BY v.product_id
+    ) AS s
+    WHERE p.id = s.product_id AND s.stock IS NOT NULL;
+END
+$$;
+
 CREATE FUNCTION product_variants_after_write() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         PERFORM product_variants_sync(ARRAY(SELECT DISTINCT product_id FROM old_rows));
     ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM product_variants_sync(ARRAY(
-            SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows));
+        -- (A separate IF: old_rows exists only in UPDATE and DELETE triggers.)
+        IF NOT EXISTS (
+            SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id
+            WHERE (o.product_id, o.sku, o.price, o.options, o.is_default, o.deleted_at)
+                  IS DISTINCT FROM (n.product_id, n.sku, n.price, n.options, n.is_default, n.deleted_at)) THEN
+            PERFORM product_variants_sync_stock(ARRAY(SELECT DISTINCT product_id FROM new_rows));
+        ELSE
+            PERFORM product_variants_sync(ARRAY(
+                SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows));
+        END IF;
     ELSE
         PERFORM product_variants_sync(ARRAY(SELECT DISTINCT product_id FROM new_rows));
     END IF;
