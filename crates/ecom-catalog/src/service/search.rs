@@ -24,7 +24,9 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{AstPass, BoxedSqlQuery, Query, QueryFragment, QueryId, SqlQuery};
 use diesel::sql_types::Untyped;
-use diesel::sql_types::{BigInt, Bool, Double, Integer, Json, Nullable, Numeric, Text, Timestamptz};
+use diesel::sql_types::{
+    BigInt, Bool, Double, Integer, Json, Nullable, Numeric, Text, Timestamptz,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::{Money, Page, PageRequest};
 
