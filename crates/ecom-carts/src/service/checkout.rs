@@ -32,9 +32,11 @@ fn check_key(key: &str) -> Result<()> {
 /// cart without lines is [`CartsError::Empty`]; one with problems (as a read shows them,
 /// or a price that changed before the order locked its rows) is
 /// [`CartsError::HasProblems`]; otherwise the order is placed as by `POST /orders` (stock
-/// taken, prices of this moment, `pending`, the caller's) and the cart becomes `converted`
-/// with its `order_id`. The same `key` from the same caller afterwards replays that order
-/// (`replayed: true`); another key is [`CartsError::Converted`].
+/// taken, prices of this moment, `pending`, the caller's), under the same `Idempotency-Key`
+/// record as `POST /orders` (one key, one request, whichever endpoint it came through), and
+/// the cart becomes `converted` with its `order_id`. The same `key` from the same caller
+/// afterwards replays that order (`replayed: true`); another key is
+/// [`CartsError::Converted`].
 pub async fn checkout_cart(
     conn: &mut AsyncPgConnection,
     id: i64,
@@ -68,7 +70,7 @@ pub async fn checkout_cart(
             })
             .collect();
         let placed =
-            ecom_orders::place_order(conn, user_id, &requested, None, payment_window).await?;
+            ecom_orders::place_order(conn, user_id, &requested, Some(key), payment_window).await?;
         let repriced = repriced_lines(&lines, &placed.order);
         if !repriced.is_empty() {
             return Err(CartsError::HasProblems(repriced));

@@ -62,6 +62,34 @@ async fn checkout_places_the_order_and_converts_the_cart() {
         .assert_problem(409, "cart_converted");
     assert_eq!(stock_of(&app, mug).await, 7, "taken once");
 
+    // The key is the one `POST /orders` keeps: the same goods replay the cart's order, other
+    // goods under it are a reused key.
+    let same_goods = json!({"items": [
+        {"variant_id": mug_v, "quantity": 3},
+        {"variant_id": pot_v, "quantity": 1},
+    ]});
+    let replayed = call(
+        &app,
+        Method::POST,
+        "/orders",
+        Some(same_goods),
+        me.with_key("k-1"),
+    )
+    .await;
+    replayed.assert_status(201);
+    assert_eq!(replayed.json()["id"], order_id);
+    let other_goods = json!({"items": [{"variant_id": mug_v, "quantity": 1}]});
+    call(
+        &app,
+        Method::POST,
+        "/orders",
+        Some(other_goods),
+        me.with_key("k-1"),
+    )
+    .await
+    .assert_problem(422, "idempotency_key_reused");
+    assert_eq!(stock_of(&app, mug).await, 7, "still taken once");
+
     // A converted cart is no longer the active one: the user gets a new cart.
     let fresh = post_cart(&app, me).await;
     fresh.assert_status(201);
