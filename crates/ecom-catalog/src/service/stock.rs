@@ -145,40 +145,77 @@ async fn resolve(
     Ok(resolved)
 }
 
-/// One run of [`reserve_stock`]'s transaction.
+/// One run of [`reserve_stock`]'s transaction: the variants named and the products'
+/// default variants are looked up and locked in one statement, in variant-id order.
 async fn reserve_locked(
     conn: &mut AsyncPgConnection,
     merged: &BTreeMap<ItemRef, i32>,
 ) -> Result<Vec<ReservedLine>> {
-    let Resolved {
-        wanted,
-        from_product,
-        unknown_products,
-    } = resolve(conn, merged).await?;
-    let mut shortfall = StockShortfall {
-        unknown_products,
-        ..StockShortfall::default()
-    };
-    let ids: Vec<i64> = wanted.keys().copied().collect();
-    let locked: BTreeMap<i64, LockedVariant> = LockVariants { ids: &ids }
-        .get_results::<LockedRow>(conn)
-        .await?
-        .into_iter()
-        .map(into_locked)
-        .collect();
-    // A default that moved between the look-up and the lock (an administrator moving
-    // the flag meanwhile): looking again while holding these locks could lock a lower
-    // variant id after a higher one, so the run ends as a conflict, which whoever owns
-    // the transaction runs again from the start.
-    let moved = from_product
-        .keys()
-        .any(|id| locked.get(id).is_none_or(|v| !v.is_default));
-    if moved {
-        return Err(CatalogError::Database(DieselError::DatabaseError(
-            diesel::result::DatabaseErrorKind::SerializationFailure,
-            Box::new("a product's default variant moved during the reservation".to_string()),
-        )));
+    let (mut variants, mut products) = (Vec::new(), Vec::new());
+    for item in merged.keys() {
+        match item {
+            ItemRef::Variant(id) => variants.push(*id),
+            ItemRef::Product(id) => products.push(*id),
+        }
     }
+    let locked: BTreeMap<i64, LockedVariant> = LockLines {
+        variants: &variants,
+        products: &products,
+    }
+    .get_results::<LockedRow>(conn)
+    .await?
+    .into_iter()
+    .map(into_locked)
+    .collect();
+    // Each product's default as the lock saw it (a default moved by a transaction that
+    // committed meanwhile is re-checked by the lock and drops out).
+    let defaults: BTreeMap<i64, i64> = locked
+        .iter()
+        .filter(|(_, v)| v.is_default)
+        .map(|(&id, v)| (v.product_id, id))
+        .collect();
+    let mut shortfall = StockShortfall::default();
+    let mut wanted: BTreeMap<i64, i32> = BTreeMap::new();
+    let mut from_product: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut without_default = Vec::new();
+    for (&item, &quantity) in merged {
+        let variant_id = match item {
+            ItemRef::Variant(id) => id,
+            ItemRef::Product(id) => match defaults.get(&id) {
+                Some(&variant_id) => {
+                    from_product.insert(variant_id, id);
+                    variant_id
+                }
+                None => {
+                    without_default.push(id);
+                    continue;
+                }
+            },
+        };
+        let total = wanted.entry(variant_id).or_insert(0);
+        *total = total
+            .checked_add(quantity)
+            .ok_or_else(|| CatalogError::invalid("items", "a quantity is too large"))?;
+    }
+    if !without_default.is_empty() {
+        // Not in the catalog, or its default moved while this statement waited for the
+        // lock: only the second has a default now. A moved default ends the run as a
+        // conflict, which whoever owns the transaction runs again from the start (looking
+        // again while holding these locks could lock a lower variant id after a higher one).
+        let now = DefaultVariants {
+            products: &without_default,
+        }
+        .get_results::<(i64, i64)>(conn)
+        .await?;
+        if !now.is_empty() {
+            return Err(CatalogError::Database(DieselError::DatabaseError(
+                diesel::result::DatabaseErrorKind::SerializationFailure,
+                Box::new("a product's default variant moved during the reservation".to_string()),
+            )));
+        }
+        shortfall.unknown_products = without_default;
+    }
+    let ids: Vec<i64> = wanted.keys().copied().collect();
     let mut reserved = Vec::with_capacity(wanted.len());
     for (&variant_id, &quantity) in &wanted {
         let unknown = |shortfall: &mut StockShortfall| match from_product.get(&variant_id) {
@@ -338,6 +375,12 @@ struct LockVariants<'a> {
     ids: &'a [i64],
 }
 
+/// [`LockVariants`] for the `variants` named and the default variants of `products`.
+struct LockLines<'a> {
+    variants: &'a [i64],
+    products: &'a [i64],
+}
+
 /// [`LockVariants`] without the lock.
 struct ReadVariants<'a> {
     ids: &'a [i64],
@@ -357,6 +400,7 @@ struct PutBack<'a> {
 
 ecom_core::fixed_statement!(DefaultVariants);
 ecom_core::fixed_statement!(LockVariants);
+ecom_core::fixed_statement!(LockLines);
 ecom_core::fixed_statement!(ReadVariants);
 ecom_core::fixed_statement!(TakeStock);
 ecom_core::fixed_statement!(PutBack);
@@ -385,6 +429,10 @@ impl Query for ReadVariants<'_> {
     type SqlType = VariantColumns;
 }
 
+impl Query for LockLines<'_> {
+    type SqlType = VariantColumns;
+}
+
 impl QueryFragment<Pg> for DefaultVariants<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
@@ -409,6 +457,18 @@ impl QueryFragment<Pg> for LockVariants<'_> {
         // Only the variants are locked here: products are locked by the summary trigger,
         // in product-id order, when the stock changes.
         out.push_sql("::bigint[]) ORDER BY v.id FOR UPDATE OF v");
+        Ok(())
+    }
+}
+
+impl QueryFragment<Pg> for LockLines<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(VARIANT_SELECT);
+        out.push_bind_param::<Array<BigInt>, [i64]>(self.variants)?;
+        out.push_sql("::bigint[]) OR (v.is_default AND v.product_id = ANY(");
+        out.push_bind_param::<Array<BigInt>, [i64]>(self.products)?;
+        // As in LockVariants: only the variants are locked here, in id order.
+        out.push_sql("::bigint[])) ORDER BY v.id FOR UPDATE OF v");
         Ok(())
     }
 }
