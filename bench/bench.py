@@ -274,8 +274,22 @@ def returning_id(stmts, k, sql, p):
     return candidates[0][0] if candidates else None
 
 
+def restock(database_url):
+    """Orders must not run out of stock halfway (409s would not be checkouts, and a captured
+    refusal would not be a checkout's SQL). Stock is the variants' where they exist (the
+    trigger mirrors it onto the products), else the products' (a binary from before)."""
+    subprocess.run(["psql", database_url, "-qc", """DO $$ BEGIN
+        IF to_regclass('product_variants') IS NOT NULL THEN
+            UPDATE product_variants SET stock = 1000000 WHERE stock < 100000;
+        ELSE
+            UPDATE products SET stock = 1000000 WHERE stock < 100000;
+        END IF; END $$"""], check=True)
+
+
 def capture(args, specs, tokens, log):
     os.makedirs(args.work_dir, exist_ok=True)
+    if "order" in specs:
+        restock(args.database_url)
     cursor, why = deep_cursor(args.base) if "list_deep" in specs else (None, None)
     for name, spec in specs.items():
         meta = {"name": name, "spec": spec, "skip": None}
@@ -492,9 +506,7 @@ def measure(args, specs):
             rows.append({"name": name, "skip": meta["skip"]})
             continue
         if name == "order":
-            # Orders must not run out of stock halfway (409s would not be checkouts).
-            subprocess.run(["psql", args.database_url, "-qc",
-                            "UPDATE products SET stock = 1000000 WHERE stock < 100000"], check=True)
+            restock(args.database_url)
         conns = meta["spec"].get("connections", connections)
         with_pg = meta["spec"].get("pgbench", True) and not meta.get("skip_pgbench")
         print(f"measure {name}: {rounds} × ({duration}s wrk{f' + {duration}s pgbench' if with_pg else ''}) "
