@@ -7,7 +7,7 @@ use ecom_core::request_db::Db;
 use ecom_core::settings::Settings;
 use ecom_core::{AppResult, Principal};
 use ecom_orders::api::OrderOut;
-use ecom_orders::routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+use ecom_orders::routes::IDEMPOTENCY_KEY;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
@@ -265,10 +265,5 @@ pub async fn checkout_cart(
         settings.cart_ttl(),
     )
     .await?;
-    let mut res = HttpResponse::Created();
-    res.insert_header((header::LOCATION, format!("/orders/{}", checkout.order.id)));
-    if checkout.replayed {
-        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
-    }
-    Ok(res.json(checkout.order))
+    Ok(ecom_orders::routes::created(checkout))
 }

@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::api::{
     CreateOrderRequest, OrderHistoryPage, OrderListQuery, OrderMissing, OrderOut, OrderPage,
 };
-use crate::model::StatusChangeRecord;
+use crate::model::{Checkout, StatusChangeRecord};
 use crate::service;
 
 /// Request header carrying the client's idempotency key.
@@ -52,8 +52,8 @@ fn idempotency_key(req: &HttpRequest) -> AppResult<Option<String>> {
                 ("Location" = String, description = "/orders/{id}"),
                 ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
             )),
-        (status = 409, description = "`insufficient_stock`: the detail names each short product, what was requested and what is available; nothing was ordered"),
-        (status = 422, description = "`validation_failed` (quantity outside 1..=1000, no items, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), or `idempotency_key_reused`"),
+        (status = 409, description = "`insufficient_stock`: the detail names each short product and variant, what was requested and what is available; nothing was ordered"),
+        (status = 422, description = "`validation_failed` (quantity outside 1..=1000 per variant, no items, a line naming both or neither of `product_id` and `variant_id`, unknown field, bad Idempotency-Key), `unknown_product` (not in the catalog), `unknown_variant` (missing or deleted), or `idempotency_key_reused`"),
     ),
     security(("bearer" = [])))]
 #[post("/orders")]
@@ -75,12 +75,18 @@ pub async fn create_order(
         settings.order_payment_window(),
     )
     .await?;
+    Ok(created(checkout))
+}
+
+/// The 201 of a placed order, wherever it was placed (`POST /orders`, a cart's checkout):
+/// its `Location`, and `Idempotent-Replayed: true` when it is a replay.
+pub fn created(checkout: Checkout) -> HttpResponse {
     let mut res = HttpResponse::Created();
     res.insert_header((header::LOCATION, format!("/orders/{}", checkout.order.id)));
     if checkout.replayed {
         res.insert_header((IDEMPOTENT_REPLAYED, "true"));
     }
-    Ok(res.json(checkout.order))
+    res.json(checkout.order)
 }
 
 /// The caller's orders, newest first; `status` filters.
