@@ -13,6 +13,9 @@ measure: run wrk and pgbench per scenario at the same concurrency, sample the
 Standard library only. run.sh starts and stops the server and PostgreSQL.
 """
 import argparse
+import csv
+import decimal
+import io
 import json
 import os
 import re
@@ -179,9 +182,11 @@ class Log:
 SQL_PARAM = re.compile(r"'(?:[^']|'')*'|\$(\d+)")
 
 
-def build_script(name, spec, windows):
+def build_script(name, spec, windows, results=None):
     """pgbench script, -D constants, mode and notes from the captured requests of one
-    scenario: windows = [(inputs, statements)] all of the same shape."""
+    scenario: windows = [(inputs, statements)] all of the same shape. `results(window, k)`
+    gives statement k's result row as {column: (text, type)} (or None) for values that the
+    server read from an earlier statement (a variant's id, its price)."""
     notes = []
     n_stmts = len(windows[0][1])
     constants = {}  # value -> variable name, shared by every statement
@@ -225,6 +230,9 @@ def build_script(name, spec, windows):
                 if producer is not None:
                     gsets[producer] = f"s{producer + 1}_"
                     source = f":s{producer + 1}_id"
+            # ... or a column of the one row an earlier SELECT gave (as is or as a one-element array)?
+            if source is None and results:
+                source = result_source(windows, k, p, values, results, gsets)
             if source is None:
                 source = const(value)
                 notes.append(f"statement {k + 1} ${p} varies ({', '.join(map(repr, values[:3]))}, …) "
@@ -249,6 +257,80 @@ def build_script(name, spec, windows):
     head = [f"-- {name}: the SQL of one request, captured from {len(windows)} requests (bench/bench.py).",
             f"-- pgbench -M {mode}; constants come with -D (see {name}.json)."]
     return "\n".join(head + sets + lines) + "\n", {v: k for k, v in constants.items()}, mode, notes
+
+
+def one_element(literal):
+    """The element of a one-element PostgreSQL array literal ('{7}', '{"a b"}'), else None."""
+    m = re.fullmatch(r'\{(?:"((?:[^"\\]|\\.)*)"|([^",{}]*))\}', literal or "")
+    if not m:
+        return None
+    if m.group(1) is not None:
+        return re.sub(r"\\(.)", r"\1", m.group(1))
+    return m.group(2) if m.group(2) not in ("", "NULL") else None
+
+
+def same_value(sent, read):
+    """A parameter the server sent equals a value PostgreSQL printed: as text, or as the same
+    number (the server writes 26.8 for a price PostgreSQL prints as 26.80)."""
+    if sent is None or read is None:
+        return False
+    if sent == read:
+        return True
+    try:
+        return decimal.Decimal(sent) == decimal.Decimal(read)
+    except decimal.InvalidOperation:
+        return False
+
+
+def result_source(windows, k, p, values, results, gsets):
+    """`:sJ_column` (or `ARRAY[:sJ_column::type]`) when parameter $p of statement k equals,
+    in every captured request, a column of the single row an earlier SELECT returned."""
+    for j in range(k - 1, -1, -1):
+        if not re.match(r"\s*(SELECT|WITH)\b", windows[0][1][j]["sql"], re.I):
+            continue
+        rows = [results(w, j) for w in windows]
+        if any(r is None for r in rows):
+            continue
+        for column, (_, typ) in rows[0].items():
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", column):
+                continue
+            if all(same_value(v, r[column][0]) for v, r in zip(values, rows)):
+                gsets[j] = f"s{j + 1}_"
+                return f":s{j + 1}_{column}"
+            if all(same_value(one_element(v), r[column][0]) for v, r in zip(values, rows)):
+                gsets[j] = f"s{j + 1}_"
+                return f"ARRAY[:s{j + 1}_{column}::{typ}]"
+    return None
+
+
+def select_results(database_url):
+    """`results` for build_script: runs a captured SELECT with its captured parameters (as
+    literals) in a transaction that is rolled back; its single row, or None."""
+    cache = {}
+
+    def literal(v):
+        return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+
+    def run(window, k):
+        stmt = window[1][k]
+        sql = SQL_PARAM.sub(lambda m: literal(stmt["params"].get(int(m.group(1)))) if m.group(1) else m.group(0),
+                            stmt["sql"].rstrip().rstrip(";"))
+        if sql in cache:
+            return cache[sql]
+        psql = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", database_url]
+        desc = subprocess.run(psql + ["-At", "-F", "\t"], input=sql + " \\gdesc\n",
+                              capture_output=True, text=True)
+        rows = subprocess.run(psql + ["--csv"], input=f"BEGIN;\n{sql};\nROLLBACK;\n",
+                              capture_output=True, text=True)
+        result = None
+        if desc.returncode == 0 and rows.returncode == 0:
+            types = [line.split("\t", 1) for line in desc.stdout.splitlines() if "\t" in line]
+            table = list(csv.reader(io.StringIO(rows.stdout)))
+            if len(table) == 2 and len(types) == len(table[0]):
+                result = {name: (value, typ) for (name, typ), value in zip(types, table[1])}
+        cache[sql] = result
+        return result
+    return run
 
 
 def returning_id(stmts, k, sql, p):
@@ -334,7 +416,7 @@ def capture(args, specs, tokens, log):
         # Background work of the server may fall into a window: keep the usual shape.
         shape, count = shapes.most_common(1)[0]
         same = [w for w in windows if tuple(s["sql"] for s in w[1]) == shape]
-        script, constants, mode, notes = build_script(name, spec, same)
+        script, constants, mode, notes = build_script(name, spec, same, select_results(args.database_url))
         if count < len(windows):
             notes.append(f"{len(windows) - count} of {len(windows)} requests issued other statements; left out")
         if errors:

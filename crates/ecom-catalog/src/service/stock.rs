@@ -15,7 +15,7 @@ use diesel::result::Error as DieselError;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Numeric, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_core::Money;
-use ecom_core::db::transaction_with_retry;
+use ecom_core::db::{in_transaction, transaction_with_retry};
 
 use super::Result;
 use crate::error::CatalogError;
@@ -58,8 +58,10 @@ fn merge_lines(lines: &[StockLine]) -> Result<BTreeMap<ItemRef, i32>> {
 /// unit price at this moment.
 ///
 /// Call it on the connection of the order's open transaction: the stock change then commits
-/// or rolls back with the order. It runs in a savepoint of that transaction (or in its own
-/// transaction when there is none), so a refusal changes nothing. Variant rows are locked
+/// or rolls back with the order (with no transaction open, it runs in its own). A refusal
+/// changes nothing: every refusal is found before the one write, and that write takes all
+/// lines or fails, which aborts the caller's transaction. So it needs no savepoint, which
+/// would cost PostgreSQL a subtransaction per order. Variant rows are locked
 /// with `SELECT … ORDER BY id FOR UPDATE`, always in variant-id order, so concurrent
 /// multi-line reservations queue behind each other instead of deadlocking. A deadlock with
 /// some other lock order is retried only when there is no caller's transaction (then this
@@ -70,6 +72,9 @@ pub async fn reserve_stock(
     lines: &[StockLine],
 ) -> Result<Vec<ReservedLine>> {
     let merged = merge_lines(lines)?;
+    if in_transaction(conn) {
+        return reserve_locked(conn, &merged).await;
+    }
     transaction_with_retry(conn, async |conn| reserve_locked(conn, &merged).await).await
 }
 
@@ -447,7 +452,7 @@ impl QueryFragment<Pg> for DefaultVariants<'_> {
 
 /// The columns [`LockedRow`] reads, from variants `v` and their products `p`.
 const VARIANT_SELECT: &str = "SELECT v.id, v.product_id, p.name, v.sku, v.options, v.price, \
-     v.stock, v.is_default, (v.deleted_at IS NOT NULL OR p.deleted_at IS NOT NULL) \
+     v.stock, v.is_default, (v.deleted_at IS NOT NULL OR p.deleted_at IS NOT NULL) AS retired \
      FROM product_variants v JOIN products p ON p.id = v.product_id WHERE v.id = ANY(";
 
 impl QueryFragment<Pg> for LockVariants<'_> {
@@ -488,11 +493,10 @@ impl QueryFragment<Pg> for TakeStock<'_> {
             "UPDATE product_variants SET stock = product_variants.stock - l.quantity FROM unnest(",
         );
         push_lines(&mut out, self.ids, self.quantities)?;
-        // The rows are locked, so the condition holds; it stays as a guard all the same.
-        out.push_sql(
-            ") AS l(id, quantity) \
-             WHERE product_variants.id = l.id AND product_variants.stock >= l.quantity",
-        );
+        // The rows are locked and their stock was checked. Were it short all the same, the
+        // CHECK (stock >= 0) would fail the statement and with it the whole transaction:
+        // no line is ever taken without the others.
+        out.push_sql(") AS l(id, quantity) WHERE product_variants.id = l.id");
         Ok(())
     }
 }

@@ -37,6 +37,17 @@ pub(crate) async fn lock_product_variants(
     Ok(())
 }
 
+/// A variant write changes what the product shows: its `updated_at` moves with it. Called
+/// after the variant rows are written, so the product row is still locked after them.
+/// Stock moved by orders does not come here (it is not a change of the product).
+async fn touch_product(conn: &mut AsyncPgConnection, product_id: i64) -> Result<()> {
+    diesel::update(products::table.find(product_id))
+        .set(products::updated_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The stored options as the model's map (values are strings by the API's rules).
 fn variant_of(row: VariantRow) -> Result<Variant> {
     let options = serde_json::from_value(row.options)
@@ -165,6 +176,7 @@ pub async fn create_variant(
             .get_result(conn)
             .await
             .map_err(|e| variant_conflict(e, product_id))?;
+        touch_product(conn, product_id).await?;
         variant_of(row)
     })
     .await
@@ -220,7 +232,11 @@ async fn change_variant(
             .get_result(conn)
             .await
             .map_err(|e| variant_conflict(e, product_id))?;
-        Ok((current, variant_of(row)?))
+        let after = variant_of(row)?;
+        if after != current {
+            touch_product(conn, product_id).await?;
+        }
+        Ok((current, after))
     })
     .await
 }
@@ -258,6 +274,7 @@ pub async fn delete_variant(
                 .execute(conn)
                 .await?;
         }
+        touch_product(conn, product_id).await?;
         Ok(gone)
     })
     .await

@@ -15,7 +15,7 @@ use ecom_testkit::fixtures::{count, count_statements, page_of};
 use serde_json::{Value, json};
 
 use crate::open_shop;
-use crate::support::{ADMIN, CREATOR, SHOPPER, money, product};
+use crate::support::{ADMIN, CREATOR, SHOPPER, default_variant, money, product};
 
 /// A T-shirt in three variants, the second (M, Black) the default.
 fn tee() -> Value {
@@ -713,4 +713,73 @@ async fn variant_writes_racing_checkouts_never_deadlock() {
     )
     .await;
     assert!(matches!(missing, Err(CatalogError::VariantNotFound { .. })));
+}
+
+/// The product's `updated_at`, read from the row.
+async fn updated_at(
+    conn: &mut AsyncPgConnection,
+    product_id: i64,
+) -> chrono::DateTime<chrono::Utc> {
+    ecom_catalog::schema::products::table
+        .find(product_id)
+        .select(ecom_catalog::schema::products::updated_at)
+        .get_result(conn)
+        .await
+        .expect("product")
+}
+
+#[actix_web::test]
+async fn a_variant_write_moves_the_products_updated_at_and_a_sale_does_not() {
+    let (_db, mut conn) = TestDb::connected().await;
+    let id = product_with(
+        &mut conn,
+        "Scarf",
+        vec![variant("20.00", 5, &[("Colour", "Red")])],
+    )
+    .await;
+    let mut seen = updated_at(&mut conn, id).await;
+    // Each write is its own transaction, so `now()` moves between them.
+    let mut moved = async |conn: &mut AsyncPgConnection, what: &str| {
+        let now = updated_at(conn, id).await;
+        assert!(now > seen, "{what}: updated_at stayed at {seen}");
+        seen = now;
+    };
+
+    let blue = service::create_variant(&mut conn, id, variant("22.00", 3, &[("Colour", "Blue")]))
+        .await
+        .expect("create")
+        .id;
+    moved(&mut conn, "a variant added").await;
+    let cheaper = VariantChanges {
+        price: Some(money("21.00")),
+        ..VariantChanges::default()
+    };
+    service::update_variant(&mut conn, id, blue, cheaper.clone())
+        .await
+        .expect("update");
+    moved(&mut conn, "a variant's price changed").await;
+    service::delete_variant(&mut conn, id, blue)
+        .await
+        .expect("delete");
+    moved(&mut conn, "a variant removed").await;
+
+    // A change to what it already is, and stock taken by a sale, are not changes of the product.
+    let red = default_variant(&mut conn, id).await;
+    let same = VariantChanges {
+        price: Some(money("20.00")),
+        ..VariantChanges::default()
+    };
+    service::update_variant(&mut conn, id, red, same)
+        .await
+        .expect("no-op update");
+    reserve_stock(
+        &mut conn,
+        &[StockLine {
+            item: ItemRef::Variant(red),
+            quantity: 2,
+        }],
+    )
+    .await
+    .expect("sale");
+    assert_eq!(updated_at(&mut conn, id).await, seen);
 }
