@@ -342,3 +342,46 @@ async fn price_filters_and_sorts_read_the_variants_prices() {
     assert_eq!(first.items[0].row.id, range);
     assert_eq!(second.items[0].row.id, middle);
 }
+
+#[actix_web::test]
+async fn one_statement_over_many_variants_keeps_every_products_summary() {
+    let (_db, mut conn, [mug, pot, jug]) = stocked!(
+        ("Mug", "8.50", 10),
+        ("Pot", "30.00", 0),
+        ("Jug", "12.00", 4)
+    )
+    .await;
+    add_variant(&mut conn, pot, "35.00", 0, serde_json::json!({"Size": "L"})).await;
+    // Stock only, every variant of three products in one statement (the trigger's
+    // stock-only path, with many rows in its transition tables).
+    diesel::update(product_variants::table)
+        .set(product_variants::stock.eq(product_variants::stock + 5))
+        .filter(product_variants::product_id.eq_any([mug, pot, jug]))
+        .execute(&mut conn)
+        .await
+        .expect("bulk restock");
+    assert_eq!(summary(&mut conn, mug).await.0, 15);
+    let (stock, _, _, in_stock, variants) = summary(&mut conn, pot).await;
+    assert_eq!((stock, in_stock), (5, true));
+    assert_eq!(variants[1]["stock"], 5);
+    assert_eq!(summary(&mut conn, jug).await.0, 9);
+
+    // Stock for some rows and a price for one, in one statement: the full path for all.
+    diesel::sql_query(
+        "UPDATE product_variants SET stock = 0, \
+         price = CASE WHEN product_id = $1 THEN 15.00 ELSE price END \
+         WHERE product_id = ANY($2)",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(jug)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(vec![mug, jug])
+    .execute(&mut conn)
+    .await
+    .expect("bulk write");
+    let (stock, min, max, in_stock, _) = summary(&mut conn, jug).await;
+    assert_eq!(
+        (stock, min, max, in_stock),
+        (0, money("15.00"), money("15.00"), false)
+    );
+    let (stock, min, _, in_stock, _) = summary(&mut conn, mug).await;
+    assert_eq!((stock, min, in_stock), (0, money("8.50"), false));
+}
