@@ -10,6 +10,7 @@ mod listing;
 mod lock_conflicts;
 mod migration;
 mod openapi;
+mod payments_port;
 mod report_races;
 mod report_rollups;
 mod reports;
