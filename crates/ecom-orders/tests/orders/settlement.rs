@@ -457,3 +457,49 @@ async fn is_payable_means_pending_and_not_past_due() {
     let paid = pay(&mut conn, placed.id).await.after;
     assert!(!paid.is_payable(due - chrono::Duration::seconds(1)));
 }
+
+/// How payments calls these: on its own transaction, the order locked first (then its
+/// payment rows); paying and refunding re-lock the order without waiting, and a rollback
+/// of the caller's transaction takes the change back.
+#[actix_web::test]
+async fn payments_pays_and_refunds_inside_its_own_transaction() {
+    let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
+    let id = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
+    let undone = conn
+        .transaction(async |conn| {
+            lock_order(conn, id, Some(SHOPPER)).await?;
+            let paid = mark_paid(conn, id, PaidBy::Captured).await?;
+            assert!(matches!(paid, PaidOutcome::Paid(_)), "{paid:?}");
+            // The caller's own later step fails: everything is undone.
+            Err::<(), _>(OrdersError::PaymentProvider("later step failed".into()))
+        })
+        .await;
+    assert!(matches!(undone, Err(OrdersError::PaymentProvider(_))));
+    assert_eq!(snapshot(&mut conn, id).await.0, OrderStatus::Pending);
+    assert_eq!(history(&mut conn, id).await.len(), 1);
+
+    let change = conn
+        .transaction(async |conn| {
+            lock_order(conn, id, None).await?;
+            let paid = mark_paid(conn, id, PaidBy::Captured).await?;
+            assert!(matches!(paid, PaidOutcome::Paid(_)), "{paid:?}");
+            mark_refunded(conn, id).await
+        })
+        .await
+        .expect("committed")
+        .expect("refunded");
+    assert_eq!(change.after.status, OrderStatus::Refunded);
+    let steps: Vec<_> = history(&mut conn, id)
+        .await
+        .iter()
+        .map(|h| (h.to_status, h.reason.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (OrderStatus::Pending, None),
+            (OrderStatus::Paid, Some("payment_captured".into())),
+            (OrderStatus::Refunded, Some("refunded".into())),
+        ]
+    );
+}
