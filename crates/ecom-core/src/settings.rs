@@ -18,6 +18,10 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECONDS: u64 = 30;
 /// Default `ORDER_PAYMENT_WINDOW_SECONDS`: half an hour to pay for a new order.
 pub const DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS: u64 = 1800;
 
+/// Default `MANUAL_PAYMENT_WINDOW_HOURS`: three days to pay by bank transfer or cash once
+/// the shopper chose the `manual` provider.
+pub const DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS: u64 = 72;
+
 /// Default `CART_TTL_DAYS`: a cart lives a month after its last write.
 pub const DEFAULT_CART_TTL_DAYS: u64 = 30;
 
@@ -106,6 +110,9 @@ pub struct Settings {
     pub search_cache_seconds: u64,
     /// How long a new order stays `pending` awaiting payment before the server cancels it.
     pub order_payment_window_seconds: u64,
+    /// How long a pending order waits for a `manual` payment (bank transfer, cash) from
+    /// the moment the shopper chose it; payments hands it to ecom-orders.
+    pub manual_payment_window_hours: u64,
     /// How long a cart lives after its last write.
     pub cart_ttl_days: u64,
 }
@@ -187,6 +194,12 @@ impl SettingsLoader {
                     DEFAULT_ORDER_PAYMENT_WINDOW_SECONDS,
                 )
             })
+            .and_then(|b| {
+                b.set_default(
+                    "manual_payment_window_hours",
+                    DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS,
+                )
+            })
             .and_then(|b| b.set_default("cart_ttl_days", DEFAULT_CART_TTL_DAYS))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
@@ -249,6 +262,7 @@ pub const KNOWN_NAMES: &[&str] = &[
     "SHUTDOWN_TIMEOUT_SECONDS",
     "SEARCH_CACHE_SECONDS",
     "ORDER_PAYMENT_WINDOW_SECONDS",
+    "MANUAL_PAYMENT_WINDOW_HOURS",
     "CART_TTL_DAYS",
 ];
 
@@ -282,6 +296,12 @@ impl Settings {
     /// `ORDER_PAYMENT_WINDOW_SECONDS` as a duration.
     pub fn order_payment_window(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.order_payment_window_seconds)
+    }
+
+    /// `MANUAL_PAYMENT_WINDOW_HOURS` in whole hours, as
+    /// `ecom_orders::extend_payment_window` takes it (bounded, so it always fits).
+    pub fn manual_payment_window_hours(&self) -> i64 {
+        i64::try_from(self.manual_payment_window_hours).unwrap_or(i64::MAX)
     }
 
     /// `CART_TTL_DAYS` as a duration.
@@ -379,6 +399,9 @@ impl Settings {
             "ORDER_PAYMENT_WINDOW_SECONDS" => {
                 (self.order_payment_window_seconds.into(), 1..=7 * 86_400)
             }
+            // An hour at least; a month at most, so stock is not held longer for an
+            // unpaid order.
+            "MANUAL_PAYMENT_WINDOW_HOURS" => (self.manual_payment_window_hours.into(), 1..=720),
             "CART_TTL_DAYS" => (self.cart_ttl_days.into(), 1..=365),
             _ => return None,
         })

@@ -13,10 +13,18 @@ pub const PASSWORD: &str = "harbor-violet-engine-5";
 
 /// Identity, catalog, orders and admin mounted together, with the real resolver.
 pub fn admin_context(db: &TestDb) -> AppContext {
+    admin_context_with_payments(db, std::sync::Arc::new(ecom_orders::NoPayments))
+}
+
+/// [`admin_context`] with `payments` as the orders' payments port.
+pub fn admin_context_with_payments(
+    db: &TestDb,
+    payments: std::sync::Arc<dyn ecom_orders::PaymentsPort>,
+) -> AppContext {
     let modules = vec![
         ecom_auth::module(),
         ecom_catalog::module(),
-        ecom_orders::module(),
+        ecom_orders::module_with_payments(payments),
         ecom_admin::module(),
     ];
     let ctx = test_context(db, modules, &[]);

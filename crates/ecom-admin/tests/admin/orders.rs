@@ -3,6 +3,18 @@ use serde_json::json;
 
 use crate::{PASSWORD, admin_context, root};
 
+/// `admin_id` records a manual payment of a pending order (audited, like a status
+/// change): how an order becomes paid now that the status PATCH no longer sets `paid`.
+pub async fn pay_by_hand(conn: &mut diesel_async::AsyncPgConnection, order_id: i64, admin_id: i64) {
+    let outcome = ecom_orders::mark_paid(conn, order_id, ecom_orders::PaidBy::Manual { admin_id })
+        .await
+        .expect("mark_paid");
+    assert!(
+        matches!(outcome, ecom_orders::PaidOutcome::Paid(_)),
+        "{outcome:?}"
+    );
+}
+
 #[actix_web::test]
 async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     let (db, app) = db_and_app(admin_context).await;
@@ -51,12 +63,25 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
             json!({ "status": status }),
         )
     };
-    for status in ["paid", "shipped", "delivered"] {
+    // `paid` and `refunded` come from payments only (and nothing leads back to `pending`):
+    // refused like an illegal jump, the order untouched.
+    for status in ["paid", "refunded", "pending"] {
+        set_status(first, status)
+            .await
+            .assert_problem(409, "invalid_status_transition");
+    }
+    let untouched = as_admin.get(&format!("/orders/{first}")).await.json();
+    assert_eq!(untouched["status"], "pending");
+    assert!(untouched["payment_due_at"].is_string());
+    let mut conn = db.connect().await;
+    pay_by_hand(&mut conn, first, root).await;
+    for status in ["shipped", "delivered"] {
         let moved = set_status(first, status).await;
         assert_eq!(moved.assert_status(200).json()["status"], status);
     }
     for (id, status, code, problem) in [
         (first, "cancelled", 409, "invalid_status_transition"),
+        (first, "refunded", 409, "invalid_status_transition"),
         (second, "shipped", 409, "invalid_status_transition"),
         (second, "lost", 422, "validation_failed"),
     ] {
@@ -64,7 +89,7 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     }
 
     // Cancelling a paid order returns its stock once.
-    set_status(second, "paid").await.assert_status(200);
+    pay_by_hand(&mut conn, second, root).await;
     let stock = async || app.get(&format!("/products/{product}")).await.json()["stock"].as_i64();
     let stock_before = stock().await;
     set_status(second, "cancelled").await.assert_status(200);
@@ -83,4 +108,112 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     assert_eq!(trail["total"], 5, "every admin status change is audited");
     assert_eq!(trail["items"][0]["actor_id"], root);
     assert_eq!(trail["items"][0]["after"]["status"], "cancelled");
+}
+
+/// A payments port that fails every call (`down`), or records which orders it was asked
+/// about and whether each was locked at that moment.
+struct TestPayments {
+    down: bool,
+    url: String,
+    calls: std::sync::Mutex<Vec<(i64, String, bool)>>,
+}
+
+#[async_trait::async_trait]
+impl ecom_orders::PaymentsPort for TestPayments {
+    async fn before_cancel(
+        &self,
+        _conn: &mut diesel_async::AsyncPgConnection,
+        order: &ecom_orders::Order,
+    ) -> Result<(), ecom_orders::OrdersError> {
+        if self.down {
+            return Err(ecom_orders::OrdersError::PaymentProvider(
+                "provider unreachable".into(),
+            ));
+        }
+        // Another connection must not get the order while it is being cancelled.
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut other = diesel_async::AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect");
+        let id = order.id;
+        let attempt = other
+            .transaction(async |conn| {
+                conn.batch_execute("SET LOCAL lock_timeout = '300ms'")
+                    .await?;
+                ecom_orders::lock_order(conn, id, None).await
+            })
+            .await;
+        let locked = matches!(attempt, Err(ecom_orders::OrdersError::Database(ref e))
+            if ecom_core::error::sqlstate_of(e) == Some("55P03"));
+        self.calls
+            .lock()
+            .expect("calls")
+            .push((id, order.status.to_string(), locked));
+        Ok(())
+    }
+}
+
+#[actix_web::test]
+async fn the_patch_to_cancelled_goes_through_payments_first() {
+    for down in [true, false] {
+        let db = ecom_testkit::TestDb::new().await;
+        let payments = std::sync::Arc::new(TestPayments {
+            down,
+            url: db.url.clone(),
+            calls: std::sync::Mutex::new(Vec::new()),
+        });
+        let app =
+            ecom_testkit::test_app(crate::admin_context_with_payments(&db, payments.clone())).await;
+        let (root, as_admin) = root!(&db, app);
+        let (_, token) = app.sign_up("ann@example.com", PASSWORD).await;
+        let product = as_admin
+            .create_product(&NewProduct::new("Globe", "20.00", 10))
+            .await
+            .id;
+        let shopper = app.shopper(token);
+        let pending = shopper.place_order(&[(product, 2)]).await.id;
+        let paid = shopper.place_order(&[(product, 3)]).await.id;
+        let mut conn = db.connect().await;
+        pay_by_hand(&mut conn, paid, root).await;
+        let stock =
+            async || app.get(&format!("/products/{product}")).await.json()["stock"].as_i64();
+        assert_eq!(stock().await, Some(5));
+        let cancel = |id: i64| {
+            as_admin.patch(
+                format!("/admin/orders/{id}/status"),
+                json!({ "status": "cancelled" }),
+            )
+        };
+        for (id, was) in [(pending, "pending"), (paid, "paid")] {
+            let res = cancel(id).await;
+            let now = as_admin.get(&format!("/orders/{id}")).await.json();
+            if down {
+                res.assert_problem(502, "payment_provider_error");
+                assert_eq!(now["status"], was, "nothing changed");
+            } else {
+                res.assert_status(200);
+                assert_eq!(now["status"], "cancelled");
+            }
+        }
+        let trail = as_admin
+            .get("/admin/audit?action=order.status_change")
+            .await
+            .json();
+        let calls = payments.calls.lock().expect("calls").clone();
+        if down {
+            assert_eq!(stock().await, Some(5), "no stock back");
+            assert_eq!(trail["total"], 1, "only the manual payment");
+        } else {
+            assert_eq!(stock().await, Some(10));
+            assert_eq!(trail["total"], 3);
+            // Once per cancellation, before the status changed, the order locked.
+            assert_eq!(
+                calls,
+                vec![
+                    (pending, "pending".to_string(), true),
+                    (paid, "paid".to_string(), true)
+                ]
+            );
+        }
+    }
 }

@@ -145,6 +145,8 @@ fn new_settings_are_validated_with_their_names() {
         ("SHUTDOWN_TIMEOUT_SECONDS", "0"),
         ("ORDER_PAYMENT_WINDOW_SECONDS", "0"),
         ("ORDER_PAYMENT_WINDOW_SECONDS", "604801"),
+        ("MANUAL_PAYMENT_WINDOW_HOURS", "0"),
+        ("MANUAL_PAYMENT_WINDOW_HOURS", "721"),
         ("CART_TTL_DAYS", "0"),
         ("CART_TTL_DAYS", "366"),
     ] {
@@ -161,6 +163,18 @@ fn new_settings_are_validated_with_their_names() {
     assert_eq!(ok.trusted_proxy_networks().expect("parsed").len(), 3);
     assert_eq!(ok.order_payment_window_seconds, 1800, "the default window");
     assert_eq!(ok.cart_ttl_days, 30, "the default cart lifetime");
+    assert_eq!(
+        ok.manual_payment_window_hours(),
+        72,
+        "the default manual payment window"
+    );
+    for hours in ["1", "720"] {
+        let bound = SettingsLoader::isolated()
+            .set("MANUAL_PAYMENT_WINDOW_HOURS", hours)
+            .load()
+            .expect("a window at a bound is valid");
+        assert_eq!(bound.manual_payment_window_hours().to_string(), hours);
+    }
     let short = SettingsLoader::isolated()
         .set("ORDER_PAYMENT_WINDOW_SECONDS", "1")
         .load()

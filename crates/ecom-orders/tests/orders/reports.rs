@@ -147,7 +147,8 @@ async fn report_figures_match_hand_computed_sums() {
             paid: 1,
             shipped: 1,
             delivered: 1,
-            cancelled: 2
+            cancelled: 2,
+            refunded: 0,
         }
     );
 
@@ -344,9 +345,15 @@ async fn rollups_are_built_once_and_dropped_by_status_changes() {
         ),
         (2, 0)
     );
-    ecom_orders::change_status(&mut conn, old, OrderStatus::Shipped, 99)
-        .await
-        .expect("ship");
+    ecom_orders::change_status(
+        &mut conn,
+        old,
+        OrderStatus::Shipped,
+        99,
+        &ecom_orders::NoPayments,
+    )
+    .await
+    .expect("ship");
     assert_eq!(
         rolled_days(&mut conn).await,
         1,
@@ -384,4 +391,160 @@ async fn rollups_are_built_once_and_dropped_by_status_changes() {
     .expect("report");
     assert_eq!(live.totals.total_revenue, money("5.00"));
     assert_eq!(rolled_days(&mut conn).await, 2);
+}
+
+/// How many month spans are rolled up.
+async fn rolled_months(conn: &mut AsyncPgConnection) -> i64 {
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM order_rollup_spans \
+         WHERE first = date_trunc('month', first)::date \
+           AND last = (first + interval '1 month' - interval '1 day')::date",
+    )
+    .get_result::<Count>(conn)
+    .await
+    .expect("count")
+    .n
+}
+
+/// A refunded order leaves the sales as a cancelled one does: out of revenue, top
+/// products, daily figures and the average, still counted by status. Refunded long after
+/// its day and month were rolled up, it drops them (as any status change does), and the
+/// rebuilt rollups leave it out too.
+#[actix_web::test]
+async fn a_refunded_order_leaves_the_revenue_of_rolled_up_days_and_months() {
+    let (_db, mut conn) = TestDb::connected().await;
+    let refunded = placed(
+        &mut conn,
+        1,
+        OrderStatus::Delivered,
+        "2026-05-10T08:00:00Z",
+        &[(7, "Kite", "10.00", 3)],
+    )
+    .await;
+    placed(
+        &mut conn,
+        2,
+        OrderStatus::Paid,
+        "2026-05-11T08:00:00Z",
+        &[(7, "Kite", "10.00", 1), (8, "Yo-yo", "2.50", 2)],
+    )
+    .await;
+    let may = range("2026-05-01", "2026-05-31");
+    let before = ecom_orders::sales_report(&mut conn, may, 5)
+        .await
+        .expect("report");
+    assert_eq!(before.totals.total_revenue, money("45.00"));
+    assert_eq!(rolled_months(&mut conn).await, 1, "May is rolled up");
+    assert_eq!(rolled_days(&mut conn).await, 31);
+
+    ecom_orders::mark_refunded(&mut conn, refunded)
+        .await
+        .expect("mark_refunded")
+        .expect("refunded");
+    assert_eq!(
+        rolled_days(&mut conn).await,
+        30,
+        "its day's rollup is dropped"
+    );
+    assert_eq!(rolled_months(&mut conn).await, 0, "and its month's");
+
+    let after = ecom_orders::sales_report(&mut conn, may, 5)
+        .await
+        .expect("report");
+    let expected_totals = (1, money("15.00"), money("15.00"), 2);
+    let totals = |r: &ecom_orders::SalesReport| {
+        (
+            r.totals.total_orders,
+            r.totals.total_revenue,
+            r.totals.average_order_value,
+            r.totals.active_customers,
+        )
+    };
+    assert_eq!(totals(&after), expected_totals);
+    assert_eq!(
+        (
+            after.orders_by_status.refunded,
+            after.orders_by_status.delivered,
+            after.orders_by_status.paid
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        after.top_products,
+        vec![
+            top_row(8, "Yo-yo", 2, "5.00"),
+            top_row(7, "Kite", 1, "10.00")
+        ]
+    );
+    assert_eq!(after.daily[9], day_row("2026-05-10", 0, "0.00"));
+    assert_eq!(after.daily[10], day_row("2026-05-11", 1, "15.00"));
+    // That report rebuilt the day and the month: read from them, the same figures.
+    assert_eq!(rolled_months(&mut conn).await, 1);
+    assert_eq!(rolled_days(&mut conn).await, 31);
+    let rolled = ecom_orders::sales_report(&mut conn, may, 5)
+        .await
+        .expect("report");
+    assert_eq!(rolled, after);
+    // The week of the 8th to the 14th, read from its span rollup.
+    let week = ecom_orders::sales_report(&mut conn, range("2026-05-08", "2026-05-14"), 5)
+        .await
+        .expect("report");
+    assert_eq!(totals(&week), expected_totals);
+    assert_eq!(week.top_products, after.top_products);
+}
+
+/// Today's orders are read live: a refunded one is out of today's revenue at once.
+#[actix_web::test]
+async fn a_refunded_order_leaves_the_revenue_of_a_live_day() {
+    let (_db, mut conn) = TestDb::connected().await;
+    let now = Utc::now().to_rfc3339();
+    let kept = placed(
+        &mut conn,
+        1,
+        OrderStatus::Paid,
+        &now,
+        &[(7, "Kite", "10.00", 2)],
+    )
+    .await;
+    let refunded = placed(
+        &mut conn,
+        2,
+        OrderStatus::Shipped,
+        &now,
+        &[(8, "Yo-yo", "2.50", 4)],
+    )
+    .await;
+    let today = Utc::now().date_naive();
+    let range = ReportRange::new(today, today).expect("today");
+    let before = ecom_orders::sales_report(&mut conn, range, 5)
+        .await
+        .expect("report");
+    assert_eq!(before.totals.total_revenue, money("30.00"));
+
+    ecom_orders::mark_refunded(&mut conn, refunded)
+        .await
+        .expect("mark_refunded")
+        .expect("refunded");
+    let after = ecom_orders::sales_report(&mut conn, range, 5)
+        .await
+        .expect("report");
+    assert_eq!(
+        (
+            after.totals.total_orders,
+            after.totals.total_revenue,
+            after.totals.average_order_value,
+            after.totals.active_customers
+        ),
+        (1, money("20.00"), money("20.00"), 2)
+    );
+    assert_eq!(after.orders_by_status.refunded, 1);
+    assert_eq!(after.top_products, vec![top_row(7, "Kite", 2, "20.00")]);
+    assert_eq!(after.daily, vec![day_row(&today.to_string(), 1, "20.00")]);
+    assert_eq!(
+        ecom_orders::get_order(&mut conn, kept)
+            .await
+            .expect("order")
+            .status,
+        OrderStatus::Paid
+    );
 }
