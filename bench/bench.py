@@ -135,8 +135,8 @@ def log_entries(text):
 
 def statements(text):
     """The statements executed in a slice of the log, in order:
-    {sql, params: {n: value or None}, name, parsed_here, protocol}; plus the errors."""
-    out, parsed, errors = [], set(), []
+    {sql, params: {n: value or None}, name, protocol}; plus the errors."""
+    out, errors = [], []
     for sev, msg in log_entries(text):
         if sev == "ERROR":
             errors.append(msg)
@@ -151,14 +151,10 @@ def statements(text):
             continue
         kind, name, sql = m.groups()
         name = name.split("/")[0]  # "execute stmt/portal"
-        if kind == "parse":
-            parsed.add(name)
-        elif kind == "statement":
-            out.append({"sql": sql, "params": {}, "name": None, "protocol": "simple",
-                        "parsed_here": True, "awaits_params": False})
+        if kind == "statement":
+            out.append({"sql": sql, "params": {}, "name": None, "protocol": "simple", "awaits_params": False})
         elif kind == "execute":
-            out.append({"sql": sql, "params": {}, "name": name, "protocol": "extended",
-                        "parsed_here": name == "<unnamed>" or name in parsed, "awaits_params": True})
+            out.append({"sql": sql, "params": {}, "name": name, "protocol": "extended", "awaits_params": True})
         if out and kind != "execute":
             out[-1]["awaits_params"] = False
     return out, errors
@@ -249,11 +245,14 @@ def build_script(name, spec, windows, results=None):
         # pgbench ends a SQL command at a semicolon; a simple-protocol batch becomes one command each.
         lines.append(sql + (f"\n\\gset {gsets[k]}" if k in gsets else ";"))
 
-    # The server's statements are prepared when most are executed by a name parsed earlier.
-    reparsed = sum(1 for s in windows[-1][1] if s["parsed_here"])
+    # The server's statements are prepared when most are executed by name: a named
+    # statement is in the connection's statement cache, even when this window caught its
+    # first use on a fresh pool connection (then it was parsed here once, not per request).
+    # Unnamed and simple-protocol statements are parsed for every request.
+    reparsed = sum(1 for s in windows[-1][1] if s["protocol"] == "simple" or s["name"] == "<unnamed>")
     mode = "prepared" if reparsed * 2 <= n_stmts else "extended"
     notes.insert(0, f"{n_stmts} statements per request, {reparsed} parsed anew on each "
-                    f"({', '.join(str(k + 1) for k, s in enumerate(windows[-1][1]) if s['parsed_here']) or 'none'})")
+                    f"({', '.join(str(k + 1) for k, s in enumerate(windows[-1][1]) if s['protocol'] == 'simple' or s['name'] == '<unnamed>') or 'none'})")
     head = [f"-- {name}: the SQL of one request, captured from {len(windows)} requests (bench/bench.py).",
             f"-- pgbench -M {mode}; constants come with -D (see {name}.json)."]
     return "\n".join(head + sets + lines) + "\n", {v: k for k, v in constants.items()}, mode, notes
