@@ -1,0 +1,3 @@
+DROP TABLE payments_provider_events;
+DROP TABLE payments_refunds;
+DROP TABLE payments;
