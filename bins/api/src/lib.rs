@@ -1,6 +1,7 @@
 //! Wiring of the `ecom` binary: which domain modules make up the store and how the
 //! server starts and stops. No domain logic lives here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,12 +12,20 @@ use ecom_core::settings::{Settings, resolve_secret_key};
 use ecom_core::{AppContext, Module};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+/// What the orders ask of payments before every cancellation (the cancel endpoint, the
+/// admin's PATCH to `cancelled`, the expiry task): void open payments, refund captured
+/// ones. The one place ecom-payments installs its port once its module is wired; until
+/// then nothing is paid through a provider, so there is nothing to undo.
+pub fn payments_port() -> Arc<dyn ecom_orders::PaymentsPort> {
+    Arc::new(ecom_orders::NoPayments)
+}
+
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted.
 pub fn modules() -> Vec<Module> {
     vec![
         ecom_auth::module(),
         ecom_catalog::module(),
-        ecom_orders::module(),
+        ecom_orders::module_with_payments(payments_port()),
         ecom_carts::module(),
         ecom_admin::module(),
     ]
@@ -36,11 +45,13 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 /// The expiry of unpaid orders, run by each replica on its own, shorter schedule
 /// ([`ecom_orders::expiry_schedule`]) so orders go within 10 s of their due time.
-/// Every past-due order may expire until a domain installs a gate that holds some open.
+/// Every past-due order may expire until a domain installs a gate that holds some open;
+/// its open payments are voided first through [`payments_port`].
 pub fn expiry_chores() -> Vec<ecom_core::housekeeping::Chore> {
-    vec![ecom_orders::expiry_chore(std::sync::Arc::new(
-        ecom_orders::EveryOrderExpires,
-    ))]
+    vec![ecom_orders::expiry_chore(
+        Arc::new(ecom_orders::EveryOrderExpires),
+        payments_port(),
+    )]
 }
 
 /// Builds the app context the server and the end-to-end tests share.

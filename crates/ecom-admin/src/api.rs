@@ -189,8 +189,8 @@ impl AdminOrderQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeOrderStatusRequest {
-    /// The next status along `pending → paid → shipped → delivered`, or `cancelled`
-    /// from `pending` or `paid`.
+    /// `shipped` (from `paid`), `delivered` (from `shipped`), or `cancelled` (from
+    /// `pending` or `paid`). `paid` and `refunded` are set by payments, not here.
     pub status: ecom_orders::model::OrderStatus,
 }
 
@@ -227,12 +227,12 @@ pub struct DailySalesOut {
     pub revenue: ecom_core::Money,
 }
 
-/// The sales report. Cancelled orders count in `orders_by_status` only.
+/// The sales report. Cancelled and refunded orders count in `orders_by_status` only.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "from": "2026-11-01", "to": "2026-11-02", "total_orders": 3, "total_revenue": "209.95",
     "average_order_value": "69.98",
-    "orders_by_status": {"pending": 1, "paid": 1, "shipped": 0, "delivered": 1, "cancelled": 1},
+    "orders_by_status": {"pending": 1, "paid": 1, "shipped": 0, "delivered": 1, "cancelled": 1, "refunded": 0},
     "top_products": [{"product_id": 42, "name": "Wireless Keyboard", "units_sold": 3, "revenue": "149.97"}],
     "daily": [{"date": "2026-11-01", "orders": 2, "revenue": "149.97"}, {"date": "2026-11-02", "orders": 1, "revenue": "59.98"}],
     "new_users": 2, "active_customers": 2
@@ -240,7 +240,7 @@ pub struct DailySalesOut {
 pub struct SalesReportOut {
     pub from: NaiveDate,
     pub to: NaiveDate,
-    /// Orders placed in the period, cancelled ones left out.
+    /// Orders placed in the period, cancelled and refunded ones left out.
     pub total_orders: i64,
     #[schema(schema_with = ecom_core::money::total_schema)]
     pub total_revenue: ecom_core::Money,

@@ -1,5 +1,7 @@
 //! Handlers of /admin: parse, authorize, call a service, render.
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, get, patch, put, web};
 use ecom_auth::service::roles as auth_roles;
 use ecom_core::audit::{self, AuditRecord};
@@ -8,6 +10,7 @@ use ecom_core::request_db::Db;
 use ecom_core::{AppError, AppResult, Page, PageQuery};
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use ecom_orders::PaymentsPort;
 use ecom_orders::api::OrderOut;
 use ecom_orders::service::{lifecycle, queries as order_queries, reports};
 
@@ -208,8 +211,14 @@ pub async fn list_orders(
     Ok(web::Json(orders))
 }
 
-/// Moves an order along its lifecycle (cancelling returns the stock); recorded in the
-/// order's history and the audit trail.
+/// Moves an order along its lifecycle: to `shipped`, `delivered` or `cancelled` only.
+///
+/// `paid` and `refunded` come from payments (a captured or manual payment, refunds), so
+/// asking for them, or for `pending`, is 409 `invalid_status_transition` like any illegal
+/// jump. `cancelled` works as `POST /orders/{id}/cancel` does for `manage:orders`: from
+/// `pending` or `paid`, the order's payments voided or refunded in full at the provider
+/// first (its failure: 502, nothing changed), the stock returned. Recorded in the order's
+/// history and the audit trail.
 #[utoipa::path(tag = "admin", operation_id = "adminChangeOrderStatus",
     params(("id" = i64, Path, description = "Order id")),
     request_body = ChangeOrderStatusRequest,
@@ -217,21 +226,28 @@ pub async fn list_orders(
         (status = 200, description = "The order after the change", body = OrderOut),
         NeedsManageOrders,
         (status = 404, description = "`not_found`: no such order"),
-        (status = 409, description = "`invalid_status_transition`"),
+        (status = 409, description = "`invalid_status_transition`: an illegal jump, or a status this endpoint does not set (pending, paid, refunded)"),
         (status = 422, description = "`validation_failed`: unknown status"),
+        (status = 502, description = "`payment_provider_error`: cancelling, the payment provider failed to void or refund the order's payment; nothing was changed"),
     ),
     security(("bearer" = [])))]
 #[patch("/admin/orders/{id}/status")]
 pub async fn change_order_status(
     admin: Authorized<ManageOrders>,
     db: Db,
+    payments: web::Data<Arc<dyn PaymentsPort>>,
     id: web::Path<i64>,
     body: ecom_core::JsonObject<ChangeOrderStatusRequest>,
 ) -> AppResult<web::Json<OrderOut>> {
     let mut conn = db.conn().await?;
-    let change =
-        lifecycle::change_status_audited(&mut conn, id.into_inner(), body.status, admin.user_id)
-            .await?;
+    let change = lifecycle::change_status_audited(
+        &mut conn,
+        id.into_inner(),
+        body.status,
+        admin.user_id,
+        payments.as_ref().as_ref(),
+    )
+    .await?;
     Ok(web::Json(change.after))
 }
 

@@ -181,6 +181,16 @@ impl AppError {
         .with_cause(cause)
     }
 
+    /// 502 with a specific code: a service the store depends on (a payment provider)
+    /// failed. The body carries `detail` and the request id; `cause` goes to the log only.
+    pub fn bad_gateway(
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<Cow<'static, str>>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, code, detail).with_cause(cause)
+    }
+
     /// The same error with another client-facing detail.
     pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
         self.detail = detail.into();
@@ -640,5 +650,21 @@ mod tests {
         let lost: AppError = uncoded_error(K::UnableToSendCommand, "connection closed").into();
         assert_eq!(lost.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(AppError::from(E::NotFound).status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_bad_gateway_keeps_its_cause_out_of_the_body() {
+        let e = AppError::bad_gateway(
+            "payment_provider_error",
+            "the payment provider failed; nothing was changed",
+            "provider said: sk_test_secret refused",
+        );
+        assert_eq!(
+            (e.status(), e.code()),
+            (StatusCode::BAD_GATEWAY, "payment_provider_error")
+        );
+        let body = serde_json::to_string(&e.problem()).expect("problem serializes");
+        assert!(!body.contains("sk_test_secret"), "{body}");
+        assert!(std::error::Error::source(&e).is_some_and(|c| c.to_string().contains("refused")));
     }
 }

@@ -31,6 +31,14 @@ pub enum OrdersError {
         from: OrderStatus,
         to: OrderStatus,
     },
+    /// 409 `order_not_payable`: the order is not `pending`, or its payment window has closed.
+    #[error("order {0} cannot be paid")]
+    NotPayable(i64),
+    /// 502 `payment_provider_error`: the payment provider failed while payments undid an
+    /// order's payments before a cancellation; the transaction is rolled back. The message
+    /// is for the log only (the payments crate keeps secrets out of it), never sent.
+    #[error("payment provider failed: {0}")]
+    PaymentProvider(String),
     /// 422 `idempotency_key_reused`: the key was used with a different request.
     #[error("the Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
@@ -115,6 +123,17 @@ impl From<OrdersError> for AppError {
             OrdersError::InvalidTransition { order_id, from, to } => AppError::conflict(
                 "invalid_status_transition",
                 format!("order {order_id} is {from} and cannot become {to}"),
+            ),
+            OrdersError::NotPayable(id) => AppError::conflict(
+                "order_not_payable",
+                format!(
+                    "order {id} cannot be paid: it is not pending, or its payment window has closed"
+                ),
+            ),
+            OrdersError::PaymentProvider(message) => AppError::bad_gateway(
+                "payment_provider_error",
+                "the payment provider failed; nothing was changed",
+                message,
             ),
             OrdersError::IdempotencyKeyReused => AppError::unprocessable(
                 "idempotency_key_reused",

@@ -1,7 +1,10 @@
 //! ecom-orders: checkout that never oversells, idempotent order creation, the order
 //! lifecycle and the sales figures; `/orders`.
 //!
-//! - [`module`]: the routes and OpenAPI fragment that `bins/api` mounts
+//! - [`module`], [`module_with_payments`]: the routes and OpenAPI fragment that `bins/api`
+//!   mounts, with the [`PaymentsPort`] that cancellations go through
+//! - [`service::settlement`]: what ecom-payments calls (lock an order, mark it paid or
+//!   refunded, lengthen its payment window)
 //! - [`expiry_chore`]: the background cancelling of unpaid orders past due, run by
 //!   every replica
 //! - [`service`]: the use cases, including what ecom-admin calls: the lifecycle
@@ -32,9 +35,10 @@ pub use model::{
     StatusCounts, TopProduct,
 };
 pub use service::{
-    EveryOrderExpires, ExpiryGate, cancel_order, change_status, change_status_audited, daily_sales,
-    expire_due_orders, get_order, list_orders, order_history, orders_by_status, place_order,
-    sales_report, sales_totals, status_history, top_products,
+    EveryOrderExpires, ExpiryGate, NoPayments, PaidBy, PaidOutcome, PaymentsPort, cancel_order,
+    change_status, change_status_audited, daily_sales, expire_due_orders, extend_payment_window,
+    get_order, list_orders, lock_order, mark_paid, mark_refunded, order_history, orders_by_status,
+    place_order, sales_report, sales_totals, status_history, top_products,
 };
 
 /// The orders' part of the OpenAPI document.
@@ -55,9 +59,25 @@ pub use service::{
 )]
 pub struct OrdersApi;
 
-/// The orders' routes and OpenAPI fragment, for the app factory.
+/// The orders' routes and OpenAPI fragment, for the app factory, without payments
+/// ([`NoPayments`]): what every test app and a store without payments mount.
 pub fn module() -> ecom_core::Module {
-    ecom_core::Module::routes("orders", routes::configure, OrdersApi::openapi())
+    module_with_payments(std::sync::Arc::new(NoPayments))
+}
+
+/// The orders' routes with `payments` installed in app data (`web::Data<Arc<dyn
+/// PaymentsPort>>`), where every cancelling handler finds it: the orders' cancel endpoint
+/// and ecom-admin's status PATCH.
+pub fn module_with_payments(payments: std::sync::Arc<dyn PaymentsPort>) -> ecom_core::Module {
+    let payments = actix_web::web::Data::new(payments);
+    ecom_core::Module::routes(
+        "orders",
+        move |cfg| {
+            cfg.app_data(payments.clone());
+            routes::configure(cfg);
+        },
+        OrdersApi::openapi(),
+    )
 }
 
 /// The orders' periodic clean-ups: expired idempotency records.
@@ -77,11 +97,17 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
 pub const EXPIRY_EVERY: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// The expiry of unpaid orders as a housekeeping chore, run on [`expiry_schedule`];
-/// `gate` says whether an order may expire (see [`ExpiryGate`]).
-pub fn expiry_chore(gate: std::sync::Arc<dyn ExpiryGate>) -> ecom_core::housekeeping::Chore {
+/// `gate` says whether an order may expire (see [`ExpiryGate`]), `payments` voids its open
+/// payments before it is cancelled (see [`PaymentsPort`]).
+pub fn expiry_chore(
+    gate: std::sync::Arc<dyn ExpiryGate>,
+    payments: std::sync::Arc<dyn PaymentsPort>,
+) -> ecom_core::housekeeping::Chore {
     ecom_core::housekeeping::Chore::new("order_expiry", move |conn, batch| {
-        let gate = gate.clone();
-        Box::pin(async move { Ok(service::expire_due_orders(conn, gate.as_ref(), batch).await?) })
+        let (gate, payments) = (gate.clone(), payments.clone());
+        Box::pin(async move {
+            Ok(service::expire_due_orders(conn, gate.as_ref(), payments.as_ref(), batch).await?)
+        })
     })
 }
 

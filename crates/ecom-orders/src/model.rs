@@ -16,7 +16,8 @@ pub use ecom_catalog::ItemRef;
 
 ecom_core::string_enum! {
     /// Where an order is in its lifecycle:
-    /// `pending → paid → shipped → delivered`, and `pending | paid → cancelled`.
+    /// `pending → paid → shipped → delivered`, `pending | paid → cancelled`, and
+    /// `paid | shipped | delivered → refunded` (its payment refunded in full).
     #[derive(AsExpression, FromSqlRow)]
     #[serde(rename_all = "lowercase")]
     #[strum(serialize_all = "lowercase")]
@@ -27,11 +28,14 @@ ecom_core::string_enum! {
         Shipped,
         Delivered,
         Cancelled,
+        Refunded,
     }
 }
 
 impl OrderStatus {
-    /// Whether the lifecycle allows going from `self` to `to`.
+    /// Whether the lifecycle allows going from `self` to `to`. Which caller may take an
+    /// edge is the services' business: `→ paid` and `→ refunded` only through payments
+    /// (see [`crate::service::settlement`]).
     pub fn can_become(&self, to: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
@@ -41,7 +45,16 @@ impl OrderStatus {
                 | (Shipped, Delivered)
                 | (Pending, Cancelled)
                 | (Paid, Cancelled)
+                | (Paid, Refunded)
+                | (Shipped, Refunded)
+                | (Delivered, Refunded)
         )
+    }
+
+    /// Whether an order in this status counts as a sale in the reports: cancelled and
+    /// refunded orders kept no money.
+    pub fn is_sale(&self) -> bool {
+        !matches!(self, OrderStatus::Cancelled | OrderStatus::Refunded)
     }
 }
 
@@ -77,6 +90,18 @@ pub struct OrderRow {
     pub payment_due_at: Option<DateTime<Utc>>,
 }
 
+impl OrderRow {
+    /// See [`Order::is_payable`].
+    pub(crate) fn is_payable(&self, now: DateTime<Utc>) -> bool {
+        payable(self.status, self.payment_due_at, now)
+    }
+}
+
+/// `pending` and before the due time (a pending order without one never falls due).
+fn payable(status: OrderStatus, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    status == OrderStatus::Pending && due.is_none_or(|due| now < due)
+}
+
 /// One line of an order: one variant, with the product's name and the variant's SKU,
 /// options and unit price at purchase.
 ///
@@ -105,7 +130,7 @@ pub struct OrderLine {
 
 /// An order with its lines; also the response body (`OrderOut`), sent as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[schema(as = OrderOut, description = "An order. `status` follows `pending → paid → shipped → delivered`, or `pending | paid →\ncancelled`.")]
+#[schema(as = OrderOut, description = "An order. `status` follows `pending → paid → shipped → delivered`, or `pending | paid →\ncancelled`; `paid | shipped | delivered → refunded` when its payment is refunded in full.")]
 #[schema(example = json!({
     "id": 7, "user_id": 12, "status": "pending", "total_price": "109.97",
     "payment_due_at": "2026-11-25T18:30:00Z",
@@ -134,6 +159,11 @@ pub struct Order {
 }
 
 impl Order {
+    /// Whether the order may be paid at `now`: `pending` and not past its `payment_due_at`.
+    pub fn is_payable(&self, now: DateTime<Utc>) -> bool {
+        payable(self.status, self.payment_due_at, now)
+    }
+
     pub(crate) fn from_row(row: OrderRow, items: Vec<OrderLine>) -> Self {
         Self {
             id: row.id,
@@ -271,11 +301,11 @@ pub struct ReportRange {
     pub to: NaiveDate,
 }
 
-/// Headline figures of a period. Cancelled orders are left out of every figure except
+/// Headline figures of a period. Cancelled and refunded orders are left out of every figure except
 /// `active_customers` (anyone who placed an order counts as active).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SalesTotals {
-    /// Orders placed in the period and not cancelled.
+    /// Orders placed in the period and neither cancelled nor refunded.
     pub total_orders: i64,
     /// Sum of their totals.
     pub total_revenue: Money,
@@ -293,6 +323,7 @@ pub struct StatusCounts {
     pub shipped: i64,
     pub delivered: i64,
     pub cancelled: i64,
+    pub refunded: i64,
 }
 
 impl StatusCounts {
@@ -303,6 +334,7 @@ impl StatusCounts {
             OrderStatus::Shipped => self.shipped,
             OrderStatus::Delivered => self.delivered,
             OrderStatus::Cancelled => self.cancelled,
+            OrderStatus::Refunded => self.refunded,
         }
     }
 
@@ -313,11 +345,12 @@ impl StatusCounts {
             OrderStatus::Shipped => self.shipped = n,
             OrderStatus::Delivered => self.delivered = n,
             OrderStatus::Cancelled => self.cancelled = n,
+            OrderStatus::Refunded => self.refunded = n,
         }
     }
 }
 
-/// A best-selling product of a period (cancelled orders left out). `name` is the name on
+/// A best-selling product of a period (cancelled and refunded orders left out). `name` is the name on
 /// its most recent order line. Read as the report's query names its columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
 pub struct TopProduct {
@@ -331,7 +364,8 @@ pub struct TopProduct {
     pub revenue: Money,
 }
 
-/// One UTC day of a period: orders placed that day and not cancelled, and their revenue.
+/// One UTC day of a period: orders placed that day and neither cancelled nor refunded,
+/// and their revenue.
 /// Read as the report's query names its columns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, QueryableByName)]
 pub struct DailySales {

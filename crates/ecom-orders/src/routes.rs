@@ -1,5 +1,7 @@
 //! Handlers of /orders: parse, authorize, call a service, render.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use ecom_core::request_db::Db;
@@ -12,6 +14,7 @@ use crate::api::{
 };
 use crate::model::{Checkout, StatusChangeRecord};
 use crate::service;
+use crate::service::PaymentsPort;
 
 /// Request header carrying the client's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -171,6 +174,9 @@ pub async fn order_history(
 
 /// Cancels an order and returns its stock: the owner while `pending`, a holder of
 /// `manage:orders` while `pending` or `paid` (audited when it is someone else's order).
+///
+/// Its open payments are voided and captured ones refunded in full first, at the
+/// provider; if the provider fails, nothing changes (502 `payment_provider_error`).
 #[utoipa::path(tag = "orders", operation_id = "cancelOrder",
     params(("id" = i64, Path, description = "Order id")),
     responses(
@@ -178,12 +184,14 @@ pub async fn order_history(
         (status = 400, description = "`invalid_path`: the id is not an integer"),
         OrderMissing,
         (status = 409, description = "`invalid_status_transition`: the order can no longer be cancelled (by this caller), e.g. it is already cancelled"),
+        (status = 502, description = "`payment_provider_error`: the payment provider failed to void or refund the order's payment; nothing was changed, the order is as it was"),
     ),
     security(("bearer" = [])))]
 #[post("/orders/{id}/cancel")]
 pub async fn cancel_order(
     principal: Principal,
     db: Db,
+    payments: web::Data<Arc<dyn PaymentsPort>>,
     id: web::Path<i64>,
 ) -> AppResult<web::Json<OrderOut>> {
     let mut conn = db.conn().await?;
@@ -192,6 +200,7 @@ pub async fn cancel_order(
         id.into_inner(),
         principal.user_id,
         principal.has(Permission::ManageOrders),
+        payments.as_ref().as_ref(),
     )
     .await?;
     Ok(web::Json(change.after))

@@ -3,6 +3,18 @@ use serde_json::json;
 
 use crate::{PASSWORD, admin_context, root};
 
+/// `admin_id` records a manual payment of a pending order (audited, like a status
+/// change): how an order becomes paid now that the status PATCH no longer sets `paid`.
+pub async fn pay_by_hand(conn: &mut diesel_async::AsyncPgConnection, order_id: i64, admin_id: i64) {
+    let outcome = ecom_orders::mark_paid(conn, order_id, ecom_orders::PaidBy::Manual { admin_id })
+        .await
+        .expect("mark_paid");
+    assert!(
+        matches!(outcome, ecom_orders::PaidOutcome::Paid(_)),
+        "{outcome:?}"
+    );
+}
+
 #[actix_web::test]
 async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     let (db, app) = db_and_app(admin_context).await;
@@ -51,12 +63,25 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
             json!({ "status": status }),
         )
     };
-    for status in ["paid", "shipped", "delivered"] {
+    // `paid` and `refunded` come from payments only (and nothing leads back to `pending`):
+    // refused like an illegal jump, the order untouched.
+    for status in ["paid", "refunded", "pending"] {
+        set_status(first, status)
+            .await
+            .assert_problem(409, "invalid_status_transition");
+    }
+    let untouched = as_admin.get(&format!("/orders/{first}")).await.json();
+    assert_eq!(untouched["status"], "pending");
+    assert!(untouched["payment_due_at"].is_string());
+    let mut conn = db.connect().await;
+    pay_by_hand(&mut conn, first, root).await;
+    for status in ["shipped", "delivered"] {
         let moved = set_status(first, status).await;
         assert_eq!(moved.assert_status(200).json()["status"], status);
     }
     for (id, status, code, problem) in [
         (first, "cancelled", 409, "invalid_status_transition"),
+        (first, "refunded", 409, "invalid_status_transition"),
         (second, "shipped", 409, "invalid_status_transition"),
         (second, "lost", 422, "validation_failed"),
     ] {
@@ -64,7 +89,7 @@ async fn orders_are_listed_filtered_and_moved_along_the_lifecycle() {
     }
 
     // Cancelling a paid order returns its stock once.
-    set_status(second, "paid").await.assert_status(200);
+    pay_by_hand(&mut conn, second, root).await;
     let stock = async || app.get(&format!("/products/{product}")).await.json()["stock"].as_i64();
     let stock_before = stock().await;
     set_status(second, "cancelled").await.assert_status(200);

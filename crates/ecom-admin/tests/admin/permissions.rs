@@ -36,7 +36,7 @@ async fn every_admin_endpoint_checks_its_permission() {
         (
             Method::PATCH,
             "/admin/orders/999999/status".into(),
-            Some(json!({"status": "paid"})),
+            Some(json!({"status": "shipped"})),
         ),
         (Method::GET, "/admin/reports/sales".into(), None),
     ];

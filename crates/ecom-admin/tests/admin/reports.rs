@@ -12,7 +12,8 @@ INSERT INTO orders (id, user_id, status, total_price, created_at) VALUES
   (3, 2, 'cancelled', 100.00, '2026-03-02 12:00:00+00'),
   (4, 3, 'pending',   40.00,  '2026-03-04 00:00:00+00'),
   (5, 1, 'paid',      999.00, '2026-03-05 00:00:00+00'),
-  (6, 4, 'shipped',   77.00,  '2026-02-28 23:59:59+00');
+  (6, 4, 'shipped',   77.00,  '2026-02-28 23:59:59+00'),
+  (7, 5, 'refunded',  30.00,  '2026-03-03 09:00:00+00');
 INSERT INTO order_lines (order_id, product_id, variant_id, product_name, unit_price, quantity, line_total) VALUES
   (1, 100, 100, 'Kettle', 10.00, 2, 20.00),
   (1, 200, 200, 'Mug',    10.00, 1, 10.00),
@@ -20,7 +21,8 @@ INSERT INTO order_lines (order_id, product_id, variant_id, product_name, unit_pr
   (3, 300, 300, 'Lamp',  100.00, 1, 100.00),
   (4, 100, 100, 'Kettle', 10.00, 4, 40.00),
   (5, 300, 300, 'Lamp',  999.00, 1, 999.00),
-  (6, 300, 300, 'Lamp',   77.00, 1, 77.00);
+  (6, 300, 300, 'Lamp',   77.00, 1, 77.00),
+  (7, 100, 100, 'Kettle', 10.00, 3, 30.00);
 ";
 
 #[actix_web::test]
@@ -41,13 +43,14 @@ async fn the_sales_report_matches_hand_computed_figures() {
     let r = res.json();
     assert_eq!(r["from"], "2026-03-01");
     assert_eq!(r["to"], "2026-03-04");
-    // Orders 1, 2 and 4: the cancelled order 3 and the out-of-range 5 and 6 are left out.
+    // Orders 1, 2 and 4: the cancelled order 3, the refunded order 7 and the out-of-range
+    // 5 and 6 are left out (7's kettles too).
     assert_eq!(r["total_orders"], 3);
     assert_eq!(r["total_revenue"], "75.50");
     assert_eq!(r["average_order_value"], "25.17");
     assert_eq!(
         r["orders_by_status"],
-        serde_json::json!({"pending": 1, "paid": 1, "shipped": 0, "delivered": 1, "cancelled": 1})
+        serde_json::json!({"pending": 1, "paid": 1, "shipped": 0, "delivered": 1, "cancelled": 1, "refunded": 1})
     );
     assert_eq!(
         r["top_products"],
@@ -66,8 +69,8 @@ async fn the_sales_report_matches_hand_computed_figures() {
         ])
     );
     assert_eq!(
-        r["active_customers"], 3,
-        "users 1, 2 and 3 ordered in the period"
+        r["active_customers"], 4,
+        "users 1, 2, 3 and 5 (refunded) ordered in the period"
     );
     assert_eq!(r["new_users"], 0, "no account was created in March");
 

@@ -233,7 +233,9 @@ pub async fn place_order(
 /// The transaction's `now()` plus `interval`, as a typed expression: unlike an SQL
 /// fragment it leaves the statement cacheable, so PostgreSQL does not parse and plan the
 /// order's INSERT anew for every order.
-fn now_plus(interval: PgInterval) -> Add<AsExprOf<diesel::dsl::now, Timestamptz>, PgInterval> {
+pub(crate) fn now_plus(
+    interval: PgInterval,
+) -> Add<AsExprOf<diesel::dsl::now, Timestamptz>, PgInterval> {
     diesel::dsl::now.into_sql::<Timestamptz>() + interval
 }
 

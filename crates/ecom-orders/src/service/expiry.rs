@@ -2,6 +2,10 @@
 //! store (history actor `system`, reason `payment_timeout`) through the same transition
 //! as `POST /orders/{id}/cancel`, so its stock comes back exactly once.
 //!
+//! Before the status changes, payments voids the order's open payments
+//! ([`PaymentsPort::before_cancel`], with the order locked); a provider failure leaves the
+//! order pending for the next round and is logged.
+//!
 //! Every replica runs [`expire_due_orders`] every few seconds. Each order is claimed and
 //! cancelled in a transaction of its own: the claim takes the longest-overdue pending
 //! order that no other transaction holds (`FOR UPDATE SKIP LOCKED`), so replicas share a
@@ -19,6 +23,8 @@ use ecom_core::db::transaction_with_retry;
 
 use super::Result;
 use super::lifecycle::{Verdict, transition_once};
+use super::settlement::PaymentsPort;
+use crate::error::OrdersError;
 use crate::model::{Actor, OrderStatus};
 use crate::schema::orders;
 
@@ -59,12 +65,14 @@ enum Claim {
 
 /// Cancels up to `batch` pending orders past their `payment_due_at`, longest overdue
 /// first, one transaction each; returns how many it cancelled. Orders the gate keeps
-/// pending are not asked about again in this call. An order whose cancellation fails is
-/// logged and left for the next call, so one bad order cannot hold up the others; a
-/// failure to claim (the database is gone) ends the call with the error.
+/// pending are not asked about again in this call. An order whose cancellation fails (the
+/// payment provider failing included) is logged and left for the next call, so one bad
+/// order cannot hold up the others; a failure to claim (the database is gone) ends the
+/// call with the error.
 pub async fn expire_due_orders(
     conn: &mut AsyncPgConnection,
     gate: &dyn ExpiryGate,
+    payments: &dyn PaymentsPort,
     batch: i64,
 ) -> Result<usize> {
     let mut passed_over: Vec<i64> = Vec::new();
@@ -74,7 +82,7 @@ pub async fn expire_due_orders(
         let claimed = AtomicI64::new(0);
         let outcome = transaction_with_retry(conn, async |conn| {
             claimed.store(0, Ordering::Relaxed);
-            expire_next(conn, gate, &passed_over, &claimed).await
+            expire_next(conn, gate, payments, &passed_over, &claimed).await
         })
         .await;
         match outcome {
@@ -83,6 +91,11 @@ pub async fn expire_due_orders(
             Ok(Claim::Kept(order_id)) => passed_over.push(order_id),
             Err(e) => match claimed.into_inner() {
                 0 => return Err(e),
+                // The message is the payments crate's, written for the log (no secrets).
+                order_id if matches!(e, OrdersError::PaymentProvider(_)) => {
+                    tracing::warn!(order_id, error = %e, "the payment provider failed while expiring an unpaid order; retried next round");
+                    passed_over.push(order_id);
+                }
                 order_id => {
                     tracing::warn!(order_id, error = %e, "could not expire an unpaid order; retried next round");
                     passed_over.push(order_id);
@@ -100,10 +113,11 @@ pub async fn expire_due_orders(
 }
 
 /// One transaction of [`expire_due_orders`]: claim the next order past due, ask the gate,
-/// cancel it as the system.
+/// cancel it as the system (payments voiding first).
 async fn expire_next(
     conn: &mut AsyncPgConnection,
     gate: &dyn ExpiryGate,
+    payments: &dyn PaymentsPort,
     passed_over: &[i64],
     claimed: &AtomicI64,
 ) -> Result<Claim> {
@@ -124,6 +138,7 @@ async fn expire_next(
         OrderStatus::Cancelled,
         Some(PAYMENT_TIMEOUT),
         &|_| Ok(verdict),
+        payments,
     )
     .await?;
     Ok(Claim::Cancelled)

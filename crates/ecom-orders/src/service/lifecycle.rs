@@ -1,6 +1,8 @@
 //! The order lifecycle: `pending → paid → shipped → delivered`, `pending | paid →
-//! cancelled`. Each change locks the order row, is recorded in the status history, and
-//! a cancellation returns the stock through ecom-catalog in the same transaction.
+//! cancelled`, `paid | shipped | delivered → refunded`. Each change locks the order row,
+//! is recorded in the status history, and a cancellation asks payments to void or refund
+//! first and returns the stock through ecom-catalog, all in the same transaction.
+//! `→ paid` and `→ refunded` are made by [`super::settlement`] only.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -13,6 +15,7 @@ use ecom_core::{Page, PageRequest};
 
 use super::Result;
 use super::queries::lines_of;
+use super::settlement::PaymentsPort;
 use crate::error::OrdersError;
 use crate::model::{Actor, Order, OrderRow, OrderStatus, StatusChange, StatusChangeRecord};
 use crate::schema::{order_status_history, orders};
@@ -45,9 +48,10 @@ async fn transition(
     to: OrderStatus,
     reason: Option<&str>,
     guard: Guard<'_>,
+    payments: &dyn PaymentsPort,
 ) -> Result<StatusChange> {
     transaction_with_retry(conn, async |conn| {
-        transition_once(conn, order_id, to, reason, guard).await
+        transition_once(conn, order_id, to, reason, guard, payments).await
     })
     .await
 }
@@ -60,22 +64,51 @@ pub(crate) async fn transition_once(
     to: OrderStatus,
     reason: Option<&str>,
     guard: Guard<'_>,
+    payments: &dyn PaymentsPort,
 ) -> Result<StatusChange> {
-    let row: OrderRow = orders::table
+    let row = lock_row(conn, order_id).await?;
+    let verdict = guard(&row)?;
+    apply(conn, row, to, reason, verdict, payments).await
+}
+
+/// The order row, locked `FOR UPDATE` until the caller's transaction ends.
+pub(crate) async fn lock_row(conn: &mut AsyncPgConnection, order_id: i64) -> Result<OrderRow> {
+    orders::table
         .find(order_id)
         .select(OrderRow::as_select())
         .for_update()
         .first(conn)
         .await
         .optional()?
-        .ok_or(OrdersError::OrderNotFound(order_id))?;
-    let verdict = guard(&row)?;
+        .ok_or(OrdersError::OrderNotFound(order_id))
+}
+
+/// Moves the locked order `row` to `to`: checks the lifecycle, lets payments void or
+/// refund first when it is a cancellation (a provider failure ends it here, before
+/// anything changed), then updates, records, returns stock on cancel and audits.
+pub(crate) async fn apply(
+    conn: &mut AsyncPgConnection,
+    row: OrderRow,
+    to: OrderStatus,
+    reason: Option<&str>,
+    verdict: Verdict,
+    payments: &dyn PaymentsPort,
+) -> Result<StatusChange> {
+    let order_id = row.id;
     if !row.status.can_become(to) {
         return Err(OrdersError::InvalidTransition {
             order_id,
             from: row.status,
             to,
         });
+    }
+    let items = lines_of(conn, &[order_id])
+        .await?
+        .remove(&order_id)
+        .unwrap_or_default();
+    let before = Order::from_row(row, items);
+    if to == OrderStatus::Cancelled {
+        payments.before_cancel(conn, &before).await?;
     }
     // No transition leads into `pending`, so every one ends the payment window.
     let updated: OrderRow = diesel::update(orders::table.find(order_id))
@@ -88,11 +121,11 @@ pub(crate) async fn transition_once(
         .get_result(conn)
         .await?;
     // The day's sales figures change: drop its rollup (rebuilt by the next report).
-    super::rollup::invalidate(conn, row.created_at).await?;
+    super::rollup::invalidate(conn, before.created_at).await?;
     diesel::insert_into(order_status_history::table)
         .values((
             order_status_history::order_id.eq(order_id),
-            order_status_history::from_status.eq(Some(row.status)),
+            order_status_history::from_status.eq(Some(before.status)),
             order_status_history::to_status.eq(to),
             order_status_history::actor.eq(verdict.actor.kind()),
             order_status_history::actor_id.eq(verdict.actor.user_id()),
@@ -100,12 +133,9 @@ pub(crate) async fn transition_once(
         ))
         .execute(conn)
         .await?;
-    let items = lines_of(conn, &[order_id])
-        .await?
-        .remove(&order_id)
-        .unwrap_or_default();
     if to == OrderStatus::Cancelled {
-        let stock: Vec<StockLine> = items
+        let stock: Vec<StockLine> = before
+            .items
             .iter()
             .map(|l| StockLine {
                 item: ItemRef::Variant(l.variant_id),
@@ -116,8 +146,7 @@ pub(crate) async fn transition_once(
             return_stock(conn, &stock).await?;
         }
     }
-    let before = Order::from_row(row, items.clone());
-    let after = Order::from_row(updated, items);
+    let after = Order::from_row(updated, before.items.clone());
     if verdict.audited
         && let Some(actor_id) = verdict.actor.user_id()
     {
@@ -148,8 +177,40 @@ fn audit_view(order: &Order) -> serde_json::Value {
     })
 }
 
+/// The statuses an administrator may set directly: `paid` and `refunded` come only from
+/// payments (see [`crate::service::settlement`]), `pending` from nothing.
+pub const ADMIN_TARGETS: [OrderStatus; 3] = [
+    OrderStatus::Shipped,
+    OrderStatus::Delivered,
+    OrderStatus::Cancelled,
+];
+
+/// The guard of an administrator's status change to `to`: any order, named `admin` in
+/// the history; a target outside [`ADMIN_TARGETS`] is refused as an illegal transition.
+fn admin_guard(
+    actor_id: i64,
+    to: OrderStatus,
+    audited: bool,
+) -> impl Fn(&OrderRow) -> Result<Verdict> + Sync {
+    move |row: &OrderRow| {
+        if !ADMIN_TARGETS.contains(&to) {
+            return Err(OrdersError::InvalidTransition {
+                order_id: row.id,
+                from: row.status,
+                to,
+            });
+        }
+        Ok(Verdict {
+            actor: Actor::Admin(actor_id),
+            audited,
+        })
+    }
+}
+
 /// Moves an order along the lifecycle on behalf of `actor_id`, an administrator (history
-/// actor `admin`); illegal jumps are [`OrdersError::InvalidTransition`].
+/// actor `admin`): to `shipped`, `delivered` or `cancelled` ([`ADMIN_TARGETS`]); other
+/// targets and illegal jumps are [`OrdersError::InvalidTransition`]. A cancellation asks
+/// `payments` to void or refund first, with the order locked ([`PaymentsPort`]).
 /// Locks the order row, records the change in the history and, on cancellation, returns
 /// the stock, all in one transaction (a savepoint of the caller's, if open). Returns the
 /// order before and after. Writes no audit entry: see [`change_status_audited`].
@@ -158,12 +219,10 @@ pub async fn change_status(
     order_id: i64,
     to: OrderStatus,
     actor_id: i64,
+    payments: &dyn PaymentsPort,
 ) -> Result<StatusChange> {
-    let verdict = Verdict {
-        actor: Actor::Admin(actor_id),
-        audited: false,
-    };
-    transition(conn, order_id, to, None, &|_| Ok(verdict)).await
+    let guard = admin_guard(actor_id, to, false);
+    transition(conn, order_id, to, None, &guard, payments).await
 }
 
 /// [`change_status`] plus an audit entry (`order.status_change` on `order`, before and
@@ -173,25 +232,26 @@ pub async fn change_status_audited(
     order_id: i64,
     to: OrderStatus,
     actor_id: i64,
+    payments: &dyn PaymentsPort,
 ) -> Result<StatusChange> {
-    let verdict = Verdict {
-        actor: Actor::Admin(actor_id),
-        audited: true,
-    };
-    transition(conn, order_id, to, None, &|_| Ok(verdict)).await
+    let guard = admin_guard(actor_id, to, true);
+    transition(conn, order_id, to, None, &guard, payments).await
 }
 
 /// `POST /orders/{id}/cancel` by `caller`: the owner may cancel while `pending`; a holder
 /// of `manage:orders` (`can_manage`) while `pending` or `paid`. Someone else's order is
 /// [`OrdersError::OrderNotFound`] without `manage:orders`; when a manager cancels someone
 /// else's order, an audit entry is written too. The history names the owner as `user`,
-/// a manager as `admin` (also on their own order once it is past `pending`). Stock is returned exactly once: a second cancel (or the expiry
-/// task) finds the order cancelled and is refused.
+/// a manager as `admin` (also on their own order once it is past `pending`). `payments`
+/// voids or refunds first, with the order locked; its failure changes nothing. Stock is
+/// returned exactly once: a second cancel (or the expiry task) finds the order cancelled
+/// and is refused.
 pub async fn cancel_order(
     conn: &mut AsyncPgConnection,
     order_id: i64,
     caller: i64,
     can_manage: bool,
+    payments: &dyn PaymentsPort,
 ) -> Result<StatusChange> {
     let guard = move |row: &OrderRow| {
         if row.user_id != caller && !can_manage {
@@ -218,7 +278,15 @@ pub async fn cancel_order(
             audited: !own,
         })
     };
-    transition(conn, order_id, OrderStatus::Cancelled, None, &guard).await
+    transition(
+        conn,
+        order_id,
+        OrderStatus::Cancelled,
+        None,
+        &guard,
+        payments,
+    )
+    .await
 }
 
 /// Every status change of an order, oldest first (the placing of the order included).

@@ -183,7 +183,9 @@ fn from_cents(cents: i64) -> Money {
 fn totals_of(rows: &[StatusRow], active_customers: i64) -> SalesTotals {
     let (mut total_orders, mut cents) = (0, 0);
     for row in rows {
-        if row.status != OrderStatus::Cancelled.as_str() {
+        // A status this build does not know is no sale either.
+        let sale = row.status.parse::<OrderStatus>().is_ok_and(|s| s.is_sale());
+        if sale {
             total_orders += row.orders;
             cents += row.cents;
         }
@@ -208,7 +210,8 @@ async fn totals_in(conn: &mut AsyncPgConnection, src: &Sources) -> Result<SalesT
     Ok(totals_of(&rows, active_customers(conn, src).await?))
 }
 
-/// Orders, revenue and average order value of the period (cancelled orders left out), and
+/// Orders, revenue and average order value of the period (cancelled and refunded orders
+/// left out), and
 /// the distinct customers who placed an order in it.
 pub async fn sales_totals(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<SalesTotals> {
     in_snapshot(conn, range, |conn, src| Box::pin(totals_in(conn, src))).await
@@ -349,7 +352,7 @@ async fn top_in(
          FROM unnest($5::timestamptz[], $6::timestamptz[]) AS r(lo, hi) \
          CROSS JOIN LATERAL (SELECT id FROM orders \
                              WHERE created_at >= r.lo AND created_at < r.hi \
-                               AND status <> 'cancelled' OFFSET 0) AS o \
+                               AND status NOT IN ('cancelled', 'refunded') OFFSET 0) AS o \
          CROSS JOIN LATERAL (SELECT product_id, quantity, line_total, order_id \
                              FROM order_lines WHERE order_id = o.id OFFSET 0) AS l",
         src,
@@ -400,7 +403,7 @@ async fn top_in(
 }
 
 /// The `limit` (1..=100) best-selling products of the period by units sold (then revenue,
-/// then id), cancelled orders left out.
+/// then id), cancelled and refunded orders left out.
 pub async fn top_products(
     conn: &mut AsyncPgConnection,
     range: ReportRange,
@@ -420,14 +423,14 @@ async fn daily_in(
         "WITH per_day AS ( \
              SELECT day, sum(orders) AS orders, sum(cents) AS cents FROM ( \
                  SELECT day, orders, revenue_cents AS cents FROM order_rollup_status \
-                 WHERE day >= $1 AND day <= $2 AND status <> 'cancelled' \
+                 WHERE day >= $1 AND day <= $2 AND status NOT IN ('cancelled', 'refunded') \
                  UNION ALL \
                  SELECT (o.created_at AT TIME ZONE 'UTC')::date, count(*), \
                         (sum(o.total_price) * 100)::bigint \
                  FROM unnest($3::timestamptz[], $4::timestamptz[]) AS r(lo, hi) \
                  CROSS JOIN LATERAL (SELECT created_at, total_price FROM orders \
                                      WHERE created_at >= r.lo AND created_at < r.hi \
-                                       AND status <> 'cancelled' OFFSET 0) AS o \
+                                       AND status NOT IN ('cancelled', 'refunded') OFFSET 0) AS o \
                  GROUP BY 1 \
              ) AS s GROUP BY day) \
          SELECT d.day::date AS date, coalesce(p.orders, 0)::bigint AS orders, \
@@ -445,7 +448,8 @@ async fn daily_in(
     .await?)
 }
 
-/// Every UTC day of the period with its orders and revenue (cancelled orders left out),
+/// Every UTC day of the period with its orders and revenue (cancelled and refunded orders
+/// left out),
 /// days without orders included as zero.
 pub async fn daily_sales(
     conn: &mut AsyncPgConnection,

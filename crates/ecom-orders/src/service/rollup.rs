@@ -283,15 +283,15 @@ const ROLL_UP_STATUSES: &str = "INSERT INTO order_rollup_status (day, status, or
      WHERE o.created_at >= $1 AND o.created_at < $2 \
      GROUP BY 1, 2";
 
-/// Rolls up units and revenue per product of the same days (cancelled orders left out),
-/// with the name of the product's latest line.
+/// Rolls up units and revenue per product of the same days (cancelled and refunded
+/// orders left out), with the name of the product's latest line.
 const ROLL_UP_PRODUCTS: &str = "INSERT INTO order_rollup_products (day, product_id, units, revenue_cents, last_order_id, name) \
      SELECT m.day, l.product_id, sum(l.quantity), (sum(l.line_total) * 100)::bigint, max(l.order_id), \
             (array_agg(l.product_name ORDER BY l.order_id DESC))[1] \
      FROM orders o \
      JOIN unnest($3::date[]) AS m(day) ON m.day = (o.created_at AT TIME ZONE 'UTC')::date \
      JOIN order_lines l ON l.order_id = o.id \
-     WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status <> 'cancelled' \
+     WHERE o.created_at >= $1 AND o.created_at < $2 AND o.status NOT IN ('cancelled', 'refunded') \
      GROUP BY 1, 2";
 
 /// Packs the product rows of the claimed days `$1` (see the `orders_product_packs`

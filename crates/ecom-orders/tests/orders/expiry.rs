@@ -9,11 +9,12 @@ use diesel::sql_types::{BigInt, Integer};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ecom_orders::service::{EXPIRY_BATCH, PAYMENT_TIMEOUT};
 use ecom_orders::{
-    ActorKind, EveryOrderExpires, ExpiryGate, OrderStatus, OrdersError, expire_due_orders,
+    ActorKind, EveryOrderExpires, ExpiryGate, NoPayments, OrderStatus, OrdersError,
+    expire_due_orders,
 };
 use ecom_testkit::TestDb;
 
-use crate::support::{ADMIN, SHOPPER, count, lines, order, stock_of, stocked};
+use crate::support::{SHOPPER, count, lines, move_to, order, pay, stock_of, stocked};
 
 /// Moves an order's payment deadline `seconds_ago` into the past, as if its window had
 /// run out (instead of waiting half an hour).
@@ -79,12 +80,10 @@ async fn placing_sets_the_payment_due_time_and_every_transition_clears_it() {
     assert_eq!(stored.payment_due_at, placed.payment_due_at);
 
     // Paid, then on along the lifecycle: never due again.
-    let paid = ecom_orders::change_status(&mut conn, placed.id, OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
+    let paid = pay(&mut conn, placed.id).await;
     assert_eq!(paid.before.payment_due_at, placed.payment_due_at);
     assert_eq!(paid.after.payment_due_at, None);
-    let shipped = ecom_orders::change_status(&mut conn, placed.id, OrderStatus::Shipped, ADMIN)
+    let shipped = move_to(&mut conn, placed.id, OrderStatus::Shipped)
         .await
         .expect("shipped");
     assert_eq!(shipped.after.payment_due_at, None);
@@ -92,15 +91,14 @@ async fn placing_sets_the_payment_due_time_and_every_transition_clears_it() {
     // Cancelled by its owner or by an administrator: cleared too.
     let by_owner = order(&mut conn, SHOPPER, &[(mug, 1)]).await;
     assert!(by_owner.payment_due_at.is_some());
-    let cancelled = ecom_orders::cancel_order(&mut conn, by_owner.id, SHOPPER, false)
+    let cancelled = ecom_orders::cancel_order(&mut conn, by_owner.id, SHOPPER, false, &NoPayments)
         .await
         .expect("cancelled");
     assert_eq!(cancelled.after.payment_due_at, None);
     let by_admin = order(&mut conn, SHOPPER, &[(mug, 1)]).await;
-    let cancelled =
-        ecom_orders::change_status(&mut conn, by_admin.id, OrderStatus::Cancelled, ADMIN)
-            .await
-            .expect("cancelled");
+    let cancelled = move_to(&mut conn, by_admin.id, OrderStatus::Cancelled)
+        .await
+        .expect("cancelled");
     assert_eq!(cancelled.after.payment_due_at, None);
 
     // The database refuses a due time on an order that is not pending.
@@ -120,15 +118,12 @@ async fn orders_past_due_are_cancelled_with_their_stock_and_nothing_else_is_touc
     let paid = order(&mut conn, SHOPPER, &[(pot, 2)]).await.id;
     make_overdue(&mut conn, overdue, 60).await;
     make_overdue(&mut conn, just_overdue, 0).await;
-    // Paid while overdue: no longer pending, so it stays.
-    make_overdue(&mut conn, paid, 60).await;
-    ecom_orders::change_status(&mut conn, paid, OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
+    // Paid: no longer pending (nor due), so it stays.
+    pay(&mut conn, paid).await;
     assert_eq!(stock_of(&mut conn, mug).await, 4);
     assert_eq!(stock_of(&mut conn, pot).await, 2);
 
-    let cancelled = expire_due_orders(&mut conn, &EveryOrderExpires, EXPIRY_BATCH)
+    let cancelled = expire_due_orders(&mut conn, &EveryOrderExpires, &NoPayments, EXPIRY_BATCH)
         .await
         .expect("expiry runs");
     assert_eq!(cancelled, 2);
@@ -156,7 +151,7 @@ async fn orders_past_due_are_cancelled_with_their_stock_and_nothing_else_is_touc
     assert_eq!(status_of(&mut conn, paid).await, OrderStatus::Paid);
 
     // A second run finds nothing; the stock is not returned twice.
-    let again = expire_due_orders(&mut conn, &EveryOrderExpires, EXPIRY_BATCH)
+    let again = expire_due_orders(&mut conn, &EveryOrderExpires, &NoPayments, EXPIRY_BATCH)
         .await
         .expect("expiry runs");
     assert_eq!(again, 0);
@@ -164,7 +159,7 @@ async fn orders_past_due_are_cancelled_with_their_stock_and_nothing_else_is_touc
     assert_eq!(stock_of(&mut conn, pot).await, 3);
     // The owner can no longer cancel it.
     assert!(matches!(
-        ecom_orders::cancel_order(&mut conn, overdue, SHOPPER, false).await,
+        ecom_orders::cancel_order(&mut conn, overdue, SHOPPER, false, &NoPayments).await,
         Err(OrdersError::InvalidTransition { .. })
     ));
 }
@@ -173,7 +168,7 @@ async fn orders_past_due_are_cancelled_with_their_stock_and_nothing_else_is_touc
 async fn one_call_cancels_at_most_a_batch_longest_overdue_first() {
     let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let ids = overdue_by(&mut conn, mug, &[10, 30, 20]).await;
-    let cancelled = expire_due_orders(&mut conn, &EveryOrderExpires, 2)
+    let cancelled = expire_due_orders(&mut conn, &EveryOrderExpires, &NoPayments, 2)
         .await
         .expect("expiry runs");
     assert_eq!(cancelled, 2);
@@ -202,7 +197,7 @@ async fn an_order_the_gate_holds_open_stays_pending_and_the_others_still_expire(
     let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let ids = overdue_by(&mut conn, mug, &[30, 20, 10]).await;
     // The longest-overdue order is held: the call goes past it to the others.
-    let cancelled = expire_due_orders(&mut conn, &HoldOpen(ids[0]), EXPIRY_BATCH)
+    let cancelled = expire_due_orders(&mut conn, &HoldOpen(ids[0]), &NoPayments, EXPIRY_BATCH)
         .await
         .expect("expiry runs");
     assert_eq!(cancelled, 2);
@@ -233,7 +228,7 @@ async fn expiry_worker(db: &TestDb) -> usize {
     let mut conn = db.connect().await;
     let mut total = 0;
     loop {
-        let n = expire_due_orders(&mut conn, &EveryOrderExpires, 7)
+        let n = expire_due_orders(&mut conn, &EveryOrderExpires, &NoPayments, 7)
             .await
             .expect("expiry runs");
         if n == 0 {
@@ -308,7 +303,7 @@ async fn an_owner_cancelling_while_the_expiry_runs_cancels_once() {
         let mut cancelled = 0;
         // From the newest, so the owner and the expiry meet in the middle.
         for &id in ids.iter().rev() {
-            match ecom_orders::cancel_order(&mut conn, id, SHOPPER, false).await {
+            match ecom_orders::cancel_order(&mut conn, id, SHOPPER, false, &NoPayments).await {
                 Ok(_) => cancelled += 1,
                 Err(OrdersError::InvalidTransition {
                     from: OrderStatus::Cancelled,
@@ -341,7 +336,10 @@ async fn the_background_task_cancels_an_overdue_order_on_its_own() {
     };
     let task = ecom_core::housekeeping::spawn_on(
         db.pool(),
-        vec![ecom_orders::expiry_chore(Arc::new(EveryOrderExpires))],
+        vec![ecom_orders::expiry_chore(
+            Arc::new(EveryOrderExpires),
+            Arc::new(NoPayments),
+        )],
         schedule,
     );
     // Generous: the point is that nobody but the task cancels it.

@@ -29,9 +29,15 @@ fn steps(page: &Value) -> Vec<(Value, Value, Value, Value, Value)> {
 async fn the_history_names_who_made_each_change_oldest_first() {
     let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
-    ecom_orders::change_status(&mut conn, id, ecom_orders::OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
+    // An administrator records a manual payment.
+    let paid = ecom_orders::mark_paid(
+        &mut conn,
+        id,
+        ecom_orders::PaidBy::Manual { admin_id: ADMIN },
+    )
+    .await
+    .expect("paid");
+    assert!(matches!(paid, ecom_orders::PaidOutcome::Paid(_)));
     app.fixed(MANAGER).cancel_order(id).await.assert_status(200);
     let path = format!("/orders/{id}/history");
 
@@ -61,7 +67,7 @@ async fn the_history_names_who_made_each_change_oldest_first() {
                 json!("paid"),
                 json!("admin"),
                 json!(ADMIN),
-                json!(null)
+                json!("manual_payment")
             ),
             (
                 json!("paid"),
@@ -148,7 +154,7 @@ async fn an_expired_order_shows_the_system_and_its_reason() {
     )
     .await
     .expect("overdue");
-    ecom_orders::expire_due_orders(&mut conn, &EveryOrderExpires, 10)
+    ecom_orders::expire_due_orders(&mut conn, &EveryOrderExpires, &ecom_orders::NoPayments, 10)
         .await
         .expect("expiry runs");
     let page = app

@@ -2,11 +2,11 @@
 
 use diesel_async::AsyncPgConnection;
 use ecom_core::audit::{AuditFilter, AuditRecord, list as audit_list};
-use ecom_orders::{ActorKind, OrderStatus, OrdersError};
+use ecom_orders::{ActorKind, NoPayments, OrderStatus, OrdersError};
 use ecom_testkit::fixtures::page_of;
 
 use crate::shop;
-use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, stock_of, stocked};
+use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, move_to, order, pay, stock_of, stocked};
 
 /// The first ten audit entries, newest first, and how many there are.
 async fn audit_trail(conn: &mut AsyncPgConnection) -> (Vec<AuditRecord>, i64) {
@@ -97,15 +97,12 @@ async fn cancelling_returns_stock_exactly_once() {
 async fn only_a_manager_cancels_a_paid_order_and_that_is_audited() {
     let (_db, mut conn, [mug], app) = shop!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 4)]).await.id;
-    ecom_orders::change_status(&mut conn, id, OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
+    pay(&mut conn, id).await;
     let shipped = order(&mut conn, SHOPPER, &[(mug, 1)]).await.id;
-    for to in [OrderStatus::Paid, OrderStatus::Shipped] {
-        ecom_orders::change_status(&mut conn, shipped, to, ADMIN)
-            .await
-            .expect("moved");
-    }
+    pay(&mut conn, shipped).await;
+    move_to(&mut conn, shipped, OrderStatus::Shipped)
+        .await
+        .expect("shipped");
 
     // The owner cannot cancel a paid order; shipped orders cannot be cancelled, not
     // even by a manager. Neither refusal returns stock.
@@ -143,17 +140,24 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
     let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
-    // Illegal jumps from pending are refused; then each legal step in turn.
+    // Illegal jumps from pending are refused, and so are `paid` and `refunded`, which
+    // only payments set; then each legal step in turn, paid through a payment.
     let mut expected = vec![(None, OrderStatus::Pending)];
     for (to, legal) in [
         (OrderStatus::Shipped, false),
         (OrderStatus::Delivered, false),
         (OrderStatus::Pending, false),
+        (OrderStatus::Paid, false),
+        (OrderStatus::Refunded, false),
         (OrderStatus::Paid, true),
         (OrderStatus::Shipped, true),
         (OrderStatus::Delivered, true),
     ] {
-        let result = ecom_orders::change_status(&mut conn, id, to, ADMIN).await;
+        let result = if to == OrderStatus::Paid && legal {
+            Ok(pay(&mut conn, id).await)
+        } else {
+            move_to(&mut conn, id, to).await
+        };
         if !legal {
             let err = result.expect_err("illegal");
             assert!(
@@ -170,13 +174,9 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
         assert!(change.after.updated_at >= change.before.updated_at);
         expected.push((Some(change.before.status), to));
     }
-    // Delivered is final.
+    // Delivered is final for an administrator (only a refund moves it on).
     for &to in OrderStatus::ALL {
-        assert!(
-            ecom_orders::change_status(&mut conn, id, to, ADMIN)
-                .await
-                .is_err()
-        );
+        assert!(move_to(&mut conn, id, to).await.is_err());
     }
     let history = ecom_orders::status_history(&mut conn, id)
         .await
@@ -188,8 +188,16 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
             .collect::<Vec<_>>(),
         expected
     );
+    assert_eq!(
+        (
+            history[1].actor,
+            history[1].actor_id,
+            history[1].reason.as_deref()
+        ),
+        (ActorKind::System, None, Some("payment_captured"))
+    );
     assert!(
-        history[1..]
+        history[2..]
             .iter()
             .all(|h| h.actor_id == Some(ADMIN) && h.actor == ActorKind::Admin)
     );
@@ -201,20 +209,20 @@ async fn the_lifecycle_moves_forward_only_and_records_every_step() {
 
     // Cancelled is final too, and the stock came back once.
     let other = order(&mut conn, SHOPPER, &[(mug, 5)]).await.id;
-    ecom_orders::change_status(&mut conn, other, OrderStatus::Cancelled, ADMIN)
+    move_to(&mut conn, other, OrderStatus::Cancelled)
         .await
         .expect("cancelled");
     assert_eq!(stock_of(&mut conn, mug).await, 8);
     for &to in OrderStatus::ALL {
         assert!(matches!(
-            ecom_orders::change_status(&mut conn, other, to, ADMIN).await,
+            move_to(&mut conn, other, to).await,
             Err(OrdersError::InvalidTransition { .. })
         ));
     }
     assert_eq!(stock_of(&mut conn, mug).await, 8);
 
     assert!(matches!(
-        ecom_orders::change_status(&mut conn, 999_999, OrderStatus::Paid, ADMIN).await,
+        move_to(&mut conn, 999_999, OrderStatus::Shipped).await,
         Err(OrdersError::OrderNotFound(999_999))
     ));
 }
@@ -224,22 +232,30 @@ async fn the_audited_change_writes_before_and_after_in_the_same_transaction() {
     let (_db, mut conn, [mug]) = stocked!(("Mug", "8.50", 10)).await;
     let id = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
 
-    let change = ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
-    assert_eq!(change.before.status, OrderStatus::Pending);
-    assert_eq!(change.after.status, OrderStatus::Paid);
-    // A refused change leaves no audit entry.
-    assert!(
-        ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Delivered, ADMIN)
+    pay(&mut conn, id).await;
+    let change =
+        ecom_orders::change_status_audited(&mut conn, id, OrderStatus::Shipped, ADMIN, &NoPayments)
             .await
-            .is_err()
-    );
+            .expect("shipped");
+    assert_eq!(change.before.status, OrderStatus::Paid);
+    assert_eq!(change.after.status, OrderStatus::Shipped);
+    // A refused change leaves no audit entry: an illegal jump, or a status only payments set.
+    for to in [
+        OrderStatus::Pending,
+        OrderStatus::Paid,
+        OrderStatus::Refunded,
+    ] {
+        assert!(
+            ecom_orders::change_status_audited(&mut conn, id, to, ADMIN, &NoPayments)
+                .await
+                .is_err()
+        );
+    }
     let (audit, total) = audit_trail(&mut conn).await;
     assert_eq!(total, 1);
     assert_eq!(audit[0].action, "order.status_change");
     assert_eq!(
         statuses(&audit[0]),
-        (Some("pending".into()), Some("paid".into()))
+        (Some("paid".into()), Some("shipped".into()))
     );
 }

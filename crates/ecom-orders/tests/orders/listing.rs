@@ -9,7 +9,7 @@ use ecom_core::Page;
 use ecom_orders::{AdminOrderFilter, Order, OrderStatus};
 use ecom_testkit::fixtures::{count_statements, page_of};
 
-use crate::support::{ADMIN, MANAGER, OTHER, SHOPPER, order, stocked};
+use crate::support::{MANAGER, OTHER, SHOPPER, order, stocked};
 use crate::{app, shop};
 
 fn ids(body: &serde_json::Value) -> Vec<i64> {
@@ -46,9 +46,7 @@ async fn a_user_lists_only_their_orders_newest_first_with_a_status_filter() {
     let second = order(&mut conn, SHOPPER, &[(mug, 2)]).await.id;
     let third = order(&mut conn, SHOPPER, &[(mug, 3)]).await.id;
     let theirs = order(&mut conn, OTHER, &[(mug, 1)]).await.id;
-    ecom_orders::change_status(&mut conn, second, OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
+    crate::support::pay(&mut conn, second).await;
     let app = app!(&db);
     let as_shopper = app.fixed(SHOPPER);
 
@@ -128,9 +126,7 @@ async fn the_admin_listing_filters_and_costs_three_statements_per_page() {
         set_created_at(&mut conn, o.id, &format!("2026-03-{:02}T12:00:00Z", i + 1)).await;
         placed.push(o.id);
     }
-    ecom_orders::change_status(&mut conn, placed[4], OrderStatus::Paid, ADMIN)
-        .await
-        .expect("paid");
+    crate::support::pay(&mut conn, placed[4]).await;
 
     let all = ecom_orders::list_orders(&mut conn, &AdminOrderFilter::default(), page_of(100, 0))
         .await

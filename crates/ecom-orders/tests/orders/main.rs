@@ -13,5 +13,6 @@ mod openapi;
 mod report_races;
 mod report_rollups;
 mod reports;
+mod settlement;
 mod support;
 mod variant_lines;

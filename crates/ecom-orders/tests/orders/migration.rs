@@ -100,3 +100,56 @@ async fn existing_orders_get_actors_and_a_fresh_window_and_it_reverts() {
         .await
         .expect("up again");
 }
+
+/// The `orders_refunded` migration: `refunded` is a status of orders and of both ends of
+/// a history entry; reverted, refunded orders become `cancelled` (no money kept either
+/// way) with their history, and the old CHECKs are back.
+#[actix_web::test]
+async fn refunded_is_a_status_and_reverts_to_cancelled() {
+    let db = TestDb::new().await;
+    let mut conn = db.connect().await;
+    conn.batch_execute(
+        "INSERT INTO orders (id, user_id, status, total_price) VALUES \
+             (1, 10, 'refunded', 5.00), (2, 10, 'shipped', 7.00); \
+         INSERT INTO order_status_history (order_id, from_status, to_status, actor, actor_id, reason) VALUES \
+             (1, NULL, 'pending', 'user', 10, NULL), \
+             (1, 'pending', 'paid', 'system', NULL, 'payment_captured'), \
+             (1, 'paid', 'refunded', 'system', NULL, 'refunded');",
+    )
+    .await
+    .expect("a refunded order is stored");
+
+    crate::support::revert_through(&db, "20261208000100").await;
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM orders WHERE (id, status) IN ((1, 'cancelled'), (2, 'shipped'))"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM order_status_history \
+             WHERE order_id = 1 AND from_status = 'paid' AND to_status = 'cancelled' AND reason = 'refunded'"
+        )
+        .await,
+        1
+    );
+    for refused in [
+        "UPDATE orders SET status = 'refunded' WHERE id = 2",
+        "INSERT INTO order_status_history (order_id, from_status, to_status, actor) \
+         VALUES (2, 'refunded', 'shipped', 'system')",
+        "INSERT INTO order_status_history (order_id, to_status, actor) VALUES (2, 'refunded', 'system')",
+    ] {
+        assert!(conn.batch_execute(refused).await.is_err(), "{refused}");
+    }
+
+    migrate::migrate(&db.url, Direction::Up)
+        .await
+        .expect("up again");
+    conn.batch_execute("UPDATE orders SET status = 'refunded' WHERE id = 2")
+        .await
+        .expect("refunded again");
+}

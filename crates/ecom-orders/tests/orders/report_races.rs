@@ -169,7 +169,7 @@ async fn change_statuses(
             &[OrderStatus::Shipped, OrderStatus::Delivered]
         };
         for to in path {
-            ecom_orders::change_status(&mut conn, *order, *to, 99)
+            ecom_orders::change_status(&mut conn, *order, *to, 99, &ecom_orders::NoPayments)
                 .await
                 .expect("status change");
             changes += 1;

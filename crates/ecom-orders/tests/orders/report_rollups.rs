@@ -72,8 +72,9 @@ async fn from_orders(conn: &mut AsyncPgConnection, range: ReportRange, top: i64)
             OrderStatus::Shipped => &mut by_status.shipped,
             OrderStatus::Delivered => &mut by_status.delivered,
             OrderStatus::Cancelled => &mut by_status.cancelled,
+            OrderStatus::Refunded => &mut by_status.refunded,
         } = row.orders;
-        if status != OrderStatus::Cancelled {
+        if status.is_sale() {
             orders += row.orders;
             revenue += row.revenue.as_decimal();
         }
@@ -269,9 +270,15 @@ async fn rolled_up_reports_equal_the_orders_figures() {
     .await
     .expect("ids");
     for N { n: id } in ids {
-        ecom_orders::change_status(&mut conn, id, OrderStatus::Shipped, 99)
-            .await
-            .expect("status change");
+        ecom_orders::change_status(
+            &mut conn,
+            id,
+            OrderStatus::Shipped,
+            99,
+            &ecom_orders::NoPayments,
+        )
+        .await
+        .expect("status change");
     }
     assert!(
         !month_rolled_up(&mut conn, m2).await,

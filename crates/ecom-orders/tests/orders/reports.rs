@@ -147,7 +147,8 @@ async fn report_figures_match_hand_computed_sums() {
             paid: 1,
             shipped: 1,
             delivered: 1,
-            cancelled: 2
+            cancelled: 2,
+            refunded: 0,
         }
     );
 
@@ -344,9 +345,15 @@ async fn rollups_are_built_once_and_dropped_by_status_changes() {
         ),
         (2, 0)
     );
-    ecom_orders::change_status(&mut conn, old, OrderStatus::Shipped, 99)
-        .await
-        .expect("ship");
+    ecom_orders::change_status(
+        &mut conn,
+        old,
+        OrderStatus::Shipped,
+        99,
+        &ecom_orders::NoPayments,
+    )
+    .await
+    .expect("ship");
     assert_eq!(
         rolled_days(&mut conn).await,
         1,

@@ -138,3 +138,27 @@ pub async fn revert_through(db: &TestDb, version: &str) {
     }
     panic!("migration {version} was never reverted");
 }
+
+/// Pays a pending order the way a provider's capture does (history `system`, reason
+/// `payment_captured`, no audit entry): the only way to `paid` besides a manual payment.
+/// Panics unless the order was payable.
+pub async fn pay(conn: &mut AsyncPgConnection, order_id: i64) -> ecom_orders::StatusChange {
+    match ecom_orders::mark_paid(conn, order_id, ecom_orders::PaidBy::Captured)
+        .await
+        .expect("mark_paid runs")
+    {
+        ecom_orders::PaidOutcome::Paid(change) => change,
+        ecom_orders::PaidOutcome::NotPayable { status } => {
+            panic!("order {order_id} is {status}, not payable")
+        }
+    }
+}
+
+/// An administrator's status change without payments (see [`ecom_orders::NoPayments`]).
+pub async fn move_to(
+    conn: &mut AsyncPgConnection,
+    order_id: i64,
+    to: ecom_orders::OrderStatus,
+) -> Result<ecom_orders::StatusChange, ecom_orders::OrdersError> {
+    ecom_orders::change_status(conn, order_id, to, ADMIN, &ecom_orders::NoPayments).await
+}

@@ -204,7 +204,7 @@ async fn the_migration_reverts_and_applies_again() {
             .expect("revert");
         if reverted
             .iter()
-            .any(|v| v.replace('-', "").starts_with("20261208000100"))
+            .any(|v| v.replace('-', "").starts_with("20261208000200"))
         {
             reverted_ours = true;
             break;
