@@ -87,3 +87,69 @@ impl PaymentOut {
         }
     }
 }
+
+ecom_core::named_page!(
+    PaymentPage,
+    PaymentOut,
+    "`{items, total, limit, offset}` of an order's payments, oldest first."
+);
+
+/// A new payment of an order's total.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"provider": "stripe", "payment_method": "pm_card_visa"}))]
+pub struct CreatePaymentRequest {
+    /// `stripe` or `manual` (a bank transfer or cash, recorded later by an administrator);
+    /// `stripe` only when the store has a Stripe key.
+    pub provider: String,
+    /// A Stripe PaymentMethod (`pm_…`): the PaymentIntent is confirmed at once. Without
+    /// it the payment stays `pending` with a `client_secret` for Stripe.js.
+    #[schema(max_length = 255, pattern = "^pm_[A-Za-z0-9_]+$")]
+    pub payment_method: Option<String>,
+}
+
+/// A refund; with no `amount`, everything captured and not yet refunded.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": "10.00", "reason": "damaged in transit"}))]
+pub struct RefundRequest {
+    pub amount: Option<Money>,
+    /// Kept with the refund (at most 500 characters).
+    #[schema(max_length = 500)]
+    pub reason: Option<String>,
+}
+
+/// A bank transfer or cash payment received for an order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": "109.97", "reference": "bank transfer 2026-11-25 #4411"}))]
+pub struct ManualPaymentRequest {
+    /// The order's exact total.
+    pub amount: Money,
+    /// How the money can be found again (1..=255 characters).
+    #[schema(min_length = 1, max_length = 255)]
+    pub reference: String,
+}
+
+/// The webhook's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"received": true}))]
+pub struct WebhookReceived {
+    pub received: bool,
+}
+
+/// The order of `/orders/{id}/payments` must exist and be the caller's.
+#[derive(utoipa::IntoResponses)]
+pub enum OrderMissing {
+    /// `not_found`: no such order, or another user's
+    #[response(status = 404)]
+    NotFound,
+}
+
+/// The admin payment operations need `manage:orders`.
+#[derive(utoipa::IntoResponses)]
+pub enum NeedsManageOrders {
+    /// `forbidden`: needs `manage:orders`
+    #[response(status = 403)]
+    Forbidden,
+}

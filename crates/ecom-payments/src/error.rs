@@ -20,6 +20,9 @@ pub enum PaymentsError {
     /// 422 `unsupported_provider`: unknown, or not configured on this store.
     #[error("payment provider `{0}` is not offered")]
     UnsupportedProvider(String),
+    /// 409 `order_not_payable`: not `pending`, or past its payment window.
+    #[error("order {0} cannot be paid now")]
+    NotPayable(i64),
     /// 409 `payment_in_progress`: the order has an authorized payment.
     #[error("order {0} has an authorized payment")]
     PaymentInProgress(i64),
@@ -49,6 +52,12 @@ pub enum PaymentsError {
     Pool(#[from] PoolError),
 }
 
+impl PaymentsError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError::new(field, message)])
+    }
+}
+
 /// Lets a payment transaction run again after a deadlock or a serialization failure.
 impl TransactionConflict for PaymentsError {
     fn is_transaction_conflict(&self) -> bool {
@@ -73,6 +82,10 @@ impl From<PaymentsError> for AppError {
             PaymentsError::UnsupportedProvider(name) => AppError::unprocessable(
                 "unsupported_provider",
                 format!("payment provider `{name}` is not offered by this store"),
+            ),
+            PaymentsError::NotPayable(order_id) => AppError::conflict(
+                "order_not_payable",
+                format!("order {order_id} is not pending or its payment window has closed"),
             ),
             PaymentsError::PaymentInProgress(order_id) => AppError::conflict(
                 "payment_in_progress",

@@ -11,6 +11,9 @@ use crate::model::{Payment, PaymentStatus, Provider};
 pub struct IntentRequest<'a> {
     /// Our payment's id: the idempotency key and the provider's metadata carry it.
     pub payment_id: i64,
+    /// The order paid: with the payment id in the provider's metadata, it lets an event
+    /// that overtakes our own create call wait on the order's lock for the payment row.
+    pub order_id: i64,
     pub amount: Money,
     /// ISO 4217, lower case.
     pub currency: &'a str,

@@ -69,6 +69,11 @@ impl PaymentIntent {
         self.metadata.get("payment_id")?.parse().ok()
     }
 
+    /// Our order id, from `metadata[order_id]`.
+    pub fn order_id(&self) -> Option<i64> {
+        self.metadata.get("order_id")?.parse().ok()
+    }
+
     /// The PaymentIntent in our terms: `requires_capture` → authorized, `succeeded` →
     /// captured, `requires_payment_method` after a failed attempt → failed (with
     /// `last_payment_error.code`), `canceled` → cancelled, anything else (the customer
@@ -310,6 +315,7 @@ impl PaymentProvider for StripeProvider {
             ("currency", request.currency.to_string()),
             ("capture_method", self.config.capture_method.to_string()),
             ("metadata[payment_id]", request.payment_id.to_string()),
+            ("metadata[order_id]", request.order_id.to_string()),
         ];
         if let Some(method) = request.payment_method {
             params.push(("payment_method", method.to_string()));

@@ -51,6 +51,7 @@ fn request<'a>(
 ) -> IntentRequest<'a> {
     IntentRequest {
         payment_id,
+        order_id: payment_id + 100,
         amount: money(amount),
         currency: "usd",
         payment_method,
@@ -106,6 +107,7 @@ async fn automatic_capture_creates_confirms_and_captures_in_one_call() {
     assert_eq!(intent["amount"], 1999);
     assert_eq!(intent["currency"], "usd");
     assert_eq!(intent["metadata"]["payment_id"], id.to_string());
+    assert_eq!(intent["metadata"]["order_id"], (id + 100).to_string());
 }
 
 #[tokio::test]
@@ -477,6 +479,7 @@ async fn requests_are_form_encoded_bearer_authenticated_and_idempotent_per_opera
         ("currency", "usd"),
         ("capture_method", "manual"),
         ("metadata[payment_id]", "7"),
+        ("metadata[order_id]", "107"),
         ("payment_method", "pm_card_visa"),
         ("confirm", "true"),
     ] {
