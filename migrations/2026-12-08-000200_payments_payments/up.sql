@@ -60,3 +60,23 @@ CREATE TABLE payments_provider_events (
     payment_id  BIGINT REFERENCES payments (id) ON DELETE SET NULL,
     received_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- Idempotency records of the payment POSTs (create, refund, manual payment): one per caller,
+-- endpoint and Idempotency-Key. The row is inserted first in the operation's transaction, so
+-- a racing request with the same key waits on it, then replays the committed answer (or owns
+-- the key, if the first rolled back).
+CREATE TABLE payments_idempotency (
+    user_id     BIGINT NOT NULL,
+    endpoint    TEXT NOT NULL,
+    key         TEXT NOT NULL CHECK (char_length(key) BETWEEN 1 AND 255),
+    -- SHA-256 (hex) of the canonical request.
+    fingerprint TEXT NOT NULL,
+    -- The answer's body as first sent; NULL only while it is being written.
+    response    JSONB,
+    created_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    expires_at  TIMESTAMPTZ NOT NULL DEFAULT now() + interval '24 hours',
+    PRIMARY KEY (user_id, endpoint, key)
+);
+
+-- Clean-up of expired records.
+CREATE INDEX payments_idempotency_expires_idx ON payments_idempotency (expires_at);

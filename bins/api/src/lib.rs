@@ -56,11 +56,12 @@ pub fn modules(payments: &Arc<ecom_payments::Payments>) -> Vec<Module> {
 }
 
 /// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
-/// idempotency records, expired carts), run by each replica; see `ecom_core::housekeeping`.
+/// idempotency records, expired carts, payments' idempotency records), run by each replica; see `ecom_core::housekeeping`.
 pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     let mut chores = ecom_auth::chores();
     chores.extend(ecom_orders::chores());
     chores.extend(ecom_carts::chores());
+    chores.extend(ecom_payments::chores());
     chores
 }
 

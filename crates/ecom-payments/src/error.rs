@@ -38,6 +38,12 @@ pub enum PaymentsError {
     /// 422 `amount_mismatch`: a manual payment must be the order's exact total.
     #[error("the amount is not the order's total")]
     AmountMismatch,
+    /// 422 `idempotency_key_reused`: the key was used with a different request.
+    #[error("the Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// A stored idempotent answer that no longer reads as a payment (a bug; 500).
+    #[error("stored idempotent response is unreadable: {0}")]
+    StoredResponse(String),
     /// 400 `invalid_signature`: the webhook is not signed by Stripe with our secret.
     #[error("webhook signature: {0}")]
     InvalidSignature(#[from] SignatureError),
@@ -103,6 +109,11 @@ impl From<PaymentsError> for AppError {
                 "amount_mismatch",
                 "a manual payment must be the order's exact total",
             ),
+            PaymentsError::IdempotencyKeyReused => AppError::unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used with a different request",
+            ),
+            PaymentsError::StoredResponse(e) => AppError::internal(e),
             PaymentsError::InvalidSignature(_) => AppError::bad_request(
                 "invalid_signature",
                 "the Stripe-Signature header is missing, malformed, stale or does not match",

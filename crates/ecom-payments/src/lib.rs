@@ -45,6 +45,16 @@ pub use service::{
 )]
 pub struct PaymentsApi;
 
+/// The payments' periodic clean-ups: expired idempotency records.
+pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
+    vec![ecom_core::housekeeping::Chore::new(
+        "payments_idempotency",
+        |conn, batch| {
+            Box::pin(async move { Ok(service::purge_expired_idempotency(conn, batch).await?) })
+        },
+    )]
+}
+
 /// The payments' routes and OpenAPI fragment, for the app factory, with `payments` (the
 /// providers and settings) in app data.
 pub fn module(payments: std::sync::Arc<Payments>) -> ecom_core::Module {

@@ -1,10 +1,11 @@
 //! Handlers of the payments' endpoints: parse, authorize, call a service, render.
 
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, get, post, web};
 use ecom_core::authorized::{Authorized, ManageOrders};
 use ecom_core::request_db::Db;
 use ecom_core::{AppError, AppResult, JsonObject, Page, PageQuery, Permission, Principal};
+use ecom_orders::routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
@@ -12,7 +13,7 @@ use crate::api::{
     PaymentPage, RefundRequest, WebhookReceived,
 };
 use crate::error::PaymentsError;
-use crate::service::{self, Payments};
+use crate::service::{self, Answered, Payments};
 
 /// The header Stripe signs its webhooks with.
 pub const STRIPE_SIGNATURE: &str = "Stripe-Signature";
@@ -27,13 +28,34 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(manual_payment);
 }
 
-fn created(payment: PaymentOut) -> HttpResponse {
-    HttpResponse::Created()
-        .insert_header((
+/// The request's `Idempotency-Key`: 1..=255 visible ASCII characters, else 422.
+fn idempotency_key(req: &HttpRequest) -> AppResult<Option<&str>> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key))
+        }
+        _ => Err(AppError::invalid_field(
+            IDEMPOTENCY_KEY,
+            "must be 1..=255 visible ASCII characters",
+        )),
+    }
+}
+
+/// The answer of a payment POST: `status`, with `Idempotent-Replayed: true` on a replay.
+fn answer(mut res: HttpResponseBuilder, answered: Answered, location: bool) -> HttpResponse {
+    if location {
+        res.insert_header((
             header::LOCATION,
-            format!("/orders/{}/payments", payment.order_id),
-        ))
-        .json(payment)
+            format!("/orders/{}/payments", answered.payment.order_id),
+        ));
+    }
+    if answered.replayed {
+        res.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    res.json(answered.payment)
 }
 
 /// Pays an order: a new payment of its total with `stripe` (a PaymentIntent at Stripe,
@@ -41,20 +63,28 @@ fn created(payment: PaymentOut) -> HttpResponse {
 /// `MANUAL_PAYMENT_WINDOW_HOURS`; an administrator records the money). An open `pending`
 /// payment of the order is cancelled first, at the provider too.
 #[utoipa::path(tag = "payments", operation_id = "createPayment",
-    params(("id" = i64, Path, description = "Order id")),
+    params(
+        ("id" = i64, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "Client-chosen key (1..=255 visible ASCII characters). The same key and request from the same caller within 24 h replay the first answer (header `Idempotent-Replayed: true`); the same key with another request is 422 `idempotency_key_reused`."),
+    ),
     request_body = CreatePaymentRequest,
     responses(
         (status = 201, description = "The payment: `captured` or `authorized` when Stripe accepted the payment method, `failed` with a `failure_code` when it was declined, else `pending` (with a `client_secret` for Stripe.js)", body = PaymentOut,
-            headers(("Location" = String, description = "/orders/{id}/payments"))),
+            headers(
+                ("Location" = String, description = "/orders/{id}/payments"),
+                ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
+            )),
         (status = 400, description = "`invalid_path`: the id is not an integer"),
         OrderMissing,
         (status = 409, description = "`order_not_payable`: the order is not `pending` or its payment window has closed; `payment_in_progress`: the order has an `authorized` payment"),
-        (status = 422, description = "`unsupported_provider`: unknown, or not configured on this store; `validation_failed`: a bad `payment_method`, or an unknown field"),
+        (status = 422, description = "`unsupported_provider`: unknown, or not configured on this store; `validation_failed`: a bad `payment_method` or Idempotency-Key, or an unknown field; `idempotency_key_reused`"),
         (status = 502, description = "`payment_provider_error`: the payment provider failed; nothing changed"),
     ),
     security(("bearer" = [])))]
 #[post("/orders/{id}/payments")]
 pub async fn create_payment(
+    req: HttpRequest,
     principal: Principal,
     db: Db,
     payments: web::Data<Payments>,
@@ -69,9 +99,10 @@ pub async fn create_payment(
         id.into_inner(),
         body.provider.trim(),
         body.payment_method.as_deref(),
+        idempotency_key(&req)?,
     )
     .await?;
-    Ok(created(payment))
+    Ok(answer(HttpResponse::Created(), payment, true))
 }
 
 /// An order's payments, oldest first: the owner's order, or any with `manage:orders`.
@@ -185,16 +216,21 @@ fn parse_refund(req: &HttpRequest, body: &[u8]) -> AppResult<RefundRequest> {
 /// amount makes the payment `refunded` and a paid, shipped or delivered order `refunded`.
 /// Stock is not returned. Audited.
 #[utoipa::path(tag = "payments", operation_id = "adminRefundPayment",
-    params(("id" = i64, Path, description = "Payment id")),
+    params(
+        ("id" = i64, Path, description = "Payment id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "Client-chosen key (1..=255 visible ASCII characters). The same key and request from the same caller within 24 h replay the first answer (header `Idempotent-Replayed: true`); the same key with another request is 422 `idempotency_key_reused`."),
+    ),
     request_body(content = Option<RefundRequest>, description = "Optional; no body refunds everything left", content_type = "application/json"),
     responses(
-        (status = 200, description = "The payment with the new refund", body = PaymentOut),
+        (status = 200, description = "The payment with the new refund", body = PaymentOut,
+            headers(("Idempotent-Replayed" = bool, description = "`true` when this is a replay"))),
         (status = 400, description = "`invalid_path`: the id is not an integer; `malformed_json`: the body is not JSON"),
         NeedsManageOrders,
         (status = 404, description = "`not_found`: no such payment"),
         (status = 409, description = "`invalid_payment_state`: the payment is not `captured` or `partially_refunded`"),
         (status = 415, description = "`unsupported_media_type`: a body that is not JSON"),
-        (status = 422, description = "`refund_exceeds_captured`: the refunds would exceed the captured amount; `validation_failed`: a bad amount or reason, or an unknown field"),
+        (status = 422, description = "`refund_exceeds_captured`: the refunds would exceed the captured amount; `validation_failed`: a bad amount, reason or Idempotency-Key, or an unknown field; `idempotency_key_reused`"),
         (status = 502, description = "`payment_provider_error`: the payment provider failed; nothing changed"),
     ),
     security(("bearer" = [])))]
@@ -206,8 +242,9 @@ pub async fn refund_payment(
     id: web::Path<i64>,
     req: HttpRequest,
     body: web::Bytes,
-) -> AppResult<web::Json<PaymentOut>> {
+) -> AppResult<HttpResponse> {
     let refund = parse_refund(&req, &body)?;
+    let key = idempotency_key(&req)?;
     let mut conn = db.conn().await?;
     let payment = service::refund_payment(
         &mut conn,
@@ -220,29 +257,38 @@ pub async fn refund_payment(
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty()),
+        key,
     )
     .await?;
-    Ok(web::Json(payment))
+    Ok(answer(HttpResponse::Ok(), payment, false))
 }
 
 /// Records a bank transfer or cash payment of an order's exact total: a `manual` payment,
 /// `captured`, and the order `paid` (history `admin`, `manual_payment`). Audited.
 #[utoipa::path(tag = "payments", operation_id = "adminRecordManualPayment",
-    params(("id" = i64, Path, description = "Order id")),
+    params(
+        ("id" = i64, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$",
+            description = "Client-chosen key (1..=255 visible ASCII characters). The same key and request from the same caller within 24 h replay the first answer (header `Idempotent-Replayed: true`); the same key with another request is 422 `idempotency_key_reused`."),
+    ),
     request_body = ManualPaymentRequest,
     responses(
         (status = 201, description = "The payment, `manual` and `captured`", body = PaymentOut,
-            headers(("Location" = String, description = "/orders/{id}/payments"))),
+            headers(
+                ("Location" = String, description = "/orders/{id}/payments"),
+                ("Idempotent-Replayed" = bool, description = "`true` when this is a replay"),
+            )),
         (status = 400, description = "`invalid_path`: the id is not an integer"),
         NeedsManageOrders,
         (status = 404, description = "`not_found`: no such order"),
         (status = 409, description = "`order_not_payable`: the order is not `pending`; `payment_in_progress`: it has an `authorized` payment"),
-        (status = 422, description = "`amount_mismatch`: the amount is not the order's total; `validation_failed`: a bad amount or reference, or an unknown field"),
+        (status = 422, description = "`amount_mismatch`: the amount is not the order's total; `validation_failed`: a bad amount, reference or Idempotency-Key, or an unknown field; `idempotency_key_reused`"),
         (status = 502, description = "`payment_provider_error`: voiding the order's open Stripe payment failed; nothing changed"),
     ),
     security(("bearer" = [])))]
 #[post("/admin/orders/{id}/payments/manual")]
 pub async fn manual_payment(
+    req: HttpRequest,
     admin: Authorized<ManageOrders>,
     db: Db,
     payments: web::Data<Payments>,
@@ -264,7 +310,8 @@ pub async fn manual_payment(
         id.into_inner(),
         body.amount,
         reference,
+        idempotency_key(&req)?,
     )
     .await?;
-    Ok(created(payment))
+    Ok(answer(HttpResponse::Created(), payment, true))
 }

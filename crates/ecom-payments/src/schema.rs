@@ -23,6 +23,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    payments_idempotency (user_id, endpoint, key) {
+        user_id -> Int8,
+        endpoint -> Text,
+        key -> Text,
+        fingerprint -> Text,
+        response -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     payments_provider_events (event_id) {
         event_id -> Text,
         provider -> Text,
@@ -46,4 +58,9 @@ diesel::table! {
 diesel::joinable!(payments_provider_events -> payments (payment_id));
 diesel::joinable!(payments_refunds -> payments (payment_id));
 
-diesel::allow_tables_to_appear_in_same_query!(payments, payments_provider_events, payments_refunds,);
+diesel::allow_tables_to_appear_in_same_query!(
+    payments,
+    payments_idempotency,
+    payments_provider_events,
+    payments_refunds,
+);

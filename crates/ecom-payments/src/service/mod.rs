@@ -8,6 +8,7 @@
 //! - [`signature`]: the `Stripe-Signature` check of webhooks, on the raw body
 //! - `store`: the payment rows (locks, the one-way update, refunds, events)
 
+pub mod idempotency;
 pub mod manual;
 pub mod payments;
 pub mod ports;
@@ -19,6 +20,7 @@ pub mod webhook;
 
 use ecom_orders as orders_api;
 
+pub use idempotency::{Answered, purge_expired_idempotency};
 pub use manual::ManualProvider;
 pub use payments::{
     Payments, capture_payment, create_payment, list_payments, may_expire, record_manual_payment,

@@ -14,6 +14,7 @@ use ecom_core::{Money, Page, PageRequest};
 use ecom_orders::{Order, OrderStatus};
 
 use super::Result;
+use super::idempotency::{self, Answered, Idempotent};
 use super::orders_api::{self, PaidBy, PaidOutcome};
 use super::provider::{IntentRequest, PaymentProvider, ProviderState};
 use super::store::{self, minus};
@@ -204,13 +205,16 @@ pub async fn create_payment(
     order_id: i64,
     provider_name: &str,
     payment_method: Option<&str>,
-) -> Result<PaymentOut> {
+    idempotency_key: Option<&str>,
+) -> Result<Answered> {
     let provider_kind: Provider = provider_name
         .parse()
         .map_err(|_| PaymentsError::UnsupportedProvider(provider_name.to_string()))?;
-    let provider = payments
-        .provider(provider_kind)
-        .ok_or_else(|| PaymentsError::UnsupportedProvider(provider_name.to_string()))?;
+    if payments.provider(provider_kind).is_none() {
+        return Err(PaymentsError::UnsupportedProvider(
+            provider_name.to_string(),
+        ));
+    }
     if let Some(method) = payment_method {
         if provider_kind != Provider::Stripe {
             return Err(PaymentsError::invalid(
@@ -230,7 +234,49 @@ pub async fn create_payment(
             ));
         }
     }
+    let order_text = order_id.to_string();
+    let request = idempotency_key.map(|key| {
+        Idempotent::new(
+            owner,
+            "create_payment",
+            key,
+            &[
+                &order_text,
+                provider_kind.as_str(),
+                payment_method.unwrap_or(""),
+            ],
+        )
+    });
     transaction_with_retry(conn, async |conn| {
+        idempotency::once(conn, request.as_ref(), async |conn| {
+            create_locked(
+                conn,
+                payments,
+                owner,
+                order_id,
+                provider_kind,
+                payment_method,
+            )
+            .await
+        })
+        .await
+    })
+    .await
+}
+
+/// [`create_payment`]'s transaction, after the key is claimed.
+async fn create_locked(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    owner: i64,
+    order_id: i64,
+    provider_kind: Provider,
+    payment_method: Option<&str>,
+) -> Result<PaymentOut> {
+    let provider = payments
+        .provider(provider_kind)
+        .ok_or_else(|| PaymentsError::UnsupportedProvider(provider_kind.to_string()))?;
+    {
         let order = orders_api::lock_order(conn, order_id, Some(owner)).await?;
         if !payable(&order) {
             return Err(PaymentsError::NotPayable(order_id));
@@ -275,8 +321,7 @@ pub async fn create_payment(
             .await?;
         let (payment, _) = settle(conn, payments, &payment, &state).await?;
         view(conn, payment, true).await
-    })
-    .await
+    }
 }
 
 /// `GET /orders/{id}/payments`: the owner's (or, with `manage:orders`, any) order's
@@ -385,11 +430,43 @@ pub async fn refund_payment(
     payment_id: i64,
     amount: Option<Money>,
     reason: Option<&str>,
-) -> Result<PaymentOut> {
+    idempotency_key: Option<&str>,
+) -> Result<Answered> {
     if amount.is_some_and(|a| a.is_zero()) {
         return Err(PaymentsError::invalid("amount", "must be greater than 0"));
     }
+    let (id_text, amount_text) = (payment_id.to_string(), amount.map(|a| a.to_string()));
+    let request = idempotency_key.map(|key| {
+        Idempotent::new(
+            admin_id,
+            "refund",
+            key,
+            &[
+                &id_text,
+                amount_text.as_deref().unwrap_or(""),
+                reason.unwrap_or(""),
+            ],
+        )
+    });
     transaction_with_retry(conn, async |conn| {
+        idempotency::once(conn, request.as_ref(), async |conn| {
+            refund_in_transaction(conn, payments, admin_id, payment_id, amount, reason).await
+        })
+        .await
+    })
+    .await
+}
+
+/// [`refund_payment`]'s transaction, after the key is claimed.
+async fn refund_in_transaction(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    admin_id: i64,
+    payment_id: i64,
+    amount: Option<Money>,
+    reason: Option<&str>,
+) -> Result<PaymentOut> {
+    {
         let payment = lock_with_order(conn, payment_id).await?;
         if !payment.status.is_refundable() {
             return Err(PaymentsError::InvalidState {
@@ -408,8 +485,7 @@ pub async fn refund_payment(
         }
         audit_change(conn, admin_id, AUDIT_REFUND, Some(&payment), &after).await?;
         view(conn, after, false).await
-    })
-    .await
+    }
 }
 
 /// `POST /admin/orders/{id}/payments/manual`: an administrator records a transfer or cash
@@ -423,8 +499,36 @@ pub async fn record_manual_payment(
     order_id: i64,
     amount: Money,
     reference: &str,
-) -> Result<PaymentOut> {
+    idempotency_key: Option<&str>,
+) -> Result<Answered> {
+    let (id_text, amount_text) = (order_id.to_string(), amount.to_string());
+    let request = idempotency_key.map(|key| {
+        Idempotent::new(
+            admin_id,
+            "manual_payment",
+            key,
+            &[&id_text, &amount_text, reference],
+        )
+    });
     transaction_with_retry(conn, async |conn| {
+        idempotency::once(conn, request.as_ref(), async |conn| {
+            manual_in_transaction(conn, payments, admin_id, order_id, amount, reference).await
+        })
+        .await
+    })
+    .await
+}
+
+/// [`record_manual_payment`]'s transaction, after the key is claimed.
+async fn manual_in_transaction(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    admin_id: i64,
+    order_id: i64,
+    amount: Money,
+    reference: &str,
+) -> Result<PaymentOut> {
+    {
         let order = orders_api::lock_order(conn, order_id, None).await?;
         if order.status != OrderStatus::Pending {
             return Err(PaymentsError::NotPayable(order_id));
@@ -471,8 +575,7 @@ pub async fn record_manual_payment(
         }
         audit_change(conn, admin_id, AUDIT_MANUAL, Some(&pending), &after).await?;
         view(conn, after, false).await
-    })
-    .await
+    }
 }
 
 /// What a cancellation needs of payments (see ecom-orders' `PaymentsPort`): with the order

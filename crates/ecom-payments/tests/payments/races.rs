@@ -363,3 +363,63 @@ async fn concurrent_captures_capture_once() {
     .await;
     assert_eq!(audited, 1);
 }
+
+/// An `Idempotency-Key` makes racing repeats of a payment POST one operation: the same
+/// payment for every create, one refund for every refund; another request under the same
+/// key is refused.
+#[actix_web::test]
+async fn racing_requests_with_one_idempotency_key_act_once() {
+    let shop = Shop::open(payments_with(Some(localstripe_provider(
+        CaptureMethod::Automatic,
+    ))))
+    .await;
+    let order = shop.order(SHOPPER, "20.00").await;
+    let order_id = order["id"].as_i64().expect("id");
+    let path = format!("/orders/{order_id}/payments");
+    let body = json!({"provider": "stripe", "payment_method": "pm_card_visa"});
+    let key = [("Idempotency-Key", "pay-once-1")];
+    let answers = join_all(
+        (0..3)
+            .map(|_| shop.send_with(Method::POST, &path, Some(body.clone()), Some(SHOPPER), &key)),
+    )
+    .await;
+    for (status, payment) in &answers {
+        assert_eq!(*status, 201, "{payment}");
+        assert_eq!(payment["id"], answers[0].1["id"]);
+        assert_eq!(payment["status"], "captured");
+    }
+    assert_eq!(shop.payments_of(order_id).await.len(), 1);
+    let other = json!({"provider": "manual"});
+    let (status, problem) = shop
+        .send_with(Method::POST, &path, Some(other), Some(SHOPPER), &key)
+        .await;
+    assert_eq!(
+        (status, &problem["code"]),
+        (422, &json!("idempotency_key_reused"))
+    );
+    // Another caller's key of the same name is theirs (scoped per caller): here, a 404.
+    let (status, _) = shop
+        .send_with(Method::POST, &path, Some(body.clone()), Some(OTHER), &key)
+        .await;
+    assert_eq!(status, 404);
+
+    let refund = format!("/admin/payments/{}/refund", answers[0].1["id"]);
+    let key = [("Idempotency-Key", "refund-5")];
+    let answers = join_all((0..3).map(|_| {
+        shop.send_with(
+            Method::POST,
+            &refund,
+            Some(json!({"amount": "5.00"})),
+            Some(MANAGER),
+            &key,
+        )
+    }))
+    .await;
+    for (status, payment) in &answers {
+        assert_eq!(*status, 200, "{payment}");
+        assert_eq!(payment["refunded"], "5.00");
+    }
+    let payments = shop.payments_of(order_id).await;
+    assert_eq!(payments[0]["refunds"].as_array().map(Vec::len), Some(1));
+    assert_eq!(payments[0]["status"], "partially_refunded");
+}

@@ -196,7 +196,7 @@ async fn payment_tables(db: &TestDb) -> i64 {
 async fn the_migration_reverts_and_applies_again() {
     use ecom_core::migrate::{self, Direction};
     let db = TestDb::new().await;
-    assert_eq!(payment_tables(&db).await, 3);
+    assert_eq!(payment_tables(&db).await, 4);
     let mut reverted_ours = false;
     for _ in 0..100 {
         let reverted = migrate::migrate(&db.url, Direction::RevertLast)
@@ -215,5 +215,5 @@ async fn the_migration_reverts_and_applies_again() {
     migrate::migrate(&db.url, Direction::Up)
         .await
         .expect("apply again");
-    assert_eq!(payment_tables(&db).await, 3);
+    assert_eq!(payment_tables(&db).await, 4);
 }

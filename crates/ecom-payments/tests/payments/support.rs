@@ -96,7 +96,22 @@ impl Shop {
         body: Option<Value>,
         user: Option<i64>,
     ) -> (u16, Value) {
+        self.send_with(method, path, body, user, &[]).await
+    }
+
+    /// [`Shop::send`] with extra headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        user: Option<i64>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut req = self.client.request(method, self.server.url(path));
+        for &header in headers {
+            req = req.insert_header(header);
+        }
         if let Some(user) = user {
             req = req.insert_header(("Authorization", format!("Bearer {}", token(user))));
         }
