@@ -276,52 +276,50 @@ async fn create_locked(
     let provider = payments
         .provider(provider_kind)
         .ok_or_else(|| PaymentsError::UnsupportedProvider(provider_kind.to_string()))?;
-    {
-        let order = orders_api::lock_order(conn, order_id, Some(owner)).await?;
-        if !payable(&order) {
-            return Err(PaymentsError::NotPayable(order_id));
-        }
-        for open in store::lock_all_of_order(conn, order_id).await? {
-            match open.status {
-                PaymentStatus::Authorized => {
-                    return Err(PaymentsError::PaymentInProgress(order_id));
-                }
-                PaymentStatus::Pending => {
-                    let (_, effect) = void_open(conn, payments, &open).await?;
-                    if effect != OrderEffect::None {
-                        // The "open" payment turned out captured: the order is settled.
-                        return Err(PaymentsError::NotPayable(order_id));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let payment = store::insert(
-            conn,
-            NewPayment {
-                order_id,
-                user_id: order.user_id,
-                provider: provider_kind,
-                amount: order.total_price,
-                currency: &payments.currency,
-            },
-        )
-        .await?;
-        if provider_kind == Provider::Manual {
-            orders_api::extend_payment_window(conn, order_id, payments.manual_window_hours).await?;
-        }
-        let state = provider
-            .create(&IntentRequest {
-                payment_id: payment.id,
-                order_id,
-                amount: payment.amount,
-                currency: &payment.currency,
-                payment_method,
-            })
-            .await?;
-        let (payment, _) = settle(conn, payments, &payment, &state).await?;
-        view(conn, payment, true).await
+    let order = orders_api::lock_order(conn, order_id, Some(owner)).await?;
+    if !payable(&order) {
+        return Err(PaymentsError::NotPayable(order_id));
     }
+    for open in store::lock_all_of_order(conn, order_id).await? {
+        match open.status {
+            PaymentStatus::Authorized => {
+                return Err(PaymentsError::PaymentInProgress(order_id));
+            }
+            PaymentStatus::Pending => {
+                let (_, effect) = void_open(conn, payments, &open).await?;
+                if effect != OrderEffect::None {
+                    // The "open" payment turned out captured: the order is settled.
+                    return Err(PaymentsError::NotPayable(order_id));
+                }
+            }
+            _ => {}
+        }
+    }
+    let payment = store::insert(
+        conn,
+        NewPayment {
+            order_id,
+            user_id: order.user_id,
+            provider: provider_kind,
+            amount: order.total_price,
+            currency: &payments.currency,
+        },
+    )
+    .await?;
+    if provider_kind == Provider::Manual {
+        orders_api::extend_payment_window(conn, order_id, payments.manual_window_hours).await?;
+    }
+    let state = provider
+        .create(&IntentRequest {
+            payment_id: payment.id,
+            order_id,
+            amount: payment.amount,
+            currency: &payment.currency,
+            payment_method,
+        })
+        .await?;
+    let (payment, _) = settle(conn, payments, &payment, &state).await?;
+    view(conn, payment, true).await
 }
 
 /// `GET /orders/{id}/payments`: the owner's (or, with `manage:orders`, any) order's
@@ -466,26 +464,24 @@ async fn refund_in_transaction(
     amount: Option<Money>,
     reason: Option<&str>,
 ) -> Result<PaymentOut> {
-    {
-        let payment = lock_with_order(conn, payment_id).await?;
-        if !payment.status.is_refundable() {
-            return Err(PaymentsError::InvalidState {
-                payment_id,
-                status: payment.status,
-            });
-        }
-        let rest = minus(payment.captured, payment.refunded);
-        let amount = amount.unwrap_or(rest);
-        if amount > rest {
-            return Err(PaymentsError::RefundExceedsCaptured(payment_id));
-        }
-        let after = refund_locked(conn, payments, &payment, amount, reason).await?;
-        if after.status == PaymentStatus::Refunded {
-            orders_api::mark_refunded(conn, after.order_id).await?;
-        }
-        audit_change(conn, admin_id, AUDIT_REFUND, Some(&payment), &after).await?;
-        view(conn, after, false).await
+    let payment = lock_with_order(conn, payment_id).await?;
+    if !payment.status.is_refundable() {
+        return Err(PaymentsError::InvalidState {
+            payment_id,
+            status: payment.status,
+        });
     }
+    let rest = minus(payment.captured, payment.refunded);
+    let amount = amount.unwrap_or(rest);
+    if amount > rest {
+        return Err(PaymentsError::RefundExceedsCaptured(payment_id));
+    }
+    let after = refund_locked(conn, payments, &payment, amount, reason).await?;
+    if after.status == PaymentStatus::Refunded {
+        orders_api::mark_refunded(conn, after.order_id).await?;
+    }
+    audit_change(conn, admin_id, AUDIT_REFUND, Some(&payment), &after).await?;
+    view(conn, after, false).await
 }
 
 /// `POST /admin/orders/{id}/payments/manual`: an administrator records a transfer or cash
@@ -528,54 +524,52 @@ async fn manual_in_transaction(
     amount: Money,
     reference: &str,
 ) -> Result<PaymentOut> {
-    {
-        let order = orders_api::lock_order(conn, order_id, None).await?;
-        if order.status != OrderStatus::Pending {
-            return Err(PaymentsError::NotPayable(order_id));
-        }
-        if amount != order.total_price {
-            return Err(PaymentsError::AmountMismatch);
-        }
-        let mut manual_open = None;
-        for open in store::lock_all_of_order(conn, order_id).await? {
-            match (open.status, open.provider) {
-                (PaymentStatus::Authorized, _) => {
-                    return Err(PaymentsError::PaymentInProgress(order_id));
-                }
-                (PaymentStatus::Pending, Provider::Manual) => manual_open = Some(open),
-                (PaymentStatus::Pending, Provider::Stripe) => {
-                    let (_, effect) = void_open(conn, payments, &open).await?;
-                    if effect != OrderEffect::None {
-                        return Err(PaymentsError::NotPayable(order_id));
-                    }
-                }
-                _ => {}
-            }
-        }
-        let pending = match manual_open {
-            Some(open) => open,
-            None => {
-                store::insert(
-                    conn,
-                    NewPayment {
-                        order_id,
-                        user_id: order.user_id,
-                        provider: Provider::Manual,
-                        amount: order.total_price,
-                        currency: &payments.currency,
-                    },
-                )
-                .await?
-            }
-        };
-        let after = store::mark_captured_by_hand(conn, pending.id, amount, reference).await?;
-        match orders_api::mark_paid(conn, order_id, PaidBy::Manual { admin_id }).await? {
-            PaidOutcome::Paid(_) => {}
-            PaidOutcome::NotPayable { .. } => return Err(PaymentsError::NotPayable(order_id)),
-        }
-        audit_change(conn, admin_id, AUDIT_MANUAL, Some(&pending), &after).await?;
-        view(conn, after, false).await
+    let order = orders_api::lock_order(conn, order_id, None).await?;
+    if order.status != OrderStatus::Pending {
+        return Err(PaymentsError::NotPayable(order_id));
     }
+    if amount != order.total_price {
+        return Err(PaymentsError::AmountMismatch);
+    }
+    let mut manual_open = None;
+    for open in store::lock_all_of_order(conn, order_id).await? {
+        match (open.status, open.provider) {
+            (PaymentStatus::Authorized, _) => {
+                return Err(PaymentsError::PaymentInProgress(order_id));
+            }
+            (PaymentStatus::Pending, Provider::Manual) => manual_open = Some(open),
+            (PaymentStatus::Pending, Provider::Stripe) => {
+                let (_, effect) = void_open(conn, payments, &open).await?;
+                if effect != OrderEffect::None {
+                    return Err(PaymentsError::NotPayable(order_id));
+                }
+            }
+            _ => {}
+        }
+    }
+    let pending = match manual_open {
+        Some(open) => open,
+        None => {
+            store::insert(
+                conn,
+                NewPayment {
+                    order_id,
+                    user_id: order.user_id,
+                    provider: Provider::Manual,
+                    amount: order.total_price,
+                    currency: &payments.currency,
+                },
+            )
+            .await?
+        }
+    };
+    let after = store::mark_captured_by_hand(conn, pending.id, amount, reference).await?;
+    match orders_api::mark_paid(conn, order_id, PaidBy::Manual { admin_id }).await? {
+        PaidOutcome::Paid(_) => {}
+        PaidOutcome::NotPayable { .. } => return Err(PaymentsError::NotPayable(order_id)),
+    }
+    audit_change(conn, admin_id, AUDIT_MANUAL, Some(&pending), &after).await?;
+    view(conn, after, false).await
 }
 
 /// What a cancellation needs of payments (see ecom-orders' `PaymentsPort`): with the order
