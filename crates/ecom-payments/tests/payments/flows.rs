@@ -503,3 +503,40 @@ async fn webhooks_need_a_fresh_valid_signature() {
         "paid"
     );
 }
+
+#[actix_web::test]
+async fn expiry_voids_a_pending_stripe_payment_before_cancelling() {
+    let shop = Shop::open(payments_with(Some(localstripe_provider(
+        CaptureMethod::Automatic,
+    ))))
+    .await;
+    let order = shop.order(SHOPPER, "6.00").await;
+    let order_id = order["id"].as_i64().expect("id");
+    let (_, payment) = shop.pay(order_id, SHOPPER, "stripe", None).await;
+    assert_eq!(payment["status"], "pending");
+    let mut conn = shop.db.connect().await;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE orders SET payment_due_at = now() - interval '1 minute' WHERE id = {order_id}"
+        )),
+        &mut conn,
+    )
+    .await
+    .expect("past due");
+    let hooks = ecom_payments::PaymentsHooks::new(shop.payments.clone());
+    let expired = ecom_orders::expire_due_orders(&mut conn, &hooks, &hooks, 10)
+        .await
+        .expect("expiry runs");
+    assert_eq!(expired, 1);
+    assert_eq!(
+        shop.get(&format!("/orders/{order_id}"), SHOPPER).await["status"],
+        "cancelled"
+    );
+    assert_eq!(shop.payments_of(order_id).await[0]["status"], "cancelled");
+    let intent = payment["reference"].as_str().expect("pi");
+    let (code, body) = ecom_testkit::localstripe::localstripe()
+        .request("GET", &format!("/v1/payment_intents/{intent}"), "")
+        .expect("localstripe answers");
+    assert_eq!(code, 200);
+    assert!(body.contains("\"status\": \"canceled\""), "{body}");
+}
