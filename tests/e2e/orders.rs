@@ -152,6 +152,11 @@ async fn a_shopper_orders_lists_replays_and_cancels() {
     }
 }
 
+/// Payments as `ecom serve` configures them from the test settings (no Stripe key: manual).
+fn payments_of(db: &ecom_testkit::TestDb) -> std::sync::Arc<ecom_payments::Payments> {
+    ecom_api::payments(&ecom_testkit::test_settings(db, &[])).expect("payments build")
+}
+
 /// The store as `ecom serve` wires it, with a one-second payment window.
 fn store_with_a_short_window(db: &ecom_testkit::TestDb) -> ecom_core::AppContext {
     ecom_api::app_context(
@@ -238,7 +243,7 @@ async fn an_unpaid_order_expires_through_the_binarys_expiry_chore() {
     actix_web::rt::time::sleep(std::time::Duration::from_millis(1200)).await;
     let done = ecom_core::housekeeping::run_round(
         &db.pool(),
-        &ecom_api::expiry_chores(),
+        &ecom_api::expiry_chores(&payments_of(&db)),
         ecom_orders::service::EXPIRY_BATCH,
     )
     .await;
@@ -284,8 +289,12 @@ async fn an_unpaid_order_expires_through_the_binarys_expiry_chore() {
     assert_eq!(paid_history["items"][1]["actor"], "admin");
 
     // Nothing more to do; the stock is not returned twice.
-    let again =
-        ecom_core::housekeeping::run_round(&db.pool(), &ecom_api::expiry_chores(), 100).await;
+    let again = ecom_core::housekeeping::run_round(
+        &db.pool(),
+        &ecom_api::expiry_chores(&payments_of(&db)),
+        100,
+    )
+    .await;
     assert_eq!(again, vec![("order_expiry", 0)]);
     assert_eq!(stock().await, 3);
 }

@@ -141,6 +141,7 @@ async fn every_schema_file_matches_the_migrations() {
         ("catalog", "crates/ecom-catalog/src/schema.rs"),
         ("orders", "crates/ecom-orders/src/schema.rs"),
         ("carts", "crates/ecom-carts/src/schema.rs"),
+        ("payments", "crates/ecom-payments/src/schema.rs"),
         ("core", "crates/ecom-core/src/audit.rs"),
     ];
     let migrated = migrated_tables().await;

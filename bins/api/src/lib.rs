@@ -12,31 +12,56 @@ use ecom_core::settings::{Settings, resolve_secret_key};
 use ecom_core::{AppContext, Module};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// What the orders ask of payments before every cancellation (the cancel endpoint, the
-/// admin's PATCH to `cancelled`, the expiry task): void open payments, refund captured
-/// ones. The one place ecom-payments installs its port once its module is wired; until
-/// then nothing is paid through a provider, so there is nothing to undo.
-pub fn payments_port() -> Arc<dyn ecom_orders::PaymentsPort> {
-    Arc::new(ecom_orders::NoPayments)
+/// Payments as the settings configure them: `manual` always, `stripe` when a Stripe secret
+/// key is set (`STRIPE_API_BASE`, `STRIPE_CAPTURE_METHOD`); webhooks need
+/// `STRIPE_WEBHOOK_SECRET`.
+pub fn payments(settings: &Settings) -> anyhow::Result<Arc<ecom_payments::Payments>> {
+    let stripe = match settings.stripe_key() {
+        None => None,
+        Some(key) => {
+            let capture_method = settings.stripe_capture_method.parse().map_err(|_| {
+                anyhow::anyhow!("STRIPE_CAPTURE_METHOD must be automatic or manual")
+            })?;
+            let provider = ecom_payments::StripeProvider::new(ecom_payments::StripeConfig {
+                api_base: settings.stripe_api_base.clone(),
+                secret_key: key.clone(),
+                capture_method,
+            })
+            .context("build Stripe's HTTP client")?;
+            Some(Arc::new(provider) as Arc<dyn ecom_payments::PaymentProvider>)
+        }
+    };
+    let hours = i64::try_from(settings.manual_payment_window_hours)
+        .context("MANUAL_PAYMENT_WINDOW_HOURS")?;
+    Ok(Arc::new(ecom_payments::Payments::new(
+        stripe,
+        &settings.store_currency,
+        hours,
+        settings.stripe_webhook_secret.clone(),
+    )))
 }
 
-/// Every domain's routes and OpenAPI fragment, in the order they are mounted.
-pub fn modules() -> Vec<Module> {
+/// Every domain's routes and OpenAPI fragment, in the order they are mounted. Orders get
+/// payments' answers to what a cancellation needs (void, refund) through their port.
+pub fn modules(payments: &Arc<ecom_payments::Payments>) -> Vec<Module> {
+    let hooks = Arc::new(ecom_payments::PaymentsHooks::new(payments.clone()));
     vec![
         ecom_auth::module(),
         ecom_catalog::module(),
-        ecom_orders::module_with_payments(payments_port()),
+        ecom_orders::module_with_payments(hooks),
         ecom_carts::module(),
+        ecom_payments::module(payments.clone()),
         ecom_admin::module(),
     ]
 }
 
 /// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
-/// idempotency records, expired carts), run by each replica; see `ecom_core::housekeeping`.
+/// idempotency records, expired carts, payments' idempotency records), run by each replica; see `ecom_core::housekeeping`.
 pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     let mut chores = ecom_auth::chores();
     chores.extend(ecom_orders::chores());
     chores.extend(ecom_carts::chores());
+    chores.extend(ecom_payments::chores());
     chores
 }
 
@@ -44,14 +69,13 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 /// The expiry of unpaid orders, run by each replica on its own, shorter schedule
-/// ([`ecom_orders::expiry_schedule`]) so orders go within 10 s of their due time.
-/// Every past-due order may expire until a domain installs a gate that holds some open;
-/// its open payments are voided first through [`payments_port`].
-pub fn expiry_chores() -> Vec<ecom_core::housekeeping::Chore> {
-    vec![ecom_orders::expiry_chore(
-        Arc::new(ecom_orders::EveryOrderExpires),
-        payments_port(),
-    )]
+/// ([`ecom_orders::expiry_schedule`]) so orders go within 10 s of their due time. An
+/// authorized payment holds its order open; open payments are voided before a cancel.
+pub fn expiry_chores(
+    payments: &Arc<ecom_payments::Payments>,
+) -> Vec<ecom_core::housekeeping::Chore> {
+    let hooks = Arc::new(ecom_payments::PaymentsHooks::new(payments.clone()));
+    vec![ecom_orders::expiry_chore(hooks.clone(), hooks)]
 }
 
 /// Builds the app context the server and the end-to-end tests share.
@@ -60,7 +84,9 @@ pub fn app_context(
     pool: PgPool,
     secret: &ecom_core::settings::SecretString,
 ) -> anyhow::Result<AppContext> {
-    let ctx = AppContext::new(settings, pool, secret, modules()).map_err(anyhow::Error::msg)?;
+    let payments = payments(&settings)?;
+    let ctx =
+        AppContext::new(settings, pool, secret, modules(&payments)).map_err(anyhow::Error::msg)?;
     Ok(ctx.with_resolver(ecom_auth::resolver()))
 }
 
@@ -87,7 +113,7 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), chores(), HOUSEKEEPING_EVERY);
     let expiry = ecom_core::housekeeping::spawn_on(
         pool.clone(),
-        expiry_chores(),
+        expiry_chores(&payments(settings)?),
         ecom_orders::expiry_schedule(),
     );
     let result = serve_until_signalled(

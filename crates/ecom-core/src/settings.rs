@@ -24,6 +24,8 @@ pub const DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS: u64 = 72;
 
 /// Default `CART_TTL_DAYS`: a cart lives a month after its last write.
 pub const DEFAULT_CART_TTL_DAYS: u64 = 30;
+/// `MANUAL_PAYMENT_WINDOW_HOURS` when unset: three days for a bank transfer.
+pub const DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS: u64 = 72;
 
 /// Smallest accepted `SECRET_KEY` outside development mode, in bytes.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
@@ -115,6 +117,21 @@ pub struct Settings {
     pub manual_payment_window_hours: u64,
     /// How long a cart lives after its last write.
     pub cart_ttl_days: u64,
+    /// The store's one currency, ISO 4217 (`USD`).
+    pub store_currency: String,
+    /// The payment window of an order whose shopper chose the `manual` provider.
+    pub manual_payment_window_hours: u64,
+    /// Stripe's API (or a Stripe-protocol server such as localstripe).
+    pub stripe_api_base: String,
+    /// Stripe's secret key (`STRIPE_SECRET_KEY`, or `STRIPE_API_KEY`); without one only the
+    /// `manual` provider is offered.
+    pub stripe_secret_key: Option<SecretString>,
+    /// The same key under the name API.md uses.
+    pub stripe_api_key: Option<SecretString>,
+    /// The webhook endpoint's signing secret; without one every webhook is refused.
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// `automatic` (capture at once) or `manual` (an administrator captures).
+    pub stripe_capture_method: String,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
@@ -201,6 +218,15 @@ impl SettingsLoader {
                 )
             })
             .and_then(|b| b.set_default("cart_ttl_days", DEFAULT_CART_TTL_DAYS))
+            .and_then(|b| b.set_default("store_currency", "USD"))
+            .and_then(|b| {
+                b.set_default(
+                    "manual_payment_window_hours",
+                    DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS,
+                )
+            })
+            .and_then(|b| b.set_default("stripe_api_base", "https://api.stripe.com"))
+            .and_then(|b| b.set_default("stripe_capture_method", "automatic"))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -264,6 +290,13 @@ pub const KNOWN_NAMES: &[&str] = &[
     "ORDER_PAYMENT_WINDOW_SECONDS",
     "MANUAL_PAYMENT_WINDOW_HOURS",
     "CART_TTL_DAYS",
+    "STORE_CURRENCY",
+    "MANUAL_PAYMENT_WINDOW_HOURS",
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_CAPTURE_METHOD",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -309,6 +342,13 @@ impl Settings {
         std::time::Duration::from_secs(self.cart_ttl_days.saturating_mul(86_400))
     }
 
+    /// Stripe's secret key, by either of its names (`STRIPE_SECRET_KEY` first).
+    pub fn stripe_key(&self) -> Option<&SecretString> {
+        self.stripe_secret_key
+            .as_ref()
+            .or(self.stripe_api_key.as_ref())
+    }
+
     /// Whether the server runs on its private PostgreSQL (no `DATABASE_URL`).
     pub fn uses_private_database(&self) -> bool {
         self.database_url.is_none()
@@ -347,6 +387,28 @@ impl Settings {
         }
         if self.host.trim().is_empty() {
             return invalid("HOST must not be empty");
+        }
+        if !(self.store_currency.len() == 3
+            && self.store_currency.bytes().all(|b| b.is_ascii_alphabetic()))
+        {
+            return invalid("STORE_CURRENCY must be an ISO 4217 code such as USD");
+        }
+        if !(self.stripe_api_base.starts_with("https://")
+            || self.stripe_api_base.starts_with("http://"))
+        {
+            return invalid("STRIPE_API_BASE must be an http(s) URL");
+        }
+        if !matches!(self.stripe_capture_method.as_str(), "automatic" | "manual") {
+            return invalid("STRIPE_CAPTURE_METHOD must be automatic or manual");
+        }
+        for (name, value) in [
+            ("STRIPE_SECRET_KEY", &self.stripe_secret_key),
+            ("STRIPE_API_KEY", &self.stripe_api_key),
+            ("STRIPE_WEBHOOK_SECRET", &self.stripe_webhook_secret),
+        ] {
+            if value.as_ref().is_some_and(|v| v.expose().trim().is_empty()) {
+                return invalid(&format!("{name} must not be empty when set"));
+            }
         }
         if self.project_name.trim().is_empty() {
             return invalid("PROJECT_NAME must not be empty");
@@ -403,6 +465,7 @@ impl Settings {
             // unpaid order.
             "MANUAL_PAYMENT_WINDOW_HOURS" => (self.manual_payment_window_hours.into(), 1..=720),
             "CART_TTL_DAYS" => (self.cart_ttl_days.into(), 1..=365),
+            "MANUAL_PAYMENT_WINDOW_HOURS" => (self.manual_payment_window_hours.into(), 1..=720),
             _ => return None,
         })
     }

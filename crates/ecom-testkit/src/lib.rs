@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod fixtures;
+pub mod localstripe;
 
 pub use client::{Client, NewOrder, NewProduct, Page, Role, SignedUp, Tokens};
 

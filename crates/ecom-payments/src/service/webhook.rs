@@ -1,0 +1,184 @@
+//! Stripe's events, applied once each and only forwards. The signature is checked on the
+//! raw bytes before anything parses them; then the event's payment is found (by its
+//! PaymentIntent id, or — when the event overtook our own create call — by the ids in the
+//! PaymentIntent's metadata), its order locked first, then the payment, the event id kept
+//! (a seen id stops here), and the report applied like an API answer.
+
+use chrono::Utc;
+use diesel_async::AsyncPgConnection;
+use ecom_core::Money;
+use ecom_core::db::transaction_with_retry;
+use serde::Deserialize;
+
+use super::Result;
+use super::orders_api;
+use super::payments::{Payments, settle};
+use super::signature::{self, SignatureError};
+use super::store;
+use super::stripe::PaymentIntent;
+use crate::error::PaymentsError;
+use crate::model::{PaymentStatus, Provider};
+
+/// The refund reason of money Stripe reports returned that the store did not ask for
+/// (a refund made in Stripe's dashboard).
+pub const REASON_PROVIDER_REFUND: &str = "provider_refund";
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventData {
+    object: serde_json::Value,
+}
+
+/// The part of a Charge that `charge.refunded` needs.
+#[derive(Debug, Deserialize)]
+struct Charge {
+    payment_intent: Option<String>,
+    /// In cents, all refunds of the charge so far.
+    amount_refunded: i64,
+}
+
+/// What an event reports, in our terms.
+enum Report {
+    Intent(Box<PaymentIntent>),
+    Refunded { intent: String, total: Money },
+}
+
+/// Which payment an event is about: found by reference, or named by the metadata.
+struct Target {
+    order_id: i64,
+    payment_id: i64,
+}
+
+/// `POST /payments/webhooks/stripe`: verifies, then applies the event once. Types the
+/// store does not use and PaymentIntents it does not know are accepted and ignored.
+pub async fn apply_stripe_event(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    signature_header: Option<&str>,
+    body: &[u8],
+) -> Result<()> {
+    let secret = payments
+        .webhook_secret()
+        .ok_or(PaymentsError::InvalidSignature(SignatureError::Missing))?;
+    signature::verify(
+        signature_header,
+        body,
+        secret.expose().as_bytes(),
+        Utc::now().timestamp(),
+    )?;
+    let event: Event = serde_json::from_slice(body)
+        .map_err(|_| PaymentsError::invalid("body", "not a Stripe event"))?;
+    let Some(report) = read_report(&event)? else {
+        return Ok(());
+    };
+    let Some(target) = locate(conn, &report).await? else {
+        tracing::info!(event_id = %event.id, event_type = %event.kind, "Stripe event for an unknown PaymentIntent ignored");
+        return Ok(());
+    };
+    transaction_with_retry(conn, async |conn| {
+        match orders_api::lock_order(conn, target.order_id, None).await {
+            Ok(_) => {}
+            Err(ecom_orders::OrdersError::OrderNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        let Some(payment) = store::lock(conn, target.payment_id).await? else {
+            // Our create call rolled back: its PaymentIntent names no payment.
+            return Ok(());
+        };
+        let intent_id = match &report {
+            Report::Intent(pi) => pi.id.as_str(),
+            Report::Refunded { intent, .. } => intent.as_str(),
+        };
+        let ours = payment.order_id == target.order_id
+            && payment.provider == Provider::Stripe
+            && payment.reference.as_deref().is_none_or(|r| r == intent_id);
+        if !ours {
+            return Ok(());
+        }
+        if !store::record_event(
+            conn,
+            Provider::Stripe,
+            &event.id,
+            &event.kind,
+            Some(payment.id),
+        )
+        .await?
+        {
+            return Ok(());
+        }
+        match &report {
+            Report::Intent(pi) => {
+                settle(conn, payments, &payment, &pi.state()).await?;
+            }
+            Report::Refunded { total, .. } => {
+                if payment.status.is_refundable() && *total > payment.refunded {
+                    let more = store::minus((*total).min(payment.captured), payment.refunded);
+                    if !more.is_zero() {
+                        let after = store::record_refund(
+                            conn,
+                            &payment,
+                            more,
+                            Some(REASON_PROVIDER_REFUND),
+                            None,
+                        )
+                        .await?;
+                        if after.status == PaymentStatus::Refunded {
+                            orders_api::mark_refunded(conn, after.order_id).await?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn read_report(event: &Event) -> Result<Option<Report>> {
+    let bad = |_| PaymentsError::invalid("data.object", "not the object this event type carries");
+    match event.kind.as_str() {
+        "payment_intent.amount_capturable_updated"
+        | "payment_intent.succeeded"
+        | "payment_intent.payment_failed"
+        | "payment_intent.canceled" => {
+            let pi: PaymentIntent =
+                serde_json::from_value(event.data.object.clone()).map_err(bad)?;
+            Ok(Some(Report::Intent(Box::new(pi))))
+        }
+        "charge.refunded" => {
+            let charge: Charge = serde_json::from_value(event.data.object.clone()).map_err(bad)?;
+            let Some(intent) = charge.payment_intent else {
+                return Ok(None);
+            };
+            let total = Money::from_cents(charge.amount_refunded).map_err(|_| {
+                PaymentsError::invalid("data.object.amount_refunded", "not an amount")
+            })?;
+            Ok(Some(Report::Refunded { intent, total }))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn locate(conn: &mut AsyncPgConnection, report: &Report) -> Result<Option<Target>> {
+    let (intent_id, metadata) = match report {
+        Report::Intent(pi) => (pi.id.as_str(), pi.payment_id().zip(pi.order_id())),
+        Report::Refunded { intent, .. } => (intent.as_str(), None),
+    };
+    if let Some(p) = store::find_by_reference(conn, Provider::Stripe, intent_id).await? {
+        return Ok(Some(Target {
+            order_id: p.order_id,
+            payment_id: p.id,
+        }));
+    }
+    Ok(metadata.map(|(payment_id, order_id)| Target {
+        order_id,
+        payment_id,
+    }))
+}

@@ -1,0 +1,228 @@
+//! localstripe: a stateful Stripe-protocol server (PyPI `localstripe`), for tests that
+//! talk to Stripe's HTTP API for real.
+//!
+//! The first call in a test binary makes sure `<workspace>/target/localstripe-venv` holds
+//! the pinned version (created with `python3 -m venv` and pip under a file lock, so
+//! parallel test binaries do not race), then starts one server on a free loopback port and
+//! waits until it answers HTTP. The server reads its stdin, which this process holds: when
+//! the test binary exits, however it exits, the pipe closes and the server stops with it.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The localstripe release the tests (and `.ci/run`) use.
+pub const VERSION: &str = "1.15.10";
+/// What pip installs: localstripe and the versions of its dependencies it was verified with.
+pub const REQUIREMENTS: &[&str] = &[
+    "localstripe==1.15.10",
+    "aiohttp==3.14.5",
+    "python-dateutil==4.0.0",
+];
+/// A secret key localstripe accepts (any `sk_…` longer than 5 characters).
+pub const SECRET_KEY: &str = "sk_test_ecom_localstripe";
+
+/// Runs localstripe's aiohttp app on 127.0.0.1 only, from scratch (its store is never
+/// written to or read from the `/tmp/localstripe.pickle` every instance would share), and
+/// exits as soon as its stdin closes.
+const LAUNCHER: &str = r#"
+import os, sys, threading
+port = int(sys.argv[1])
+def watch_parent():
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        os._exit(0)
+threading.Thread(target=watch_parent, daemon=True).start()
+from aiohttp import web
+import localstripe.resources as resources
+from localstripe.server import app
+resources.Store.dump_to_disk = lambda self: None
+web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+"#;
+
+/// A running localstripe, shared by every test of the binary.
+pub struct LocalStripe {
+    port: u16,
+    /// Kept so its stdin stays open for the life of the process.
+    _child: Child,
+}
+
+impl std::fmt::Debug for LocalStripe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStripe")
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+static SERVER: OnceLock<LocalStripe> = OnceLock::new();
+
+/// The test binary's localstripe, started on first use.
+pub fn localstripe() -> &'static LocalStripe {
+    SERVER.get_or_init(start)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `<workspace>/target/localstripe-venv`.
+pub fn venv_dir() -> PathBuf {
+    workspace_root().join("target").join("localstripe-venv")
+}
+
+/// Creates the virtualenv with [`REQUIREMENTS`] unless it already has them. Holds an
+/// exclusive lock on `target/localstripe-venv.lock` meanwhile.
+pub fn ensure_venv() -> PathBuf {
+    let venv = venv_dir();
+    let target = venv.parent().expect("the venv has a parent").to_path_buf();
+    std::fs::create_dir_all(&target).expect("create target/");
+    let lock = std::fs::File::create(target.join("localstripe-venv.lock"))
+        .expect("create the venv lock file");
+    lock.lock().expect("lock the venv");
+    let marker = venv.join(".ecom-requirements");
+    let wanted = REQUIREMENTS.join("\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
+        return venv;
+    }
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).expect("remove a half-made venv");
+    }
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("localstripe needs python3 on PATH ({e}); install python3 and python3-venv")
+        });
+    if !made.status.success() {
+        panic!(
+            "`python3 -m venv` failed; localstripe needs Python's venv module \
+             (Debian/Ubuntu: apt-get install python3-venv):\n{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let installed = Command::new(venv.join("bin").join("pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check"])
+        .args(REQUIREMENTS)
+        .output()
+        .expect("run the venv's pip");
+    if !installed.status.success() {
+        panic!(
+            "pip could not install {}:\n{}",
+            REQUIREMENTS.join(" "),
+            String::from_utf8_lossy(&installed.stderr)
+        );
+    }
+    std::fs::write(&marker, wanted).expect("mark the venv complete");
+    venv
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn start() -> LocalStripe {
+    let venv = ensure_venv();
+    let mut last_log = String::new();
+    // A port picked free may be taken before localstripe binds it: try a few.
+    for _ in 0..3 {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!(
+            "ecom-localstripe-{}-{port}.log",
+            std::process::id()
+        ));
+        let stderr = std::fs::File::create(&log).expect("create localstripe's log");
+        let mut child = Command::new(venv.join("bin").join("python"))
+            .args(["-c", LAUNCHER])
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start localstripe");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if request(port, "GET", "/v1/balance", "").is_ok() {
+                let _ = std::fs::remove_file(&log);
+                return LocalStripe {
+                    port,
+                    _child: child,
+                };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        last_log = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+    }
+    panic!("localstripe did not start; its last output:\n{last_log}");
+}
+
+impl LocalStripe {
+    /// `http://127.0.0.1:<port>`: what `STRIPE_API_BASE` is set to.
+    pub fn base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Has localstripe POST its events to `url`, signed with `secret` (its
+    /// `/_config/webhooks/{name}`); `name` replaces an earlier registration of that name.
+    pub fn register_webhook(&self, name: &str, url: &str, secret: &str) {
+        let body = format!("url={}&secret={}", form_escape(url), form_escape(secret));
+        let (status, text) = self
+            .request("POST", &format!("/_config/webhooks/{name}"), &body)
+            .expect("localstripe answers");
+        assert_eq!(status, 200, "localstripe took the webhook: {text}");
+    }
+
+    /// One HTTP/1.0 request with the test secret key: the status and the body.
+    pub fn request(&self, method: &str, path: &str, form: &str) -> std::io::Result<(u16, String)> {
+        request(self.port, method, path, form)
+    }
+}
+
+/// One HTTP/1.0 request to localstripe on `port` with [`SECRET_KEY`]: the status and the body.
+fn request(port: u16, method: &str, path: &str, form: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {SECRET_KEY}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("not an HTTP answer"))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+fn form_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
