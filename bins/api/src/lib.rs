@@ -31,12 +31,10 @@ pub fn payments(settings: &Settings) -> anyhow::Result<Arc<ecom_payments::Paymen
             Some(Arc::new(provider) as Arc<dyn ecom_payments::PaymentProvider>)
         }
     };
-    let hours = i64::try_from(settings.manual_payment_window_hours)
-        .context("MANUAL_PAYMENT_WINDOW_HOURS")?;
     Ok(Arc::new(ecom_payments::Payments::new(
         stripe,
         &settings.store_currency,
-        hours,
+        settings.manual_payment_window_hours(),
         settings.stripe_webhook_secret.clone(),
     )))
 }

@@ -24,8 +24,6 @@ pub const DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS: u64 = 72;
 
 /// Default `CART_TTL_DAYS`: a cart lives a month after its last write.
 pub const DEFAULT_CART_TTL_DAYS: u64 = 30;
-/// `MANUAL_PAYMENT_WINDOW_HOURS` when unset: three days for a bank transfer.
-pub const DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS: u64 = 72;
 
 /// Smallest accepted `SECRET_KEY` outside development mode, in bytes.
 pub const MIN_SECRET_KEY_BYTES: usize = 32;
@@ -119,8 +117,6 @@ pub struct Settings {
     pub cart_ttl_days: u64,
     /// The store's one currency, ISO 4217 (`USD`).
     pub store_currency: String,
-    /// The payment window of an order whose shopper chose the `manual` provider.
-    pub manual_payment_window_hours: u64,
     /// Stripe's API (or a Stripe-protocol server such as localstripe).
     pub stripe_api_base: String,
     /// Stripe's secret key (`STRIPE_SECRET_KEY`, or `STRIPE_API_KEY`); without one only the
@@ -219,12 +215,6 @@ impl SettingsLoader {
             })
             .and_then(|b| b.set_default("cart_ttl_days", DEFAULT_CART_TTL_DAYS))
             .and_then(|b| b.set_default("store_currency", "USD"))
-            .and_then(|b| {
-                b.set_default(
-                    "manual_payment_window_hours",
-                    DEFAULT_MANUAL_PAYMENT_WINDOW_HOURS,
-                )
-            })
             .and_then(|b| b.set_default("stripe_api_base", "https://api.stripe.com"))
             .and_then(|b| b.set_default("stripe_capture_method", "automatic"))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
@@ -291,7 +281,6 @@ pub const KNOWN_NAMES: &[&str] = &[
     "MANUAL_PAYMENT_WINDOW_HOURS",
     "CART_TTL_DAYS",
     "STORE_CURRENCY",
-    "MANUAL_PAYMENT_WINDOW_HOURS",
     "STRIPE_API_BASE",
     "STRIPE_SECRET_KEY",
     "STRIPE_API_KEY",
@@ -465,7 +454,6 @@ impl Settings {
             // unpaid order.
             "MANUAL_PAYMENT_WINDOW_HOURS" => (self.manual_payment_window_hours.into(), 1..=720),
             "CART_TTL_DAYS" => (self.cart_ttl_days.into(), 1..=365),
-            "MANUAL_PAYMENT_WINDOW_HOURS" => (self.manual_payment_window_hours.into(), 1..=720),
             _ => return None,
         })
     }
