@@ -37,7 +37,7 @@ pub struct Payments {
     stripe: Option<Arc<dyn PaymentProvider>>,
     manual: Arc<dyn PaymentProvider>,
     /// ISO 4217, lower case (Stripe's spelling).
-    currency: String,
+    pub(crate) currency: String,
     manual_window_hours: i64,
     webhook_secret: Option<SecretString>,
 }

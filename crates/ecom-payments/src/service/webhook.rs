@@ -17,7 +17,7 @@ use super::signature::{self, SignatureError};
 use super::store;
 use super::stripe::PaymentIntent;
 use crate::error::PaymentsError;
-use crate::model::{PaymentStatus, Provider};
+use crate::model::{Payment, PaymentStatus, Provider};
 
 /// The refund reason of money Stripe reports returned that the store did not ask for
 /// (a refund made in Stripe's dashboard).
@@ -83,14 +83,15 @@ pub async fn apply_stripe_event(
         return Ok(());
     };
     transaction_with_retry(conn, async |conn| {
-        match orders_api::lock_order(conn, target.order_id, None).await {
-            Ok(_) => {}
+        let order = match orders_api::lock_order(conn, target.order_id, None).await {
+            Ok(order) => order,
             Err(ecom_orders::OrdersError::OrderNotFound(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
-        }
+        };
         let Some(payment) = store::lock(conn, target.payment_id).await? else {
-            // Our create call rolled back: its PaymentIntent names no payment.
-            return Ok(());
+            // Our create call rolled back after Stripe had the PaymentIntent: no payment
+            // will ever claim its money, so it goes back.
+            return return_orphan(conn, payments, &report, order.user_id, &target).await;
         };
         let intent_id = match &report {
             Report::Intent(pi) => pi.id.as_str(),
@@ -139,6 +140,68 @@ pub async fn apply_stripe_event(
         Ok(())
     })
     .await
+}
+
+/// Gives back the money of a PaymentIntent whose metadata names a payment the store does
+/// not have: our create call rolled back (a timeout, a crash) after Stripe had captured or
+/// authorized it. A capture is refunded in full, an authorization voided, once per
+/// PaymentIntent (a kept marker `orphan:{id}`, under the order's lock, stops any later
+/// event about it); the provider's idempotency keys come from the never-stored payment id.
+/// A provider failure fails the webhook, so Stripe sends the event again.
+async fn return_orphan(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    report: &Report,
+    user_id: i64,
+    target: &Target,
+) -> Result<()> {
+    let Report::Intent(pi) = report else {
+        return Ok(());
+    };
+    let state = pi.state();
+    if !matches!(
+        state.status,
+        PaymentStatus::Captured | PaymentStatus::Authorized
+    ) {
+        return Ok(());
+    }
+    let Some(provider) = payments.provider(Provider::Stripe) else {
+        return Ok(());
+    };
+    let marker = format!("orphan:{}", pi.id);
+    if !store::record_event(conn, Provider::Stripe, &marker, "orphan_returned", None).await? {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let orphan = Payment {
+        id: target.payment_id,
+        order_id: target.order_id,
+        user_id,
+        provider: Provider::Stripe,
+        status: state.status,
+        amount: state.authorized,
+        authorized: state.authorized,
+        captured: state.captured,
+        refunded: Money::ZERO,
+        currency: payments.currency.clone(),
+        reference: state.reference.clone(),
+        client_secret: None,
+        failure_code: None,
+        created_at: now,
+        updated_at: now,
+    };
+    if state.status == PaymentStatus::Captured {
+        provider.refund(&orphan, 1, state.captured).await?;
+    } else {
+        provider.cancel(&orphan).await?;
+    }
+    tracing::warn!(
+        payment_intent = %pi.id,
+        order_id = target.order_id,
+        status = %state.status,
+        "a PaymentIntent no payment claims (its create call rolled back) was given back"
+    );
+    Ok(())
 }
 
 fn read_report(event: &Event) -> Result<Option<Report>> {

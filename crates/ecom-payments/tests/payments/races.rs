@@ -15,6 +15,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::support::*;
+use ecom_testkit::localstripe::localstripe;
 
 /// Three identical `payment_intent.succeeded` at once (one event id, and on a second order
 /// three ids for the same capture): the order is paid once, the payment captured once.
@@ -422,4 +423,61 @@ async fn racing_requests_with_one_idempotency_key_act_once() {
     let payments = shop.payments_of(order_id).await;
     assert_eq!(payments[0]["refunds"].as_array().map(Vec::len), Some(1));
     assert_eq!(payments[0]["status"], "partially_refunded");
+}
+
+/// Stripe took the money but our create call rolled back (a timeout, a crash): the
+/// PaymentIntent's metadata names a payment the store never kept. Its events (three at
+/// once, under two ids) give the money back once, and the order stays unpaid.
+#[actix_web::test]
+async fn a_capture_no_payment_claims_is_refunded_once() {
+    let stripe = localstripe_provider(CaptureMethod::Automatic);
+    let shop = Shop::open(payments_with(Some(stripe.clone()))).await;
+    let order = shop.order(SHOPPER, "25.00").await;
+    let order_id = order["id"].as_i64().expect("id");
+    // An id no payment row has: the sequence never hands it out again after a rollback.
+    let lost = 9_000_000_000 + i64::from(std::process::id());
+    let state = stripe
+        .create(&IntentRequest {
+            payment_id: lost,
+            order_id,
+            amount: "25.00".parse::<Money>().expect("money"),
+            currency: "usd",
+            payment_method: Some("pm_card_visa"),
+        })
+        .await
+        .expect("captured at localstripe");
+    let intent = state.reference.expect("a PaymentIntent id");
+    let events: Vec<_> = ["evt_lost_a", "evt_lost_b", "evt_lost_a"]
+        .iter()
+        .map(|id| {
+            intent_event(
+                id,
+                "payment_intent.succeeded",
+                &intent,
+                "succeeded",
+                2500,
+                lost,
+                order_id,
+            )
+        })
+        .collect();
+    for (status, body) in join_all(events.iter().map(|e| shop.post_event(e))).await {
+        assert_eq!((status, body), (200, json!({"received": true})));
+    }
+
+    let (status, body) = localstripe()
+        .request("GET", &format!("/v1/refunds?payment_intent={intent}"), "")
+        .expect("localstripe answers");
+    assert_eq!(status, 200, "{body}");
+    let refunds: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let amounts: Vec<i64> = refunds["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["amount"].as_i64().expect("an amount"))
+        .collect();
+    assert_eq!(amounts, [2500], "refunded once, in full");
+    assert!(shop.payments_of(order_id).await.is_empty());
+    let order = shop.get(&format!("/orders/{order_id}"), SHOPPER).await;
+    assert_eq!(order["status"], "pending");
 }
