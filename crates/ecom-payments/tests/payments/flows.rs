@@ -211,19 +211,8 @@ async fn an_authorized_payment_is_in_progress_and_holds_off_expiry() {
         (409, &json!("payment_in_progress"))
     );
     // Past due: the expiry task (with payments' gate) leaves the order alone.
-    let mut conn = shop.db.connect().await;
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(format!(
-            "UPDATE orders SET payment_due_at = now() - interval '1 minute' WHERE id = {order_id}"
-        )),
-        &mut conn,
-    )
-    .await
-    .expect("past due");
-    let hooks = ecom_payments::PaymentsHooks::new(shop.payments.clone());
-    let expired = ecom_orders::expire_due_orders(&mut conn, &hooks, &hooks, 10)
-        .await
-        .expect("expiry runs");
+    shop.make_overdue(order_id).await;
+    let expired = shop.run_expiry().await;
     assert_eq!(expired, 0);
     assert_eq!(
         shop.get(&format!("/orders/{order_id}"), SHOPPER).await["status"],
@@ -247,9 +236,7 @@ async fn an_authorized_payment_is_in_progress_and_holds_off_expiry() {
     assert_eq!(captured["refunds"][0]["reason"], "capture_not_payable");
     assert_eq!(shop.times_paid(order_id).await, 0);
     // Nothing authorized any more: the order expires on the next round.
-    let expired = ecom_orders::expire_due_orders(&mut conn, &hooks, &hooks, 10)
-        .await
-        .expect("expiry runs");
+    let expired = shop.run_expiry().await;
     assert_eq!(expired, 1);
     assert_eq!(
         shop.get(&format!("/orders/{order_id}"), SHOPPER).await["status"],
@@ -514,19 +501,8 @@ async fn expiry_voids_a_pending_stripe_payment_before_cancelling() {
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop.pay(order_id, SHOPPER, "stripe", None).await;
     assert_eq!(payment["status"], "pending");
-    let mut conn = shop.db.connect().await;
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(format!(
-            "UPDATE orders SET payment_due_at = now() - interval '1 minute' WHERE id = {order_id}"
-        )),
-        &mut conn,
-    )
-    .await
-    .expect("past due");
-    let hooks = ecom_payments::PaymentsHooks::new(shop.payments.clone());
-    let expired = ecom_orders::expire_due_orders(&mut conn, &hooks, &hooks, 10)
-        .await
-        .expect("expiry runs");
+    shop.make_overdue(order_id).await;
+    let expired = shop.run_expiry().await;
     assert_eq!(expired, 1);
     assert_eq!(
         shop.get(&format!("/orders/{order_id}"), SHOPPER).await["status"],

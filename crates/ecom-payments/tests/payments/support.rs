@@ -63,6 +63,26 @@ pub struct Shop {
 }
 
 impl Shop {
+    /// Moves an order's payment due time a minute into the past.
+    pub async fn make_overdue(&self, order_id: i64) {
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(format!(
+                "UPDATE orders SET payment_due_at = now() - interval '1 minute' WHERE id = {order_id}"
+            )),
+            &mut self.db.connect().await,
+        )
+        .await
+        .expect("past due");
+    }
+
+    /// One round of the expiry task with payments' gate and port: the orders it cancelled.
+    pub async fn run_expiry(&self) -> usize {
+        let hooks = PaymentsHooks::new(self.payments.clone());
+        ecom_orders::expire_due_orders(&mut self.db.connect().await, &hooks, &hooks, 10)
+            .await
+            .expect("expiry runs")
+    }
+
     pub async fn open(payments: Arc<Payments>) -> Self {
         let db = TestDb::new().await;
         let options = PoolOptions {
