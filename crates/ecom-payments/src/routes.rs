@@ -28,15 +28,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(manual_payment);
 }
 
-/// The request's `Idempotency-Key`: 1..=255 visible ASCII characters, else 422.
+/// The request's `Idempotency-Key`, held to the orders' rule (1..=255 visible ASCII
+/// characters), else 422.
 fn idempotency_key(req: &HttpRequest) -> AppResult<Option<&str>> {
     let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     match value.to_str() {
-        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(key))
-        }
+        Ok(key) if ecom_orders::service::checkout::is_valid_key(key) => Ok(Some(key)),
         _ => Err(AppError::invalid_field(
             IDEMPOTENCY_KEY,
             "must be 1..=255 visible ASCII characters",

@@ -19,8 +19,8 @@ use crate::schema::carts;
 /// Checks an `Idempotency-Key` by the rule of `POST /orders`: 1..=255 visible ASCII
 /// characters.
 fn check_key(key: &str) -> Result<()> {
-    use ecom_orders::service::checkout::MAX_KEY_LEN;
-    if (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+    use ecom_orders::service::checkout::{MAX_KEY_LEN, is_valid_key};
+    if is_valid_key(key) {
         return Ok(());
     }
     let rule = format!("must be 1 to {MAX_KEY_LEN} visible ASCII characters");

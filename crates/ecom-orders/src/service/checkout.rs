@@ -76,11 +76,15 @@ fn merge(lines: &[RequestedLine]) -> Result<BTreeMap<ItemRef, i32>> {
         .collect())
 }
 
-/// Checks an `Idempotency-Key`: 1..=255 visible ASCII characters.
+/// The one rule of an `Idempotency-Key`, for every endpoint that takes one (orders, cart
+/// checkout, payments): 1..=255 visible ASCII characters.
+pub fn is_valid_key(key: &str) -> bool {
+    (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Checks an `Idempotency-Key` by [`is_valid_key`].
 fn check_key(key: &str) -> Result<()> {
-    let valid =
-        !key.is_empty() && key.len() <= MAX_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
-    if valid {
+    if is_valid_key(key) {
         Ok(())
     } else {
         Err(OrdersError::invalid(
