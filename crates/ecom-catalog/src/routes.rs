@@ -99,7 +99,8 @@ pub async fn create_category(
 ///
 /// A replica reuses a search's text matches for up to `SEARCH_CACHE_SECONDS` (5 s by
 /// default): the names, prices and stock shown are always current, but a product created
-/// or renamed meanwhile may take that long to appear in (or leave) a search's results.
+/// or renamed meanwhile may take that long, plus one read of the matches, to appear in (or
+/// leave) a search's results.
 #[utoipa::path(tag = "catalog", operation_id = "listProducts",
     params(ProductListQuery, PageQuery),
     responses(

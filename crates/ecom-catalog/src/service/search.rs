@@ -535,6 +535,23 @@ pub struct Matches {
     estimates: Mutex<HashMap<FilterKey, i64>>,
 }
 
+#[cfg(test)]
+impl Matches {
+    /// No matches, told apart by `cap` (the search reuse tests).
+    pub(crate) fn none(cap: i64) -> Self {
+        Self {
+            items: Vec::new(),
+            orders: Default::default(),
+            cap,
+            estimates: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn cap(&self) -> i64 {
+        self.cap
+    }
+}
+
 /// The filters other than the search and the sort.
 type FilterKey = (Option<i64>, Option<Money>, Option<Money>, Option<bool>);
 
