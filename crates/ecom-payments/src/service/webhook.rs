@@ -56,14 +56,19 @@ struct Target {
     payment_id: i64,
 }
 
-/// `POST /payments/webhooks/stripe`: verifies, then applies the event once. Types the
-/// store does not use and PaymentIntents it does not know are accepted and ignored.
-pub async fn apply_stripe_event(
-    conn: &mut AsyncPgConnection,
+/// A Stripe event whose signature has been checked. Only [`verify_stripe_event`] makes one,
+/// so an event cannot be applied unchecked, and the check needs no database connection.
+#[derive(Debug)]
+pub struct VerifiedEvent(Event);
+
+/// `POST /payments/webhooks/stripe`, first half: the signature over the raw bytes, then the
+/// parse. Runs before the handler takes a connection, so forged or stale requests cost
+/// the pool nothing.
+pub fn verify_stripe_event(
     payments: &Payments,
     signature_header: Option<&str>,
     body: &[u8],
-) -> Result<()> {
+) -> Result<VerifiedEvent> {
     let secret = payments
         .webhook_secret()
         .ok_or(PaymentsError::InvalidSignature(SignatureError::Missing))?;
@@ -75,6 +80,17 @@ pub async fn apply_stripe_event(
     )?;
     let event: Event = serde_json::from_slice(body)
         .map_err(|_| PaymentsError::invalid("body", "not a Stripe event"))?;
+    Ok(VerifiedEvent(event))
+}
+
+/// `POST /payments/webhooks/stripe`, second half: applies a verified event once. Types the
+/// store does not use and PaymentIntents it does not know are accepted and ignored.
+pub async fn apply_stripe_event(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    event: VerifiedEvent,
+) -> Result<()> {
+    let VerifiedEvent(event) = event;
     let Some(report) = read_report(&event)? else {
         return Ok(());
     };

@@ -481,3 +481,84 @@ async fn a_capture_no_payment_claims_is_refunded_once() {
     let order = shop.get(&format!("/orders/{order_id}"), SHOPPER).await;
     assert_eq!(order["status"], "pending");
 }
+
+/// A forged webhook is refused before it takes a database connection: while the pool's
+/// only connection is held by a payment request waiting on the order's lock, a badly
+/// signed event is answered 400 at once, and that request is still waiting.
+#[actix_web::test]
+async fn a_badly_signed_webhook_is_refused_without_a_database_connection() {
+    let shop = Shop::open_with_pool(
+        payments_with(Some(localstripe_provider(CaptureMethod::Automatic))),
+        1,
+    )
+    .await;
+    let order = shop.order(SHOPPER, "9.00").await;
+    let order_id = order["id"].as_i64().expect("id");
+    let mut holder = shop.db.connect().await;
+    for sql in [
+        "BEGIN".to_string(),
+        format!("SELECT id FROM orders WHERE id = {order_id} FOR UPDATE"),
+    ] {
+        diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut holder)
+            .await
+            .expect("the order locked");
+    }
+    let pay = shop.pay(order_id, SHOPPER, "stripe", None);
+    let forged = async {
+        let mut watcher = shop.db.connect().await;
+        let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        while count(&mut watcher, waiting).await == 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let event = intent_event(
+            "evt_forged",
+            "payment_intent.succeeded",
+            "pi_forged",
+            "succeeded",
+            900,
+            1,
+            order_id,
+        );
+        let body = serde_json::to_vec(&event).expect("JSON");
+        let header = ecom_payments::service::signature::header_for(
+            b"whsec_not_ours",
+            chrono::Utc::now().timestamp(),
+            &body,
+        );
+        let mut res = ecom_testkit::http_client()
+            .post(shop.server.url("/payments/webhooks/stripe"))
+            .insert_header(("Stripe-Signature", header))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body)
+            .await
+            .expect("the server answers");
+        let problem: serde_json::Value =
+            serde_json::from_slice(&res.body().await.expect("a body")).expect("JSON");
+        (res.status().as_u16(), problem)
+    };
+    futures_util::pin_mut!(pay, forged);
+    let still_paying = match futures_util::future::select(pay, forged).await {
+        futures_util::future::Either::Right(((status, problem), pay)) => {
+            assert_eq!(
+                (status, &problem["code"]),
+                (400, &json!("invalid_signature"))
+            );
+            pay
+        }
+        futures_util::future::Either::Left((answer, _)) => {
+            panic!(
+                "the payment request ended first ({answer:?}): the forged webhook waited for its connection"
+            )
+        }
+    };
+    diesel_async::RunQueryDsl::execute(diesel::sql_query("ROLLBACK"), &mut holder)
+        .await
+        .expect("the order released");
+    let (status, payment) = still_paying.await;
+    assert_eq!(
+        (status, &payment["status"]),
+        (201, &json!("pending")),
+        "{payment}"
+    );
+}

@@ -84,9 +84,14 @@ impl Shop {
     }
 
     pub async fn open(payments: Arc<Payments>) -> Self {
+        Self::open_with_pool(payments, 12).await
+    }
+
+    /// [`Shop::open`] with a pool of `max_size` connections (a pool wait is a minute).
+    pub async fn open_with_pool(payments: Arc<Payments>, max_size: usize) -> Self {
         let db = TestDb::new().await;
         let options = PoolOptions {
-            max_size: 12,
+            max_size,
             wait_timeout: Duration::from_secs(60),
             statement_timeout: Duration::from_secs(60),
             application_name: "ecom-payments-test".into(),
