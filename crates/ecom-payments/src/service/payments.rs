@@ -105,16 +105,6 @@ pub(crate) async fn view(
     Ok(PaymentOut::new(payment, refunds, viewer_is_owner))
 }
 
-/// What a settled provider report did to the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OrderEffect {
-    None,
-    /// The order became paid now.
-    Paid,
-    /// The order could not take the money: it was refunded in full.
-    RefundedNotPayable,
-}
-
 /// Applies a provider report to a locked payment (its order locked before it) and settles
 /// the order: a payment that became `captured` now makes the order `paid` exactly once, or
 /// — when the order can no longer take the money — is refunded in full at once.
@@ -123,20 +113,19 @@ pub(crate) async fn settle(
     payments: &Payments,
     payment: &Payment,
     state: &ProviderState,
-) -> Result<(Payment, OrderEffect)> {
+) -> Result<Payment> {
     let updated = store::apply_state(conn, payment, state).await?;
     let captured_now =
         updated.status == PaymentStatus::Captured && payment.status != PaymentStatus::Captured;
     if !captured_now {
-        return Ok((updated, OrderEffect::None));
+        return Ok(updated);
     }
     match orders_api::mark_paid(conn, updated.order_id, PaidBy::Captured).await? {
-        PaidOutcome::Paid(_) => Ok((updated, OrderEffect::Paid)),
+        PaidOutcome::Paid(_) => Ok(updated),
         PaidOutcome::NotPayable { status } => {
             tracing::warn!(payment_id = updated.id, order_id = updated.order_id, order_status = %status,
                 "a capture arrived for an order that cannot take it; refunding it in full");
-            let refunded = refund_rest(conn, payments, &updated, REASON_NOT_PAYABLE).await?;
-            Ok((refunded, OrderEffect::RefundedNotPayable))
+            refund_rest(conn, payments, &updated, REASON_NOT_PAYABLE).await
         }
     }
 }
@@ -360,7 +349,7 @@ async fn create_locked(
             payment_method,
         })
         .await?;
-    let (payment, _) = settle(conn, payments, &payment, &state).await?;
+    let payment = settle(conn, payments, &payment, &state).await?;
     view(conn, payment, true).await
 }
 
@@ -453,7 +442,7 @@ pub async fn capture_payment(
             });
         }
         let state = payments.provider_of(&payment)?.capture(&payment).await?;
-        let (after, _) = settle(conn, payments, &payment, &state).await?;
+        let after = settle(conn, payments, &payment, &state).await?;
         audit_change(conn, admin_id, AUDIT_CAPTURE, Some(&payment), &after).await?;
         view(conn, after, false).await
     })

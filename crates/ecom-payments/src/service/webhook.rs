@@ -144,7 +144,7 @@ pub async fn apply_stripe_event(
                     give_back(conn, payments, &state, &payment, Some(payment.id)).await?;
                     return Ok(None);
                 }
-                let (after, _) = settle(conn, payments, &payment, &state).await?;
+                let after = settle(conn, payments, &payment, &state).await?;
                 if after.status == PaymentStatus::Failed && payment.status != after.status {
                     return Ok(Some(after));
                 }
