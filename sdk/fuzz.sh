@@ -14,6 +14,9 @@ FUZZ_SEED="${FUZZ_SEED:-}"
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,negative_data_rejection"
 
 ensure_venv
+# A webhook secret (and no Stripe key: `stripe` payments would reach a real Stripe): the
+# fuzzed webhook requests go through the signature check, not the "no secret" refusal.
+SERVER_ENV+=(STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET")
 start_server
 
 # Some data so that ids 1..n exist: products, a category, a shopper with an order.

@@ -1,11 +1,19 @@
 """A shopper's, a guest's cart's and an admin's journey through the client generated from /openapi.json.
 
-Run by sdk/journey.sh: journey.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD. Every call goes
-through the generated `ecom_client` package; any unexpected status or body fails.
+Run by sdk/journey.sh: journey.py BASE_URL ADMIN_EMAIL ADMIN_PASSWORD, with LOCALSTRIPE_URL
+and LOCALSTRIPE_KEY naming the localstripe the server uses as Stripe. Every call to the
+store goes through the generated `ecom_client` package; any unexpected status or body
+fails. Only the shopper's browser step (Stripe.js confirming the PaymentIntent) talks to
+localstripe directly.
 """
 
 import datetime
+import json
+import os
 import sys
+import time
+import urllib.parse
+import urllib.request
 import uuid
 from decimal import Decimal
 
@@ -19,11 +27,19 @@ from ecom_client.api.catalog import (
     get_product,
     list_products,
 )
-from ecom_client.api.orders import cancel_order, create_order, get_order_history, list_orders
+from ecom_client.api.orders import (
+    cancel_order,
+    create_order,
+    get_order,
+    get_order_history,
+    list_orders,
+)
+from ecom_client.api.payments import admin_refund_payment, create_payment, list_order_payments
 from ecom_client.api.users import get_current_user
 from ecom_client.models import (
     ChangeRoleRequest,
     CreateOrderRequest,
+    CreatePaymentRequest,
     CreateProductRequest,
     CreateReviewRequest,
     LoginForm,
@@ -33,13 +49,17 @@ from ecom_client.models import (
     OrderItemRequest,
     OrderOut,
     OrderStatus,
+    PaymentStatus,
     Problem,
     RefreshRequest,
+    RefundRequest,
     RegisterRequest,
     SetQuantityRequest,
 )
 
 BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD = sys.argv[1:4]
+LOCALSTRIPE_URL = os.environ["LOCALSTRIPE_URL"]
+LOCALSTRIPE_KEY = os.environ["LOCALSTRIPE_KEY"]
 STEPS = 0
 
 
@@ -69,6 +89,18 @@ def check(condition, message):
 
 def authed(token):
     return AuthenticatedClient(base_url=BASE_URL, token=token, raise_on_unexpected_status=True)
+
+
+def stripe_js_confirm(intent_id, payment_method):
+    """What Stripe.js does in the shopper's browser: attach the card, confirm the intent."""
+    for path, form in ((f"/v1/payment_intents/{intent_id}", {"payment_method": payment_method}),
+                       (f"/v1/payment_intents/{intent_id}/confirm", {})):
+        req = urllib.request.Request(
+            LOCALSTRIPE_URL + path, data=urllib.parse.urlencode(form).encode(), method="POST",
+            headers={"Authorization": f"Bearer {LOCALSTRIPE_KEY}"})
+        with urllib.request.urlopen(req, timeout=10) as res:
+            intent = json.load(res)
+    return intent
 
 
 anonymous = Client(base_url=BASE_URL, raise_on_unexpected_status=True)
@@ -188,5 +220,47 @@ replayed = call(checkout_cart, 201, client=shopper, id=own.id, idempotency_key=f
 check(replayed.id == placed.id, "the idempotency key replays the cart's order")
 converted = call(checkout_cart, 409, client=shopper, id=own.id, idempotency_key=f"other-{run}")
 check(converted.code == "cart_converted", f"second checkout: {converted}")
+
+print("shopper: pay an order through Stripe (localstripe); its webhook pays the order")
+order = call(create_order, 201, client=shopper,
+             body=CreateOrderRequest(items=[OrderItemRequest(product_id=keyboard.id, quantity=2)]))
+check(Decimal(order.total_price) == Decimal("99.98"), f"total: {order.total_price}")
+payment = call(create_payment, 201, client=shopper, id=order.id, idempotency_key=f"pay-{run}",
+               body=CreatePaymentRequest(provider="stripe"))
+check(payment.status == PaymentStatus.PENDING and payment.client_secret
+      and payment.reference.startswith("pi_"), f"payment: {payment}")
+check(Decimal(payment.amount) == Decimal("99.98"), f"amount: {payment.amount}")
+intent = stripe_js_confirm(payment.reference, "pm_card_visa")
+check(intent["status"] == "succeeded", f"intent at localstripe: {intent['status']}")
+deadline = time.monotonic() + 30
+while True:
+    paid = call(get_order, 200, client=shopper, id=order.id)
+    if paid.status == OrderStatus.PAID or time.monotonic() > deadline:
+        break
+    time.sleep(0.2)
+check(paid.status == OrderStatus.PAID, f"the webhook did not pay the order: {paid.status}")
+history = call(get_order_history, 200, client=shopper, id=order.id)
+check([(h.to_status, h.actor, h.reason) for h in history.items][-1:]
+      == [(OrderStatus.PAID, OrderActor.SYSTEM, "payment_captured")], f"history: {history.items}")
+payments = call(list_order_payments, 200, client=shopper, id=order.id)
+check(payments.total == 1 and payments.items[0].status == PaymentStatus.CAPTURED
+      and Decimal(payments.items[0].captured) == Decimal("99.98"), f"payments: {payments.items}")
+again = call(create_payment, 409, client=shopper, id=order.id,
+             body=CreatePaymentRequest(provider="stripe", payment_method="pm_card_visa"))
+check(again.code == "order_not_payable", f"paying a paid order: {again}")
+
+print("admin: refund half of the payment")
+refunded = call(admin_refund_payment, 200, client=admin, id=payment.id,
+                idempotency_key=f"refund-{run}",
+                body=RefundRequest(amount="49.99", reason="one keyboard returned"))
+check(refunded.status == PaymentStatus.PARTIALLY_REFUNDED
+      and Decimal(refunded.refunded) == Decimal("49.99"), f"refunded: {refunded}")
+check([(Decimal(r.amount), r.reason) for r in refunded.refunds]
+      == [(Decimal("49.99"), "one keyboard returned")], f"refunds: {refunded.refunds}")
+seen = call(list_order_payments, 200, client=shopper, id=order.id).items[0]
+check(seen.status == PaymentStatus.PARTIALLY_REFUNDED and len(seen.refunds) == 1
+      and Decimal(seen.refunded) == Decimal("49.99"), f"the shopper sees the refund: {seen}")
+check(call(get_order, 200, client=shopper, id=order.id).status == OrderStatus.PAID,
+      "a partial refund leaves the order paid")
 
 print(f"sdk journey: {STEPS} calls through the generated client, all as documented")

@@ -2,12 +2,16 @@
 # The generated-SDK journey: generates a Python client from the served /openapi.json with
 # openapi-python-client (pinned in sdk/requirements.txt), starts a real `ecom` server on a
 # fresh database and runs a shopper's and an admin's journey through that client
-# (sdk/journey.py). Exits non-zero on any failure. Settings: see sdk/lib.sh.
+# (sdk/journey.py). The server's Stripe is a localstripe this script starts on a free
+# loopback port (and stops at exit), which posts its events to the server's webhook.
+# Exits non-zero on any failure. Settings: see sdk/lib.sh.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ensure_venv
+start_localstripe
 start_server
+register_stripe_webhook "$BASE_URL"
 "$CONTRACT_VENV/bin/openapi-python-client" generate --url "$BASE_URL/openapi.json" \
   --meta none --output-path "$WORK/client/ecom_client" >"$WORK/generate.log" 2>&1 ||
   { cat "$WORK/generate.log" >&2; exit 1; }
@@ -18,5 +22,6 @@ grep -rL 'import.*\bUnset\b' --include='*.py' "$WORK/client/ecom_client/api" |
   xargs -r grep -l '| Unset' |
   xargs -r sed -i 's/^from \.\.\.types import Response, UNSET$/from ...types import Response, UNSET, Unset/'
 log "generated the client in $WORK/client"
-PYTHONPATH="$WORK/client" "$CONTRACT_VENV/bin/python" "$ROOT/sdk/journey.py" \
+PYTHONPATH="$WORK/client" LOCALSTRIPE_URL="$LOCALSTRIPE_URL" LOCALSTRIPE_KEY="$LOCALSTRIPE_KEY" \
+  "$CONTRACT_VENV/bin/python" "$ROOT/sdk/journey.py" \
   "$BASE_URL" "$ADMIN_EMAIL" "$ADMIN_PASSWORD"

@@ -6,6 +6,7 @@
 #                      postgres://postgres@127.0.0.1:5432/postgres); when nothing answers
 #                      there, the server runs on its own private PostgreSQL in a temp folder
 #   CONTRACT_VENV      the virtualenv of sdk/requirements.txt (default target/contract-venv)
+#   LOCALSTRIPE_VENV   localstripe's virtualenv (see sdk/localstripe.sh)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ECOM_BIN="${ECOM_BIN:-$ROOT/target/debug/ecom}"
@@ -13,8 +14,11 @@ CONTRACT_VENV="${CONTRACT_VENV:-$ROOT/target/contract-venv}"
 ADMIN_EMAIL="contract-admin@example.com"
 ADMIN_PASSWORD="quartz-lantern-harbor-42"
 SECRET="contract-check-secret-key-0123456789abcdef"
+# Extra settings of the server (start_localstripe adds Stripe's).
+SERVER_ENV=()
 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+source "$ROOT/sdk/localstripe.sh"
 
 ensure_venv() {
   local stamp="$CONTRACT_VENV/.requirements"
@@ -32,6 +36,22 @@ ensure_binary() {
   fi
 }
 
+# A folder of this run, removed on exit (by stop_server).
+work_dir() {
+  if [[ -z "${WORK:-}" ]]; then
+    WORK="$(mktemp -d /tmp/ecom-contract.XXXXXX)"
+    chmod 755 "$WORK"
+  fi
+}
+
+# Starts localstripe for the server (sdk/localstripe.sh) and gives the server its Stripe
+# settings.
+start_localstripe() {
+  work_dir
+  start_localstripe_at "$WORK/localstripe.log"
+  SERVER_ENV+=("${STRIPE_ENV[@]}")
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -39,10 +59,10 @@ free_port() {
 # Starts the server; sets BASE_URL. Registers cleanup on EXIT.
 start_server() {
   ensure_binary
-  WORK="$(mktemp -d /tmp/ecom-contract.XXXXXX)"
-  chmod 755 "$WORK"
+  work_dir
   local admin_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-  local -a env=(env -i PATH="$PATH" HOME="$WORK" SECRET_KEY="$SECRET" LOG_FORMAT=text RUST_LOG=warn)
+  local -a env=(env -i PATH="$PATH" HOME="$WORK" SECRET_KEY="$SECRET" LOG_FORMAT=text RUST_LOG=warn
+    "${SERVER_ENV[@]}")
   DB_NAME=""
   if psql "$admin_url" -Atqc 'SELECT 1' >/dev/null 2>&1; then
     DB_NAME="ecom_contract_$(date +%s)_$$"
@@ -80,6 +100,7 @@ stop_server() {
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
+  stop_localstripe
   if [[ $status -ne 0 && -f "${WORK:-}/server.log" ]]; then
     log "server log (last 40 lines):"
     tail -n 40 "$WORK/server.log" >&2 || true

@@ -5,8 +5,8 @@ use ecom_core::{AppError, FieldError};
 use ecom_orders::OrdersError;
 
 use crate::model::PaymentStatus;
-use crate::service::ProviderError;
 use crate::service::signature::SignatureError;
+use crate::service::{ProviderError, ProviderState};
 
 /// Everything that can go wrong in a payments use case.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,16 @@ pub enum PaymentsError {
     InvalidState {
         payment_id: i64,
         status: PaymentStatus,
+    },
+    /// An open payment an operation meant to void turned out captured or authorized at the
+    /// provider (its event still on the way). The operation rolls back on it, then records
+    /// what the provider said as the webhook would and answers 409; rendered as that 409
+    /// should it ever get further.
+    #[error("payment {payment_id} of order {order_id} is already {} at the provider", state.status)]
+    TakenAtProvider {
+        order_id: i64,
+        payment_id: i64,
+        state: Box<ProviderState>,
     },
     /// 422 `refund_exceeds_captured`: the refunds would total more than was captured.
     #[error("payment {0}: refunds would exceed the captured amount")]
@@ -97,6 +107,14 @@ impl From<PaymentsError> for AppError {
                 "payment_in_progress",
                 format!("order {order_id} has an authorized payment awaiting capture"),
             ),
+            PaymentsError::TakenAtProvider {
+                order_id, state, ..
+            } if state.status == PaymentStatus::Authorized => {
+                AppError::from(PaymentsError::PaymentInProgress(order_id))
+            }
+            PaymentsError::TakenAtProvider { order_id, .. } => {
+                AppError::from(PaymentsError::NotPayable(order_id))
+            }
             PaymentsError::InvalidState { payment_id, status } => AppError::conflict(
                 "invalid_payment_state",
                 format!("payment {payment_id} is {status}"),

@@ -158,8 +158,10 @@ pub async fn stripe_webhook(
         .headers()
         .get(STRIPE_SIGNATURE)
         .and_then(|v| v.to_str().ok());
+    // Verified before a connection is taken: a flood of forged events cannot drain the pool.
+    let event = service::verify_stripe_event(&payments, signature, &body)?;
     let mut conn = db.conn().await?;
-    service::apply_stripe_event(&mut conn, &payments, signature, &body).await?;
+    service::apply_stripe_event(&mut conn, &payments, event).await?;
     Ok(web::Json(WebhookReceived { received: true }))
 }
 

@@ -14,35 +14,24 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The localstripe release the tests (and `.ci/run`) use.
-pub const VERSION: &str = "1.15.10";
-/// What pip installs: localstripe and the versions of its dependencies it was verified with.
-pub const REQUIREMENTS: &[&str] = &[
-    "localstripe==1.15.10",
-    "aiohttp==3.14.5",
-    "python-dateutil==4.0.0",
-];
+/// `sdk/localstripe-requirements.txt`: localstripe and the versions of its dependencies it
+/// was verified with, shared with the shell scripts that start it.
+const REQUIREMENTS_FILE: &str = include_str!("../../../sdk/localstripe-requirements.txt");
 /// A secret key localstripe accepts (any `sk_…` longer than 5 characters).
 pub const SECRET_KEY: &str = "sk_test_ecom_localstripe";
 
-/// Runs localstripe's aiohttp app on 127.0.0.1 only, from scratch (its store is never
-/// written to or read from the `/tmp/localstripe.pickle` every instance would share), and
-/// exits as soon as its stdin closes.
-const LAUNCHER: &str = r#"
-import os, sys, threading
-port = int(sys.argv[1])
-def watch_parent():
-    try:
-        sys.stdin.buffer.read()
-    finally:
-        os._exit(0)
-threading.Thread(target=watch_parent, daemon=True).start()
-from aiohttp import web
-import localstripe.resources as resources
-from localstripe.server import app
-resources.Store.dump_to_disk = lambda self: None
-web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-"#;
+/// What pip installs: the requirement lines of [`REQUIREMENTS_FILE`].
+pub fn requirements() -> Vec<&'static str> {
+    REQUIREMENTS_FILE
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// `sdk/localstripe_server.py`: localstripe's app on 127.0.0.1 only, from scratch, until
+/// its stdin closes.
+const LAUNCHER: &str = include_str!("../../../sdk/localstripe_server.py");
 
 /// A running localstripe, shared by every test of the binary.
 pub struct LocalStripe {
@@ -75,7 +64,7 @@ pub fn venv_dir() -> PathBuf {
     workspace_root().join("target").join("localstripe-venv")
 }
 
-/// Creates the virtualenv with [`REQUIREMENTS`] unless it already has them. Holds an
+/// Creates the virtualenv with [`requirements`] unless it already has them. Holds an
 /// exclusive lock on `target/localstripe-venv.lock` meanwhile.
 pub fn ensure_venv() -> PathBuf {
     let venv = venv_dir();
@@ -85,7 +74,8 @@ pub fn ensure_venv() -> PathBuf {
         .expect("create the venv lock file");
     lock.lock().expect("lock the venv");
     let marker = venv.join(".ecom-requirements");
-    let wanted = REQUIREMENTS.join("\n");
+    let requirements = requirements();
+    let wanted = requirements.join("\n");
     if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
         return venv;
     }
@@ -108,13 +98,13 @@ pub fn ensure_venv() -> PathBuf {
     }
     let installed = Command::new(venv.join("bin").join("pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(REQUIREMENTS)
+        .args(&requirements)
         .output()
         .expect("run the venv's pip");
     if !installed.status.success() {
         panic!(
             "pip could not install {}:\n{}",
-            REQUIREMENTS.join(" "),
+            requirements.join(" "),
             String::from_utf8_lossy(&installed.stderr)
         );
     }

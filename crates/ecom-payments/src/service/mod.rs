@@ -29,6 +29,6 @@ pub use payments::{
 pub use ports::PaymentsHooks;
 pub use provider::{IntentRequest, PaymentProvider, ProviderError, ProviderRefund, ProviderState};
 pub use stripe::{CaptureMethod, PaymentIntent, StripeConfig, StripeProvider};
-pub use webhook::apply_stripe_event;
+pub use webhook::{VerifiedEvent, apply_stripe_event, verify_stripe_event};
 
 pub(crate) type Result<T> = std::result::Result<T, crate::error::PaymentsError>;

@@ -16,7 +16,7 @@ use ecom_orders::{Order, OrderStatus};
 use super::Result;
 use super::idempotency::{self, Answered, Idempotent};
 use super::orders_api::{self, PaidBy, PaidOutcome};
-use super::provider::{IntentRequest, PaymentProvider, ProviderState};
+use super::provider::{IntentRequest, PaymentProvider, ProviderError, ProviderState};
 use super::store::{self, minus};
 use crate::api::PaymentOut;
 use crate::error::PaymentsError;
@@ -105,16 +105,6 @@ pub(crate) async fn view(
     Ok(PaymentOut::new(payment, refunds, viewer_is_owner))
 }
 
-/// What a settled provider report did to the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OrderEffect {
-    None,
-    /// The order became paid now.
-    Paid,
-    /// The order could not take the money: it was refunded in full.
-    RefundedNotPayable,
-}
-
 /// Applies a provider report to a locked payment (its order locked before it) and settles
 /// the order: a payment that became `captured` now makes the order `paid` exactly once, or
 /// — when the order can no longer take the money — is refunded in full at once.
@@ -123,20 +113,19 @@ pub(crate) async fn settle(
     payments: &Payments,
     payment: &Payment,
     state: &ProviderState,
-) -> Result<(Payment, OrderEffect)> {
+) -> Result<Payment> {
     let updated = store::apply_state(conn, payment, state).await?;
     let captured_now =
         updated.status == PaymentStatus::Captured && payment.status != PaymentStatus::Captured;
     if !captured_now {
-        return Ok((updated, OrderEffect::None));
+        return Ok(updated);
     }
     match orders_api::mark_paid(conn, updated.order_id, PaidBy::Captured).await? {
-        PaidOutcome::Paid(_) => Ok((updated, OrderEffect::Paid)),
+        PaidOutcome::Paid(_) => Ok(updated),
         PaidOutcome::NotPayable { status } => {
             tracing::warn!(payment_id = updated.id, order_id = updated.order_id, order_status = %status,
                 "a capture arrived for an order that cannot take it; refunding it in full");
-            let refunded = refund_rest(conn, payments, &updated, REASON_NOT_PAYABLE).await?;
-            Ok((refunded, OrderEffect::RefundedNotPayable))
+            refund_rest(conn, payments, &updated, REASON_NOT_PAYABLE).await
         }
     }
 }
@@ -183,15 +172,62 @@ fn payable(order: &Order) -> bool {
     order.is_payable(Utc::now())
 }
 
-/// Voids an open payment at its provider and records what the provider says. A void that
-/// finds the money already captured settles that capture like any other report.
+/// Whether the provider holds money for the payment: captured, or authorized.
+pub(crate) fn holds_money(state: &ProviderState) -> bool {
+    matches!(
+        state.status,
+        PaymentStatus::Captured | PaymentStatus::Authorized
+    )
+}
+
+/// Voids an open payment at its provider before another takes its place, and records the
+/// void. When the provider says the money is already there (its event still on the way),
+/// nothing is voided: [`PaymentsError::TakenAtProvider`] rolls the operation back, and
+/// [`after_taken`] records what the provider said.
 async fn void_open(
     conn: &mut AsyncPgConnection,
     payments: &Payments,
     payment: &Payment,
-) -> Result<(Payment, OrderEffect)> {
+) -> Result<()> {
     let state = payments.provider_of(payment)?.cancel(payment).await?;
-    settle(conn, payments, payment, &state).await
+    if holds_money(&state) {
+        return Err(PaymentsError::TakenAtProvider {
+            order_id: payment.order_id,
+            payment_id: payment.id,
+            state: Box::new(state),
+        });
+    }
+    store::apply_state(conn, payment, &state).await?;
+    Ok(())
+}
+
+/// Finishes an operation that found an open payment already paid at the provider: on a
+/// transaction of its own, the provider's report is settled as the webhook settles it (the
+/// order paid exactly once, or the money returned when the order can no longer take it);
+/// the answer is the contract's 409: `payment_in_progress` for an authorization, else
+/// `order_not_payable`. Any other result passes through.
+async fn after_taken(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    result: Result<Answered>,
+) -> Result<Answered> {
+    let Err(PaymentsError::TakenAtProvider {
+        order_id,
+        payment_id,
+        state,
+    }) = result
+    else {
+        return result;
+    };
+    transaction_with_retry(conn, async |conn| {
+        let payment = lock_with_order(conn, payment_id).await?;
+        settle(conn, payments, &payment, &state).await
+    })
+    .await?;
+    Err(match state.status {
+        PaymentStatus::Authorized => PaymentsError::PaymentInProgress(order_id),
+        _ => PaymentsError::NotPayable(order_id),
+    })
 }
 
 /// `POST /orders/{id}/payments` by the order's owner: a new payment of the order's total.
@@ -247,7 +283,7 @@ pub async fn create_payment(
             ],
         )
     });
-    transaction_with_retry(conn, async |conn| {
+    let result = transaction_with_retry(conn, async |conn| {
         idempotency::once(conn, request.as_ref(), async |conn| {
             create_locked(
                 conn,
@@ -261,7 +297,8 @@ pub async fn create_payment(
         })
         .await
     })
-    .await
+    .await;
+    after_taken(conn, payments, result).await
 }
 
 /// [`create_payment`]'s transaction, after the key is claimed.
@@ -285,13 +322,7 @@ async fn create_locked(
             PaymentStatus::Authorized => {
                 return Err(PaymentsError::PaymentInProgress(order_id));
             }
-            PaymentStatus::Pending => {
-                let (_, effect) = void_open(conn, payments, &open).await?;
-                if effect != OrderEffect::None {
-                    // The "open" payment turned out captured: the order is settled.
-                    return Err(PaymentsError::NotPayable(order_id));
-                }
-            }
+            PaymentStatus::Pending => void_open(conn, payments, &open).await?,
             _ => {}
         }
     }
@@ -318,7 +349,7 @@ async fn create_locked(
             payment_method,
         })
         .await?;
-    let (payment, _) = settle(conn, payments, &payment, &state).await?;
+    let payment = settle(conn, payments, &payment, &state).await?;
     view(conn, payment, true).await
 }
 
@@ -411,7 +442,7 @@ pub async fn capture_payment(
             });
         }
         let state = payments.provider_of(&payment)?.capture(&payment).await?;
-        let (after, _) = settle(conn, payments, &payment, &state).await?;
+        let after = settle(conn, payments, &payment, &state).await?;
         audit_change(conn, admin_id, AUDIT_CAPTURE, Some(&payment), &after).await?;
         view(conn, after, false).await
     })
@@ -506,13 +537,14 @@ pub async fn record_manual_payment(
             &[&id_text, &amount_text, reference],
         )
     });
-    transaction_with_retry(conn, async |conn| {
+    let result = transaction_with_retry(conn, async |conn| {
         idempotency::once(conn, request.as_ref(), async |conn| {
             manual_in_transaction(conn, payments, admin_id, order_id, amount, reference).await
         })
         .await
     })
-    .await
+    .await;
+    after_taken(conn, payments, result).await
 }
 
 /// [`record_manual_payment`]'s transaction, after the key is claimed.
@@ -538,12 +570,7 @@ async fn manual_in_transaction(
                 return Err(PaymentsError::PaymentInProgress(order_id));
             }
             (PaymentStatus::Pending, Provider::Manual) => manual_open = Some(open),
-            (PaymentStatus::Pending, Provider::Stripe) => {
-                let (_, effect) = void_open(conn, payments, &open).await?;
-                if effect != OrderEffect::None {
-                    return Err(PaymentsError::NotPayable(order_id));
-                }
-            }
+            (PaymentStatus::Pending, Provider::Stripe) => void_open(conn, payments, &open).await?,
             _ => {}
         }
     }
@@ -587,6 +614,19 @@ pub async fn release_for_cancel(
             // Not `settle`: the order is being cancelled, so a capture found here is refunded
             // below rather than marking the order paid.
             payment = store::apply_state(conn, &payment, &state).await?;
+            if payment.status.is_open() {
+                // The provider neither voided it nor took it: cancelling would leave money
+                // held for a cancelled order.
+                return Err(ProviderError::Refused {
+                    provider: payment.provider,
+                    operation: "cancel",
+                    status: 200,
+                    kind: "unexpected_state".into(),
+                    code: payment.status.to_string(),
+                    message: String::new(),
+                }
+                .into());
+            }
         }
         if payment.status.is_refundable() {
             refund_rest(conn, payments, &payment, REASON_ORDER_CANCELLED).await?;

@@ -116,7 +116,10 @@ pub trait PaymentProvider: Send + Sync {
     /// Captures everything authorized.
     async fn capture(&self, payment: &Payment) -> Result<ProviderState, ProviderError>;
 
-    /// Voids an open payment.
+    /// Voids an open payment. The answer is what the provider says the payment is now:
+    /// `cancelled`, or `captured`/`authorized` when the money got there before the void
+    /// (then nothing was voided; the caller records it and, where it has no use for the
+    /// money, gives it back).
     async fn cancel(&self, payment: &Payment) -> Result<ProviderState, ProviderError>;
 
     /// Gives back `amount` of the capture; `sequence` numbers the payment's refunds

@@ -218,14 +218,15 @@ impl StripeProvider {
         parse(operation, status, &body)
     }
 
-    /// Capture or cancel. A PaymentIntent already there (a retry, or a webhook that got
-    /// there first) is refused with a 400 (Stripe's `payment_intent_unexpected_state`):
-    /// then its current state is read, and reaching `done` counts as success.
+    /// Capture or cancel. A PaymentIntent already past that point (a retry, a webhook that
+    /// got there first, a shopper who paid meanwhile) is refused with a 400 (Stripe's
+    /// `payment_intent_unexpected_state`): then its current state is read, and a status in
+    /// `answers` is returned as the call's answer for the caller to apply.
     async fn intent_call(
         &self,
         operation: &'static str,
         payment: &Payment,
-        done: PaymentStatus,
+        answers: &[PaymentStatus],
     ) -> Result<ProviderState, ProviderError> {
         let reference = reference_of(operation, payment)?;
         let key = idempotency_key(payment.id, operation);
@@ -234,7 +235,7 @@ impl StripeProvider {
             Answer::Ok(body) => Ok(parse::<PaymentIntent>(operation, 200, &body)?.state()),
             Answer::Error { status: 400, error } => {
                 let now = self.get_intent(reference).await?.state();
-                if now.status == done {
+                if answers.contains(&now.status) {
                     Ok(now)
                 } else {
                     Err(refused(operation, 400, error))
@@ -350,12 +351,15 @@ impl PaymentProvider for StripeProvider {
     }
 
     async fn capture(&self, payment: &Payment) -> Result<ProviderState, ProviderError> {
-        self.intent_call("capture", payment, PaymentStatus::Captured)
+        self.intent_call("capture", payment, &[PaymentStatus::Captured])
             .await
     }
 
+    /// A PaymentIntent that was paid before the cancel reached it is not an error: its
+    /// capture or authorization comes back, for the caller to record (and give back).
     async fn cancel(&self, payment: &Payment) -> Result<ProviderState, ProviderError> {
-        self.intent_call("cancel", payment, PaymentStatus::Cancelled)
+        use PaymentStatus::{Authorized, Cancelled, Captured};
+        self.intent_call("cancel", payment, &[Cancelled, Captured, Authorized])
             .await
     }
 

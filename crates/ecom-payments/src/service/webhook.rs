@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::Result;
 use super::orders_api;
-use super::payments::{Payments, settle};
+use super::payments::{Payments, holds_money, settle};
+use super::provider::ProviderState;
 use super::signature::{self, SignatureError};
 use super::store;
 use super::stripe::PaymentIntent;
@@ -56,14 +57,19 @@ struct Target {
     payment_id: i64,
 }
 
-/// `POST /payments/webhooks/stripe`: verifies, then applies the event once. Types the
-/// store does not use and PaymentIntents it does not know are accepted and ignored.
-pub async fn apply_stripe_event(
-    conn: &mut AsyncPgConnection,
+/// A Stripe event whose signature has been checked. Only [`verify_stripe_event`] makes one,
+/// so an event cannot be applied unchecked, and the check needs no database connection.
+#[derive(Debug)]
+pub struct VerifiedEvent(Event);
+
+/// `POST /payments/webhooks/stripe`, first half: the signature over the raw bytes, then the
+/// parse. Runs before the handler takes a connection, so forged or stale requests cost
+/// the pool nothing.
+pub fn verify_stripe_event(
     payments: &Payments,
     signature_header: Option<&str>,
     body: &[u8],
-) -> Result<()> {
+) -> Result<VerifiedEvent> {
     let secret = payments
         .webhook_secret()
         .ok_or(PaymentsError::InvalidSignature(SignatureError::Missing))?;
@@ -75,6 +81,17 @@ pub async fn apply_stripe_event(
     )?;
     let event: Event = serde_json::from_slice(body)
         .map_err(|_| PaymentsError::invalid("body", "not a Stripe event"))?;
+    Ok(VerifiedEvent(event))
+}
+
+/// `POST /payments/webhooks/stripe`, second half: applies a verified event once. Types the
+/// store does not use and PaymentIntents it does not know are accepted and ignored.
+pub async fn apply_stripe_event(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    event: VerifiedEvent,
+) -> Result<()> {
+    let VerifiedEvent(event) = event;
     let Some(report) = read_report(&event)? else {
         return Ok(());
     };
@@ -82,16 +99,20 @@ pub async fn apply_stripe_event(
         tracing::info!(event_id = %event.id, event_type = %event.kind, "Stripe event for an unknown PaymentIntent ignored");
         return Ok(());
     };
-    transaction_with_retry(conn, async |conn| {
+    let applied: Result<Option<Payment>> = transaction_with_retry(conn, async |conn| {
         let order = match orders_api::lock_order(conn, target.order_id, None).await {
             Ok(order) => order,
-            Err(ecom_orders::OrdersError::OrderNotFound(_)) => return Ok(()),
+            Err(ecom_orders::OrdersError::OrderNotFound(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let Some(payment) = store::lock(conn, target.payment_id).await? else {
             // Our create call rolled back after Stripe had the PaymentIntent: no payment
             // will ever claim its money, so it goes back.
-            return return_orphan(conn, payments, &report, order.user_id, &target).await;
+            if let Report::Intent(pi) = &report {
+                let stand_in = stand_in(payments, &target, order.user_id, &pi.state());
+                give_back(conn, payments, &pi.state(), &stand_in, None).await?;
+            }
+            return Ok(None);
         };
         let intent_id = match &report {
             Report::Intent(pi) => pi.id.as_str(),
@@ -101,7 +122,7 @@ pub async fn apply_stripe_event(
             && payment.provider == Provider::Stripe
             && payment.reference.as_deref().is_none_or(|r| r == intent_id);
         if !ours {
-            return Ok(());
+            return Ok(None);
         }
         if !store::record_event(
             conn,
@@ -112,11 +133,21 @@ pub async fn apply_stripe_event(
         )
         .await?
         {
-            return Ok(());
+            return Ok(None);
         }
         match &report {
             Report::Intent(pi) => {
-                settle(conn, payments, &payment, &pi.state()).await?;
+                let state = pi.state();
+                if is_over(payment.status) && holds_money(&state) {
+                    // Paid at Stripe after we gave the payment up (a failed payment whose
+                    // PaymentIntent could not be cancelled): no order takes this money.
+                    give_back(conn, payments, &state, &payment, Some(payment.id)).await?;
+                    return Ok(None);
+                }
+                let after = settle(conn, payments, &payment, &state).await?;
+                if after.status == PaymentStatus::Failed && payment.status != after.status {
+                    return Ok(Some(after));
+                }
             }
             Report::Refunded { total, .. } => {
                 if payment.status.is_refundable() && *total > payment.refunded {
@@ -137,43 +168,56 @@ pub async fn apply_stripe_event(
                 }
             }
         }
-        Ok(())
+        Ok(None)
     })
-    .await
+    .await;
+    if let Some(failed) = applied? {
+        cancel_failed_intent(conn, payments, &failed).await;
+    }
+    Ok(())
 }
 
-/// Gives back the money of a PaymentIntent whose metadata names a payment the store does
-/// not have: our create call rolled back (a timeout, a crash) after Stripe had captured or
-/// authorized it. A capture is refunded in full, an authorization voided, once per
-/// PaymentIntent (a kept marker `orphan:{id}`, under the order's lock, stops any later
-/// event about it); the provider's idempotency keys come from the never-stored payment id.
-/// A provider failure fails the webhook, so Stripe sends the event again.
-async fn return_orphan(
-    conn: &mut AsyncPgConnection,
-    payments: &Payments,
-    report: &Report,
-    user_id: i64,
-    target: &Target,
-) -> Result<()> {
-    let Report::Intent(pi) = report else {
-        return Ok(());
-    };
-    let state = pi.state();
-    if !matches!(
-        state.status,
-        PaymentStatus::Captured | PaymentStatus::Authorized
-    ) {
-        return Ok(());
-    }
+/// `failed` or `cancelled`: the payment was given up and will never take money.
+fn is_over(status: PaymentStatus) -> bool {
+    matches!(status, PaymentStatus::Failed | PaymentStatus::Cancelled)
+}
+
+/// `failed` is final, but Stripe keeps a failed PaymentIntent open for another attempt: it
+/// is cancelled, after the failure is committed, so that the shopper cannot be charged
+/// for it later. The event stays applied whatever happens here: a provider failure is
+/// logged, and should the intent be paid after all, its `payment_intent.succeeded` gives
+/// the money back; a cancel that finds it paid already gives it back at once.
+async fn cancel_failed_intent(conn: &mut AsyncPgConnection, payments: &Payments, failed: &Payment) {
     let Some(provider) = payments.provider(Provider::Stripe) else {
-        return Ok(());
+        return;
     };
-    let marker = format!("orphan:{}", pi.id);
-    if !store::record_event(conn, Provider::Stripe, &marker, "orphan_returned", None).await? {
-        return Ok(());
+    let state = match provider.cancel(failed).await {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::warn!(payment_id = failed.id, %error,
+                "could not cancel the PaymentIntent of a failed payment; a later capture of it is refunded");
+            return;
+        }
+    };
+    if !holds_money(&state) {
+        return;
     }
+    let returned = transaction_with_retry(conn, async |conn| {
+        orders_api::lock_order(conn, failed.order_id, None).await?;
+        give_back(conn, payments, &state, failed, Some(failed.id)).await
+    })
+    .await;
+    if let Err(error) = returned {
+        tracing::warn!(payment_id = failed.id, %error,
+            "could not give back a failed payment's PaymentIntent found paid; its payment_intent.succeeded will");
+    }
+}
+
+/// A payment row for a PaymentIntent whose row never committed, as the provider calls need
+/// it (its id and the PaymentIntent id).
+fn stand_in(payments: &Payments, target: &Target, user_id: i64, state: &ProviderState) -> Payment {
     let now = Utc::now();
-    let orphan = Payment {
+    Payment {
         id: target.payment_id,
         order_id: target.order_id,
         user_id,
@@ -189,17 +233,47 @@ async fn return_orphan(
         failure_code: None,
         created_at: now,
         updated_at: now,
+    }
+}
+
+/// Gives back the money of a PaymentIntent no live payment claims: its payment never
+/// committed (our create call rolled back after Stripe had it; `kept` is None), or it is
+/// `failed`/`cancelled` and was paid at Stripe after all. A capture is refunded in full, an
+/// authorization voided (refunded if it turns out captured meanwhile), once per
+/// PaymentIntent: a kept marker `orphan:{id}`, written under the order's lock, stops any
+/// later event or call about it. Provider idempotency keys come from `payment`'s id; a
+/// provider failure fails the caller's transaction, marker included, so it is tried again.
+async fn give_back(
+    conn: &mut AsyncPgConnection,
+    payments: &Payments,
+    state: &ProviderState,
+    payment: &Payment,
+    kept: Option<i64>,
+) -> Result<()> {
+    if !holds_money(state) {
+        return Ok(());
+    }
+    let (Some(provider), Some(intent)) = (payments.provider(Provider::Stripe), &state.reference)
+    else {
+        return Ok(());
     };
-    if state.status == PaymentStatus::Captured {
-        provider.refund(&orphan, 1, state.captured).await?;
-    } else {
-        provider.cancel(&orphan).await?;
+    let marker = format!("orphan:{intent}");
+    if !store::record_event(conn, Provider::Stripe, &marker, "orphan_returned", kept).await? {
+        return Ok(());
+    }
+    let mut now = state.clone();
+    if now.status == PaymentStatus::Authorized {
+        now = provider.cancel(payment).await?;
+    }
+    if now.status == PaymentStatus::Captured {
+        provider.refund(payment, 1, now.captured).await?;
     }
     tracing::warn!(
-        payment_intent = %pi.id,
-        order_id = target.order_id,
+        payment_intent = %intent,
+        order_id = payment.order_id,
+        payment_id = payment.id,
         status = %state.status,
-        "a PaymentIntent no payment claims (its create call rolled back) was given back"
+        "money at Stripe that no payment claims was given back"
     );
     Ok(())
 }

@@ -120,10 +120,7 @@ async fn without_a_stripe_key_only_manual_is_offered() {
 
 #[actix_web::test]
 async fn stripe_payments_follow_the_card_and_one_stays_open() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "9.99").await;
     let order_id = order["id"].as_i64().expect("id");
     // A declined card: the payment failed, the order still pending.
@@ -195,10 +192,7 @@ async fn stripe_payments_follow_the_card_and_one_stays_open() {
 
 #[actix_web::test]
 async fn an_authorized_payment_is_in_progress_and_holds_off_expiry() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Manual,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Manual).await;
     let order = shop.order(SHOPPER, "15.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop
@@ -246,10 +240,7 @@ async fn an_authorized_payment_is_in_progress_and_holds_off_expiry() {
 
 #[actix_web::test]
 async fn refunds_are_partial_then_full_and_the_order_follows() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "30.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop
@@ -313,24 +304,14 @@ async fn refunds_are_partial_then_full_and_the_order_follows() {
 
 #[actix_web::test]
 async fn cancelling_a_paid_order_refunds_it_at_stripe_and_leaves_it_cancelled() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "44.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop
         .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
         .await;
     assert_eq!(payment["status"], "captured");
-    let (status, body) = shop
-        .send(
-            Method::POST,
-            &format!("/orders/{order_id}/cancel"),
-            None,
-            Some(MANAGER),
-        )
-        .await;
+    let (status, body) = shop.cancel(order_id, MANAGER).await;
     assert_eq!(
         (status, &body["status"]),
         (200, &json!("cancelled")),
@@ -357,19 +338,8 @@ async fn cancelling_a_paid_order_refunds_it_at_stripe_and_leaves_it_cancelled() 
 
 #[actix_web::test]
 async fn a_provider_failure_on_cancel_changes_nothing() {
-    // Stripe unreachable: nothing listens on this port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a port")
-        .port();
-    let unreachable: std::sync::Arc<dyn ecom_payments::PaymentProvider> = std::sync::Arc::new(
-        ecom_payments::StripeProvider::new(ecom_payments::StripeConfig {
-            api_base: format!("http://127.0.0.1:{closed}"),
-            secret_key: ecom_core::settings::SecretString::new("sk_test_unreachable"),
-            capture_method: CaptureMethod::Automatic,
-        })
-        .expect("client"),
-    );
+    let unreachable: std::sync::Arc<dyn ecom_payments::PaymentProvider> =
+        std::sync::Arc::new(unreachable_stripe());
     let shop = Shop::open(payments_with(Some(unreachable))).await;
     let order = shop.order(SHOPPER, "8.00").await;
     let order_id = order["id"].as_i64().expect("id");
@@ -395,14 +365,7 @@ async fn a_provider_failure_on_cancel_changes_nothing() {
     )
     .await
     .expect("a payment");
-    let (status, body) = shop
-        .send(
-            Method::POST,
-            &format!("/orders/{order_id}/cancel"),
-            None,
-            Some(SHOPPER),
-        )
-        .await;
+    let (status, body) = shop.cancel(order_id, SHOPPER).await;
     assert_eq!(
         (status, &body["code"]),
         (502, &json!("payment_provider_error")),
@@ -417,10 +380,7 @@ async fn a_provider_failure_on_cancel_changes_nothing() {
 
 #[actix_web::test]
 async fn webhooks_need_a_fresh_valid_signature() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "7.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop.pay(order_id, SHOPPER, "stripe", None).await;
@@ -493,10 +453,7 @@ async fn webhooks_need_a_fresh_valid_signature() {
 
 #[actix_web::test]
 async fn expiry_voids_a_pending_stripe_payment_before_cancelling() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "6.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop.pay(order_id, SHOPPER, "stripe", None).await;

@@ -2,6 +2,7 @@
 //! real PostgreSQL (a database per test, see ecom-testkit).
 
 mod flows;
+mod late;
 mod races;
 mod schema;
 mod stripe;

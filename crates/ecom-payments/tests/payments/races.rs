@@ -7,24 +7,17 @@ use std::time::Duration;
 
 use actix_web::http::Method;
 use ecom_core::Money;
-use ecom_payments::{
-    CaptureMethod, IntentRequest, Payment, PaymentProvider, ProviderError, ProviderRefund,
-    ProviderState,
-};
+use ecom_payments::{CaptureMethod, IntentRequest, PaymentProvider, ProviderError, ProviderState};
 use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::support::*;
-use ecom_testkit::localstripe::localstripe;
 
 /// Three identical `payment_intent.succeeded` at once (one event id, and on a second order
 /// three ids for the same capture): the order is paid once, the payment captured once.
 #[actix_web::test]
 async fn three_identical_succeeded_events_at_once_pay_the_order_once() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     for distinct_ids in [false, true] {
         let order = shop.order(SHOPPER, "25.00").await;
         let order_id = order["id"].as_i64().expect("id");
@@ -86,10 +79,7 @@ async fn three_identical_succeeded_events_at_once_pay_the_order_once() {
 /// A seen event id is acknowledged and not applied again, even with another body.
 #[actix_web::test]
 async fn a_seen_event_id_is_applied_once() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "40.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (status, payment) = shop
@@ -134,10 +124,7 @@ async fn a_seen_event_id_is_applied_once() {
 /// payment back; an early capture is not undone by the authorization that follows it.
 #[actix_web::test]
 async fn events_out_of_order_never_move_a_payment_back() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Manual,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Manual).await;
     let order = shop.order(SHOPPER, "12.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (_, payment) = shop.pay(order_id, SHOPPER, "stripe", None).await;
@@ -223,19 +210,18 @@ async fn events_out_of_order_never_move_a_payment_back() {
 /// `payment_intent.succeeded` for the new intent posted to the shop's webhook, and waits
 /// until that request is surely blocked on the order's lock.
 struct OvertakenByItsWebhook {
-    inner: Arc<dyn PaymentProvider>,
     webhook_url: Arc<OnceLock<String>>,
     webhook_answer: Arc<Mutex<Option<u16>>>,
 }
 
 #[async_trait::async_trait]
-impl PaymentProvider for OvertakenByItsWebhook {
-    fn name(&self) -> ecom_payments::Provider {
-        self.inner.name()
-    }
-
-    async fn create(&self, request: &IntentRequest<'_>) -> Result<ProviderState, ProviderError> {
-        let state = self.inner.create(request).await?;
+impl Interception for OvertakenByItsWebhook {
+    async fn create(
+        &self,
+        real: &dyn PaymentProvider,
+        request: &IntentRequest<'_>,
+    ) -> Result<ProviderState, ProviderError> {
+        let state = real.create(request).await?;
         let intent = state.reference.clone().expect("a PaymentIntent");
         let event = intent_event(
             &format!("evt_early_{}", request.payment_id),
@@ -259,23 +245,6 @@ impl PaymentProvider for OvertakenByItsWebhook {
         );
         Ok(state)
     }
-
-    async fn capture(&self, payment: &Payment) -> Result<ProviderState, ProviderError> {
-        self.inner.capture(payment).await
-    }
-
-    async fn cancel(&self, payment: &Payment) -> Result<ProviderState, ProviderError> {
-        self.inner.cancel(payment).await
-    }
-
-    async fn refund(
-        &self,
-        payment: &Payment,
-        sequence: i64,
-        amount: Money,
-    ) -> Result<ProviderRefund, ProviderError> {
-        self.inner.refund(payment, sequence, amount).await
-    }
 }
 
 /// The webhook arrives before our create call has returned (and before the payment row or
@@ -285,10 +254,12 @@ impl PaymentProvider for OvertakenByItsWebhook {
 async fn a_webhook_that_overtakes_the_create_call_applies_once_after_it() {
     let webhook_url = Arc::new(OnceLock::new());
     let webhook_answer = Arc::new(Mutex::new(None));
-    let provider = OvertakenByItsWebhook {
-        inner: localstripe_provider(CaptureMethod::Automatic),
-        webhook_url: webhook_url.clone(),
-        webhook_answer: webhook_answer.clone(),
+    let provider = Intercepted {
+        real: localstripe_provider(CaptureMethod::Automatic),
+        interception: OvertakenByItsWebhook {
+            webhook_url: webhook_url.clone(),
+            webhook_answer: webhook_answer.clone(),
+        },
     };
     let shop = Shop::open(payments_with(Some(Arc::new(provider)))).await;
     webhook_url
@@ -324,10 +295,7 @@ async fn a_webhook_that_overtakes_the_create_call_applies_once_after_it() {
 /// asked once, the order paid once, one audit entry.
 #[actix_web::test]
 async fn concurrent_captures_capture_once() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Manual,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Manual).await;
     let order = shop.order(SHOPPER, "50.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let (status, payment) = shop
@@ -370,10 +338,7 @@ async fn concurrent_captures_capture_once() {
 /// key is refused.
 #[actix_web::test]
 async fn racing_requests_with_one_idempotency_key_act_once() {
-    let shop = Shop::open(payments_with(Some(localstripe_provider(
-        CaptureMethod::Automatic,
-    ))))
-    .await;
+    let shop = Shop::stripe(CaptureMethod::Automatic).await;
     let order = shop.order(SHOPPER, "20.00").await;
     let order_id = order["id"].as_i64().expect("id");
     let path = format!("/orders/{order_id}/payments");
@@ -465,19 +430,93 @@ async fn a_capture_no_payment_claims_is_refunded_once() {
         assert_eq!((status, body), (200, json!({"received": true})));
     }
 
-    let (status, body) = localstripe()
-        .request("GET", &format!("/v1/refunds?payment_intent={intent}"), "")
-        .expect("localstripe answers");
-    assert_eq!(status, 200, "{body}");
-    let refunds: serde_json::Value = serde_json::from_str(&body).expect("JSON");
-    let amounts: Vec<i64> = refunds["data"]
-        .as_array()
-        .expect("a list")
-        .iter()
-        .map(|r| r["amount"].as_i64().expect("an amount"))
-        .collect();
-    assert_eq!(amounts, [2500], "refunded once, in full");
+    assert_eq!(
+        refunds_at_localstripe(&intent),
+        [2500],
+        "refunded once, in full"
+    );
     assert!(shop.payments_of(order_id).await.is_empty());
     let order = shop.get(&format!("/orders/{order_id}"), SHOPPER).await;
     assert_eq!(order["status"], "pending");
+}
+
+/// A forged webhook is refused before it takes a database connection: while the pool's
+/// only connection is held by a payment request waiting on the order's lock, a badly
+/// signed event is answered 400 at once, and that request is still waiting.
+#[actix_web::test]
+async fn a_badly_signed_webhook_is_refused_without_a_database_connection() {
+    let shop = Shop::open_with_pool(
+        payments_with(Some(localstripe_provider(CaptureMethod::Automatic))),
+        1,
+    )
+    .await;
+    let order = shop.order(SHOPPER, "9.00").await;
+    let order_id = order["id"].as_i64().expect("id");
+    let mut holder = shop.db.connect().await;
+    for sql in [
+        "BEGIN".to_string(),
+        format!("SELECT id FROM orders WHERE id = {order_id} FOR UPDATE"),
+    ] {
+        diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut holder)
+            .await
+            .expect("the order locked");
+    }
+    let pay = shop.pay(order_id, SHOPPER, "stripe", None);
+    let forged = async {
+        let mut watcher = shop.db.connect().await;
+        let waiting = "SELECT count(*) AS n FROM pg_stat_activity \
+                       WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        while count(&mut watcher, waiting).await == 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let event = intent_event(
+            "evt_forged",
+            "payment_intent.succeeded",
+            "pi_forged",
+            "succeeded",
+            900,
+            1,
+            order_id,
+        );
+        let body = serde_json::to_vec(&event).expect("JSON");
+        let header = ecom_payments::service::signature::header_for(
+            b"whsec_not_ours",
+            chrono::Utc::now().timestamp(),
+            &body,
+        );
+        let mut res = ecom_testkit::http_client()
+            .post(shop.server.url("/payments/webhooks/stripe"))
+            .insert_header(("Stripe-Signature", header))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body)
+            .await
+            .expect("the server answers");
+        let problem: serde_json::Value =
+            serde_json::from_slice(&res.body().await.expect("a body")).expect("JSON");
+        (res.status().as_u16(), problem)
+    };
+    futures_util::pin_mut!(pay, forged);
+    let still_paying = match futures_util::future::select(pay, forged).await {
+        futures_util::future::Either::Right(((status, problem), pay)) => {
+            assert_eq!(
+                (status, &problem["code"]),
+                (400, &json!("invalid_signature"))
+            );
+            pay
+        }
+        futures_util::future::Either::Left((answer, _)) => {
+            panic!(
+                "the payment request ended first ({answer:?}): the forged webhook waited for its connection"
+            )
+        }
+    };
+    diesel_async::RunQueryDsl::execute(diesel::sql_query("ROLLBACK"), &mut holder)
+        .await
+        .expect("the order released");
+    let (status, payment) = still_paying.await;
+    assert_eq!(
+        (status, &payment["status"]),
+        (201, &json!("pending")),
+        "{payment}"
+    );
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 use actix_web::http::Method;
 use chrono::Utc;
 use ecom_core::AppContext;
+use ecom_core::Money;
 use ecom_core::db::{PoolOptions, build_pool};
 use ecom_core::settings::SecretString;
 use ecom_payments::service::signature;
 use ecom_payments::{
-    CaptureMethod, PaymentProvider, Payments, PaymentsHooks, StripeConfig, StripeProvider,
+    CaptureMethod, IntentRequest, Payment, PaymentProvider, Payments, PaymentsHooks, ProviderError,
+    ProviderRefund, ProviderState, StripeConfig, StripeProvider,
 };
 use ecom_testkit::localstripe::{self, localstripe};
 use ecom_testkit::{TEST_SECRET, TestDb, test_settings};
@@ -32,6 +34,20 @@ pub fn localstripe_provider(capture_method: CaptureMethod) -> Arc<dyn PaymentPro
         })
         .expect("client"),
     )
+}
+
+/// Stripe at a loopback port where nothing listens: every call fails as unreachable.
+pub fn unreachable_stripe() -> StripeProvider {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    StripeProvider::new(StripeConfig {
+        api_base: format!("http://127.0.0.1:{closed}"),
+        secret_key: SecretString::new("sk_test_unreachable"),
+        capture_method: CaptureMethod::Automatic,
+    })
+    .expect("client")
 }
 
 /// Payments with `stripe` (or manual only), in US dollars, a 72 h manual window.
@@ -83,10 +99,20 @@ impl Shop {
             .expect("expiry runs")
     }
 
+    /// A shop whose Stripe is localstripe with `capture_method`.
+    pub async fn stripe(capture_method: CaptureMethod) -> Self {
+        Self::open(payments_with(Some(localstripe_provider(capture_method)))).await
+    }
+
     pub async fn open(payments: Arc<Payments>) -> Self {
+        Self::open_with_pool(payments, 12).await
+    }
+
+    /// [`Shop::open`] with a pool of `max_size` connections (a pool wait is a minute).
+    pub async fn open_with_pool(payments: Arc<Payments>, max_size: usize) -> Self {
         let db = TestDb::new().await;
         let options = PoolOptions {
-            max_size: 12,
+            max_size,
             wait_timeout: Duration::from_secs(60),
             statement_timeout: Duration::from_secs(60),
             application_name: "ecom-payments-test".into(),
@@ -198,6 +224,12 @@ impl Shop {
         .await
     }
 
+    /// `POST /orders/{id}/cancel` as `user`.
+    pub async fn cancel(&self, order_id: i64, user: i64) -> (u16, Value) {
+        let path = format!("/orders/{order_id}/cancel");
+        self.send(Method::POST, &path, None, Some(user)).await
+    }
+
     /// The order's status history, oldest first.
     pub async fn history(&self, order_id: i64) -> Vec<Value> {
         self.get(&format!("/orders/{order_id}/history"), MANAGER)
@@ -287,4 +319,106 @@ pub fn refunded_event(event_id: &str, intent_id: &str, cents: i64, refunded_cent
             "amount": cents, "amount_refunded": refunded_cents, "refunded": refunded_cents == cents,
         }},
     })
+}
+
+/// The shopper completes a PaymentIntent at localstripe with `payment_method`, as Stripe.js
+/// would, behind the store's back (no webhook reaches the store): the intent as it is now.
+pub fn complete_at_localstripe(intent: &str, payment_method: &str) -> Value {
+    let stripe = localstripe();
+    let path = format!("/v1/payment_intents/{intent}");
+    let (status, body) = stripe
+        .request("POST", &path, &format!("payment_method={payment_method}"))
+        .expect("localstripe answers");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = stripe
+        .request("POST", &format!("{path}/confirm"), "")
+        .expect("localstripe answers");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+/// localstripe's view of a PaymentIntent's status.
+pub fn status_at_localstripe(intent: &str) -> String {
+    let (status, body) = localstripe()
+        .request("GET", &format!("/v1/payment_intents/{intent}"), "")
+        .expect("localstripe answers");
+    assert_eq!(status, 200, "{body}");
+    let intent: Value = serde_json::from_str(&body).expect("JSON");
+    intent["status"].as_str().expect("a status").to_string()
+}
+
+/// The amounts (cents) of every refund localstripe holds for a PaymentIntent.
+pub fn refunds_at_localstripe(intent: &str) -> Vec<i64> {
+    let (status, body) = localstripe()
+        .request("GET", &format!("/v1/refunds?payment_intent={intent}"), "")
+        .expect("localstripe answers");
+    assert_eq!(status, 200, "{body}");
+    let refunds: Value = serde_json::from_str(&body).expect("JSON");
+    refunds["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["amount"].as_i64().expect("an amount"))
+        .collect()
+}
+
+/// What a test changes of a real provider's calls: each method gets the real provider and
+/// by default just passes the call on.
+#[async_trait::async_trait]
+pub trait Interception: Send + Sync {
+    async fn create(
+        &self,
+        real: &dyn PaymentProvider,
+        request: &IntentRequest<'_>,
+    ) -> Result<ProviderState, ProviderError> {
+        real.create(request).await
+    }
+
+    async fn cancel(
+        &self,
+        real: &dyn PaymentProvider,
+        payment: &Payment,
+    ) -> Result<ProviderState, ProviderError> {
+        real.cancel(payment).await
+    }
+}
+
+/// A real provider (localstripe) whose calls pass through an [`Interception`] first.
+pub struct Intercepted<I> {
+    pub real: Arc<dyn PaymentProvider>,
+    pub interception: I,
+}
+
+#[async_trait::async_trait]
+impl<I: Interception> PaymentProvider for Intercepted<I> {
+    fn name(&self) -> ecom_payments::Provider {
+        self.real.name()
+    }
+
+    async fn create(&self, request: &IntentRequest<'_>) -> Result<ProviderState, ProviderError> {
+        self.interception.create(self.real.as_ref(), request).await
+    }
+
+    async fn capture(&self, payment: &Payment) -> Result<ProviderState, ProviderError> {
+        self.real.capture(payment).await
+    }
+
+    async fn cancel(&self, payment: &Payment) -> Result<ProviderState, ProviderError> {
+        self.interception.cancel(self.real.as_ref(), payment).await
+    }
+
+    async fn refund(
+        &self,
+        payment: &Payment,
+        sequence: i64,
+        amount: Money,
+    ) -> Result<ProviderRefund, ProviderError> {
+        self.real.refund(payment, sequence, amount).await
+    }
+}
+
+/// Asserts that an answer is the problem `code` with `status`.
+pub fn assert_problem(answer: &(u16, Value), status: u16, code: &str) {
+    let (got, body) = answer;
+    assert_eq!((*got, &body["code"]), (status, &json!(code)), "{body}");
 }
