@@ -193,12 +193,7 @@ async fn stripe_payments_follow_the_card_and_one_stays_open() {
 #[actix_web::test]
 async fn an_authorized_payment_is_in_progress_and_holds_off_expiry() {
     let shop = Shop::stripe(CaptureMethod::Manual).await;
-    let order = shop.order(SHOPPER, "15.00").await;
-    let order_id = order["id"].as_i64().expect("id");
-    let (_, payment) = shop
-        .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
-        .await;
-    assert_eq!(payment["status"], "authorized");
+    let (order_id, payment) = shop.paid_by_card("15.00", "authorized").await;
     let (status, body) = shop.pay(order_id, SHOPPER, "manual", None).await;
     assert_eq!(
         (status, &body["code"]),
@@ -241,11 +236,7 @@ async fn an_authorized_payment_is_in_progress_and_holds_off_expiry() {
 #[actix_web::test]
 async fn refunds_are_partial_then_full_and_the_order_follows() {
     let shop = Shop::stripe(CaptureMethod::Automatic).await;
-    let order = shop.order(SHOPPER, "30.00").await;
-    let order_id = order["id"].as_i64().expect("id");
-    let (_, payment) = shop
-        .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
-        .await;
+    let (order_id, payment) = shop.paid_by_card("30.00", "captured").await;
     let refund = format!("/admin/payments/{}/refund", payment["id"]);
     let (status, body) = shop
         .post(
@@ -305,12 +296,7 @@ async fn refunds_are_partial_then_full_and_the_order_follows() {
 #[actix_web::test]
 async fn cancelling_a_paid_order_refunds_it_at_stripe_and_leaves_it_cancelled() {
     let shop = Shop::stripe(CaptureMethod::Automatic).await;
-    let order = shop.order(SHOPPER, "44.00").await;
-    let order_id = order["id"].as_i64().expect("id");
-    let (_, payment) = shop
-        .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
-        .await;
-    assert_eq!(payment["status"], "captured");
+    let (order_id, _) = shop.paid_by_card("44.00", "captured").await;
     let (status, body) = shop.cancel(order_id, MANAGER).await;
     assert_eq!(
         (status, &body["status"]),

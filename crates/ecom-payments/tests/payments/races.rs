@@ -80,16 +80,7 @@ async fn three_identical_succeeded_events_at_once_pay_the_order_once() {
 #[actix_web::test]
 async fn a_seen_event_id_is_applied_once() {
     let shop = Shop::stripe(CaptureMethod::Automatic).await;
-    let order = shop.order(SHOPPER, "40.00").await;
-    let order_id = order["id"].as_i64().expect("id");
-    let (status, payment) = shop
-        .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
-        .await;
-    assert_eq!(
-        (status, &payment["status"]),
-        (201, &json!("captured")),
-        "{payment}"
-    );
+    let (order_id, payment) = shop.paid_by_card("40.00", "captured").await;
     let intent = payment["reference"].as_str().expect("a PaymentIntent");
     let first = refunded_event("evt_refund_1", intent, 4000, 1000);
     assert_eq!(shop.post_event(&first).await.0, 200);
@@ -296,16 +287,7 @@ async fn a_webhook_that_overtakes_the_create_call_applies_once_after_it() {
 #[actix_web::test]
 async fn concurrent_captures_capture_once() {
     let shop = Shop::stripe(CaptureMethod::Manual).await;
-    let order = shop.order(SHOPPER, "50.00").await;
-    let order_id = order["id"].as_i64().expect("id");
-    let (status, payment) = shop
-        .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
-        .await;
-    assert_eq!(
-        (status, &payment["status"]),
-        (201, &json!("authorized")),
-        "{payment}"
-    );
+    let (order_id, payment) = shop.paid_by_card("50.00", "authorized").await;
     let payment_id = payment["id"].as_i64().expect("id");
     let path = format!("/admin/payments/{payment_id}/capture");
     let answers =

@@ -198,6 +198,22 @@ impl Shop {
         order
     }
 
+    /// The shopper's order of one `price` item, paid by card at once: the new payment, in
+    /// `status` (`captured`, or `authorized` with manual capture), and the order's id.
+    pub async fn paid_by_card(&self, price: &str, status: &str) -> (i64, Value) {
+        let order = self.order(SHOPPER, price).await;
+        let order_id = order["id"].as_i64().expect("id");
+        let (code, payment) = self
+            .pay(order_id, SHOPPER, "stripe", Some("pm_card_visa"))
+            .await;
+        assert_eq!(
+            (code, &payment["status"]),
+            (201, &json!(status)),
+            "{payment}"
+        );
+        (order_id, payment)
+    }
+
     /// A new payment of `order_id` by its owner.
     pub async fn pay(
         &self,
