@@ -39,6 +39,7 @@ required!(
     ManageOrders,
     ManageUsers,
     ViewReports,
+    ManageWebhooks,
 );
 
 /// An authenticated principal holding `P`: extracting it answers as [`Principal`] does

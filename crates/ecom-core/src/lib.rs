@@ -6,6 +6,7 @@
 //! - [`money`], [`pagination`]: exact money and the list envelope
 //! - [`access_token`], [`principal`]: bearer tokens, the caller, permissions
 //! - [`audit`]: the append-only trail of administrative actions
+//! - [`events`]: the outbox of domain events and the cursor its consumers move
 //! - [`calendar`]: UTC days as instant ranges
 //! - [`client_address`]: who the client is behind trusted proxies
 //! - [`housekeeping`]: bounded periodic clean-ups, safe with several replicas
@@ -18,6 +19,7 @@ pub mod calendar;
 pub mod client_address;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod housekeeping;
 pub mod http;
 pub mod http_cache;

@@ -42,6 +42,9 @@ crate::string_enum! {
         #[serde(rename = "view:reports")]
         #[strum(serialize = "view:reports")]
         ViewReports,
+        #[serde(rename = "manage:webhooks")]
+        #[strum(serialize = "manage:webhooks")]
+        ManageWebhooks,
     }
 }
 

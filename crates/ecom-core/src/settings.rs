@@ -128,6 +128,27 @@ pub struct Settings {
     pub stripe_webhook_secret: Option<SecretString>,
     /// `automatic` (capture at once) or `manual` (an administrator captures).
     pub stripe_capture_method: String,
+    /// Attempts per webhook delivery before it is `failed`.
+    pub webhook_max_attempts: u32,
+    /// The first retry's delay; each further retry doubles it (≤ 1 h, ±25 % jitter).
+    pub webhook_retry_base_ms: u64,
+    /// `failed` deliveries in a row that disable an endpoint.
+    pub webhook_disable_after_failures: u32,
+    /// Allow webhook destinations on private and loopback addresses (tests, closed networks).
+    pub webhook_allow_private: bool,
+    /// How long events (and webhook deliveries) are kept.
+    pub event_retention_days: u64,
+    /// NATS server; with one, every event is also published to JetStream.
+    pub nats_url: Option<String>,
+    /// SMTP server (`smtp://[user:pass@]host:port[?tls=required]`, `smtps://…`); without
+    /// one, mails are written as `.eml` files under `{ECOM_DATA_DIR}/mail/`.
+    pub smtp_url: Option<SecretString>,
+    /// The sender of every mail.
+    pub mail_from: String,
+    /// Base of the links in mails (`{STOREFRONT_URL}/verify-email?token=…`).
+    pub storefront_url: String,
+    pub email_verification_ttl_hours: u64,
+    pub password_reset_ttl_minutes: u64,
 }
 
 /// Builder that decides which sources are read; tests use it to pass settings
@@ -217,6 +238,15 @@ impl SettingsLoader {
             .and_then(|b| b.set_default("store_currency", "USD"))
             .and_then(|b| b.set_default("stripe_api_base", "https://api.stripe.com"))
             .and_then(|b| b.set_default("stripe_capture_method", "automatic"))
+            .and_then(|b| b.set_default("webhook_max_attempts", 8))
+            .and_then(|b| b.set_default("webhook_retry_base_ms", 60_000))
+            .and_then(|b| b.set_default("webhook_disable_after_failures", 10))
+            .and_then(|b| b.set_default("webhook_allow_private", false))
+            .and_then(|b| b.set_default("event_retention_days", 30))
+            .and_then(|b| b.set_default("mail_from", "ecom <no-reply@localhost>"))
+            .and_then(|b| b.set_default("storefront_url", "http://127.0.0.1:8080"))
+            .and_then(|b| b.set_default("email_verification_ttl_hours", 48))
+            .and_then(|b| b.set_default("password_reset_ttl_minutes", 30))
             .map_err(|e| SettingsError::Read(e.to_string()))?;
         if let Some(file) = &self.file {
             builder = builder.add_source(config::File::from(file.as_path()).required(false));
@@ -286,6 +316,17 @@ pub const KNOWN_NAMES: &[&str] = &[
     "STRIPE_API_KEY",
     "STRIPE_WEBHOOK_SECRET",
     "STRIPE_CAPTURE_METHOD",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_RETRY_BASE_MS",
+    "WEBHOOK_DISABLE_AFTER_FAILURES",
+    "WEBHOOK_ALLOW_PRIVATE",
+    "EVENT_RETENTION_DAYS",
+    "NATS_URL",
+    "SMTP_URL",
+    "MAIL_FROM",
+    "STOREFRONT_URL",
+    "EMAIL_VERIFICATION_TTL_HOURS",
+    "PASSWORD_RESET_TTL_MINUTES",
 ];
 
 fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
@@ -399,6 +440,19 @@ impl Settings {
                 return invalid(&format!("{name} must not be empty when set"));
             }
         }
+        if !(self.storefront_url.starts_with("https://")
+            || self.storefront_url.starts_with("http://"))
+        {
+            return invalid("STOREFRONT_URL must be an http(s) URL");
+        }
+        if self.nats_url.as_ref().is_some_and(|u| u.trim().is_empty()) {
+            return invalid("NATS_URL must not be empty when set");
+        }
+        if self.smtp_url.as_ref().is_some_and(|u| {
+            !(u.expose().starts_with("smtp://") || u.expose().starts_with("smtps://"))
+        }) {
+            return invalid("SMTP_URL must start with smtp:// or smtps://");
+        }
         if self.project_name.trim().is_empty() {
             return invalid("PROJECT_NAME must not be empty");
         }
@@ -454,6 +508,15 @@ impl Settings {
             // unpaid order.
             "MANUAL_PAYMENT_WINDOW_HOURS" => (self.manual_payment_window_hours.into(), 1..=720),
             "CART_TTL_DAYS" => (self.cart_ttl_days.into(), 1..=365),
+            "WEBHOOK_MAX_ATTEMPTS" => (self.webhook_max_attempts.into(), 1..=100),
+            // Down to 10 ms so tests can watch retries; the backoff itself caps at an hour.
+            "WEBHOOK_RETRY_BASE_MS" => (self.webhook_retry_base_ms.into(), 10..=3_600_000),
+            "WEBHOOK_DISABLE_AFTER_FAILURES" => {
+                (self.webhook_disable_after_failures.into(), 1..=10_000)
+            }
+            "EVENT_RETENTION_DAYS" => (self.event_retention_days.into(), 1..=3650),
+            "EMAIL_VERIFICATION_TTL_HOURS" => (self.email_verification_ttl_hours.into(), 1..=720),
+            "PASSWORD_RESET_TTL_MINUTES" => (self.password_reset_ttl_minutes.into(), 1..=1440),
             _ => return None,
         })
     }

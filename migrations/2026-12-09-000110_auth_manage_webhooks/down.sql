@@ -1,0 +1,2 @@
+DELETE FROM role_permissions WHERE permission = 'manage:webhooks';
+DELETE FROM permissions WHERE name = 'manage:webhooks';
