@@ -63,8 +63,18 @@ fn declared_tables(source: &str) -> BTreeMap<String, Table> {
     tables
 }
 
-/// PostgreSQL's `udt_name` for a diesel type name.
+/// PostgreSQL's `udt_name` for a diesel type name (`_text` for `Array<Nullable<Text>>`).
 fn udt_name(diesel_type: &str) -> String {
+    if let Some(element) = diesel_type
+        .strip_prefix("Array<")
+        .and_then(|t| t.strip_suffix('>'))
+    {
+        let element = element
+            .strip_prefix("Nullable<")
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap_or(element);
+        return format!("_{}", udt_name(element));
+    }
     match diesel_type {
         "Int2" => "int2",
         "Int4" => "int4",
@@ -142,6 +152,7 @@ async fn every_schema_file_matches_the_migrations() {
         ("orders", "crates/ecom-orders/src/schema.rs"),
         ("carts", "crates/ecom-carts/src/schema.rs"),
         ("payments", "crates/ecom-payments/src/schema.rs"),
+        ("webhooks", "crates/ecom-webhooks/src/schema.rs"),
         ("core", "crates/ecom-core/src/audit.rs"),
         ("core", "crates/ecom-core/src/events.rs"),
     ];
