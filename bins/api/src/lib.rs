@@ -50,6 +50,7 @@ pub fn modules(payments: &Arc<ecom_payments::Payments>) -> Vec<Module> {
         ecom_carts::module(),
         ecom_payments::module(payments.clone()),
         ecom_admin::module(),
+        ecom_webhooks::module(),
     ]
 }
 
@@ -108,7 +109,13 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     let pool = open_pool(settings, url)?;
     warn_if_debug(settings);
     ensure_development_admin(settings, &pool).await?;
-    let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), chores(), HOUSEKEEPING_EVERY);
+    let mut all_chores = chores();
+    all_chores.extend(ecom_webhooks::chores(settings));
+    let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), all_chores, HOUSEKEEPING_EVERY);
+    // Outbox consumers wake at each commit that recorded events (one LISTEN per replica).
+    let wakeups = ecom_core::events::Wakeups::listen(url.to_string());
+    let webhooks = ecom_webhooks::spawn(pool.clone(), wakeups, settings)
+        .context("build the webhook delivery client")?;
     let expiry = ecom_core::housekeeping::spawn_on(
         pool.clone(),
         expiry_chores(&payments(settings)?),
@@ -122,6 +129,8 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     // Each expiry is one transaction: stopping mid-round leaves no order half cancelled.
     housekeeping.abort();
     expiry.abort();
+    // Deliveries in flight are leased: whichever replica runs next sends them again.
+    webhooks.abort();
     pool.close();
     tracing::info!("closed the database pool");
     result

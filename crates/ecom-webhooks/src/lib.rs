@@ -55,9 +55,7 @@ pub fn chores(settings: &Settings) -> Vec<ecom_core::housekeeping::Chore> {
     vec![ecom_core::housekeeping::Chore::new(
         "webhook_deliveries",
         move |conn, batch| {
-            Box::pin(async move {
-                Ok(service::purge_expired_deliveries(conn, days, batch).await?)
-            })
+            Box::pin(async move { Ok(service::purge_expired_deliveries(conn, days, batch).await?) })
         },
     )]
 }

@@ -66,7 +66,10 @@ pub fn parse_url(raw: &str) -> Result<Url, WebhooksError> {
     let url = Url::parse(raw)
         .map_err(|_| WebhooksError::invalid("url", "must be an absolute http(s) URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(WebhooksError::invalid("url", "must be an http or https URL"));
+        return Err(WebhooksError::invalid(
+            "url",
+            "must be an http or https URL",
+        ));
     }
     if url.host().is_none() {
         return Err(WebhooksError::invalid("url", "must name a host"));
@@ -105,7 +108,10 @@ pub async fn check_destination(url: &Url, allow_private: bool) -> Result<(), Web
         .map_err(|_| WebhooksError::invalid("url", "the host name does not resolve"))?
         .collect();
     if addrs.is_empty() {
-        return Err(WebhooksError::invalid("url", "the host name does not resolve"));
+        return Err(WebhooksError::invalid(
+            "url",
+            "the host name does not resolve",
+        ));
     }
     if addrs.iter().all(|a| is_public(a.ip())) {
         Ok(())
@@ -136,7 +142,9 @@ impl Resolve for CheckedResolver {
                 .filter(|a| allow_private || is_public(a.ip()))
                 .collect();
             if found.is_empty() {
-                return Err(Box::new(DestinationNotAllowed) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(DestinationNotAllowed) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(found.into_iter()) as Addrs)
         })
@@ -170,7 +178,12 @@ mod tests {
             let ip: IpAddr = refused.parse().expect("address");
             assert!(!is_public(ip), "{refused} must be refused");
         }
-        for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for allowed in [
+            "93.184.216.34",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             let ip: IpAddr = allowed.parse().expect("address");
             assert!(is_public(ip), "{allowed} must be allowed");
         }
@@ -180,7 +193,12 @@ mod tests {
     fn urls_must_be_http_with_a_host() {
         assert!(parse_url("https://example.com/hook").is_ok());
         assert!(parse_url("http://127.0.0.1:9000/").is_ok());
-        for bad in ["ftp://example.com/", "example.com", "file:///etc/passwd", "mailto:a@b.c"] {
+        for bad in [
+            "ftp://example.com/",
+            "example.com",
+            "file:///etc/passwd",
+            "mailto:a@b.c",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad} must be refused");
         }
     }

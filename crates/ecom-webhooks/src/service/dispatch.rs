@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Bytea, Double, Integer, Nullable, Text, Timestamptz};
 use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Bytea, Double, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use ecom_core::AppError;
 use ecom_core::db::{PgConn, PgPool};
@@ -386,7 +386,9 @@ impl Dispatcher {
                         .await?;
                     }
                 }
-                Outcome::Retry { code, error } if (delivery.attempts as u32) < config.max_attempts => {
+                Outcome::Retry { code, error }
+                    if (delivery.attempts as u32) < config.max_attempts =>
+                {
                     let delay = retry_delay(config.retry_base, delivery.attempts as u32);
                     diesel::sql_query(
                         "UPDATE webhook_deliveries SET response_code = $3, last_error = $4, \
@@ -436,7 +438,11 @@ async fn settle(
 }
 
 /// One more failed delivery in a row for the endpoint; at `disable_after` it is disabled.
-async fn count_failure(conn: &mut PgConn, endpoint_id: i64, disable_after: u32) -> Result<(), AppError> {
+async fn count_failure(
+    conn: &mut PgConn,
+    endpoint_id: i64,
+    disable_after: u32,
+) -> Result<(), AppError> {
     diesel::sql_query(
         "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, \
              disabled_reason = CASE WHEN is_active AND consecutive_failures + 1 >= $2 \

@@ -32,8 +32,8 @@ fn key_of(secret: &str) -> Vec<u8> {
 
 /// The `webhook-signature` value of one attempt.
 pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key_of(secret))
-        .expect("HMAC takes keys of any length");
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(&key_of(secret)).expect("HMAC takes keys of any length");
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());

@@ -35,20 +35,36 @@ async fn deliveries_carry_the_event_signed() {
     let (endpoint, secret) = create_endpoint(&app, &receiver.url, &["order.*"]).await;
     let event = record(&db, &["order.created"]).await.remove(0);
 
-    let got = receiver.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    let got = receiver
+        .wait_for(1, Duration::from_secs(10))
+        .await
+        .remove(0);
     assert_eq!(got.path, "/hook");
     assert_eq!(got.header("content-type"), "application/json");
     assert_eq!(got.webhook_id(), event.id);
-    let timestamp: i64 = got.header("webhook-timestamp").parse().expect("unix seconds");
+    let timestamp: i64 = got
+        .header("webhook-timestamp")
+        .parse()
+        .expect("unix seconds");
     assert!((chrono::Utc::now().timestamp() - timestamp).abs() <= 5);
     assert_eq!(
         got.header("webhook-signature"),
-        expected_signature(&secret, &event.id.to_string(), got.header("webhook-timestamp"), &got.body)
+        expected_signature(
+            &secret,
+            &event.id.to_string(),
+            got.header("webhook-timestamp"),
+            &got.body
+        )
     );
     // A different secret does not verify.
     assert_ne!(
         got.header("webhook-signature"),
-        expected_signature("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &event.id.to_string(), got.header("webhook-timestamp"), &got.body)
+        expected_signature(
+            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            &event.id.to_string(),
+            got.header("webhook-timestamp"),
+            &got.body
+        )
     );
     let body = got.json();
     assert_eq!(
@@ -87,13 +103,21 @@ async fn each_endpoint_gets_the_events_its_patterns_name() {
     create_endpoint(&app, &payments.url, &["payment.updated", "product.deleted"]).await;
     let (off, _) = create_endpoint(&app, &disabled.url, &["*"]).await;
     app.fixed(ADMIN)
-        .patch(format!("/admin/webhooks/{off}"), json!({"is_active": false}))
+        .patch(
+            format!("/admin/webhooks/{off}"),
+            json!({"is_active": false}),
+        )
         .await
         .assert_status(200);
 
     record(
         &db,
-        &["order.created", "order.paid", "product.created", "payment.updated"],
+        &[
+            "order.created",
+            "order.paid",
+            "product.created",
+            "payment.updated",
+        ],
     )
     .await;
     let types = |r: &Receiver| {
@@ -112,15 +136,27 @@ async fn each_endpoint_gets_the_events_its_patterns_name() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         types(&any),
-        ["order.created", "order.paid", "payment.updated", "product.created"]
+        [
+            "order.created",
+            "order.paid",
+            "payment.updated",
+            "product.created"
+        ]
     );
     assert_eq!(types(&prefix), ["order.created", "order.paid"]);
     assert_eq!(types(&exact), ["order.created"]);
     assert_eq!(types(&payments), ["payment.updated"]);
-    assert!(disabled.received().is_empty(), "a disabled endpoint gets nothing");
+    assert!(
+        disabled.received().is_empty(),
+        "a disabled endpoint gets nothing"
+    );
     let mut conn = db.connect().await;
     assert_eq!(
-        count(&mut conn, &format!("SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = {off}")).await,
+        count(
+            &mut conn,
+            &format!("SELECT count(*) AS n FROM webhook_deliveries WHERE endpoint_id = {off}")
+        )
+        .await,
         0
     );
 }
@@ -152,7 +188,12 @@ async fn a_test_delivery_goes_to_its_endpoint_only() {
     assert_eq!(body["data"]["endpoint_id"], id);
     assert_eq!(
         got.header("webhook-signature"),
-        expected_signature(&secret, &event_id.to_string(), got.header("webhook-timestamp"), &got.body)
+        expected_signature(
+            &secret,
+            &event_id.to_string(),
+            got.header("webhook-timestamp"),
+            &got.body
+        )
     );
 
     // A real outbox event, which the fan-out has passed without giving it to anyone else.
@@ -188,15 +229,30 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     let started = Instant::now();
     // More deliveries to the slow receiver than sends in flight (32).
     for _ in 0..10 {
-        record(&db, &["order.created", "order.paid", "order.cancelled", "product.created"]).await;
+        record(
+            &db,
+            &[
+                "order.created",
+                "order.paid",
+                "order.cancelled",
+                "product.created",
+            ],
+        )
+        .await;
     }
     let got = fast.wait_for(40, Duration::from_secs(8)).await;
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(8), "the fast receiver had everything after {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "the fast receiver had everything after {took:?}"
+    );
     let ids: std::collections::BTreeSet<i64> = got.iter().map(|r| r.webhook_id()).collect();
     assert_eq!(ids.len(), 40);
     let waiting = slow.received().len();
-    assert!((1..=8).contains(&waiting), "the slow receiver holds at most 8 sends ({waiting})");
+    assert!(
+        (1..=8).contains(&waiting),
+        "the slow receiver holds at most 8 sends ({waiting})"
+    );
 }
 
 #[actix_web::test]
@@ -227,11 +283,18 @@ async fn a_delivery_whose_worker_died_is_sent_when_its_lease_expires() {
     crate::support::start_worker(&db, crate::support::config_for(&settings), &mut tasks);
     let got = receiver.wait_for(1, Duration::from_secs(10)).await;
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(1500), "not before the lease expired ({waited:?})");
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "not before the lease expired ({waited:?})"
+    );
     assert_eq!(got[0].body, body);
     let log = settled(&app, endpoint, 1, Duration::from_secs(10)).await;
     assert_eq!(log[0]["status"], "succeeded");
     assert_eq!(log[0]["attempts"], 2);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.received().len(), 1, "the fan-out did not queue it again");
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "the fan-out did not queue it again"
+    );
 }

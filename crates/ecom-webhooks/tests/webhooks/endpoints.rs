@@ -19,8 +19,15 @@ async fn endpoints_are_created_listed_updated_deleted_and_audited() {
     res.assert_status(201);
     let created = res.json();
     let id = created["id"].as_i64().expect("id");
-    assert_eq!(res.header("location"), Some(format!("/admin/webhooks/{id}").as_str()));
-    assert_eq!(created["events"], json!(["order.*", "payment.updated"]), "duplicates dropped");
+    assert_eq!(
+        res.header("location"),
+        Some(format!("/admin/webhooks/{id}").as_str())
+    );
+    assert_eq!(
+        created["events"],
+        json!(["order.*", "payment.updated"]),
+        "duplicates dropped"
+    );
     assert_eq!(created["is_active"], true);
     assert_eq!(created["disabled_reason"], serde_json::Value::Null);
     let secret = created["secret"].as_str().expect("secret shown once");
@@ -51,7 +58,10 @@ async fn endpoints_are_created_listed_updated_deleted_and_audited() {
     assert_eq!(patched.json()["description"], serde_json::Value::Null);
     assert_eq!(patched.json()["url"], "https://127.0.0.1:8443/x");
 
-    admin.delete(format!("/admin/webhooks/{id}")).await.assert_status(204);
+    admin
+        .delete(format!("/admin/webhooks/{id}"))
+        .await
+        .assert_status(204);
     admin
         .get(format!("/admin/webhooks/{id}"))
         .await
@@ -98,11 +108,22 @@ async fn managing_webhooks_needs_the_permission() {
         manager.post("/admin/webhooks", body.clone()).await,
         manager.get("/admin/webhooks").await,
         manager.get(format!("/admin/webhooks/{id}")).await,
-        manager.patch(format!("/admin/webhooks/{id}"), json!({"is_active": false})).await,
+        manager
+            .patch(format!("/admin/webhooks/{id}"), json!({"is_active": false}))
+            .await,
         manager.delete(format!("/admin/webhooks/{id}")).await,
-        manager.post(format!("/admin/webhooks/{id}/test"), json!({})).await,
-        manager.get(format!("/admin/webhooks/{id}/deliveries")).await,
-        manager.post(format!("/admin/webhooks/{id}/deliveries/1/retry"), json!({})).await,
+        manager
+            .post(format!("/admin/webhooks/{id}/test"), json!({}))
+            .await,
+        manager
+            .get(format!("/admin/webhooks/{id}/deliveries"))
+            .await,
+        manager
+            .post(
+                format!("/admin/webhooks/{id}/deliveries/1/retry"),
+                json!({}),
+            )
+            .await,
     ] {
         res.assert_problem(403, "forbidden");
     }
@@ -120,9 +141,18 @@ async fn urls_and_patterns_are_checked() {
         (json!({"url": "ftp://127.0.0.1/x", "events": ["*"]}), "url"),
         (json!({"url": "not a url", "events": ["*"]}), "url"),
         (json!({"url": "http://127.0.0.1/", "events": []}), "events"),
-        (json!({"url": "http://127.0.0.1/", "events": ["order.shipped_to_mars"]}), "events[0]"),
-        (json!({"url": "http://127.0.0.1/", "events": ["*", "nothing.*"]}), "events[1]"),
-        (json!({"url": "http://127.0.0.1/", "events": ["*"], "description": "x".repeat(501)}), "description"),
+        (
+            json!({"url": "http://127.0.0.1/", "events": ["order.shipped_to_mars"]}),
+            "events[0]",
+        ),
+        (
+            json!({"url": "http://127.0.0.1/", "events": ["*", "nothing.*"]}),
+            "events[1]",
+        ),
+        (
+            json!({"url": "http://127.0.0.1/", "events": ["*"], "description": "x".repeat(501)}),
+            "description",
+        ),
     ] {
         let res = admin.post("/admin/webhooks", body).await;
         res.assert_problem(422, "validation_failed");
@@ -137,11 +167,17 @@ async fn urls_and_patterns_are_checked() {
         .assert_problem(422, "validation_failed");
     let (id, _) = crate::support::create_endpoint(&app, "http://127.0.0.1:9/", &["*"]).await;
     admin
-        .patch(format!("/admin/webhooks/{id}"), json!({"url": "gopher://x"}))
+        .patch(
+            format!("/admin/webhooks/{id}"),
+            json!({"url": "gopher://x"}),
+        )
         .await
         .assert_problem(422, "validation_failed");
     admin
-        .patch(format!("/admin/webhooks/{id}"), json!({"events": ["bogus"]}))
+        .patch(
+            format!("/admin/webhooks/{id}"),
+            json!({"events": ["bogus"]}),
+        )
         .await
         .assert_problem(422, "validation_failed");
     admin

@@ -37,7 +37,11 @@ async fn retries_send_the_same_bytes_after_growing_delays() {
     for (i, pair) in got.windows(2).enumerate() {
         let gap = pair[1].at - pair[0].at;
         let least = Duration::from_millis(100 * 2u64.pow(i as u32)).mul_f64(0.75);
-        assert!(gap >= least, "retry {} came after {gap:?}, before {least:?}", i + 1);
+        assert!(
+            gap >= least,
+            "retry {} came after {gap:?}, before {least:?}",
+            i + 1
+        );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 4, "nothing after the success");
@@ -75,8 +79,14 @@ async fn unreachable_receivers_are_retried() {
     assert_eq!(log[0]["status"], "failed");
     assert_eq!(log[0]["attempts"], 3);
     let error = log[0]["last_error"].as_str().expect("an error");
-    assert!(error.contains("refused") || error.contains("connect"), "{error}");
-    assert!(!error.contains(&closed.to_string()), "no URL in the error: {error}");
+    assert!(
+        error.contains("refused") || error.contains("connect"),
+        "{error}"
+    );
+    assert!(
+        !error.contains(&closed.to_string()),
+        "no URL in the error: {error}"
+    );
 }
 
 #[actix_web::test]
@@ -120,13 +130,19 @@ async fn failures_in_a_row_disable_an_endpoint_until_it_is_re_enabled() {
     record(&db, &["order.created"]).await;
     record(&db, &["order.created"]).await;
     settled(&app, endpoint, 5, Duration::from_secs(10)).await;
-    let state = admin.get(format!("/admin/webhooks/{endpoint}")).await.json();
+    let state = admin
+        .get(format!("/admin/webhooks/{endpoint}"))
+        .await
+        .json();
     assert_eq!(state["is_active"], true, "a success reset the count");
 
     // The third failure in a row disables it.
     record(&db, &["order.created"]).await;
     let log = settled(&app, endpoint, 6, Duration::from_secs(10)).await;
-    let state = admin.get(format!("/admin/webhooks/{endpoint}")).await.json();
+    let state = admin
+        .get(format!("/admin/webhooks/{endpoint}"))
+        .await
+        .json();
     assert_eq!(state["is_active"], false);
     assert_eq!(state["disabled_reason"], "too_many_failures");
 
@@ -159,7 +175,10 @@ async fn failures_in_a_row_disable_an_endpoint_until_it_is_re_enabled() {
     // Re-enabled: deliveries flow again.
     receiver.answer(|_| Reply::OK);
     let res = admin
-        .patch(format!("/admin/webhooks/{endpoint}"), json!({"is_active": true}))
+        .patch(
+            format!("/admin/webhooks/{endpoint}"),
+            json!({"is_active": true}),
+        )
         .await;
     res.assert_status(200);
     assert_eq!(res.json()["is_active"], true);
@@ -188,7 +207,10 @@ async fn a_failed_delivery_can_be_retried_by_hand_once() {
 
     receiver.answer(|_| Reply::OK);
     let res = admin
-        .post(format!("/admin/webhooks/{endpoint}/deliveries/{id}/retry"), json!({}))
+        .post(
+            format!("/admin/webhooks/{endpoint}/deliveries/{id}/retry"),
+            json!({}),
+        )
         .await;
     res.assert_status(202);
     assert_eq!(res.json()["status"], "pending");
@@ -201,15 +223,24 @@ async fn a_failed_delivery_can_be_retried_by_hand_once() {
     assert_eq!(got[0].body, got[1].body);
 
     admin
-        .post(format!("/admin/webhooks/{endpoint}/deliveries/{id}/retry"), json!({}))
+        .post(
+            format!("/admin/webhooks/{endpoint}/deliveries/{id}/retry"),
+            json!({}),
+        )
         .await
         .assert_problem(409, "already_delivered");
     admin
-        .post(format!("/admin/webhooks/{other_endpoint}/deliveries/{id}/retry"), json!({}))
+        .post(
+            format!("/admin/webhooks/{other_endpoint}/deliveries/{id}/retry"),
+            json!({}),
+        )
         .await
         .assert_problem(404, "not_found");
     admin
-        .post(format!("/admin/webhooks/{endpoint}/deliveries/999999/retry"), json!({}))
+        .post(
+            format!("/admin/webhooks/{endpoint}/deliveries/999999/retry"),
+            json!({}),
+        )
         .await
         .assert_problem(404, "not_found");
 }
@@ -217,11 +248,20 @@ async fn a_failed_delivery_can_be_retried_by_hand_once() {
 #[actix_web::test]
 async fn the_log_is_newest_first_and_filters_by_status() {
     let (db, app, _tasks) = running(&[], |_| {}).await;
-    let receiver = Receiver::start(|n| if n % 2 == 0 { Reply::OK } else { Reply::status(404) }).await;
+    let receiver = Receiver::start(|n| {
+        if n % 2 == 0 {
+            Reply::OK
+        } else {
+            Reply::status(404)
+        }
+    })
+    .await;
     let (endpoint, _) = create_endpoint(&app, &receiver.url, &["*"]).await;
     for _ in 0..4 {
         record(&db, &["order.created"]).await;
-        receiver.wait_for(receiver.received().len() + 1, Duration::from_secs(10)).await;
+        receiver
+            .wait_for(receiver.received().len() + 1, Duration::from_secs(10))
+            .await;
     }
     let log = settled(&app, endpoint, 4, Duration::from_secs(10)).await;
     let ids: Vec<i64> = log.iter().map(|d| d["id"].as_i64().expect("id")).collect();
@@ -231,11 +271,19 @@ async fn the_log_is_newest_first_and_filters_by_status() {
     let admin = app.fixed(ADMIN);
     for (status, n) in [("succeeded", 2), ("failed", 2), ("pending", 0)] {
         let page = admin
-            .get(format!("/admin/webhooks/{endpoint}/deliveries?status={status}"))
+            .get(format!(
+                "/admin/webhooks/{endpoint}/deliveries?status={status}"
+            ))
             .await
             .json();
         assert_eq!(page["total"], n, "{status}");
-        assert!(page["items"].as_array().expect("items").iter().all(|d| d["status"] == status));
+        assert!(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .all(|d| d["status"] == status)
+        );
     }
     admin
         .get("/admin/webhooks/999999/deliveries")
@@ -262,7 +310,10 @@ async fn private_destinations_are_refused_at_every_attempt() {
         assert_eq!(log[0]["last_error"], "destination_not_allowed");
         assert_eq!(log[0]["attempts"], 1);
     }
-    assert!(receiver.received().is_empty(), "nothing reached the private address");
+    assert!(
+        receiver.received().is_empty(),
+        "nothing reached the private address"
+    );
 }
 
 #[actix_web::test]

@@ -29,11 +29,20 @@ async fn two_workers_share_deliveries_without_doubling() {
 
     let mut expected = Vec::new();
     for _ in 0..20 {
-        expected.extend(record(&db, &["order.created"; 10]).await.into_iter().map(|e| e.id));
+        expected.extend(
+            record(&db, &["order.created"; 10])
+                .await
+                .into_iter()
+                .map(|e| e.id),
+        );
     }
     let got = receiver.wait_for(200, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = if receiver.received().len() > got.len() { receiver.received() } else { got };
+    let got = if receiver.received().len() > got.len() {
+        receiver.received()
+    } else {
+        got
+    };
     let mut per_id: BTreeMap<i64, usize> = BTreeMap::new();
     for r in &got {
         *per_id.entry(r.webhook_id()).or_default() += 1;

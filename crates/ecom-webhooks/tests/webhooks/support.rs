@@ -30,11 +30,16 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(String::as_str).unwrap_or_default()
+        self.headers
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     }
 
     pub fn webhook_id(&self) -> i64 {
-        self.header("webhook-id").parse().expect("webhook-id is the event id")
+        self.header("webhook-id")
+            .parse()
+            .expect("webhook-id is the event id")
     }
 
     pub fn json(&self) -> Value {
@@ -113,10 +118,14 @@ impl Receiver {
 
     /// Waits until at least `n` requests came (panics after `within`).
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
-        eventually(&format!("{n} requests at the receiver"), within, async || {
-            let got = self.received();
-            (got.len() >= n).then_some(got)
-        })
+        eventually(
+            &format!("{n} requests at the receiver"),
+            within,
+            async || {
+                let got = self.received();
+                (got.len() >= n).then_some(got)
+            },
+        )
         .await
     }
 
@@ -156,15 +165,12 @@ impl Receiver {
             let body = buf[head_end..head_end + length].to_vec();
             buf.drain(..head_end + length);
             let n = self.count.fetch_add(1, Ordering::SeqCst);
-            self.received
-                .lock()
-                .expect("received lock")
-                .push(Received {
-                    path,
-                    headers,
-                    body,
-                    at: Instant::now(),
-                });
+            self.received.lock().expect("received lock").push(Received {
+                path,
+                headers,
+                body,
+                at: Instant::now(),
+            });
             let script = self.script.lock().expect("script lock").clone();
             let reply = script(n);
             tokio::time::sleep(reply.delay).await;
@@ -237,9 +243,7 @@ pub fn config_for(settings: &Settings) -> DeliveryConfig {
 }
 
 /// The app (webhooks module, fixed accounts) on a fresh database with `extra` settings.
-pub async fn app_on(
-    extra: &[(&str, &str)],
-) -> (TestDb, TestApp<impl AppService>) {
+pub async fn app_on(extra: &[(&str, &str)]) -> (TestDb, TestApp<impl AppService>) {
     let db = TestDb::new().await;
     let mut all: Vec<(&str, &str)> = FAST.to_vec();
     all.extend_from_slice(extra);
