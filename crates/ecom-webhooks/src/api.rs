@@ -94,6 +94,17 @@ impl From<Delivery> for DeliveryOut {
     }
 }
 
+/// A test delivery on its way: a `webhook.test` event is in the outbox, and its delivery
+/// to this endpoint shows in the delivery log as soon as the fan-out has passed it
+/// (normally within milliseconds of this answer).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TestQueued {
+    pub endpoint_id: i64,
+    /// Always `webhook.test`.
+    #[schema(example = "webhook.test")]
+    pub event_type: String,
+}
+
 ecom_core::named_page!(WebhookPage, WebhookOut, "One page of webhook endpoints");
 ecom_core::named_page!(
     DeliveryPage,

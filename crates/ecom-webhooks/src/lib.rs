@@ -34,6 +34,7 @@ pub use service::{DeliveryConfig, Dispatcher};
         api::WebhookOut,
         api::WebhookCreated,
         api::DeliveryOut,
+        api::TestQueued,
         api::WebhookPage,
         api::DeliveryPage,
         api::CreateWebhookRequest,

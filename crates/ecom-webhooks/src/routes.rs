@@ -10,7 +10,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
     CreateWebhookRequest, DeliveryOut, DeliveryPage, DeliveryQuery, NeedsManageWebhooks,
-    UpdateWebhookRequest, WebhookCreated, WebhookOut, WebhookPage,
+    TestQueued, UpdateWebhookRequest, WebhookCreated, WebhookOut, WebhookPage,
 };
 use crate::service;
 
@@ -162,12 +162,13 @@ pub async fn delete_webhook(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Records a `webhook.test` event (aggregate `webhook`, data `{endpoint_id, message}`) and
-/// queues its delivery to this endpoint only, whatever its patterns.
+/// Records a `webhook.test` event (aggregate `webhook`, data `{endpoint_id, message}`) in
+/// the outbox; it is delivered to this endpoint only, whatever its patterns, and its
+/// delivery shows in the log once the fan-out has passed it.
 #[utoipa::path(tag = "webhooks", operation_id = "testWebhook",
     params(("id" = i64, Path, description = "Endpoint id")),
     responses(
-        (status = 202, description = "The queued test delivery", body = DeliveryOut),
+        (status = 202, description = "The test event is recorded; its delivery follows", body = TestQueued),
         (status = 400, description = "`invalid_path`: the id is not an integer"),
         NeedsManageWebhooks,
         (status = 404, description = "`not_found`: no such endpoint"),

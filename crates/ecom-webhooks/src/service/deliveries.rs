@@ -10,7 +10,7 @@ use ecom_core::{Page, PageRequest};
 
 use super::Result;
 use super::endpoints::get_endpoint;
-use crate::api::DeliveryOut;
+use crate::api::{DeliveryOut, TestQueued};
 use crate::error::WebhooksError;
 use crate::model::{Delivery, DeliveryStatus, Endpoint};
 use crate::schema::{webhook_deliveries as wd, webhook_endpoints as we};
@@ -104,10 +104,10 @@ pub async fn retry_delivery(
     .await
 }
 
-/// Records a `webhook.test` event (aggregate `webhook`, this endpoint) in the outbox and
-/// queues its delivery to this endpoint only, in one transaction; the fan-out gives
-/// `webhook.test` to no other endpoint. A disabled endpoint → 409 `webhook_disabled`.
-pub async fn send_test(conn: &mut PgConn, endpoint_id: i64) -> Result<DeliveryOut> {
+/// Records a `webhook.test` event (aggregate `webhook`, this endpoint) in the outbox; the
+/// fan-out gives it to this endpoint only, whatever its patterns, once it commits. A
+/// disabled endpoint → 409 `webhook_disabled`.
+pub async fn send_test(conn: &mut PgConn, endpoint_id: i64) -> Result<TestQueued> {
     conn.transaction::<_, WebhooksError, _>(async |conn| {
         let endpoint: Endpoint = we::table
             .find(endpoint_id)
@@ -120,7 +120,7 @@ pub async fn send_test(conn: &mut PgConn, endpoint_id: i64) -> Result<DeliveryOu
         if !endpoint.is_active {
             return Err(WebhooksError::Disabled(endpoint_id));
         }
-        let event = events::record(
+        events::record(
             conn,
             NewEvent {
                 event_type: TEST_EVENT,
@@ -134,20 +134,10 @@ pub async fn send_test(conn: &mut PgConn, endpoint_id: i64) -> Result<DeliveryOu
             },
         )
         .await?;
-        let body = serde_json::to_vec(&event).map_err(|e| {
-            WebhooksError::Database(diesel::result::Error::SerializationError(Box::new(e)))
-        })?;
-        let delivery: Delivery = diesel::insert_into(wd::table)
-            .values((
-                wd::endpoint_id.eq(endpoint_id),
-                wd::event_id.eq(event.id),
-                wd::event_type.eq(TEST_EVENT),
-                wd::body.eq(body),
-            ))
-            .returning(Delivery::as_returning())
-            .get_result(conn)
-            .await?;
-        Ok(delivery.into())
+        Ok(TestQueued {
+            endpoint_id,
+            event_type: TEST_EVENT.to_string(),
+        })
     })
     .await
 }

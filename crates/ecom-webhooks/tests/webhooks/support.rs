@@ -330,29 +330,41 @@ pub async fn settled<S: AppService>(
 
 static AGGREGATE: AtomicI64 = AtomicI64::new(1);
 
-/// Records one event per type, in one transaction, through the outbox.
+/// Records one event per type, in one transaction, through the outbox, and reads them
+/// back as committed (ids and sequences are drawn at commit).
 pub async fn record(db: &TestDb, types: &[&str]) -> Vec<Event> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use ecom_core::events::events as ev;
     let mut conn = db.connect().await;
+    let aggregates: Vec<i64> = types
+        .iter()
+        .map(|_| AGGREGATE.fetch_add(1, Ordering::SeqCst))
+        .collect();
     conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-        let mut recorded = Vec::new();
-        for event_type in types {
-            let aggregate = event_type.split('.').next().unwrap_or("order");
-            recorded.push(
-                events::record(
-                    conn,
-                    NewEvent {
-                        event_type,
-                        aggregate_type: aggregate,
-                        aggregate_id: AGGREGATE.fetch_add(1, Ordering::SeqCst),
-                        owner_id: None,
-                        data: json!({"note": format!("a {event_type} for the tests")}),
-                    },
-                )
-                .await?,
-            );
+        for (event_type, aggregate_id) in types.iter().zip(&aggregates) {
+            events::record(
+                conn,
+                NewEvent {
+                    event_type,
+                    aggregate_type: event_type.split('.').next().unwrap_or("order"),
+                    aggregate_id: *aggregate_id,
+                    owner_id: None,
+                    data: json!({"note": format!("a {event_type} for the tests")}),
+                },
+            )
+            .await?;
         }
-        Ok(recorded)
+        Ok(())
     })
     .await
-    .expect("record events")
+    .expect("record events");
+    ev::table
+        .filter(ev::aggregate_id.eq_any(&aggregates))
+        .filter(ev::aggregate_type.ne("webhook"))
+        .order(ev::id)
+        .select(Event::as_select())
+        .load(&mut conn)
+        .await
+        .expect("read the events back")
 }
