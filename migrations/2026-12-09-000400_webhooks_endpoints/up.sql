@@ -38,6 +38,7 @@ CREATE TABLE webhook_deliveries (
     -- Each event is fanned out once per endpoint.
     UNIQUE (endpoint_id, event_id)
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+-- The workers' claim and wake-up time: per endpoint, its earliest due pending deliveries.
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
 CREATE INDEX webhook_deliveries_created_idx ON webhook_deliveries (created_at);

@@ -5,5 +5,6 @@
 mod delivery;
 mod endpoints;
 mod failures;
+mod measure;
 mod sharing;
 mod support;
