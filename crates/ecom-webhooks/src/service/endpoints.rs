@@ -223,6 +223,10 @@ pub async fn update_endpoint(
                 },
             )
             .await?;
+            if updated.is_active && !before.is_active {
+                // Its pending deliveries may be due: wake the workers at commit.
+                super::deliveries::wake_workers(conn).await?;
+            }
             Ok(updated)
         })
         .await?;

@@ -340,3 +340,60 @@ async fn deliveries_are_kept_for_the_retention_period() {
         29
     );
 }
+
+#[actix_web::test]
+async fn pending_deliveries_of_a_disabled_endpoint_wait_for_it() {
+    // Retries after about a second, so the next attempt falls due while disabled.
+    let (db, app, _tasks) = running(&[("WEBHOOK_RETRY_BASE_MS", "800")], |_| {}).await;
+    let receiver = Receiver::start(|n| {
+        if n == 0 {
+            Reply::status(503)
+        } else {
+            Reply::OK
+        }
+    })
+    .await;
+    let (endpoint, _) = create_endpoint(&app, &receiver.url, &["*"]).await;
+    let admin = app.fixed(ADMIN);
+    record(&db, &["order.created"]).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let log = eventually(
+        "the first attempt recorded",
+        Duration::from_secs(10),
+        async || {
+            let log = deliveries(&app, endpoint).await;
+            (log.len() == 1 && log[0]["last_error"] == "http_503").then_some(log)
+        },
+    )
+    .await;
+    assert_eq!(log[0]["status"], "pending");
+
+    let res = admin
+        .patch(
+            format!("/admin/webhooks/{endpoint}"),
+            json!({"is_active": false}),
+        )
+        .await;
+    res.assert_status(200);
+    assert_eq!(res.json()["is_active"], false);
+    assert_eq!(
+        res.json()["disabled_reason"],
+        serde_json::Value::Null,
+        "disabled by hand"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1, "nothing sent while disabled");
+    assert_eq!(deliveries(&app, endpoint).await[0]["status"], "pending");
+
+    admin
+        .patch(
+            format!("/admin/webhooks/{endpoint}"),
+            json!({"is_active": true}),
+        )
+        .await
+        .assert_status(200);
+    let log = settled(&app, endpoint, 1, Duration::from_secs(10)).await;
+    assert_eq!(log[0]["status"], "succeeded");
+    assert_eq!(log[0]["attempts"], 2);
+    assert_eq!(receiver.received().len(), 2);
+}
