@@ -3,7 +3,9 @@
 //! (host names resolved) and again at every attempt by the delivery client's resolver,
 //! which hands the connector only the addresses it checked, so a name that resolves to a
 //! public address at the check and a private one at the connect (DNS rebinding) cannot
-//! slip through.
+//! slip through. Kept-alive connections are reused only to the address they were opened
+//! to, which was checked then; a new connection (another host, or after the idle timeout)
+//! resolves and checks again.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
