@@ -487,3 +487,47 @@ fn outcome_of_error(e: &reqwest::Error) -> Outcome {
         error: error.chars().take(300).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_with_jitter_up_to_an_hour() {
+        let base = Duration::from_millis(1000);
+        for attempts in 1..=5u32 {
+            let nominal = 1000.0 * 2f64.powi(attempts as i32 - 1);
+            for _ in 0..200 {
+                let ms = retry_delay(base, attempts).as_secs_f64() * 1000.0;
+                assert!(
+                    (nominal * 0.75 - 1.0..=nominal * 1.25 + 1.0).contains(&ms),
+                    "attempt {attempts}: {ms} ms"
+                );
+            }
+        }
+        for attempts in [13, 40, u32::MAX] {
+            assert!(retry_delay(base, attempts) <= MAX_BACKOFF);
+        }
+        let spread: std::collections::BTreeSet<u128> =
+            (0..50).map(|_| retry_delay(base, 3).as_millis()).collect();
+        assert!(spread.len() > 10, "jittered: {spread:?}");
+    }
+
+    #[test]
+    fn only_network_trouble_5xx_408_and_429_are_retried() {
+        assert_eq!(Outcome::of_status(200), Outcome::Delivered(200));
+        assert_eq!(Outcome::of_status(204), Outcome::Delivered(204));
+        for code in [500, 502, 503, 504, 408, 429] {
+            assert!(
+                matches!(Outcome::of_status(code), Outcome::Retry { .. }),
+                "{code}"
+            );
+        }
+        for code in [301, 302, 304, 400, 401, 403, 404, 410, 413, 422] {
+            assert!(
+                matches!(Outcome::of_status(code), Outcome::Fail { .. }),
+                "{code}"
+            );
+        }
+    }
+}
