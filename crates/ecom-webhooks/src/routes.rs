@@ -46,14 +46,10 @@ pub async fn create_webhook(
     settings: web::Data<Settings>,
     body: JsonObject<CreateWebhookRequest>,
 ) -> AppResult<HttpResponse> {
+    // Checked (its host resolved) before a connection is taken.
+    let new = service::check_new_endpoint(&body, settings.webhook_allow_private).await?;
     let mut conn = db.conn().await?;
-    let created = service::create_endpoint(
-        &mut conn,
-        admin.user_id,
-        &body,
-        settings.webhook_allow_private,
-    )
-    .await?;
+    let created = service::create_endpoint(&mut conn, admin.user_id, &new).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -128,15 +124,10 @@ pub async fn update_webhook(
     id: web::Path<i64>,
     body: JsonObject<UpdateWebhookRequest>,
 ) -> AppResult<web::Json<WebhookOut>> {
+    let changes = service::check_changes(&body, settings.webhook_allow_private).await?;
     let mut conn = db.conn().await?;
-    let updated = service::update_endpoint(
-        &mut conn,
-        admin.user_id,
-        id.into_inner(),
-        &body,
-        settings.webhook_allow_private,
-    )
-    .await?;
+    let updated =
+        service::update_endpoint(&mut conn, admin.user_id, id.into_inner(), &changes).await?;
     Ok(web::Json(updated))
 }
 

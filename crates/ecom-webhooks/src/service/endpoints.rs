@@ -73,24 +73,81 @@ fn snapshot(endpoint: &Endpoint) -> serde_json::Value {
     serde_json::to_value(WebhookOut::from(endpoint.clone())).unwrap_or_default()
 }
 
+/// A new endpoint, checked (its host resolved) before any connection is taken.
+#[derive(Debug, Clone)]
+pub struct NewEndpoint {
+    url: String,
+    events: Vec<String>,
+    description: Option<String>,
+}
+
+/// Checks a create request: URL shape and destination, patterns, description.
+pub async fn check_new_endpoint(
+    req: &CreateWebhookRequest,
+    allow_private: bool,
+) -> Result<NewEndpoint> {
+    let events = parse_patterns(&req.events)?;
+    let description = check_description(&req.description)?;
+    let url = checked_url(&req.url, allow_private).await?;
+    Ok(NewEndpoint {
+        url,
+        events,
+        description,
+    })
+}
+
+/// What an update changes, checked as on create (before any connection is taken).
+#[derive(Debug, Clone)]
+pub struct EndpointChanges {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    /// `Some(None)` clears the description.
+    description: Option<Option<String>>,
+    is_active: Option<bool>,
+}
+
+/// Checks an update request as [`check_new_endpoint`] checks a create.
+pub async fn check_changes(
+    req: &UpdateWebhookRequest,
+    allow_private: bool,
+) -> Result<EndpointChanges> {
+    let events = req.events.as_deref().map(parse_patterns).transpose()?;
+    let description = req
+        .description
+        .as_ref()
+        .map(|d| check_description(&Some(d.clone())))
+        .transpose()?;
+    let url = match &req.url {
+        Some(raw) => Some(checked_url(raw, allow_private).await?),
+        None => None,
+    };
+    Ok(EndpointChanges {
+        url,
+        events,
+        description,
+        is_active: req.is_active,
+    })
+}
+
 /// Registers an endpoint with a new secret, audited as `webhook.create`.
 pub async fn create_endpoint(
     conn: &mut ecom_core::db::PgConn,
     actor_id: i64,
-    req: &CreateWebhookRequest,
-    allow_private: bool,
+    new: &NewEndpoint,
 ) -> Result<WebhookCreated> {
-    let events = parse_patterns(&req.events)?;
-    let description = check_description(&req.description)?;
-    let url = checked_url(&req.url, allow_private).await?;
+    let NewEndpoint {
+        url,
+        events,
+        description,
+    } = new;
     let secret = new_secret();
     let endpoint = conn
         .transaction::<_, WebhooksError, _>(async |conn| {
             let endpoint: Endpoint = diesel::insert_into(we::table)
                 .values((
-                    we::url.eq(&url),
+                    we::url.eq(url),
                     we::events.eq(events.iter().map(|e| Some(e.clone())).collect::<Vec<_>>()),
-                    we::description.eq(&description),
+                    we::description.eq(description),
                     we::secret.eq(&secret),
                 ))
                 .returning(Endpoint::as_returning())
@@ -147,25 +204,20 @@ pub async fn get_endpoint(conn: &mut ecom_core::db::PgConn, id: i64) -> Result<E
         .ok_or(WebhooksError::NotFound(id))
 }
 
-/// Applies a partial update, checked as on create, audited as `webhook.update`.
-/// `is_active: true` re-enables the endpoint and forgets its failures.
+/// Applies checked changes, audited as `webhook.update`. `is_active: true` re-enables the
+/// endpoint and forgets its failures.
 pub async fn update_endpoint(
     conn: &mut ecom_core::db::PgConn,
     actor_id: i64,
     id: i64,
-    req: &UpdateWebhookRequest,
-    allow_private: bool,
+    changes: &EndpointChanges,
 ) -> Result<WebhookOut> {
-    let events = req.events.as_deref().map(parse_patterns).transpose()?;
-    let description = req
-        .description
-        .as_ref()
-        .map(|d| check_description(&Some(d.clone())))
-        .transpose()?;
-    let url = match &req.url {
-        Some(raw) => Some(checked_url(raw, allow_private).await?),
-        None => None,
-    };
+    let EndpointChanges {
+        url,
+        events,
+        description,
+        is_active,
+    } = changes;
     let updated = conn
         .transaction::<_, WebhooksError, _>(async |conn| {
             let before: Endpoint = we::table
@@ -186,7 +238,7 @@ pub async fn update_endpoint(
             if let Some(description) = &description {
                 after.description = description.clone();
             }
-            match req.is_active {
+            match is_active {
                 Some(true) if !before.is_active => {
                     after.is_active = true;
                     after.disabled_reason = None;

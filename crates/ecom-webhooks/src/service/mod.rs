@@ -17,7 +17,8 @@ pub mod signature;
 pub use deliveries::{list_deliveries, purge_expired_deliveries, retry_delivery, send_test};
 pub use dispatch::{DeliveryConfig, Dispatcher, Outcome, retry_delay};
 pub use endpoints::{
-    create_endpoint, delete_endpoint, get_endpoint, list_endpoints, update_endpoint,
+    EndpointChanges, NewEndpoint, check_changes, check_new_endpoint, create_endpoint,
+    delete_endpoint, get_endpoint, list_endpoints, update_endpoint,
 };
 
 pub(crate) type Result<T> = std::result::Result<T, crate::error::WebhooksError>;

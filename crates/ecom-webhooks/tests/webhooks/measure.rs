@@ -27,9 +27,7 @@ async fn measure_throughput_and_commit_to_delivery_delay() {
     let db = TestDb::new().await;
     let receiver = Receiver::answering(Reply::OK).await;
     let mut conn = db.connect().await;
-    ecom_webhooks::service::create_endpoint(
-        &mut conn,
-        1,
+    let new = ecom_webhooks::service::check_new_endpoint(
         &CreateWebhookRequest {
             url: receiver.url.clone(),
             events: vec!["*".into()],
@@ -38,7 +36,10 @@ async fn measure_throughput_and_commit_to_delivery_delay() {
         true,
     )
     .await
-    .expect("endpoint");
+    .expect("a valid endpoint");
+    ecom_webhooks::service::create_endpoint(&mut conn, 1, &new)
+        .await
+        .expect("endpoint");
     let settings = settings_for(&db, &[]);
 
     // Throughput: a backlog recorded first, then the consumer and one worker start.
