@@ -314,11 +314,12 @@ pub struct Wakeups {
 }
 
 impl Wakeups {
-    /// Spawns the listener on its own connection to `url` (not a pooled one: a pooled
-    /// connection would carry the `LISTEN` to other users). Lives until the runtime stops.
-    pub fn listen(url: String) -> Self {
+    /// Spawns the listener on a connection of its own, taken out of `pool` for good (a
+    /// pooled connection would carry the `LISTEN` to other users; the pool makes another
+    /// in its place). Lives until the runtime stops.
+    pub fn listen(pool: PgPool) -> Self {
         let (tx, rx) = watch::channel(0u64);
-        tokio::spawn(listen_loop(url, tx));
+        tokio::spawn(listen_loop(pool, tx));
         Self { rx }
     }
 
@@ -330,12 +331,13 @@ impl Wakeups {
     }
 }
 
-async fn listen_loop(url: String, tx: watch::Sender<u64>) {
+async fn listen_loop(pool: PgPool, tx: watch::Sender<u64>) {
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match crate::db::connect(&url).await {
-            Ok(mut conn) => {
+        match pool.get().await {
+            Ok(pooled) => {
+                let mut conn = deadpool::managed::Object::take(pooled);
                 if let Err(e) = diesel::sql_query(format!("LISTEN {CHANNEL}"))
                     .execute(&mut conn)
                     .await
@@ -465,7 +467,7 @@ impl Consumer {
     /// Runs this consumer in the background until aborted: a full batch is followed by the
     /// next at once; otherwise it sleeps until the next commit with events (or 30 s, or 2 s
     /// while another replica holds the cursor, so it takes over soon after that one dies).
-    /// Errors are logged and retried with a growing pause (≤ 30 s).
+    /// Errors are logged and retried with a growing pause (≤ 10 s).
     pub fn spawn(self, pool: PgPool, wakeups: Wakeups) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut woken = wakeups.subscribe();

@@ -279,7 +279,7 @@ async fn a_failing_batch_leaves_the_cursor_where_it_was() {
 #[actix_web::test]
 async fn a_commit_with_events_wakes_the_listeners() {
     let db = TestDb::new().await;
-    let wakeups = Wakeups::listen(db.url.clone());
+    let wakeups = Wakeups::listen(db.pool());
     let mut woken = wakeups.subscribe();
     // The listener connects in the background; its connect is itself a wake-up.
     tokio::time::timeout(Duration::from_secs(10), woken.changed())
