@@ -19,7 +19,12 @@ struct NatsServer {
 
 impl NatsServer {
     fn start(port: u16, store: &PathBuf) -> Self {
-        let child = Command::new("nats-server")
+        // Debian puts it in /usr/sbin, which a non-root PATH may lack.
+        let binary = ["nats-server", "/usr/sbin/nats-server"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .expect("nats-server installed (Debian package `nats-server`; .ci/run installs it)");
+        let child = Command::new(binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store)
             .stdout(Stdio::null())
