@@ -1,2 +1,3 @@
 DROP TABLE event_cursors;
 DROP TABLE events;
+DROP FUNCTION events_commit_draft();

@@ -6,6 +6,7 @@ mod binary;
 mod catalog;
 mod contract;
 mod drills;
+mod events;
 mod legacy;
 mod ops;
 mod orders;

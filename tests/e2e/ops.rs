@@ -40,7 +40,12 @@ async fn a_housekeeping_round_clears_every_expired_row_in_batches() {
     )
     .await
     .expect("seed");
-    let done = ecom_core::housekeeping::run_round(&db.pool(), &ecom_api::chores(), 1000).await;
+    let done = ecom_core::housekeeping::run_round(
+        &db.pool(),
+        &ecom_api::chores(&ecom_testkit::test_settings(&db, &[])),
+        1000,
+    )
+    .await;
     let throttle = done
         .iter()
         .find(|(name, _)| *name == "login_throttle")
@@ -50,6 +55,11 @@ async fn a_housekeeping_round_clears_every_expired_row_in_batches() {
         done.iter().any(|(name, _)| *name == "order_idempotency"),
         "every domain's chores run: {done:?}"
     );
-    let again = ecom_core::housekeeping::run_round(&db.pool(), &ecom_api::chores(), 1000).await;
+    let again = ecom_core::housekeeping::run_round(
+        &db.pool(),
+        &ecom_api::chores(&ecom_testkit::test_settings(&db, &[])),
+        1000,
+    )
+    .await;
     assert!(again.iter().all(|(_, n)| *n == 0), "{again:?}");
 }

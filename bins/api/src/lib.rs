@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ecom_core::db::{Database, PgPool, PoolOptions, SessionTimeouts, build_pool_with};
+use ecom_core::events::Wakeups;
 use ecom_core::migrate::{self, Direction};
 use ecom_core::server::{self, ServerConfig, StopRequests};
 use ecom_core::settings::{Settings, resolve_secret_key};
@@ -40,8 +41,9 @@ pub fn payments(settings: &Settings) -> anyhow::Result<Arc<ecom_payments::Paymen
 }
 
 /// Every domain's routes and OpenAPI fragment, in the order they are mounted. Orders get
-/// payments' answers to what a cancellation needs (void, refund) through their port.
-pub fn modules(payments: &Arc<ecom_payments::Payments>) -> Vec<Module> {
+/// payments' answers to what a cancellation needs (void, refund) through their port; the
+/// event streams wait on `wakeups`.
+pub fn modules(payments: &Arc<ecom_payments::Payments>, wakeups: &Wakeups) -> Vec<Module> {
     let hooks = Arc::new(ecom_payments::PaymentsHooks::new(payments.clone()));
     vec![
         ecom_auth::module(),
@@ -50,18 +52,32 @@ pub fn modules(payments: &Arc<ecom_payments::Payments>) -> Vec<Module> {
         ecom_carts::module(),
         ecom_payments::module(payments.clone()),
         ecom_admin::module(),
+        ecom_events::module(wakeups.clone()),
         ecom_webhooks::module(),
     ]
 }
 
 /// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
-/// idempotency records, expired carts, payments' idempotency records), run by each replica; see `ecom_core::housekeeping`.
-pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
+/// idempotency records, expired carts, payments' idempotency records, events past
+/// `EVENT_RETENTION_DAYS`), run by each replica; see `ecom_core::housekeeping`.
+pub fn chores(settings: &Settings) -> Vec<ecom_core::housekeeping::Chore> {
     let mut chores = ecom_auth::chores();
     chores.extend(ecom_orders::chores());
     chores.extend(ecom_carts::chores());
     chores.extend(ecom_payments::chores());
+    chores.extend(ecom_events::chores(settings.event_retention_days));
+    chores.extend(ecom_webhooks::chores(settings));
     chores
+}
+
+/// The outbox's consumers this replica runs (each shares its cursor with the other
+/// replicas'): the NATS bridge when `NATS_URL` is set.
+pub fn event_consumers(settings: &Settings) -> Vec<ecom_core::events::Consumer> {
+    let mut consumers = Vec::new();
+    if let Some(url) = &settings.nats_url {
+        consumers.push(ecom_events::nats::consumer(url.clone()));
+    }
+    consumers
 }
 
 /// How often each replica runs the clean-ups.
@@ -77,15 +93,27 @@ pub fn expiry_chores(
     vec![ecom_orders::expiry_chore(hooks.clone(), hooks)]
 }
 
-/// Builds the app context the server and the end-to-end tests share.
+/// Builds the app context the server and the end-to-end tests share, with an event
+/// listener of its own.
 pub fn app_context(
     settings: Settings,
     pool: PgPool,
     secret: &ecom_core::settings::SecretString,
 ) -> anyhow::Result<AppContext> {
+    let wakeups = Wakeups::listen(pool.clone());
+    app_context_with(settings, pool, secret, &wakeups)
+}
+
+/// [`app_context`] on the replica's event listener, shared with its background consumers.
+pub fn app_context_with(
+    settings: Settings,
+    pool: PgPool,
+    secret: &ecom_core::settings::SecretString,
+    wakeups: &Wakeups,
+) -> anyhow::Result<AppContext> {
     let payments = payments(&settings)?;
-    let ctx =
-        AppContext::new(settings, pool, secret, modules(&payments)).map_err(anyhow::Error::msg)?;
+    let ctx = AppContext::new(settings, pool, secret, modules(&payments, wakeups))
+        .map_err(anyhow::Error::msg)?;
     Ok(ctx.with_resolver(ecom_auth::resolver()))
 }
 
@@ -109,12 +137,15 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     let pool = open_pool(settings, url)?;
     warn_if_debug(settings);
     ensure_development_admin(settings, &pool).await?;
-    let mut all_chores = chores();
-    all_chores.extend(ecom_webhooks::chores(settings));
-    let housekeeping = ecom_core::housekeeping::spawn(pool.clone(), all_chores, HOUSEKEEPING_EVERY);
-    // Outbox consumers wake at each commit that recorded events (one LISTEN per replica).
-    let wakeups = ecom_core::events::Wakeups::listen(url.to_string());
-    let webhooks = ecom_webhooks::spawn(pool.clone(), wakeups, settings)
+    let housekeeping =
+        ecom_core::housekeeping::spawn(pool.clone(), chores(settings), HOUSEKEEPING_EVERY);
+    let wakeups = Wakeups::listen(pool.clone());
+    let consumers: Vec<_> = event_consumers(settings)
+        .into_iter()
+        .map(|c| c.spawn(pool.clone(), wakeups.clone()))
+        .collect();
+    // The webhooks' fan-out consumer and delivery worker (leases: any replica may die).
+    let webhooks = ecom_webhooks::spawn(pool.clone(), wakeups.clone(), settings)
         .context("build the webhook delivery client")?;
     let expiry = ecom_core::housekeeping::spawn_on(
         pool.clone(),
@@ -123,12 +154,15 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     );
     let result = serve_until_signalled(
         settings,
-        app_context(settings.clone(), pool.clone(), &secret)?,
+        app_context_with(settings.clone(), pool.clone(), &secret, &wakeups)?,
     )
     .await;
     // Each expiry is one transaction: stopping mid-round leaves no order half cancelled.
     housekeeping.abort();
     expiry.abort();
+    // A consumer moves its cursor in the transaction of its batch: an abort redoes the
+    // batch elsewhere (at least once), never skips it.
+    consumers.iter().for_each(|c| c.abort());
     // Deliveries in flight are leased: whichever replica runs next sends them again.
     webhooks.abort();
     pool.close();

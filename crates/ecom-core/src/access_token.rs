@@ -76,11 +76,22 @@ impl AccessTokens {
 
     /// Signs a token for the user's login `session_id`, valid for the configured lifetime.
     pub fn issue(&self, user_id: i64, session_id: i64) -> Result<IssuedAccessToken, TokenError> {
+        self.issue_for(user_id, session_id, self.ttl_secs)
+    }
+
+    /// [`AccessTokens::issue`] with a lifetime of `ttl_secs` instead of the configured one
+    /// (a short-lived token shows what happens to a stream when its token expires).
+    pub fn issue_for(
+        &self,
+        user_id: i64,
+        session_id: i64,
+        ttl_secs: i64,
+    ) -> Result<IssuedAccessToken, TokenError> {
         let now = unix_now();
         let claims = AccessClaims {
             sub: user_id.to_string(),
             iat: now,
-            exp: now + self.ttl_secs,
+            exp: now + ttl_secs,
             iss: ISSUER.into(),
             aud: AUDIENCE.into(),
             jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -91,7 +102,7 @@ impl AccessTokens {
             .map_err(|e| TokenError::Signing(e.to_string()))?;
         Ok(IssuedAccessToken {
             token,
-            expires_in: self.ttl_secs,
+            expires_in: ttl_secs,
             claims,
         })
     }

@@ -4,16 +4,18 @@
 //!
 //! - [`record`] is the one way to write an event. Call it on the change's own connection,
 //!   inside its transaction, as late as possible (it holds the outbox lock until commit).
-//! - **Ids grow in commit order.** `record` first takes a transaction-level advisory lock
-//!   ([`OUTBOX_LOCK`]) and only then draws the id; the lock is released at commit (after
-//!   the transaction is visible), so while one transaction holds an undrawn or uncommitted
-//!   id, no other can draw one. A reader that sees event `n` therefore sees every event
-//!   below `n`, and a cursor ("everything after `n`") never skips one that commits late.
-//!   The cost: event-writing transactions serialize from their first event to commit.
+//! - **Ids grow in commit order.** `record` inserts a draft (a negative id, no
+//!   sequence) that nobody else can see; at COMMIT a deferred trigger (see the migration
+//!   `core_events`) takes a transaction-level advisory lock ([`OUTBOX_LOCK`]), draws the
+//!   real id and the sequence, and sends the `NOTIFY`. The lock is released after the
+//!   transaction is visible, so while one transaction holds a drawn but uncommitted id, no
+//!   other can draw one: a reader that sees event `n` sees every event below `n`, and a
+//!   cursor ("everything after `n`") never skips one that commits late. The lock is held
+//!   only for the commit itself, whatever the transaction did after `record` (a payment
+//!   provider's call), so event writers wait on each other only that long.
 //! - **`sequence` is 1, 2, 3, … per aggregate without gaps**: drawn under the same lock
-//!   from the aggregate's last event (read in a statement that starts after the lock, so
-//!   under READ COMMITTED it sees every earlier commit); retention keeps each aggregate's
-//!   newest event so the count never restarts.
+//!   from the aggregate's newest event; retention keeps each aggregate's newest event so
+//!   the count never restarts.
 //! - Consumers: [`Consumer`] moves a per-consumer cursor (`event_cursors`), one replica at
 //!   a time (`FOR UPDATE SKIP LOCKED`), woken by `LISTEN/NOTIFY` through [`Wakeups`].
 
@@ -24,7 +26,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Jsonb, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -40,7 +42,7 @@ diesel::table! {
         event_type -> Text,
         aggregate_type -> Text,
         aggregate_id -> Int8,
-        sequence -> Int8,
+        sequence -> Nullable<Int8>,
         owner_id -> Nullable<Int8>,
         data -> Jsonb,
         occurred_at -> Timestamptz,
@@ -55,7 +57,8 @@ diesel::table! {
     }
 }
 
-/// Key of the transaction-level advisory lock that orders event ids by commit ("ecomoutb").
+/// Key of the transaction-level advisory lock that orders event ids by commit ("ecomoutb");
+/// the migration's trigger spells it out.
 pub const OUTBOX_LOCK: i64 = 0x6563_6f6d_6f75_7462;
 
 /// The `NOTIFY` channel woken at each commit that recorded events.
@@ -90,8 +93,9 @@ pub struct Event {
     /// `order`, `payment`, `product`, `user`.
     pub aggregate_type: String,
     pub aggregate_id: i64,
-    /// 1, 2, 3, … per aggregate, without gaps.
-    pub sequence: i64,
+    /// 1, 2, 3, … per aggregate, without gaps (set at commit; readers never see it unset).
+    #[schema(value_type = i64)]
+    pub sequence: Option<i64>,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     /// Whose order or payment this is (what `GET /users/me/events` shows); not sent.
@@ -112,34 +116,24 @@ pub struct NewEvent<'a> {
 }
 
 /// Records `event` on the change's connection, inside its transaction (see the module
-/// doc for the ordering guarantee). Outside a transaction it would commit on its own and
+/// doc for when it gets its id). Outside a transaction it would commit on its own and
 /// lose the "committed change ⇔ its events" rule, so that is refused as a bug.
-pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> QueryResult<Event> {
+pub async fn record(conn: &mut AsyncPgConnection, event: NewEvent<'_>) -> QueryResult<()> {
     debug_assert!(
         crate::db::in_transaction(conn),
         "events are recorded inside the change's transaction"
     );
-    // One round trip for the lock and the wake-up (NOTIFY is sent at commit, once per
-    // transaction however many events it records).
-    diesel::sql_query(format!(
-        "SELECT pg_advisory_xact_lock({OUTBOX_LOCK}), pg_notify('{CHANNEL}', '')"
-    ))
-    .execute(conn)
-    .await?;
-    diesel::sql_query(
-        "INSERT INTO events (event_type, aggregate_type, aggregate_id, owner_id, data, sequence) \
-         SELECT $1, $2, $3, $4, $5, coalesce(( \
-             SELECT max(sequence) FROM events WHERE aggregate_type = $2 AND aggregate_id = $3 \
-         ), 0) + 1 \
-         RETURNING *",
-    )
-    .bind::<Text, _>(event.event_type)
-    .bind::<Text, _>(event.aggregate_type)
-    .bind::<BigInt, _>(event.aggregate_id)
-    .bind::<Nullable<BigInt>, _>(event.owner_id)
-    .bind::<Jsonb, _>(event.data)
-    .get_result(conn)
-    .await
+    diesel::insert_into(events::table)
+        .values((
+            events::event_type.eq(event.event_type),
+            events::aggregate_type.eq(event.aggregate_type),
+            events::aggregate_id.eq(event.aggregate_id),
+            events::owner_id.eq(event.owner_id),
+            events::data.eq(event.data),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// A subscription pattern: a type (`order.created`), a prefix (`order.*`) or `*`.
@@ -320,11 +314,12 @@ pub struct Wakeups {
 }
 
 impl Wakeups {
-    /// Spawns the listener on its own connection to `url` (not a pooled one: a pooled
-    /// connection would carry the `LISTEN` to other users). Lives until the runtime stops.
-    pub fn listen(url: String) -> Self {
+    /// Spawns the listener on a connection of its own, taken out of `pool` for good (a
+    /// pooled connection would carry the `LISTEN` to other users; the pool makes another
+    /// in its place). Lives until the runtime stops.
+    pub fn listen(pool: PgPool) -> Self {
         let (tx, rx) = watch::channel(0u64);
-        tokio::spawn(listen_loop(url, tx));
+        tokio::spawn(listen_loop(pool, tx));
         Self { rx }
     }
 
@@ -336,12 +331,13 @@ impl Wakeups {
     }
 }
 
-async fn listen_loop(url: String, tx: watch::Sender<u64>) {
+async fn listen_loop(pool: PgPool, tx: watch::Sender<u64>) {
     use futures_util::StreamExt;
     let mut backoff = Duration::from_millis(100);
     loop {
-        match crate::db::connect(&url).await {
-            Ok(mut conn) => {
+        match pool.get().await {
+            Ok(pooled) => {
+                let mut conn = deadpool::managed::Object::take(pooled);
                 if let Err(e) = diesel::sql_query(format!("LISTEN {CHANNEL}"))
                     .execute(&mut conn)
                     .await
@@ -471,7 +467,7 @@ impl Consumer {
     /// Runs this consumer in the background until aborted: a full batch is followed by the
     /// next at once; otherwise it sleeps until the next commit with events (or 30 s, or 2 s
     /// while another replica holds the cursor, so it takes over soon after that one dies).
-    /// Errors are logged and retried with a growing pause (≤ 30 s).
+    /// Errors are logged and retried with a growing pause (≤ 10 s).
     pub fn spawn(self, pool: PgPool, wakeups: Wakeups) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut woken = wakeups.subscribe();

@@ -124,6 +124,12 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
     let token = bearer_token(&req).ok_or_else(|| {
         AppError::unauthorized("not_authenticated", "a bearer access token is required")
     })?;
+    let token = token.to_string();
+    Ok(authenticate_token(&req, &token).await?.0)
+}
+
+/// Verifies `token` and resolves its user now; also gives the token's expiry (Unix seconds).
+async fn authenticate_token(req: &HttpRequest, token: &str) -> Result<(Principal, i64), AppError> {
     let tokens = req
         .app_data::<web::Data<AccessTokens>>()
         .ok_or_else(|| AppError::internal("AccessTokens missing from app data"))?;
@@ -136,12 +142,22 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
     let resolver = req
         .app_data::<web::Data<SharedResolver>>()
         .ok_or_else(|| AppError::internal("PrincipalResolver missing from app data"))?;
-    let mut conn = request_db::pool_of(&req)?.get().await?;
-    let account = resolver
-        .resolve(&mut conn, user_id, claims.sid)
-        .await?
+    let mut conn = request_db::pool_of(req)?.get().await?;
+    let account = resolver.resolve(&mut conn, user_id, claims.sid).await?;
+    request_db::keep_for_handler(req, conn);
+    let principal = admit(account, claims.sid, claims.jti)?;
+    Ok((principal, claims.exp))
+}
+
+/// The principal an account makes, or why it may not act: gone or invalid (401), banned
+/// (403 `account_banned`), its login ended (401 `session_revoked`).
+fn admit(
+    account: Option<Account>,
+    session_id: i64,
+    token_id: String,
+) -> Result<Principal, AppError> {
+    let account = account
         .ok_or_else(|| AppError::unauthorized("invalid_token", "the access token is invalid"))?;
-    request_db::keep_for_handler(&req, conn);
     if !account.is_active {
         return Err(AppError::forbidden(
             "account_banned",
@@ -158,9 +174,72 @@ async fn authenticate(req: HttpRequest) -> Result<Principal, AppError> {
         user_id: account.user_id,
         role: account.role,
         permissions: account.permissions,
-        token_id: claims.jti,
-        session_id: claims.sid,
+        token_id,
+        session_id,
     })
+}
+
+/// The caller of a long-lived stream (Server-Sent Events): the token comes as a bearer
+/// header or, since browsers' `EventSource` sends no headers, as `?access_token=`. Carries
+/// the token's expiry, so the stream can end with it, and re-checks the account on demand.
+#[derive(Debug, Clone)]
+pub struct StreamPrincipal {
+    pub principal: Principal,
+    /// The token's `exp` (Unix seconds).
+    pub expires_at: i64,
+    resolver: SharedResolver,
+}
+
+impl StreamPrincipal {
+    /// The account as it is now: `Err` once the user is banned or gone, or the token's
+    /// login was revoked (the stream then ends). Permissions are re-read too.
+    pub async fn recheck(&self, conn: &mut AsyncPgConnection) -> Result<Principal, AppError> {
+        let p = &self.principal;
+        let account = self.resolver.resolve(conn, p.user_id, p.session_id).await?;
+        admit(account, p.session_id, p.token_id.clone())
+    }
+}
+
+impl std::fmt::Debug for dyn PrincipalResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrincipalResolver")
+    }
+}
+
+impl FromRequest for StreamPrincipal {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let token = match bearer_token(&req) {
+                Some(t) => t.to_string(),
+                None => web::Query::<std::collections::HashMap<String, String>>::from_query(
+                    req.query_string(),
+                )
+                .ok()
+                .and_then(|q| q.get("access_token").cloned())
+                .filter(|t| !t.trim().is_empty())
+                .ok_or_else(|| {
+                    AppError::unauthorized(
+                        "not_authenticated",
+                        "a bearer access token (or `access_token`) is required",
+                    )
+                })?,
+            };
+            let (principal, expires_at) = authenticate_token(&req, &token).await?;
+            let resolver = req
+                .app_data::<web::Data<SharedResolver>>()
+                .map(|r| r.get_ref().clone())
+                .ok_or_else(|| AppError::internal("PrincipalResolver missing from app data"))?;
+            Ok(StreamPrincipal {
+                principal,
+                expires_at,
+                resolver,
+            })
+        })
+    }
 }
 
 impl FromRequest for Principal {

@@ -37,7 +37,8 @@ pub(crate) async fn lock_product_variants(
     Ok(())
 }
 
-/// A variant write changes what the product shows: its `updated_at` moves with it. Called
+/// A variant write changes what the product shows: its `updated_at` moves with it, and
+/// `product.updated` is recorded. Called
 /// after the variant rows are written, so the product row is still locked after them.
 /// Stock moved by orders does not come here (it is not a change of the product).
 async fn touch_product(conn: &mut AsyncPgConnection, product_id: i64) -> Result<()> {
@@ -45,7 +46,9 @@ async fn touch_product(conn: &mut AsyncPgConnection, product_id: i64) -> Result<
         .set(products::updated_at.eq(diesel::dsl::now))
         .execute(conn)
         .await?;
-    Ok(())
+    // A variant write is a product write for the outbox: `product.updated`.
+    let product = super::search::get_product(conn, product_id).await?;
+    super::products::record_event(conn, "product.updated", &product).await
 }
 
 /// The stored options as the model's map (values are strings by the API's rules).

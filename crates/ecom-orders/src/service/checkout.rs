@@ -19,7 +19,9 @@ use sha2::{Digest, Sha256};
 
 use super::Result;
 use crate::error::OrdersError;
-use crate::model::{ActorKind, Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine};
+use crate::model::{
+    Actor, ActorKind, Checkout, Order, OrderLine, OrderRow, OrderStatus, RequestedLine,
+};
 use crate::schema::{order_idempotency, order_status_history, orders};
 
 /// Largest quantity of one variant in one order (after duplicate lines are merged).
@@ -309,6 +311,7 @@ async fn record_order(conn: &mut AsyncPgConnection, placed: &Placement<'_>) -> R
             .execute(conn)
             .await?;
     }
+    super::events::record(conn, &order, None, Actor::User(user_id), None).await?;
     Ok(Checkout {
         order,
         replayed: false,

@@ -163,6 +163,7 @@ pub(crate) async fn apply(
         )
         .await?;
     }
+    super::events::record(conn, &after, Some(before.status), verdict.actor, reason).await?;
     Ok(StatusChange { before, after })
 }
 

@@ -8,9 +8,11 @@
 //! - [`expiry`]: cancelling pending orders past their `payment_due_at`
 //! - [`settlement`]: what payments does to orders (lock, paid exactly once, refunded, a
 //!   longer window) and [`PaymentsPort`], what orders ask of payments before a cancel
+//! - `events`: the order events recorded in the outbox with each change
 //! - [`reports`]: the figures of the admin's sales report, over daily rollups (`rollup`)
 
 pub mod checkout;
+mod events;
 pub mod expiry;
 pub mod lifecycle;
 pub mod queries;

@@ -7,6 +7,7 @@ use ecom_core::Money;
 
 use super::Result;
 use super::provider::ProviderState;
+use crate::api::PaymentOut;
 use crate::model::{NewPayment, Payment, PaymentStatus, Provider, Refund, Step};
 use crate::schema::{payments, payments_provider_events, payments_refunds};
 
@@ -66,11 +67,37 @@ pub(crate) async fn find_by_reference(
 }
 
 pub(crate) async fn insert(conn: &mut AsyncPgConnection, new: NewPayment<'_>) -> Result<Payment> {
-    Ok(diesel::insert_into(payments::table)
+    let payment = diesel::insert_into(payments::table)
         .values(new)
         .returning(Payment::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    record_update(conn, &payment, None).await?;
+    Ok(payment)
+}
+
+/// Records `payment.updated` in the outbox, on the change's transaction: the payment as
+/// anyone may see it (never the client secret) and the status it had before (`None`
+/// for a new payment). Every write of a payment row below calls it; a no-op writes none.
+async fn record_update(
+    conn: &mut AsyncPgConnection,
+    payment: &Payment,
+    previous_status: Option<PaymentStatus>,
+) -> Result<()> {
+    let refunds = refunds_of(conn, &[payment.id]).await?;
+    let view = PaymentOut::new(payment.clone(), refunds, false);
+    ecom_core::events::record(
+        conn,
+        ecom_core::events::NewEvent {
+            event_type: "payment.updated",
+            aggregate_type: "payment",
+            aggregate_id: payment.id,
+            owner_id: Some(payment.user_id),
+            data: serde_json::json!({"payment": view, "previous_status": previous_status}),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Whether the order has an `authorized` payment (what holds off its expiry).
@@ -124,7 +151,7 @@ pub(crate) async fn apply_state(
     if next == *payment {
         return Ok(next);
     }
-    Ok(diesel::update(payments::table.find(payment.id))
+    let updated = diesel::update(payments::table.find(payment.id))
         .set((
             payments::status.eq(next.status),
             payments::authorized.eq(next.authorized),
@@ -136,7 +163,9 @@ pub(crate) async fn apply_state(
         ))
         .returning(Payment::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    record_update(conn, &updated, Some(payment.status)).await?;
+    Ok(updated)
 }
 
 /// A manual payment completed: the whole amount captured at once, with its reference.
@@ -146,7 +175,12 @@ pub(crate) async fn mark_captured_by_hand(
     amount: Money,
     reference: &str,
 ) -> Result<Payment> {
-    Ok(diesel::update(payments::table.find(payment_id))
+    let previous = payments::table
+        .find(payment_id)
+        .select(payments::status)
+        .get_result::<PaymentStatus>(conn)
+        .await?;
+    let updated = diesel::update(payments::table.find(payment_id))
         .set((
             payments::status.eq(PaymentStatus::Captured),
             payments::authorized.eq(amount),
@@ -157,7 +191,9 @@ pub(crate) async fn mark_captured_by_hand(
         ))
         .returning(Payment::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    record_update(conn, &updated, Some(previous)).await?;
+    Ok(updated)
 }
 
 /// How many refunds the payment has: the next one's sequence number is this + 1.
@@ -188,7 +224,7 @@ pub(crate) async fn record_refund(
         .await?;
     let refunded = payment.refunded.plus(amount).unwrap_or(payment.captured);
     let status = PaymentStatus::after_refunds(refunded, payment.captured);
-    Ok(diesel::update(payments::table.find(payment.id))
+    let updated = diesel::update(payments::table.find(payment.id))
         .set((
             payments::refunded.eq(refunded),
             payments::status.eq(status),
@@ -196,7 +232,9 @@ pub(crate) async fn record_refund(
         ))
         .returning(Payment::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    record_update(conn, &updated, Some(payment.status)).await?;
+    Ok(updated)
 }
 
 /// Keeps a provider event's id; false when it was kept before (then nothing is applied).

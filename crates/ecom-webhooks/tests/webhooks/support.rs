@@ -254,7 +254,7 @@ pub async fn app_on(extra: &[(&str, &str)]) -> (TestDb, TestApp<impl AppService>
 
 /// Starts the fan-out consumer on `db`.
 pub fn start_fan_out(db: &TestDb, tasks: &mut Tasks) {
-    let wakeups = Wakeups::listen(db.url.clone());
+    let wakeups = Wakeups::listen(db.pool());
     tasks
         .0
         .push(ecom_webhooks::service::fanout::consumer().spawn(db.pool(), wakeups));
@@ -262,7 +262,7 @@ pub fn start_fan_out(db: &TestDb, tasks: &mut Tasks) {
 
 /// Starts one delivery worker on `db` with `config`.
 pub fn start_worker(db: &TestDb, config: DeliveryConfig, tasks: &mut Tasks) {
-    let wakeups = Wakeups::listen(db.url.clone());
+    let wakeups = Wakeups::listen(db.pool());
     let worker = Dispatcher::new(db.pool(), config).expect("delivery client");
     tasks.0.push(worker.spawn(wakeups));
 }
