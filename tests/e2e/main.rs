@@ -11,6 +11,7 @@ mod legacy;
 mod ops;
 mod orders;
 mod schema_files;
+mod webhook_drill;
 
 use ecom_core::settings::SecretString;
 use ecom_testkit::{TEST_SECRET, TestDb, test_settings};
