@@ -7,10 +7,15 @@ fails. Only the shopper's browser step (Stripe.js confirming the PaymentIntent) 
 localstripe directly.
 """
 
+import base64
 import datetime
+import hashlib
+import hmac
+import http.server
 import json
 import os
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -35,13 +40,16 @@ from ecom_client.api.orders import (
     list_orders,
 )
 from ecom_client.api.payments import admin_refund_payment, create_payment, list_order_payments
+from ecom_client.api.events import list_my_events
 from ecom_client.api.users import get_current_user
+from ecom_client.api.webhooks import create_webhook, list_webhook_deliveries
 from ecom_client.models import (
     ChangeRoleRequest,
     CreateOrderRequest,
     CreatePaymentRequest,
     CreateProductRequest,
     CreateReviewRequest,
+    CreateWebhookRequest,
     LoginForm,
     LoginRequest,
     MergeRequest,
@@ -89,6 +97,37 @@ def check(condition, message):
 
 def authed(token):
     return AuthenticatedClient(base_url=BASE_URL, token=token, raise_on_unexpected_status=True)
+
+
+class WebhookReceiver(http.server.BaseHTTPRequestHandler):
+    """A shop's other system: takes the store's webhook POSTs on loopback and keeps them."""
+
+    received = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        WebhookReceiver.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def start_receiver():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), WebhookReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hooks/ecom"
+
+
+def verify_standard_webhook(secret, headers, body):
+    """The receiver's check (Standard Webhooks): HMAC-SHA256 over "{id}.{timestamp}.{body}"."""
+    headers = {k.lower(): v for k, v in headers.items()}
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    offered = [s.split(",", 1)[1] for s in headers["webhook-signature"].split() if s.startswith("v1,")]
+    return any(hmac.compare_digest(expected, o) for o in offered)
 
 
 def stripe_js_confirm(intent_id, payment_method):
@@ -148,6 +187,11 @@ check(problem.code == "already_reviewed", f"second review: {problem}")
 product = call(get_product, 200, client=anonymous, id=keyboard.id)
 check(product.review_count == 1 and product.avg_rating == 5, f"rating: {product}")
 
+print("admin: subscribe a webhook endpoint to order events")
+hook = call(create_webhook, 201, client=admin, body=CreateWebhookRequest(
+    url=start_receiver(), events=["order.*"], description="journey fulfilment"))
+check(hook.secret.startswith("whsec_") and hook.is_active, f"endpoint: {hook}")
+
 print("shopper: order two products, list orders, cancel")
 order = call(create_order, 201, client=shopper, idempotency_key=f"journey-{run}",
              body=CreateOrderRequest(items=[
@@ -181,6 +225,27 @@ history = call(get_order_history, 200, client=shopper, id=order.id)
 check([(h.to_status, h.actor) for h in history.items]
       == [(OrderStatus.PENDING, OrderActor.USER), (OrderStatus.CANCELLED, OrderActor.USER)],
       f"history: {history.items}")
+
+print("fulfilment: the order.created webhook arrives, signed; the shopper sees the events")
+deadline = time.monotonic() + 30
+created = []
+while not created and time.monotonic() < deadline:
+    created = [(h, b) for h, b in WebhookReceiver.received
+               if json.loads(b)["type"] == "order.created"
+               and json.loads(b)["data"]["order"]["id"] == order.id]
+    time.sleep(0.1)
+check(created, f"order.created reached the endpoint: {len(WebhookReceiver.received)} posts")
+headers, body = created[0]
+check(verify_standard_webhook(hook.secret, headers, body), "the webhook signature verifies")
+event = json.loads(body)
+check(str(event["id"]) == {k.lower(): v for k, v in headers.items()}["webhook-id"]
+      and event["sequence"] == 1 and event["aggregate_type"] == "order", f"event: {event}")
+deliveries = call(list_webhook_deliveries, 200, client=admin, id=hook.id)
+check(any(d.event_id == event["id"] and d.status.value == "succeeded" for d in deliveries.items),
+      f"deliveries: {deliveries.items}")
+mine = call(list_my_events, 200, client=shopper, types="order.*")
+check([e.type_ for e in mine.items if e.aggregate_id == order.id][:2]
+      == ["order.created", "order.cancelled"], f"my events: {[e.type_ for e in mine.items]}")
 
 print("admin: change the shopper's role, read the sales report")
 changed = call(admin_change_user_role, 200, client=admin, id=user.id,

@@ -9,6 +9,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 ensure_venv
+# The journey's webhook receiver listens on loopback.
+SERVER_ENV+=(WEBHOOK_ALLOW_PRIVATE=true)
 start_localstripe
 start_server
 register_stripe_webhook "$BASE_URL"
