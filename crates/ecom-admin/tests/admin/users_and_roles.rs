@@ -31,6 +31,7 @@ async fn users_are_listed_with_filters_and_never_with_hashes() {
             "email",
             "role",
             "is_active",
+            "email_verified",
             "full_name",
             "created_at",
         ],
