@@ -54,12 +54,14 @@ pub fn modules(payments: &Arc<ecom_payments::Payments>) -> Vec<Module> {
 }
 
 /// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
-/// idempotency records, expired carts, payments' idempotency records), run by each replica; see `ecom_core::housekeeping`.
+/// idempotency records, expired carts, payments' idempotency records, email tokens, delivered
+/// mails), run by each replica; see `ecom_core::housekeeping`.
 pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
     let mut chores = ecom_auth::chores();
     chores.extend(ecom_orders::chores());
     chores.extend(ecom_carts::chores());
     chores.extend(ecom_payments::chores());
+    chores.extend(ecom_mail::chores());
     chores
 }
 
@@ -114,6 +116,8 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
         expiry_chores(&payments(settings)?),
         ecom_orders::expiry_schedule(),
     );
+    let wakeups = ecom_core::events::Wakeups::listen(url.to_string());
+    let mail = ecom_mail::spawn(settings, pool.clone(), wakeups.clone())?;
     let result = serve_until_signalled(
         settings,
         app_context(settings.clone(), pool.clone(), &secret)?,
@@ -122,6 +126,8 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     // Each expiry is one transaction: stopping mid-round leaves no order half cancelled.
     housekeeping.abort();
     expiry.abort();
+    // A mail leased when aborted is sent again by the next replica, same Message-ID.
+    mail.abort();
     pool.close();
     tracing::info!("closed the database pool");
     result

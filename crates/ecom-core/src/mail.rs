@@ -49,7 +49,7 @@ pub struct OutgoingMail {
 crate::debug_showing!(OutgoingMail { kind, message_id });
 
 /// A queued mail, as the workers read it.
-#[derive(Clone, Queryable, Selectable)]
+#[derive(Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = mail_outbox, check_for_backend(diesel::pg::Pg))]
 pub struct QueuedMail {
     pub id: i64,
