@@ -111,6 +111,7 @@ pub fn message(mail: &QueuedMail) -> Result<Message, DeliveryError> {
         .from(from)
         .to(to)
         .subject(mail.subject.clone())
+        .header(lettre::message::header::MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN)
         .body(mail.text_body.clone())
         .map_err(|e| DeliveryError::Permanent(e.to_string()))
