@@ -13,13 +13,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
     Accepted, ChangePasswordRequest, ForgotPasswordRequest, LoginErrors, LoginForm, LoginRequest,
-    PublicProfile, RefreshErrors, RefreshRequest, RegisterRequest, ResetPasswordRequest,
-    TokenPair, UpdateProfileRequest, UserProfile, VerifyEmailRequest,
+    PublicProfile, RefreshErrors, RefreshRequest, RegisterRequest, ResetPasswordRequest, TokenPair,
+    UpdateProfileRequest, UserProfile, VerifyEmailRequest,
 };
 use crate::service::mails::MailPolicy;
-use crate::service::{accounts, recovery, verification};
 use crate::service::sessions::{self, SessionPolicy};
 use crate::service::throttle::ThrottleLimits;
+use crate::service::{accounts, recovery, verification};
 /// Registers /auth and /users (with the original service's deprecated aliases); each
 /// handler carries its route and its operation, so what is served is what is documented.
 #[allow(deprecated)]

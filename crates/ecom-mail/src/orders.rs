@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
+use ecom_core::AppError;
 use ecom_core::db::PgConn;
 use ecom_core::events::{Consumer, Event};
 use ecom_core::mail::{self, OutgoingMail};
-use ecom_core::AppError;
 use serde::Deserialize;
 
 /// The cursor's name in `event_cursors`.
@@ -88,7 +88,11 @@ async fn confirm(
     let owner = match ecom_auth::service::accounts::find(conn, order.user_id).await {
         Ok(user) => user,
         Err(ecom_auth::AuthError::UserNotFound(_)) => {
-            tracing::warn!(event_id = event.id, order_id = order.id, "the order's owner is gone; no confirmation");
+            tracing::warn!(
+                event_id = event.id,
+                order_id = order.id,
+                "the order's owner is gone; no confirmation"
+            );
             return Ok(());
         }
         Err(e) => return Err(e.into()),

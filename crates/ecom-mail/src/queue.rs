@@ -102,4 +102,3 @@ pub async fn purge_done(conn: &mut AsyncPgConnection, days: i32, batch: i64) -> 
     .execute(conn)
     .await
 }
-

@@ -47,7 +47,9 @@ impl Default for DeliveryOptions {
 impl DeliveryOptions {
     /// The pause after the `attempts`-th failed attempt.
     pub fn retry_delay(&self, attempts: i32) -> Duration {
-        let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
+        let doublings = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
         self.retry_base
             .saturating_mul(2u32.saturating_pow(doublings))
             .min(MAX_RETRY_DELAY)
@@ -143,8 +145,8 @@ async fn deliver_one(
             );
         }
         Err(e) => {
-            let give_up = matches!(e, DeliveryError::Permanent(_))
-                || mail.attempts >= options.max_attempts;
+            let give_up =
+                matches!(e, DeliveryError::Permanent(_)) || mail.attempts >= options.max_attempts;
             let delay = options.retry_delay(mail.attempts);
             queue::mark_failed(&mut conn, mail, &e.to_string(), delay, give_up).await?;
             tracing::warn!(

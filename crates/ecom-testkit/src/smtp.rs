@@ -50,7 +50,9 @@ pub struct SmtpPeer {
 
 impl std::fmt::Debug for SmtpPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpPeer").field("port", &self.port).finish()
+        f.debug_struct("SmtpPeer")
+            .field("port", &self.port)
+            .finish()
     }
 }
 

@@ -120,13 +120,10 @@ async fn register_records_user_registered_once_and_queues_the_verification_mail(
 async fn administrators_made_by_command_or_at_start_are_registered_too() {
     let db = TestDb::new().await;
     let mut conn = db.connect().await;
-    let boss = ecom_auth::service::accounts::create_admin(
-        &mut conn,
-        "boss@example.com",
-        PASSWORD.into(),
-    )
-    .await
-    .expect("created");
+    let boss =
+        ecom_auth::service::accounts::create_admin(&mut conn, "boss@example.com", PASSWORD.into())
+            .await
+            .expect("created");
     // Promoting an existing account registers nobody.
     ecom_auth::service::accounts::create_admin(&mut conn, "boss@example.com", PASSWORD.into())
         .await
@@ -240,14 +237,16 @@ async fn verification_requests_are_one_a_minute_not_counting_the_register_mail()
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((55..=61).contains(&retry_after), "{retry_after}");
-    assert_eq!(mails_queued(&db, "rex@example.com", "verify_email").await, 2);
+    assert_eq!(
+        mails_queued(&db, "rex@example.com", "verify_email").await,
+        2
+    );
 
     // A minute later it is allowed again.
     let mut conn = db.connect().await;
     diesel::update(users::table.find(id))
         .set(
-            users::verification_requested_at
-                .eq(chrono::Utc::now() - chrono::Duration::seconds(61)),
+            users::verification_requested_at.eq(chrono::Utc::now() - chrono::Duration::seconds(61)),
         )
         .execute(&mut conn)
         .await
@@ -258,8 +257,7 @@ async fn verification_requests_are_one_a_minute_not_counting_the_register_mail()
     // Concurrent requests: one mail.
     diesel::update(users::table.find(id))
         .set(
-            users::verification_requested_at
-                .eq(chrono::Utc::now() - chrono::Duration::seconds(61)),
+            users::verification_requested_at.eq(chrono::Utc::now() - chrono::Duration::seconds(61)),
         )
         .execute(&mut conn)
         .await
@@ -267,7 +265,10 @@ async fn verification_requests_are_one_a_minute_not_counting_the_register_mail()
     let answers = join_all((0..5).map(|_| me.post("/auth/verify-email/request", json!({})))).await;
     let accepted = answers.iter().filter(|r| r.status.as_u16() == 202).count();
     assert_eq!(accepted, 1);
-    assert_eq!(mails_queued(&db, "rex@example.com", "verify_email").await, 4);
+    assert_eq!(
+        mails_queued(&db, "rex@example.com", "verify_email").await,
+        4
+    );
     app.anonymous()
         .post("/auth/verify-email/request", json!({}))
         .await
@@ -281,7 +282,10 @@ async fn of_concurrent_uses_of_a_token_exactly_one_wins() {
     let (db, app) = db_and_app(auth_context).await;
     signed_up!(app, "cora@example.com");
     app.anonymous()
-        .post("/auth/password/forgot", json!({"email": "cora@example.com"}))
+        .post(
+            "/auth/password/forgot",
+            json!({"email": "cora@example.com"}),
+        )
         .await
         .assert_status(202);
     wait_for_mails(&db, "cora@example.com", "reset_password", 1).await;
@@ -314,13 +318,23 @@ async fn of_concurrent_uses_of_a_token_exactly_one_wins() {
         .into_iter()
         .map(|r| r.expect("answers").status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 7, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 204).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        7,
+        "{statuses:?}"
+    );
     // The winner's password is the one that works.
     let winner = statuses.iter().position(|s| *s == 204).expect("a winner");
     let login = client
         .post(server.url("/auth/login"))
-        .send_json(&json!({"email": "cora@example.com", "password": format!("{NEW_PASSWORD}-{winner}")}))
+        .send_json(
+            &json!({"email": "cora@example.com", "password": format!("{NEW_PASSWORD}-{winner}")}),
+        )
         .await
         .expect("answers");
     assert_eq!(login.status().as_u16(), 200);
@@ -346,11 +360,17 @@ async fn forgot_answers_alike_for_every_address_and_a_reset_revokes_every_login(
 
     let known = app
         .anonymous()
-        .post("/auth/password/forgot", json!({"email": " FAY@example.com"}))
+        .post(
+            "/auth/password/forgot",
+            json!({"email": " FAY@example.com"}),
+        )
         .await;
     let unknown = app
         .anonymous()
-        .post("/auth/password/forgot", json!({"email": "nobody@example.com"}))
+        .post(
+            "/auth/password/forgot",
+            json!({"email": "nobody@example.com"}),
+        )
         .await;
     known.assert_status(202);
     unknown.assert_status(202);
@@ -407,7 +427,10 @@ async fn forgot_answers_alike_for_every_address_and_a_reset_revokes_every_login(
         .try_log_in("fay@example.com", PASSWORD)
         .await
         .assert_status(401);
-    let fresh = app.anonymous().log_in("fay@example.com", NEW_PASSWORD).await;
+    let fresh = app
+        .anonymous()
+        .log_in("fay@example.com", NEW_PASSWORD)
+        .await;
     assert_eq!(
         app.user(&fresh.access_token).me().await.json()["email_verified"],
         true,
@@ -457,11 +480,17 @@ async fn forgot_mails_an_account_three_times_an_hour_and_limits_each_address_to_
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(mails_queued(&db, "gus@example.com", "reset_password").await, 3);
+    assert_eq!(
+        mails_queued(&db, "gus@example.com", "reset_password").await,
+        3
+    );
 
     for _ in 5..10 {
         app.anonymous()
-            .post("/auth/password/forgot", json!({"email": "else@example.com"}))
+            .post(
+                "/auth/password/forgot",
+                json!({"email": "else@example.com"}),
+            )
             .await
             .assert_status(202);
     }
@@ -479,10 +508,8 @@ async fn forgot_mails_an_account_three_times_an_hour_and_limits_each_address_to_
 
 #[actix_web::test]
 async fn changing_the_password_keeps_the_callers_login_and_ends_the_others() {
-    let (_db, app) = db_and_app(|db| {
-        auth_context_with(db, &[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")])
-    })
-    .await;
+    let (_db, app) =
+        db_and_app(|db| auth_context_with(db, &[("LOGIN_MAX_FAILURES_PER_EMAIL", "3")])).await;
     let (_, mine) = signed_up!(app, "hal@example.com");
     let other = app.anonymous().log_in("hal@example.com", PASSWORD).await;
     let me = app.user(&mine.access_token);
@@ -520,8 +547,14 @@ async fn changing_the_password_keeps_the_callers_login_and_ends_the_others() {
     .await
     .assert_status(204);
     me.me().await.assert_status(200);
-    app.anonymous().refresh(&mine.refresh_token).await.assert_status(200);
-    app.anonymous().refresh(&other.refresh_token).await.assert_status(401);
+    app.anonymous()
+        .refresh(&mine.refresh_token)
+        .await
+        .assert_status(200);
+    app.anonymous()
+        .refresh(&other.refresh_token)
+        .await
+        .assert_status(401);
     app.user(&other.access_token)
         .me()
         .await
@@ -530,7 +563,10 @@ async fn changing_the_password_keeps_the_callers_login_and_ends_the_others() {
         .try_log_in("hal@example.com", PASSWORD)
         .await
         .assert_status(401);
-    let fresh = app.anonymous().log_in("hal@example.com", NEW_PASSWORD).await;
+    let fresh = app
+        .anonymous()
+        .log_in("hal@example.com", NEW_PASSWORD)
+        .await;
 
     // Wrong current passwords count as failed logins: over the limit, 429 for both.
     let me = app.user(&fresh.access_token);

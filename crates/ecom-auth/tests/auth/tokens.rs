@@ -127,7 +127,11 @@ async fn the_document_lists_every_auth_endpoint() {
         ("/users/me", "put", "updateCurrentUser"),
         ("/users/me", "patch", "patchCurrentUser"),
         ("/users/{id}", "get", "getUser"),
-        ("/auth/verify-email/request", "post", "requestEmailVerification"),
+        (
+            "/auth/verify-email/request",
+            "post",
+            "requestEmailVerification",
+        ),
         ("/auth/verify-email", "post", "verifyEmail"),
         ("/auth/password/forgot", "post", "forgotPassword"),
         ("/auth/password/reset", "post", "resetPassword"),

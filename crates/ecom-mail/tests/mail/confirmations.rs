@@ -1,8 +1,8 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use ecom_core::events::Wakeups;
 use ecom_core::events::{self, NewEvent, event_cursors};
 use ecom_core::mail::mail_outbox;
-use ecom_core::events::Wakeups;
 use ecom_testkit::smtp::SmtpPeer;
 use ecom_testkit::{TestDb, test_app};
 use serde_json::json;
@@ -80,7 +80,11 @@ async fn a_paid_order_mails_its_owner_one_confirmation() {
         "Total: 61.50 USD",
         "https://shop.example/orders/41",
     ] {
-        assert!(confirmation.body.contains(text), "{text:?} in {}", confirmation.body);
+        assert!(
+            confirmation.body.contains(text),
+            "{text:?} in {}",
+            confirmation.body
+        );
     }
 
     // A replay (the cursor moved back, as after a crash before its commit) queues nothing new.
@@ -106,7 +110,11 @@ async fn a_paid_order_mails_its_owner_one_confirmation() {
         .expect("count");
     assert_eq!(confirmations, 1);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(peer.mails_to("ray@example.com").len(), 2, "no second confirmation");
+    assert_eq!(
+        peer.mails_to("ray@example.com").len(),
+        2,
+        "no second confirmation"
+    );
     tasks.abort();
 }
 

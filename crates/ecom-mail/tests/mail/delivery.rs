@@ -3,8 +3,8 @@ use ecom_testkit::test_app;
 use serde_json::json;
 
 use crate::{
-    FROM, PASSWORD, STOREFRONT, mail_context, mail_settings, queued, quick_options,
-    start_delivery, wait_for_status,
+    FROM, PASSWORD, STOREFRONT, mail_context, mail_settings, queued, quick_options, start_delivery,
+    wait_for_status,
 };
 
 #[actix_web::test]
@@ -23,7 +23,11 @@ async fn a_new_shopper_follows_the_mailed_link_and_is_verified() {
     assert_eq!(mail.header("Subject"), Some("Confirm your email address"));
     let row = &queued(&db, "lea@example.com").await[0];
     assert_eq!(mail.header("Message-ID"), Some(row.message_id.as_str()));
-    assert!(row.message_id.ends_with("@shop.example>"), "{}", row.message_id);
+    assert!(
+        row.message_id.ends_with("@shop.example>"),
+        "{}",
+        row.message_id
+    );
     let token = mail
         .link_token(STOREFRONT, "/verify-email")
         .expect("a verification link");
@@ -58,7 +62,10 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link() {
         .await
         .assert_status(202);
     app.anonymous()
-        .post("/auth/password/forgot", json!({"email": "ghost@example.com"}))
+        .post(
+            "/auth/password/forgot",
+            json!({"email": "ghost@example.com"}),
+        )
         .await
         .assert_status(202);
     let mails = peer.wait_for("max@example.com", 2).await;
@@ -81,7 +88,10 @@ async fn a_forgotten_password_is_reset_through_the_mailed_link() {
         .refresh(&shopper.tokens.refresh_token)
         .await
         .assert_status(401);
-    let fresh = app.anonymous().log_in("max@example.com", new_password).await;
+    let fresh = app
+        .anonymous()
+        .log_in("max@example.com", new_password)
+        .await;
     assert_eq!(
         app.user(&fresh.access_token).me().await.json()["email_verified"],
         true
@@ -116,7 +126,11 @@ async fn without_smtp_each_mail_is_a_complete_eml_file() {
         .expect("the mail folder")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec![format!("{}.eml", row.id)], "one file, no temporaries");
+    assert_eq!(
+        names,
+        vec![format!("{}.eml", row.id)],
+        "one file, no temporaries"
+    );
     let bytes = std::fs::read(folder.join(&names[0])).expect("read the file");
     assert!(
         bytes.windows(2).any(|w| w == b"\r\n"),
@@ -159,9 +173,7 @@ async fn a_mail_whose_sender_died_mid_send_is_sent_again_with_its_message_id() {
     let settings = mail_settings(&db, &extra);
     let first = start_delivery(&db, &settings, quick_options());
     let app = test_app(mail_context(&db, &extra)).await;
-    app.anonymous()
-        .register("oli@example.com", PASSWORD)
-        .await;
+    app.anonymous().register("oli@example.com", PASSWORD).await;
     // The server has the whole mail but the sender never hears back: kill the sender.
     peer.wait_for("oli@example.com", 1).await;
     first.abort();
@@ -188,9 +200,7 @@ async fn temporary_refusals_are_retried_and_permanent_ones_give_up() {
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let worker = start_delivery(&db, &mail_settings(&db, &extra), quick_options());
     let app = test_app(mail_context(&db, &extra)).await;
-    app.anonymous()
-        .register("pia@example.com", PASSWORD)
-        .await;
+    app.anonymous().register("pia@example.com", PASSWORD).await;
     let row = queued(&db, "pia@example.com").await.remove(0);
     let sent = wait_for_status(&db, row.id, "sent").await;
     assert_eq!((sent.attempts, sent.last_error), (2, None));
@@ -203,14 +213,15 @@ async fn temporary_refusals_are_retried_and_permanent_ones_give_up() {
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let worker = start_delivery(&db, &mail_settings(&db, &extra), quick_options());
     let app = test_app(mail_context(&db, &extra)).await;
-    app.anonymous()
-        .register("quin@example.com", PASSWORD)
-        .await;
+    app.anonymous().register("quin@example.com", PASSWORD).await;
     let row = queued(&db, "quin@example.com").await.remove(0);
     let failed = wait_for_status(&db, row.id, "failed").await;
     assert_eq!(failed.attempts, 1, "a permanent refusal is not retried");
     assert!(
-        failed.last_error.as_deref().is_some_and(|e| e.contains("550")),
+        failed
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("550")),
         "{:?}",
         failed.last_error
     );
