@@ -9,7 +9,7 @@ name first, then renamed, so a reader never sees half a mail). MODE says how it 
     stall-first     the first mail is kept, then never answered (a server that hangs in the
                     middle of a send); the later ones: 250
     tempfail-first  the first mail: 451, not kept; the later ones: 250
-    reject          every mail: 550, not kept
+    reject          every mail: 550 quoting the recipient, not kept
 
 Whoever starts it holds its stdin: when that holder exits, however it exits, the pipe
 closes and the server stops with it. Used by the mail tests (crates/ecom-testkit/src/smtp.rs).
@@ -40,7 +40,8 @@ class Keeper:
     async def handle_DATA(self, server, session, envelope):
         nth = next(self.seen)
         if self.mode == "reject":
-            return "550 5.7.1 mailbox unavailable"
+            # As many servers do, the answer quotes the recipient.
+            return f"550 5.1.1 <{envelope.rcpt_tos[0]}>: mailbox unavailable"
         if self.mode == "tempfail-first" and nth == 1:
             return "451 4.3.0 try again later"
         self.keep(envelope)

@@ -74,11 +74,12 @@ impl Transport {
         let message = message(mail)?;
         match self {
             Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|e| {
-                // lettre's errors name the server's answer, not the recipient.
+                // A server's answer may quote the recipient: it is kept out of logs and rows.
+                let text = without_addresses(&e.to_string());
                 if e.is_permanent() {
-                    DeliveryError::Permanent(e.to_string())
+                    DeliveryError::Permanent(text)
                 } else {
-                    DeliveryError::Transient(e.to_string())
+                    DeliveryError::Transient(text)
                 }
             }),
             Transport::Files(dir) => {
@@ -92,6 +93,21 @@ impl Transport {
             }
         }
     }
+}
+
+/// `text` with every word that holds an `@` (a mail address, `<bob@example.com>:`)
+/// replaced by `[address]`.
+pub fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains('@') {
+                "[address]"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The mail as an RFC 5322 message: its Message-ID, dated when it was queued (so every
@@ -130,4 +146,21 @@ fn write_eml(dir: &Path, id: i64, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, dir.join(format!("{id}.eml")))?;
     // The rename itself is made durable by syncing the folder.
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_addresses;
+
+    #[test]
+    fn server_answers_lose_their_addresses() {
+        assert_eq!(
+            without_addresses("permanent error (550): 5.1.1 <bob@example.com>: Recipient rejected"),
+            "permanent error (550): 5.1.1 [address] Recipient rejected"
+        );
+        assert_eq!(
+            without_addresses("connection refused"),
+            "connection refused"
+        );
+    }
 }
