@@ -79,12 +79,13 @@ pub async fn register(pool: &PgPool, mails: &MailPolicy, req: RegisterRequest) -
     conn.transaction(async |conn| {
         let user = insert_user(conn, &email, &hash, full_name.as_deref(), USER_ROLE).await?;
         mails.send_verification(conn, &user).await?;
+        // Last: recording holds the outbox lock until commit.
+        record_registered(conn, &user).await?;
         Ok(user)
     })
     .await
 }
 
-/// Inserts an account and records its `user.registered` (call inside a transaction).
 async fn insert_user(
     conn: &mut AsyncPgConnection,
     email: &str,
@@ -92,7 +93,7 @@ async fn insert_user(
     full_name: Option<&str>,
     role: &str,
 ) -> AuthResult<User> {
-    let user = diesel::insert_into(users::table)
+    diesel::insert_into(users::table)
         .values(NewUser {
             email,
             password_hash,
@@ -108,12 +109,11 @@ async fn insert_user(
                 _,
             ) => AuthError::EmailTaken,
             other => other.into(),
-        })?;
-    record_registered(conn, &user).await?;
-    Ok(user)
+        })
 }
 
-/// `user.registered` with the account as `GET /users/me` shows it.
+/// Records `user.registered` with the account as `GET /users/me` shows it, in the
+/// transaction of the insert.
 async fn record_registered(conn: &mut AsyncPgConnection, user: &User) -> AuthResult<()> {
     let profile = serde_json::to_value(UserProfile::from(user.clone()))
         .map_err(|e| AuthError::Internal(e.to_string()))?;
@@ -192,7 +192,11 @@ pub async fn create_admin(
     password::check_policy(&password_text, &email)?;
     let hash = password::hash(password_text).await?;
     conn.transaction(async |conn| match find_by_email(conn, &email).await? {
-        None => insert_user(conn, &email, &hash, Some("Administrator"), ADMIN_ROLE).await,
+        None => {
+            let user = insert_user(conn, &email, &hash, Some("Administrator"), ADMIN_ROLE).await?;
+            record_registered(conn, &user).await?;
+            Ok(user)
+        }
         Some(existing) => diesel::update(users::table.find(existing.id))
             .set((
                 users::role.eq(ADMIN_ROLE),
