@@ -484,6 +484,40 @@ async fn forgot_mails_an_account_three_times_an_hour_and_limits_each_address_to_
         mails_queued(&db, "gus@example.com", "reset_password").await,
         3
     );
+    // Each reset mail voided the links of the ones before it.
+    let bodies: Vec<String> = mail_outbox::table
+        .filter(mail_outbox::kind.eq("reset_password"))
+        .order(mail_outbox::id)
+        .select(mail_outbox::text_body)
+        .load(&mut conn)
+        .await
+        .expect("bodies");
+    let tokens: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            let start = b.find("?token=").expect("a link") + "?token=".len();
+            b[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                .collect()
+        })
+        .collect();
+    for old in &tokens[..2] {
+        app.anonymous()
+            .post(
+                "/auth/password/reset",
+                json!({"token": old, "password": NEW_PASSWORD}),
+            )
+            .await
+            .assert_problem(400, "invalid_or_expired_token");
+    }
+    app.anonymous()
+        .post(
+            "/auth/password/reset",
+            json!({"token": tokens[2], "password": NEW_PASSWORD}),
+        )
+        .await
+        .assert_status(204);
 
     for _ in 5..10 {
         app.anonymous()
