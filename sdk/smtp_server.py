@@ -10,6 +10,8 @@ name first, then renamed, so a reader never sees half a mail). MODE says how it 
                     middle of a send); the later ones: 250
     tempfail-first  the first mail: 451, not kept; the later ones: 250
     reject          every mail: 550 quoting the recipient, not kept
+    auth            every mail: 250, but only after AUTH as user `mailer`, password
+                    `s3cret pass` (PLAIN or LOGIN, without TLS: loopback only)
 
 Whoever starts it holds its stdin: when that holder exits, however it exits, the pipe
 closes and the server stops with it. Used by the mail tests (crates/ecom-testkit/src/smtp.rs).
@@ -22,6 +24,17 @@ import sys
 import threading
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+USER, PASSWORD = b"mailer", b"s3cret pass"
+
+
+def authenticate(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        USER,
+        PASSWORD,
+    )
+    return AuthResult(success=ok)
 
 
 class Keeper:
@@ -60,7 +73,12 @@ def watch_parent():
 port, maildir = int(sys.argv[1]), sys.argv[2]
 mode = sys.argv[3] if len(sys.argv) > 3 else "accept"
 os.makedirs(maildir, exist_ok=True)
-controller = Controller(Keeper(maildir, mode), hostname="127.0.0.1", port=port)
+auth = (
+    dict(authenticator=authenticate, auth_required=True, auth_require_tls=False)
+    if mode == "auth"
+    else {}
+)
+controller = Controller(Keeper(maildir, mode), hostname="127.0.0.1", port=port, **auth)
 controller.start()
 print("ready", flush=True)
 watch_parent()

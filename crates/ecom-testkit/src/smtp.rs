@@ -28,7 +28,13 @@ pub enum Mode {
     TempfailFirst,
     /// 550 for every mail.
     Reject,
+    /// 250 for every mail, after AUTH as [`AUTH_USER`] / [`AUTH_PASSWORD`] only.
+    Auth,
 }
+
+/// The account a [`Mode::Auth`] server takes.
+pub const AUTH_USER: &str = "mailer";
+pub const AUTH_PASSWORD: &str = "s3cret pass";
 
 impl Mode {
     fn arg(self) -> &'static str {
@@ -37,6 +43,7 @@ impl Mode {
             Mode::StallFirst => "stall-first",
             Mode::TempfailFirst => "tempfail-first",
             Mode::Reject => "reject",
+            Mode::Auth => "auth",
         }
     }
 }

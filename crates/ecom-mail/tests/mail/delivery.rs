@@ -246,3 +246,42 @@ fn uuid_like() -> String {
             .unwrap_or_default()
     )
 }
+
+/// User and password come from `SMTP_URL` (percent-encoded there); without them the same
+/// server refuses the mail.
+#[actix_web::test]
+async fn smtp_credentials_come_from_the_url() {
+    use ecom_testkit::smtp::{AUTH_PASSWORD, AUTH_USER};
+    let peer = SmtpPeer::start_in(Mode::Auth);
+    let db = ecom_testkit::TestDb::new().await;
+    let with_login = peer.url().replace(
+        "smtp://",
+        &format!("smtp://{AUTH_USER}:{}@", AUTH_PASSWORD.replace(' ', "%20")),
+    );
+    let extra = [("SMTP_URL", with_login.as_str())];
+    let worker = start_delivery(&db, &mail_settings(&db, &extra), quick_options());
+    let app = test_app(mail_context(&db, &extra)).await;
+    app.anonymous().register("ron@example.com", PASSWORD).await;
+    let mails = peer.wait_for("ron@example.com", 1).await;
+    assert!(mails[0].body.contains("/verify-email?token="));
+    worker.abort();
+
+    let db = ecom_testkit::TestDb::new().await;
+    let anonymous = peer.url();
+    let extra = [("SMTP_URL", anonymous.as_str())];
+    let worker = start_delivery(&db, &mail_settings(&db, &extra), quick_options());
+    let app = test_app(mail_context(&db, &extra)).await;
+    app.anonymous().register("sam@example.com", PASSWORD).await;
+    let row = queued(&db, "sam@example.com").await.remove(0);
+    let failed = wait_for_status(&db, row.id, "failed").await;
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("530")),
+        "{:?}",
+        failed.last_error
+    );
+    assert!(peer.mails_to("sam@example.com").is_empty());
+    worker.abort();
+}
