@@ -658,3 +658,53 @@ async fn old_email_tokens_are_purged_in_bounded_batches() {
         .expect("ids");
     assert_eq!(left, ids[2..]);
 }
+
+/// The answer to `forgot` never waits on the work only an existing account causes: with the
+/// account's row locked by another transaction (so issuing its token must wait), the
+/// request still answers at once; the mail follows when the lock goes.
+#[actix_web::test]
+async fn forgot_answers_without_waiting_for_the_accounts_mail() {
+    use diesel_async::AsyncConnection;
+    let (db, app) = db_and_app(auth_context).await;
+    let (id, _) = signed_up!(app, "lou@example.com");
+    let mut holder = db.connect().await;
+    let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let holding = tokio::spawn(async move {
+        holder
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                users::table
+                    .find(id)
+                    .select(users::id)
+                    .for_update()
+                    .get_result::<i64>(conn)
+                    .await?;
+                let _ = locked_tx.send(());
+                let _ = release_rx.await;
+                Ok(())
+            })
+            .await
+            .expect("the lock is held and released");
+    });
+    locked_rx.await.expect("the row is locked");
+
+    let started = std::time::Instant::now();
+    let res = app
+        .anonymous()
+        .post("/auth/password/forgot", json!({"email": "lou@example.com"}))
+        .await;
+    res.assert_status(202);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered in {:?} while the account was locked",
+        started.elapsed()
+    );
+    assert_eq!(
+        mails_queued(&db, "lou@example.com", "reset_password").await,
+        0,
+        "the mail waits for the lock, the answer did not"
+    );
+    release_tx.send(()).expect("release");
+    holding.await.expect("holder ends");
+    wait_for_mails(&db, "lou@example.com", "reset_password", 1).await;
+}
