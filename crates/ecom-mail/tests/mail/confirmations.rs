@@ -1,6 +1,5 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use ecom_core::events::Wakeups;
 use ecom_core::events::{self, NewEvent, event_cursors};
 use ecom_core::mail::mail_outbox;
 use ecom_testkit::smtp::SmtpPeer;
@@ -26,6 +25,8 @@ fn paid(order_id: i64, user_id: i64) -> serde_json::Value {
     })
 }
 
+/// Records an event of order `order_id` in a transaction of its own; returns its id, read
+/// back after the commit (the outbox may draw ids at commit).
 async fn record(db: &TestDb, event_type: &'static str, order_id: i64, user_id: i64) -> i64 {
     let mut conn = db.connect().await;
     conn.transaction(async |conn| {
@@ -40,10 +41,19 @@ async fn record(db: &TestDb, event_type: &'static str, order_id: i64, user_id: i
             },
         )
         .await
+        .map(drop)
     })
     .await
-    .expect("recorded")
-    .id
+    .expect("recorded");
+    events::events::table
+        .filter(events::events::aggregate_type.eq("order"))
+        .filter(events::events::aggregate_id.eq(order_id))
+        .filter(events::events::event_type.eq(event_type))
+        .select(diesel::dsl::max(events::events::id))
+        .get_result::<Option<i64>>(&mut conn)
+        .await
+        .expect("read back")
+        .expect("the event")
 }
 
 /// The mail tasks as `ecom serve` starts them: a paid order's owner gets one confirmation,
@@ -55,8 +65,8 @@ async fn a_paid_order_mails_its_owner_one_confirmation() {
     let extra = [("SMTP_URL", peer.url())];
     let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let settings = mail_settings(&db, &extra);
-    let tasks = ecom_mail::spawn(&settings, db.pool(), Wakeups::listen(db.url.clone()))
-        .expect("mail tasks start");
+    let tasks =
+        ecom_mail::spawn(&settings, db.pool(), crate::wakeups(&db)).expect("mail tasks start");
     let app = test_app(mail_context(&db, &extra)).await;
     let owner = app.anonymous().register("ray@example.com", PASSWORD).await;
     peer.wait_for("ray@example.com", 1).await;
@@ -139,6 +149,7 @@ async fn confirmations_skip_what_cannot_be_mailed_and_move_on() {
             },
         )
         .await
+        .map(drop)
     })
     .await
     .expect("recorded");

@@ -54,12 +54,12 @@ pub fn start_delivery(
     options: DeliveryOptions,
 ) -> tokio::task::JoinHandle<()> {
     let transport = Transport::from_settings(settings).expect("a usable transport");
-    ecom_mail::worker::spawn(
-        Arc::new(transport),
-        db.pool(),
-        Wakeups::listen(db.url.clone()),
-        options,
-    )
+    ecom_mail::worker::spawn(Arc::new(transport), db.pool(), wakeups(db), options)
+}
+
+/// Wake-ups at each commit on `db` (its events, its queued mails).
+pub fn wakeups(db: &TestDb) -> Wakeups {
+    Wakeups::listen(db.url.clone())
 }
 
 /// Every queued mail to `email`, oldest first.
