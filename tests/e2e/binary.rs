@@ -385,3 +385,59 @@ async fn the_shutdown_grace_is_a_setting() {
     assert!(log.contains("grace_ms=200"), "{log}");
     assert!(log.contains("in-flight requests finished"), "{log}");
 }
+
+/// `ecom serve` starts the mail worker: without `SMTP_URL` a new account's verification
+/// mail appears as `{ECOM_DATA_DIR}/mail/<id>.eml`, and the log names neither the address
+/// nor the token.
+#[actix_web::test]
+async fn the_served_store_writes_its_mails_as_eml_files_without_smtp() {
+    let db = TestDb::new().await;
+    let data_dir =
+        std::env::temp_dir().join(format!("ecom-mail-{}", uuid::Uuid::new_v4().simple()));
+    let server = Server::start_with(
+        &db,
+        &[
+            ("ECOM_DATA_DIR", data_dir.display().to_string()),
+            ("STOREFRONT_URL", "https://shop.example".to_string()),
+        ],
+    )
+    .await;
+    let res = http_client()
+        .post(server.url("/auth/register"))
+        .send_json(&serde_json::json!({"email": "mia.mail@example.com", "password": "plum-orbit-candle-42"}))
+        .await
+        .expect("register answers");
+    assert_eq!(res.status().as_u16(), 201);
+    let folder = data_dir.join("mail");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mails = loop {
+        let mails = ecom_testkit::smtp::read_mails(&folder, "eml");
+        if !mails.is_empty() {
+            break mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no .eml file in {}",
+            folder.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(mails[0].header("To"), Some("mia.mail@example.com"));
+    let token = mails[0]
+        .link_token("https://shop.example", "/verify-email")
+        .expect("a verification link");
+    let res = http_client()
+        .post(server.url("/auth/verify-email"))
+        .send_json(&serde_json::json!({ "token": token }))
+        .await
+        .expect("verify answers");
+    assert_eq!(res.status().as_u16(), 204);
+    let log = server.log();
+    assert!(log.contains("mail sent"), "{log}");
+    assert!(
+        !log.contains("mia.mail") && !log.contains(&token),
+        "no address or token in the log"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -58,8 +58,9 @@ pub fn modules(payments: &Arc<ecom_payments::Payments>, wakeups: &Wakeups) -> Ve
 }
 
 /// Every domain's periodic clean-ups (expired throttle windows, refresh tokens,
-/// idempotency records, expired carts, payments' idempotency records, events past
-/// `EVENT_RETENTION_DAYS`), run by each replica; see `ecom_core::housekeeping`.
+/// idempotency records, expired carts, payments' idempotency records, email tokens, delivered
+/// mails, events past `EVENT_RETENTION_DAYS`, webhook deliveries), run by each replica; see
+/// `ecom_core::housekeeping`.
 pub fn chores(settings: &Settings) -> Vec<ecom_core::housekeeping::Chore> {
     let mut chores = ecom_auth::chores();
     chores.extend(ecom_orders::chores());
@@ -67,6 +68,7 @@ pub fn chores(settings: &Settings) -> Vec<ecom_core::housekeeping::Chore> {
     chores.extend(ecom_payments::chores());
     chores.extend(ecom_events::chores(settings.event_retention_days));
     chores.extend(ecom_webhooks::chores(settings));
+    chores.extend(ecom_mail::chores());
     chores
 }
 
@@ -152,6 +154,7 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
         expiry_chores(&payments(settings)?),
         ecom_orders::expiry_schedule(),
     );
+    let mail = ecom_mail::spawn(settings, pool.clone(), wakeups.clone())?;
     let result = serve_until_signalled(
         settings,
         app_context_with(settings.clone(), pool.clone(), &secret, &wakeups)?,
@@ -165,6 +168,8 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     consumers.iter().for_each(|c| c.abort());
     // Deliveries in flight are leased: whichever replica runs next sends them again.
     webhooks.abort();
+    // A mail leased when aborted is sent again by the next replica, same Message-ID.
+    mail.abort();
     pool.close();
     tracing::info!("closed the database pool");
     result

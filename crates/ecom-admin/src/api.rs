@@ -19,12 +19,14 @@ pub struct AdminUser {
     #[schema(example = "user")]
     pub role: String,
     pub is_active: bool,
+    /// Whether the owner followed a verification (or password reset) link.
+    pub email_verified: bool,
     pub full_name: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 ecom_core::from_fields!(ecom_auth::model::User => AdminUser {
-    id, email, role, is_active, full_name, created_at
+    id, email, role, is_active, email_verified, full_name, created_at
 });
 
 /// Filters of `GET /admin/users`.

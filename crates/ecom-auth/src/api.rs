@@ -81,7 +81,7 @@ pub struct TokenPair {
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
     "id": 12, "email": "ada@example.com", "role": "user", "is_active": true,
-    "full_name": "Ada Lovelace", "bio": null, "created_at": "2026-11-25T18:00:00Z"
+    "email_verified": false, "full_name": "Ada Lovelace", "bio": null, "created_at": "2026-11-25T18:00:00Z"
 }))]
 pub struct UserProfile {
     pub id: i64,
@@ -89,13 +89,15 @@ pub struct UserProfile {
     #[schema(example = "user")]
     pub role: String,
     pub is_active: bool,
+    /// Whether the owner followed a verification (or password reset) link.
+    pub email_verified: bool,
     pub full_name: Option<String>,
     pub bio: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
 ecom_core::from_fields!(User => UserProfile {
-    id, email, role, is_active, full_name, bio, created_at
+    id, email, role, is_active, email_verified, full_name, bio, created_at
 });
 
 /// What anyone may see of a user: never the email.
@@ -160,3 +162,55 @@ pub enum RefreshErrors {
     #[response(status = 403)]
     Banned,
 }
+
+/// `POST /auth/verify-email`: the token of a verification link.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEmailRequest {
+    /// The `token` query parameter of the link in the mail.
+    pub token: String,
+}
+
+/// `POST /auth/password/forgot`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@example.com"}))]
+pub struct ForgotPasswordRequest {
+    #[schema(format = "email", max_length = 254)]
+    pub email: String,
+}
+
+/// `POST /auth/password/reset`: the token of a reset link and the new password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    /// The `token` query parameter of the link in the mail.
+    pub token: String,
+    /// As at register: 8 to 128 characters, not a common password.
+    #[schema(min_length = 8, max_length = 128)]
+    pub password: String,
+}
+
+/// `POST /users/me/password`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// As at register: 8 to 128 characters, not a common password.
+    #[schema(min_length = 8, max_length = 128)]
+    pub new_password: String,
+}
+
+/// The answer of a request whose work continues after it (a mail to send).
+#[derive(Serialize, ToSchema)]
+pub struct Accepted {
+    #[schema(example = "accepted")]
+    pub status: &'static str,
+    /// What happens next; the same text whatever the outcome.
+    pub detail: &'static str,
+}
+
+ecom_core::debug_showing!(VerifyEmailRequest {});
+ecom_core::debug_showing!(ForgotPasswordRequest {});
+ecom_core::debug_showing!(ResetPasswordRequest {});
+ecom_core::debug_showing!(ChangePasswordRequest {});

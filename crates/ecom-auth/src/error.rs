@@ -30,6 +30,12 @@ pub enum AuthError {
     CannotModifySelf,
     #[error("{}", permission_not_held(.0))]
     PermissionNotHeld(Vec<ecom_core::Permission>),
+    #[error("the token is unknown, used, replaced by a newer one or expired")]
+    InvalidOrExpiredToken,
+    #[error("the email address is already verified")]
+    EmailAlreadyVerified,
+    #[error("the current password is wrong")]
+    InvalidCurrentPassword,
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
     #[error(transparent)]
@@ -76,6 +82,13 @@ impl From<AuthError> for AppError {
             }
             AuthError::CannotModifySelf => AppError::conflict("cannot_modify_self", detail),
             AuthError::PermissionNotHeld(_) => AppError::forbidden("permission_not_held", detail),
+            AuthError::InvalidOrExpiredToken => {
+                AppError::bad_request("invalid_or_expired_token", detail)
+            }
+            AuthError::EmailAlreadyVerified => AppError::conflict("email_already_verified", detail),
+            AuthError::InvalidCurrentPassword => {
+                AppError::forbidden("invalid_current_password", detail)
+            }
             AuthError::Database(e) => e.into(),
             AuthError::Pool(e) => e.into(),
             AuthError::Internal(e) => AppError::internal(e),

@@ -3,6 +3,9 @@
 //!
 //! - [`service::accounts`]: register, profiles, administrators' bootstrap
 //! - [`service::sessions`]: login, refresh rotation with reuse detection, logout
+//! - [`service::email_tokens`], [`service::mails`]: single-use mailed tokens and their mails
+//! - [`service::verification`], [`service::recovery`]: verify an email; forgotten, reset
+//!   and changed passwords
 //! - [`service::roles`]: ban, role changes, user search, role permission sets (for ecom-admin)
 //! - [`service::resolver`]: the [`PrincipalResolver`](ecom_core::principal::PrincipalResolver)
 //!
@@ -36,7 +39,12 @@ pub use service::throttle::ThrottleLimits;
         api::TokenPair,
         api::UserProfile,
         api::PublicProfile,
-        api::UpdateProfileRequest
+        api::UpdateProfileRequest,
+        api::VerifyEmailRequest,
+        api::ForgotPasswordRequest,
+        api::ResetPasswordRequest,
+        api::ChangePasswordRequest,
+        api::Accepted
     )),
     tags(
         (name = "auth", description = "Registration, login, token refresh and logout"),
@@ -60,6 +68,9 @@ pub fn chores() -> Vec<ecom_core::housekeeping::Chore> {
         }),
         Chore::new("refresh_tokens", |conn, batch| {
             Box::pin(async move { Ok(service::sessions::purge_expired(conn, batch).await?) })
+        }),
+        Chore::new("email_tokens", |conn, batch| {
+            Box::pin(async move { Ok(service::email_tokens::purge_expired(conn, batch).await?) })
         }),
     ]
 }

@@ -23,13 +23,16 @@ pub struct User {
     pub is_active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Whether the owner followed a verification (or password reset) link.
+    pub email_verified: bool,
 }
 
 // Never prints the email or the password hash.
 ecom_core::debug_showing!(User {
     id,
     role,
-    is_active
+    is_active,
+    email_verified
 });
 
 #[derive(Insertable)]

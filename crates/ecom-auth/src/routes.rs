@@ -12,12 +12,14 @@ use ecom_core::{AppError, AppResult, Principal};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
-    LoginErrors, LoginForm, LoginRequest, PublicProfile, RefreshErrors, RefreshRequest,
-    RegisterRequest, TokenPair, UpdateProfileRequest, UserProfile,
+    Accepted, ChangePasswordRequest, ForgotPasswordRequest, LoginErrors, LoginForm, LoginRequest,
+    PublicProfile, RefreshErrors, RefreshRequest, RegisterRequest, ResetPasswordRequest, TokenPair,
+    UpdateProfileRequest, UserProfile, VerifyEmailRequest,
 };
-use crate::service::accounts;
+use crate::service::mails::MailPolicy;
 use crate::service::sessions::{self, SessionPolicy};
 use crate::service::throttle::ThrottleLimits;
+use crate::service::{accounts, recovery, verification};
 /// Registers /auth and /users (with the original service's deprecated aliases); each
 /// handler carries its route and its operation, so what is served is what is documented.
 #[allow(deprecated)]
@@ -29,8 +31,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(legacy::login_legacy)
         .service(legacy::legacy_refresh)
         .service(legacy::legacy_logout)
+        .service(request_verification)
+        .service(verify_email)
+        .service(forgot_password)
+        .service(reset_password)
         .service(get_me)
         .service(update_me)
+        .service(change_password)
         .service(get_user);
 }
 
@@ -48,21 +55,145 @@ pub(crate) fn token_response(pair: TokenPair) -> HttpResponse {
         .json(pair)
 }
 
-/// Create an account.
+/// Create an account; a verification link is mailed to it.
 #[utoipa::path(tag = "auth", operation_id = "registerUser",
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Account created", body = UserProfile),
+        (status = 201, description = "Account created; the verification mail is queued with it", body = UserProfile),
         (status = 409, description = "`email_taken`"),
         (status = 422, description = "`validation_failed`: bad email, weak password, unknown field"),
     ))]
 #[post("/auth/register")]
 pub async fn register(
     pool: web::Data<PgPool>,
+    settings: web::Data<Settings>,
     body: ecom_core::JsonObject<RegisterRequest>,
 ) -> AppResult<HttpResponse> {
-    let user = accounts::register(&pool, body.into_inner()).await?;
+    let mails = MailPolicy::from_settings(&settings);
+    let user = accounts::register(&pool, &mails, body.into_inner()).await?;
     Ok(HttpResponse::Created().json(UserProfile::from(user)))
+}
+
+/// A 202 with the same body whatever happened behind it.
+fn accepted(detail: &'static str) -> HttpResponse {
+    HttpResponse::Accepted().json(Accepted {
+        status: "accepted",
+        detail,
+    })
+}
+
+/// Mail the caller a new verification link (older links stop working).
+#[utoipa::path(tag = "auth", operation_id = "requestEmailVerification",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The verification mail is queued", body = Accepted),
+        (status = 409, description = "`email_already_verified`"),
+        (status = 429, description = "`rate_limited`: a verification mail was requested less than 60 s ago (the mail at register does not count); see `Retry-After`"),
+    ))]
+#[post("/auth/verify-email/request")]
+pub async fn request_verification(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    settings: web::Data<Settings>,
+) -> AppResult<HttpResponse> {
+    let mails = MailPolicy::from_settings(&settings);
+    verification::request(&pool, &mails, principal.user_id).await?;
+    Ok(accepted("a verification link is on its way"))
+}
+
+/// Verify the email address with the token of a verification link.
+#[utoipa::path(tag = "auth", operation_id = "verifyEmail",
+    request_body = VerifyEmailRequest,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = "`invalid_or_expired_token`: unknown, used, replaced by a newer link, or expired"),
+        (status = 422, description = "`validation_failed`: missing or unknown field"),
+    ))]
+#[post("/auth/verify-email")]
+pub async fn verify_email(
+    pool: web::Data<PgPool>,
+    body: ecom_core::JsonObject<VerifyEmailRequest>,
+) -> AppResult<HttpResponse> {
+    verification::verify(&pool, &body.token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ask for a password reset link. The answer is the same whether or not an account has
+/// this email; an active account gets a mail (at most 3 per hour).
+#[utoipa::path(tag = "auth", operation_id = "forgotPassword",
+    request_body = ForgotPasswordRequest,
+    responses(
+        (status = 202, description = "Accepted (whether or not the account exists)", body = Accepted),
+        (status = 422, description = "`validation_failed`: not an email address, or an unknown field"),
+        (status = 429, description = "`rate_limited`: more than 10 requests in an hour from this client address; see `Retry-After`"),
+    ))]
+#[post("/auth/password/forgot")]
+pub async fn forgot_password(
+    pool: web::Data<PgPool>,
+    settings: web::Data<Settings>,
+    client: ClientAddress,
+    body: ecom_core::JsonObject<ForgotPasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let mails = MailPolicy::from_settings(&settings);
+    recovery::forgot(&pool, &mails, &body.email, &client.to_key()).await?;
+    Ok(accepted(
+        "if an account with this email exists, a reset link is on its way",
+    ))
+}
+
+/// Set a new password with the token of a reset link. Every login of the account is
+/// revoked, and its email counts as verified.
+#[utoipa::path(tag = "auth", operation_id = "resetPassword",
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "The password is set; every session is revoked"),
+        (status = 400, description = "`invalid_or_expired_token`: unknown, used, replaced by a newer link, or expired"),
+        (status = 422, description = "`validation_failed`: weak password, missing or unknown field"),
+    ))]
+#[post("/auth/password/reset")]
+pub async fn reset_password(
+    pool: web::Data<PgPool>,
+    body: ecom_core::JsonObject<ResetPasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let ResetPasswordRequest { token, password } = body.into_inner();
+    recovery::reset(&pool, &token, password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Change the caller's password. The caller's login stays; every other login of the
+/// account is revoked.
+#[utoipa::path(tag = "users", operation_id = "changePassword",
+    security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed; the account's other sessions are revoked"),
+        (status = 403, description = "`invalid_current_password` (counts as a failed login), or `account_banned`"),
+        (status = 422, description = "`validation_failed`: weak new password, missing or unknown field"),
+        (status = 429, description = "`rate_limited`: too many failed logins for this account or client address; see `Retry-After`"),
+    ))]
+#[post("/users/me/password")]
+pub async fn change_password(
+    principal: Principal,
+    pool: web::Data<PgPool>,
+    settings: web::Data<Settings>,
+    client: ClientAddress,
+    body: ecom_core::JsonObject<ChangePasswordRequest>,
+) -> AppResult<HttpResponse> {
+    let ChangePasswordRequest {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    recovery::change_password(
+        &pool,
+        ThrottleLimits::from_settings(&settings),
+        principal.user_id,
+        principal.session_id,
+        current_password,
+        new_password,
+        &client.to_key(),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 /// Declares a login handler: `/auth/login` and the original service's `/auth/token` are one

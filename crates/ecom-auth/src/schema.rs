@@ -3,6 +3,19 @@
 // by hand; `tests/e2e/schema_files.rs` fails when it and the migrations disagree.
 
 diesel::table! {
+    email_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        kind -> Text,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        voided_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     login_throttle (key) {
         key -> Text,
         attempts -> Int4,
@@ -66,9 +79,12 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        email_verified -> Bool,
+        verification_requested_at -> Nullable<Timestamptz>,
     }
 }
 
+diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(refresh_families -> users (user_id));
 diesel::joinable!(refresh_tokens -> refresh_families (family_id));
 diesel::joinable!(role_permissions -> permissions (permission));
@@ -76,6 +92,7 @@ diesel::joinable!(role_permissions -> roles (role));
 diesel::joinable!(users -> roles (role));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    email_tokens,
     login_throttle,
     permissions,
     refresh_families,

@@ -110,7 +110,8 @@ pub struct NewEvent<'a> {
     pub event_type: &'a str,
     pub aggregate_type: &'a str,
     pub aggregate_id: i64,
-    /// The user whose order or payment it is, if any.
+    /// The user whose order or payment it is (what `GET /users/me/events` shows); `None`
+    /// for every other event, a user's own `user.registered` included.
     pub owner_id: Option<i64>,
     pub data: serde_json::Value,
 }

@@ -7,6 +7,7 @@
 //! - [`access_token`], [`principal`]: bearer tokens, the caller, permissions
 //! - [`audit`]: the append-only trail of administrative actions
 //! - [`events`]: the outbox of domain events and the cursor its consumers move
+//! - [`mail`]: the mail queue, written in the transaction that makes a mail necessary
 //! - [`calendar`]: UTC days as instant ranges
 //! - [`client_address`]: who the client is behind trusted proxies
 //! - [`housekeeping`]: bounded periodic clean-ups, safe with several replicas
@@ -23,6 +24,7 @@ pub mod events;
 pub mod housekeeping;
 pub mod http;
 pub mod http_cache;
+pub mod mail;
 pub mod migrate;
 pub mod money;
 pub mod openapi;

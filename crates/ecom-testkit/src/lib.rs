@@ -8,10 +8,14 @@
 //! - [`spawn_server`]: the same app on a real socket, port 0, through the binary's builder.
 //! - [`Client`]: typed clients per role over a [`TestApp`], with the common flows.
 //! - [`fixtures`]: the accounts, amounts and rows every crate's tests share.
+//! - [`localstripe`], [`smtp`]: fake Stripe and a real SMTP server on loopback (Python
+//!   peers in virtualenvs made by [`python_venv`]).
 
 pub mod client;
 pub mod fixtures;
 pub mod localstripe;
+pub mod python_venv;
+pub mod smtp;
 
 pub use client::{Client, NewOrder, NewProduct, Page, Role, SignedUp, Tokens};
 

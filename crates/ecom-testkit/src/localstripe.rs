@@ -2,14 +2,14 @@
 //! talk to Stripe's HTTP API for real.
 //!
 //! The first call in a test binary makes sure `<workspace>/target/localstripe-venv` holds
-//! the pinned version (created with `python3 -m venv` and pip under a file lock, so
-//! parallel test binaries do not race), then starts one server on a free loopback port and
+//! the pinned version ([`crate::python_venv`]: created with `python3 -m venv` and pip under
+//! a file lock, so parallel test binaries do not race), then starts one server on a free loopback port and
 //! waits until it answers HTTP. The server reads its stdin, which this process holds: when
 //! the test binary exits, however it exits, the pipe closes and the server stops with it.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -22,11 +22,7 @@ pub const SECRET_KEY: &str = "sk_test_ecom_localstripe";
 
 /// What pip installs: the requirement lines of [`REQUIREMENTS_FILE`].
 pub fn requirements() -> Vec<&'static str> {
-    REQUIREMENTS_FILE
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect()
+    crate::python_venv::requirement_lines(REQUIREMENTS_FILE)
 }
 
 /// `sdk/localstripe_server.py`: localstripe's app on 127.0.0.1 only, from scratch, until
@@ -55,61 +51,15 @@ pub fn localstripe() -> &'static LocalStripe {
     SERVER.get_or_init(start)
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// `<workspace>/target/localstripe-venv`.
 pub fn venv_dir() -> PathBuf {
-    workspace_root().join("target").join("localstripe-venv")
+    crate::python_venv::dir("localstripe")
 }
 
-/// Creates the virtualenv with [`requirements`] unless it already has them. Holds an
-/// exclusive lock on `target/localstripe-venv.lock` meanwhile.
+/// Creates the virtualenv with [`requirements`] unless it already has them (see
+/// [`crate::python_venv`]: lock `target/localstripe-venv.lock`, shared with `sdk/localstripe.sh`).
 pub fn ensure_venv() -> PathBuf {
-    let venv = venv_dir();
-    let target = venv.parent().expect("the venv has a parent").to_path_buf();
-    std::fs::create_dir_all(&target).expect("create target/");
-    let lock = std::fs::File::create(target.join("localstripe-venv.lock"))
-        .expect("create the venv lock file");
-    lock.lock().expect("lock the venv");
-    let marker = venv.join(".ecom-requirements");
-    let requirements = requirements();
-    let wanted = requirements.join("\n");
-    if std::fs::read_to_string(&marker).is_ok_and(|have| have == wanted) {
-        return venv;
-    }
-    if venv.exists() {
-        std::fs::remove_dir_all(&venv).expect("remove a half-made venv");
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("localstripe needs python3 on PATH ({e}); install python3 and python3-venv")
-        });
-    if !made.status.success() {
-        panic!(
-            "`python3 -m venv` failed; localstripe needs Python's venv module \
-             (Debian/Ubuntu: apt-get install python3-venv):\n{}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-    }
-    let installed = Command::new(venv.join("bin").join("pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(&requirements)
-        .output()
-        .expect("run the venv's pip");
-    if !installed.status.success() {
-        panic!(
-            "pip could not install {}:\n{}",
-            requirements.join(" "),
-            String::from_utf8_lossy(&installed.stderr)
-        );
-    }
-    std::fs::write(&marker, wanted).expect("mark the venv complete");
-    venv
+    crate::python_venv::ensure("localstripe", &requirements())
 }
 
 fn free_port() -> u16 {

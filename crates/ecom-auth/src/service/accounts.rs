@@ -1,12 +1,14 @@
 //! Accounts: registration, profiles, and the administrators' bootstrap.
 
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use ecom_core::events::{self, NewEvent};
 
-use crate::api::{RegisterRequest, UpdateProfileRequest};
+use crate::api::{RegisterRequest, UpdateProfileRequest, UserProfile};
 use crate::error::{AuthError, AuthResult};
 use crate::model::{ADMIN_ROLE, NewUser, USER_ROLE, User};
 use crate::schema::users;
+use crate::service::mails::MailPolicy;
 use crate::service::password;
 use ecom_core::FieldError;
 use ecom_core::db::PgPool;
@@ -45,9 +47,10 @@ fn clean_text(
     (!v.is_empty()).then(|| v.to_string())
 }
 
-/// Creates an account with the `user` role. The password is hashed before a connection
+/// Creates an account with the `user` role, records `user.registered` and queues the
+/// verification mail, all in one transaction. The password is hashed before a connection
 /// is taken, so a burst of sign-ups cannot hold the pool while argon2 runs.
-pub async fn register(pool: &PgPool, req: RegisterRequest) -> AuthResult<User> {
+pub async fn register(pool: &PgPool, mails: &MailPolicy, req: RegisterRequest) -> AuthResult<User> {
     let mut errors = Vec::new();
     let email = match normalize_email(&req.email) {
         Ok(e) => Some(e),
@@ -73,7 +76,14 @@ pub async fn register(pool: &PgPool, req: RegisterRequest) -> AuthResult<User> {
     };
     let hash = password::hash(req.password).await?;
     let mut conn = pool.get().await?;
-    insert_user(&mut conn, &email, &hash, full_name.as_deref(), USER_ROLE).await
+    conn.transaction(async |conn| {
+        let user = insert_user(conn, &email, &hash, full_name.as_deref(), USER_ROLE).await?;
+        mails.send_verification(conn, &user).await?;
+        // Last: recording holds the outbox lock until commit.
+        record_registered(conn, &user).await?;
+        Ok(user)
+    })
+    .await
 }
 
 async fn insert_user(
@@ -100,6 +110,25 @@ async fn insert_user(
             ) => AuthError::EmailTaken,
             other => other.into(),
         })
+}
+
+/// Records `user.registered` with the account as `GET /users/me` shows it, in the
+/// transaction of the insert.
+async fn record_registered(conn: &mut AsyncPgConnection, user: &User) -> AuthResult<()> {
+    let profile = serde_json::to_value(UserProfile::from(user.clone()))
+        .map_err(|e| AuthError::Internal(e.to_string()))?;
+    events::record(
+        conn,
+        NewEvent {
+            event_type: "user.registered",
+            aggregate_type: "user",
+            aggregate_id: user.id,
+            owner_id: None,
+            data: serde_json::json!({ "user": profile }),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The account with this id.
@@ -152,8 +181,8 @@ pub async fn update_profile(
         .map_err(Into::into)
 }
 
-/// Creates an administrator, or makes an existing account one with this password
-/// (`ecom create-admin`). The password must meet the policy.
+/// Creates an administrator (recording `user.registered`), or makes an existing account
+/// one with this password (`ecom create-admin`). The password must meet the policy.
 pub async fn create_admin(
     conn: &mut AsyncPgConnection,
     email: &str,
@@ -162,8 +191,12 @@ pub async fn create_admin(
     let email = normalize_email(email)?;
     password::check_policy(&password_text, &email)?;
     let hash = password::hash(password_text).await?;
-    match find_by_email(conn, &email).await? {
-        None => insert_user(conn, &email, &hash, Some("Administrator"), ADMIN_ROLE).await,
+    conn.transaction(async |conn| match find_by_email(conn, &email).await? {
+        None => {
+            let user = insert_user(conn, &email, &hash, Some("Administrator"), ADMIN_ROLE).await?;
+            record_registered(conn, &user).await?;
+            Ok(user)
+        }
         Some(existing) => diesel::update(users::table.find(existing.id))
             .set((
                 users::role.eq(ADMIN_ROLE),
@@ -175,7 +208,8 @@ pub async fn create_admin(
             .get_result(conn)
             .await
             .map_err(Into::into),
-    }
+    })
+    .await
 }
 
 /// On the private PostgreSQL only (the caller decides): when no administrator exists,
@@ -193,17 +227,25 @@ pub async fn ensure_development_admin(conn: &mut AsyncPgConnection) -> AuthResul
     }
     // The development password is deliberately weak and bypasses the policy.
     let hash = password::hash(DEV_ADMIN_PASSWORD.to_string()).await?;
-    let created = diesel::insert_into(users::table)
-        .values(NewUser {
-            email: DEV_ADMIN_EMAIL,
-            password_hash: &hash,
-            full_name: Some("Development admin"),
-            role: ADMIN_ROLE,
-        })
-        .on_conflict_do_nothing()
-        .execute(conn)
-        .await?;
-    Ok(created == 1)
+    conn.transaction(async |conn| {
+        let created: Option<User> = diesel::insert_into(users::table)
+            .values(NewUser {
+                email: DEV_ADMIN_EMAIL,
+                password_hash: &hash,
+                full_name: Some("Development admin"),
+                role: ADMIN_ROLE,
+            })
+            .on_conflict_do_nothing()
+            .returning(User::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        match created {
+            Some(user) => record_registered(conn, &user).await.map(|()| true),
+            None => Ok(false),
+        }
+    })
+    .await
 }
 
 /// Password of the demo shoppers made by `ecom seed-demo`.

@@ -3,8 +3,12 @@
 //! they must not hold a connection while a password is hashed.
 
 pub mod accounts;
+pub mod email_tokens;
+pub mod mails;
 pub mod password;
+pub mod recovery;
 pub mod resolver;
 pub mod roles;
 pub mod sessions;
 pub mod throttle;
+pub mod verification;

@@ -28,8 +28,9 @@ pub struct SessionPolicy<'a> {
     pub refresh_ttl: chrono::Duration,
 }
 
-/// A fresh opaque refresh token and the hash that is stored.
-fn new_refresh_token() -> (String, Vec<u8>) {
+/// A fresh opaque token (256 random bits, URL-safe base64) and the hash that is stored:
+/// refresh tokens and email tokens alike.
+pub(crate) fn new_opaque_token() -> (String, Vec<u8>) {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -38,7 +39,7 @@ fn new_refresh_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
-fn hash_token(token: &str) -> Vec<u8> {
+pub(crate) fn hash_token(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -94,7 +95,7 @@ async fn issue_pair(
     family_id: i64,
     parent_id: Option<i64>,
 ) -> AuthResult<TokenPair> {
-    let (refresh_token, token_hash) = new_refresh_token();
+    let (refresh_token, token_hash) = new_opaque_token();
     diesel::insert_into(refresh_tokens::table)
         .values((
             refresh_tokens::family_id.eq(family_id),

@@ -112,6 +112,36 @@ pub async fn count_attempt(
     }
 }
 
+/// Counts one event under `key` in a fixed window of `window` starting at the key's first
+/// event (the same rows and clean-up as logins; other uses prefix their keys). Returns the
+/// count in the current window, this event included, and when the window ends.
+pub(crate) async fn count(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    window: Duration,
+) -> AuthResult<(i32, DateTime<Utc>)> {
+    let window_ms = i64::try_from(window.as_millis()).unwrap_or(i64::MAX);
+    let row: Counted = diesel::sql_query(
+        "INSERT INTO login_throttle AS t (key, attempts, window_started_at, expires_at) \
+         VALUES ($1, 1, now(), now() + make_interval(secs => $2 / 1000.0)) \
+         ON CONFLICT (key) DO UPDATE SET \
+           attempts = CASE WHEN t.expires_at <= now() THEN 1 ELSE t.attempts + 1 END, \
+           window_started_at = CASE WHEN t.expires_at <= now() THEN now() ELSE t.window_started_at END, \
+           expires_at = CASE WHEN t.expires_at <= now() THEN EXCLUDED.expires_at ELSE t.expires_at END \
+         RETURNING t.key, t.attempts, t.expires_at",
+    )
+    .bind::<Text, _>(key)
+    .bind::<BigInt, _>(window_ms)
+    .get_result(conn)
+    .await?;
+    Ok((row.attempts, row.expires_at))
+}
+
+/// Seconds until `expires_at`, at least 1: a `Retry-After`.
+pub(crate) fn retry_after(expires_at: DateTime<Utc>) -> u64 {
+    (expires_at - Utc::now()).num_seconds().max(0) as u64 + 1
+}
+
 /// After a successful login: the email starts afresh and the address gets its attempt back.
 pub async fn record_success(conn: &mut AsyncPgConnection, keys: &AttemptKeys) -> AuthResult<()> {
     diesel::delete(login_throttle::table.find(&keys.email))

@@ -121,6 +121,7 @@ async fn profile_read_update_and_mass_assignment_refused() {
             "email",
             "role",
             "is_active",
+            "email_verified",
             "full_name",
             "bio",
             "created_at",

@@ -100,7 +100,7 @@ async fn admin_keeps_every_permission() {
         .iter()
         .find(|r| r.name == "admin")
         .expect("admin role");
-    assert_eq!(admin.permissions.len(), 7);
+    assert_eq!(admin.permissions.len(), Permission::ALL.len());
     let user = listed.iter().find(|r| r.name == "user").expect("user role");
     assert!(user.permissions.is_empty());
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin_services;
+mod email_flows;
 mod hashing;
 mod sessions;
 mod throttle;

@@ -127,6 +127,15 @@ async fn the_document_lists_every_auth_endpoint() {
         ("/users/me", "put", "updateCurrentUser"),
         ("/users/me", "patch", "patchCurrentUser"),
         ("/users/{id}", "get", "getUser"),
+        (
+            "/auth/verify-email/request",
+            "post",
+            "requestEmailVerification",
+        ),
+        ("/auth/verify-email", "post", "verifyEmail"),
+        ("/auth/password/forgot", "post", "forgotPassword"),
+        ("/auth/password/reset", "post", "resetPassword"),
+        ("/users/me/password", "post", "changePassword"),
     ] {
         assert_eq!(
             doc["paths"][path][method]["operationId"], op,
@@ -162,4 +171,38 @@ fn debug_output_never_shows_passwords_tokens_or_emails() {
         !shown.contains("hunter2") && !shown.contains("secret.person"),
         "{shown}"
     );
+    use ecom_auth::api::{ChangePasswordRequest, ForgotPasswordRequest, ResetPasswordRequest};
+    let reset: ResetPasswordRequest = serde_json::from_value(serde_json::json!({
+        "token": "mailed-token-789", "password": "hunter2-hunter2"
+    }))
+    .expect("parse");
+    let forgot: ForgotPasswordRequest = serde_json::from_value(serde_json::json!({
+        "email": "secret.person@example.com"
+    }))
+    .expect("parse");
+    let change: ChangePasswordRequest = serde_json::from_value(serde_json::json!({
+        "current_password": "hunter2-hunter2", "new_password": "hunter3-hunter3"
+    }))
+    .expect("parse");
+    let mail = ecom_core::mail::OutgoingMail {
+        kind: "verify_email",
+        from: "shop <no-reply@shop.example>".into(),
+        to: "secret.person@example.com".into(),
+        subject: "Confirm".into(),
+        text_body: "open https://shop.example/verify-email?token=mailed-token-789".into(),
+        message_id: "<1@shop.example>".into(),
+    };
+    for shown in [
+        format!("{reset:?}"),
+        format!("{forgot:?}"),
+        format!("{change:?}"),
+        format!("{mail:?}"),
+    ] {
+        assert!(
+            !shown.contains("hunter")
+                && !shown.contains("secret.person")
+                && !shown.contains("mailed-token"),
+            "{shown}"
+        );
+    }
 }
