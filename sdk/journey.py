@@ -9,11 +9,14 @@ localstripe directly.
 
 import base64
 import datetime
+import email as email_parser
+import glob
 import hashlib
 import hmac
 import http.server
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -24,7 +27,7 @@ from decimal import Decimal
 
 from ecom_client import AuthenticatedClient, Client
 from ecom_client.api.admin import admin_change_user_role, admin_get_sales_report
-from ecom_client.api.auth import login, refresh_token, register_user
+from ecom_client.api.auth import login, refresh_token, register_user, verify_email
 from ecom_client.api.carts import checkout_cart, create_cart, get_cart, merge_cart, set_cart_item
 from ecom_client.api.catalog import (
     create_product,
@@ -62,12 +65,14 @@ from ecom_client.models import (
     RefreshRequest,
     RefundRequest,
     RegisterRequest,
+    VerifyEmailRequest,
     SetQuantityRequest,
 )
 
 BASE_URL, ADMIN_EMAIL, ADMIN_PASSWORD = sys.argv[1:4]
 LOCALSTRIPE_URL = os.environ["LOCALSTRIPE_URL"]
 LOCALSTRIPE_KEY = os.environ["LOCALSTRIPE_KEY"]
+MAIL_DIR = os.environ["MAIL_DIR"]
 STEPS = 0
 
 
@@ -130,6 +135,24 @@ def verify_standard_webhook(secret, headers, body):
     return any(hmac.compare_digest(expected, o) for o in offered)
 
 
+def mailed_token(to, path, wait=30):
+    """The token of the link to `path` in the newest mail to `to` among the server's .eml files."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        for name in sorted(glob.glob(os.path.join(MAIL_DIR, "*.eml")), key=os.path.getmtime,
+                           reverse=True):
+            with open(name, "rb") as f:
+                mail = email_parser.message_from_binary_file(f)
+            if mail["To"] and to in mail["To"]:
+                text = mail.get_payload(decode=True).decode() if not mail.is_multipart() else \
+                    mail.get_payload(0).get_payload(decode=True).decode()
+                found = re.search(re.escape(path) + r"\?token=([A-Za-z0-9_\-]+)", text)
+                if found:
+                    return mail["Message-ID"], found.group(1)
+        time.sleep(0.1)
+    raise AssertionError(f"no mail to {to} with a {path} link in {MAIL_DIR}")
+
+
 def stripe_js_confirm(intent_id, payment_method):
     """What Stripe.js does in the shopper's browser: attach the card, confirm the intent."""
     for path, form in ((f"/v1/payment_intents/{intent_id}", {"payment_method": payment_method}),
@@ -171,7 +194,15 @@ pair = call(refresh_token, 200, client=anonymous,
 check(pair.refresh_token != first.refresh_token, "refresh rotates the refresh token")
 shopper = authed(pair.access_token)
 me = call(get_current_user, 200, client=shopper)
-check(me.id == user.id, f"me: {me}")
+check(me.id == user.id and me.email_verified is False, f"me: {me}")
+
+print("shopper: follow the verification link mailed at register")
+message_id, token = mailed_token(email, "/verify-email")
+check(message_id, "the mail has a Message-ID")
+call(verify_email, 204, client=anonymous, body=VerifyEmailRequest(token=token))
+check(call(get_current_user, 200, client=shopper).email_verified is True, "verified")
+used = call(verify_email, 400, client=anonymous, body=VerifyEmailRequest(token=token))
+check(used.code == "invalid_or_expired_token", f"a used link: {used}")
 
 print("shopper: search, read, review")
 page = call(list_products, 200, client=anonymous, search=f"keyboard {run}")

@@ -24,6 +24,10 @@ grep -rL 'import.*\bUnset\b' --include='*.py' "$WORK/client/ecom_client/api" |
   xargs -r grep -l '| Unset' |
   xargs -r sed -i 's/^from \.\.\.types import Response, UNSET$/from ...types import Response, UNSET, Unset/'
 log "generated the client in $WORK/client"
-PYTHONPATH="$WORK/client" LOCALSTRIPE_URL="$LOCALSTRIPE_URL" LOCALSTRIPE_KEY="$LOCALSTRIPE_KEY" \
+# Without SMTP_URL the server writes each mail as a .eml file under {ECOM_DATA_DIR}/mail
+# (./.ecom in the server's folder, or the private PostgreSQL's data folder).
+MAIL_DIR="$WORK/.ecom/mail"
+[[ -z "${DB_NAME:-}" ]] && MAIL_DIR="$WORK/data/mail"
+PYTHONPATH="$WORK/client" MAIL_DIR="$MAIL_DIR" LOCALSTRIPE_URL="$LOCALSTRIPE_URL" LOCALSTRIPE_KEY="$LOCALSTRIPE_KEY" \
   "$CONTRACT_VENV/bin/python" "$ROOT/sdk/journey.py" \
   "$BASE_URL" "$ADMIN_EMAIL" "$ADMIN_PASSWORD"
