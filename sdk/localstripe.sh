@@ -6,6 +6,7 @@
 #                     target/localstripe-venv, the one the payments tests use)
 
 LOCALSTRIPE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$LOCALSTRIPE_ROOT/sdk/python_venv.sh"
 LOCALSTRIPE_VENV="${LOCALSTRIPE_VENV:-$LOCALSTRIPE_ROOT/target/localstripe-venv}"
 # localstripe takes any `sk_…` key; the webhook secret is ours to choose.
 LOCALSTRIPE_KEY="sk_test_ecom_localstripe"
@@ -14,20 +15,7 @@ STRIPE_WEBHOOK_SECRET="whsec_ecom_scripts_localstripe"
 # target/localstripe-venv with sdk/localstripe-requirements.txt, made as the payments tests
 # make it (same lock file, same marker: the requirement lines), so either reuses the other's.
 ensure_localstripe_venv() {
-  local wanted
-  wanted="$(grep -v '^[[:space:]]*#' "$LOCALSTRIPE_ROOT/sdk/localstripe-requirements.txt" | sed '/^[[:space:]]*$/d')"
-  mkdir -p "$(dirname "$LOCALSTRIPE_VENV")"
-  (
-    flock 9
-    if [[ "$(cat "$LOCALSTRIPE_VENV/.ecom-requirements" 2>/dev/null)" != "$wanted" ]]; then
-      log "installing $(echo $wanted) into $LOCALSTRIPE_VENV"
-      rm -rf "$LOCALSTRIPE_VENV"
-      python3 -m venv "$LOCALSTRIPE_VENV"
-      # shellcheck disable=SC2086 # one requirement per word
-      "$LOCALSTRIPE_VENV/bin/pip" install --quiet --disable-pip-version-check $wanted
-      printf '%s' "$wanted" >"$LOCALSTRIPE_VENV/.ecom-requirements"
-    fi
-  ) 9>"$LOCALSTRIPE_VENV.lock"
+  ensure_python_venv "$LOCALSTRIPE_VENV" "$LOCALSTRIPE_ROOT/sdk/localstripe-requirements.txt"
 }
 
 # Starts localstripe (sdk/localstripe_server.py) on a free loopback port, its output in

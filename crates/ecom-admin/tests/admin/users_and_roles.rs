@@ -213,7 +213,7 @@ async fn roles_are_listed_created_replaced_and_admin_keeps_everything() {
         kept.assert_status(200).json()["permissions"]
             .as_array()
             .map(Vec::len),
-        Some(7)
+        Some(ecom_core::Permission::ALL.len())
     );
     as_admin.get("/admin/users").await.assert_status(200);
 }
