@@ -131,13 +131,14 @@ def deep_cursor(base):
 
 # ---------------------------------------------------------------- the statement log
 
-ENTRY = re.compile(r"^(?:.*?)\b(LOG|DETAIL|ERROR|STATEMENT|WARNING|HINT|CONTEXT|NOTICE|FATAL):  (.*)$")
+ENTRY = re.compile(r"^(?:.*?\[\d+\] <([^>]*)> )?(?:.*?)\b(LOG|DETAIL|ERROR|STATEMENT|WARNING|HINT|CONTEXT|NOTICE|FATAL):  (.*)$")
 DURATION = re.compile(r"^duration: [\d.]+ ms  (statement|parse|bind|execute) ?([^:]*?): (.*)$", re.S)
 PARAM = re.compile(r"\$(\d+) = (NULL|'(?:[^']|'')*')")
 
 
 def log_entries(text):
-    """(severity, message) per log entry; continuation lines of a message start with a tab."""
+    """(severity, message, application name) per log entry; continuation lines of a message
+    start with a tab. The name comes from log_line_prefix's `<%a>` (bench/lib.sh)."""
     entries = []
     for line in text.split("\n"):
         if line.startswith("\t") and entries:
@@ -145,15 +146,18 @@ def log_entries(text):
             continue
         m = ENTRY.match(line)
         if m:
-            entries.append([m.group(1), m.group(2)])
+            entries.append([m.group(2), m.group(3), m.group(1)])
     return entries
 
 
 def statements(text):
     """The statements executed in a slice of the log, in order:
-    {sql, params: {n: value or None}, name, protocol}; plus the errors."""
+    {sql, params: {n: value or None}, name, protocol}; plus the errors. The server's
+    background work (event consumers woken by a request's commit, workers, clean-ups) runs on
+    its own pool, named `<project>-background`: its statements are not the request's."""
     out, errors = [], []
-    for sev, msg in log_entries(text):
+    entries = [e for e in log_entries(text) if not (e[2] or "").endswith("-background")]
+    for sev, msg, _app in entries:
         if sev == "ERROR":
             errors.append(msg)
             continue

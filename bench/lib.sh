@@ -60,7 +60,7 @@ start_bench_pg() {
       -c max_connections=300 -c shared_buffers=512MB -c work_mem=16MB \
       -c maintenance_work_mem=256MB -c synchronous_commit=on -c fsync=on \
       -c log_destination=stderr -c logging_collector=off -c log_parameter_max_length=-1 \
-      -c log_line_prefix='%m [%p] ' -c log_checkpoints=off -c log_autovacuum_min_duration=-1" >/dev/null
+      -c log_line_prefix='%m [%p] <%a> ' -c log_checkpoints=off -c log_autovacuum_min_duration=-1" >/dev/null
     pg_started=1
   fi
 }

@@ -441,3 +441,44 @@ async fn the_served_store_writes_its_mails_as_eml_files_without_smtp() {
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[actix_web::test]
+async fn background_work_runs_on_a_pool_of_its_own() {
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Session {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let db = TestDb::new().await;
+    let server = Server::start(&db).await;
+    http_client()
+        .get(server.url("/products"))
+        .send()
+        .await
+        .expect("a request");
+    let mut conn = db.connect().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let sessions: Vec<Session> = diesel::sql_query(
+            "SELECT application_name AS name FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid()",
+        )
+        .load(&mut conn)
+        .await
+        .expect("sessions");
+        let named = |n: &str| sessions.iter().filter(|s| s.name == n).count();
+        // The replica's LISTEN and its workers on `ecom-background`; requests on `ecom`.
+        if named("ecom-background") >= 1 && named("ecom") >= 1 {
+            assert!(named("ecom-background") <= ecom_api::BACKGROUND_POOL_SIZE + 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sessions: {:?}",
+            sessions.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+}

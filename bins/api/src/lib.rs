@@ -139,22 +139,25 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     let pool = open_pool(settings, url)?;
     warn_if_debug(settings);
     ensure_development_admin(settings, &pool).await?;
+    // Background work has a pool of its own, so a backlog (webhooks, mails) never takes the
+    // connections requests need, and its sessions show as `<PROJECT_NAME>-background`.
+    let background = open_background_pool(settings, url)?;
     let housekeeping =
-        ecom_core::housekeeping::spawn(pool.clone(), chores(settings), HOUSEKEEPING_EVERY);
-    let wakeups = Wakeups::listen(pool.clone());
+        ecom_core::housekeeping::spawn(background.clone(), chores(settings), HOUSEKEEPING_EVERY);
+    let wakeups = Wakeups::listen(background.clone());
     let consumers: Vec<_> = event_consumers(settings)
         .into_iter()
-        .map(|c| c.spawn(pool.clone(), wakeups.clone()))
+        .map(|c| c.spawn(background.clone(), wakeups.clone()))
         .collect();
     // The webhooks' fan-out consumer and delivery worker (leases: any replica may die).
-    let webhooks = ecom_webhooks::spawn(pool.clone(), wakeups.clone(), settings)
+    let webhooks = ecom_webhooks::spawn(background.clone(), wakeups.clone(), settings)
         .context("build the webhook delivery client")?;
     let expiry = ecom_core::housekeeping::spawn_on(
-        pool.clone(),
+        background.clone(),
         expiry_chores(&payments(settings)?),
         ecom_orders::expiry_schedule(),
     );
-    let mail = ecom_mail::spawn(settings, pool.clone(), wakeups.clone())?;
+    let mail = ecom_mail::spawn(settings, background.clone(), wakeups.clone())?;
     let result = serve_until_signalled(
         settings,
         app_context_with(settings.clone(), pool.clone(), &secret, &wakeups)?,
@@ -170,6 +173,7 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
     webhooks.abort();
     // A mail leased when aborted is sent again by the next replica, same Message-ID.
     mail.abort();
+    background.close();
     pool.close();
     tracing::info!("closed the database pool");
     result
@@ -192,6 +196,20 @@ fn open_pool(settings: &Settings, url: &str) -> anyhow::Result<PgPool> {
         &SessionTimeouts::from_settings(settings),
     )
     .map_err(anyhow::Error::msg)
+}
+
+/// Connections of the background pool: the event consumers, the webhook and mail workers,
+/// the clean-ups and the expiry of unpaid orders, and the replica's `LISTEN`.
+pub const BACKGROUND_POOL_SIZE: usize = 6;
+
+/// The background work's pool: [`BACKGROUND_POOL_SIZE`] connections named
+/// `<PROJECT_NAME>-background`, with the request pool's timeouts.
+fn open_background_pool(settings: &Settings, url: &str) -> anyhow::Result<PgPool> {
+    let mut options = PoolOptions::from_settings(settings);
+    options.max_size = BACKGROUND_POOL_SIZE;
+    options.application_name = format!("{}-background", settings.project_name);
+    build_pool_with(url, &options, &SessionTimeouts::from_settings(settings))
+        .map_err(anyhow::Error::msg)
 }
 
 fn warn_if_debug(settings: &Settings) {
