@@ -331,14 +331,6 @@ pub enum UserChangeForbidden {
     Forbidden,
 }
 
-/// The administration of orders needs `manage:orders`.
-#[derive(IntoResponses)]
-pub enum NeedsManageOrders {
-    /// `forbidden`: needs `manage:orders`
-    #[response(status = 403)]
-    Forbidden,
-}
-
 /// Administrators cannot change their own account this way.
 #[derive(IntoResponses)]
 pub enum ChangesOwnAccount {

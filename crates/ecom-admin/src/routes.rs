@@ -5,7 +5,9 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, get, patch, put, web};
 use ecom_auth::service::roles as auth_roles;
 use ecom_core::audit::{self, AuditRecord};
-use ecom_core::authorized::{Authorized, ManageOrders, ManageUsers, ViewReports};
+use ecom_core::authorized::{
+    Authorized, ManageOrders, ManageUsers, NeedsManageOrders, ViewReports,
+};
 use ecom_core::request_db::Db;
 use ecom_core::{AppError, AppResult, Page, PageQuery};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -16,8 +18,8 @@ use ecom_orders::service::{lifecycle, queries as order_queries, reports};
 
 use crate::api::{
     AdminOrderQuery, AdminUser, AuditQuery, BanRequest, ChangeOrderStatusRequest,
-    ChangeRoleRequest, ChangesOwnAccount, NeedsManageOrders, NeedsManageUsers, PutRoleRequest,
-    RoleOut, SalesReportOut, SalesReportQuery, UserChangeForbidden, UserListQuery, UserMissing,
+    ChangeRoleRequest, ChangesOwnAccount, NeedsManageUsers, PutRoleRequest, RoleOut,
+    SalesReportOut, SalesReportQuery, UserChangeForbidden, UserListQuery, UserMissing,
 };
 use crate::service::{self, UserAction};
 

@@ -73,3 +73,12 @@ impl<P: Required + 'static> FromRequest for Authorized<P> {
         })
     }
 }
+
+/// The 403 of an operation that needs `manage:orders`, for `#[utoipa::path]` responses
+/// (orders, payments, events: one text for all of them).
+#[derive(utoipa::IntoResponses)]
+pub enum NeedsManageOrders {
+    /// `forbidden`: needs `manage:orders`
+    #[response(status = 403)]
+    Forbidden,
+}

@@ -68,11 +68,3 @@ pub enum EventListRefused {
     #[response(status = 422)]
     Invalid,
 }
-
-/// `GET /admin/events` needs `manage:orders`.
-#[derive(IntoResponses)]
-pub enum NeedsManageOrders {
-    /// `forbidden`: needs `manage:orders`
-    #[response(status = 403)]
-    Forbidden,
-}

@@ -8,9 +8,10 @@ use ecom_core::request_db::Db;
 use ecom_core::{AppResult, Page, PageQuery, Permission};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::api::{EventListRefused, EventQuery, NeedsManageOrders};
+use crate::api::{EventListRefused, EventQuery};
 use crate::error::EventsError;
 use crate::service::streams::{self, Subscription};
+use ecom_core::authorized::NeedsManageOrders;
 
 /// Registers the event handlers and the wake-ups their streams wait on.
 pub fn configure(cfg: &mut ServiceConfig, wakeups: Wakeups) {

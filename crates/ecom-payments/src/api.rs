@@ -145,11 +145,3 @@ pub enum OrderMissing {
     #[response(status = 404)]
     NotFound,
 }
-
-/// The admin payment operations need `manage:orders`.
-#[derive(utoipa::IntoResponses)]
-pub enum NeedsManageOrders {
-    /// `forbidden`: needs `manage:orders`
-    #[response(status = 403)]
-    Forbidden,
-}

@@ -2,15 +2,15 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, get, post, web};
-use ecom_core::authorized::{Authorized, ManageOrders};
+use ecom_core::authorized::{Authorized, ManageOrders, NeedsManageOrders};
 use ecom_core::request_db::Db;
 use ecom_core::{AppError, AppResult, JsonObject, Page, PageQuery, Permission, Principal};
 use ecom_orders::routes::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::api::{
-    CreatePaymentRequest, ManualPaymentRequest, NeedsManageOrders, OrderMissing, PaymentOut,
-    PaymentPage, RefundRequest, WebhookReceived,
+    CreatePaymentRequest, ManualPaymentRequest, OrderMissing, PaymentOut, PaymentPage,
+    RefundRequest, WebhookReceived,
 };
 use crate::error::PaymentsError;
 use crate::service::{self, Answered, Payments};

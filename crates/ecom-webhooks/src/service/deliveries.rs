@@ -58,6 +58,19 @@ pub async fn list_deliveries(
     ))
 }
 
+/// The endpoint, share-locked for the transaction so it is not disabled or deleted under
+/// a write that depends on it being active; 404 when missing.
+async fn endpoint_for_share(conn: &mut PgConn, endpoint_id: i64) -> Result<Endpoint> {
+    we::table
+        .find(endpoint_id)
+        .select(Endpoint::as_select())
+        .for_share()
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(WebhooksError::NotFound(endpoint_id))
+}
+
 /// Queues a delivery again now with a fresh attempt budget. A succeeded one → 409
 /// `already_delivered`; a disabled endpoint → 409 `webhook_disabled`.
 pub async fn retry_delivery(
@@ -66,14 +79,7 @@ pub async fn retry_delivery(
     delivery_id: i64,
 ) -> Result<DeliveryOut> {
     conn.transaction::<_, WebhooksError, _>(async |conn| {
-        let endpoint: Endpoint = we::table
-            .find(endpoint_id)
-            .select(Endpoint::as_select())
-            .for_share()
-            .get_result(conn)
-            .await
-            .optional()?
-            .ok_or(WebhooksError::NotFound(endpoint_id))?;
+        let endpoint = endpoint_for_share(conn, endpoint_id).await?;
         let delivery: Delivery = wd::table
             .filter(wd::id.eq(delivery_id).and(wd::endpoint_id.eq(endpoint_id)))
             .select(Delivery::as_select())
@@ -109,14 +115,7 @@ pub async fn retry_delivery(
 /// disabled endpoint → 409 `webhook_disabled`.
 pub async fn send_test(conn: &mut PgConn, endpoint_id: i64) -> Result<TestQueued> {
     conn.transaction::<_, WebhooksError, _>(async |conn| {
-        let endpoint: Endpoint = we::table
-            .find(endpoint_id)
-            .select(Endpoint::as_select())
-            .for_share()
-            .get_result(conn)
-            .await
-            .optional()?
-            .ok_or(WebhooksError::NotFound(endpoint_id))?;
+        let endpoint = endpoint_for_share(conn, endpoint_id).await?;
         if !endpoint.is_active {
             return Err(WebhooksError::Disabled(endpoint_id));
         }
