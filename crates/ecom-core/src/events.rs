@@ -426,21 +426,10 @@ impl Consumer {
     /// One step: handles the next batch if this replica gets the cursor. `Ok(None)` when
     /// another replica holds it, else how many events were handled.
     pub async fn step(&self, conn: &mut PgConn) -> Result<Option<usize>, AppError> {
-        diesel::insert_into(event_cursors::table)
-            .values(event_cursors::consumer.eq(self.name))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
         conn.transaction::<_, AppError, _>(async |conn| {
-            let last: Option<i64> = event_cursors::table
-                .filter(event_cursors::consumer.eq(self.name))
-                .select(event_cursors::last_event_id)
-                .for_update()
-                .skip_locked()
-                .get_result(conn)
-                .await
-                .optional()?;
-            let Some(last) = last else { return Ok(None) };
+            let Some(last) = self.claim_cursor(conn).await? else {
+                return Ok(None);
+            };
             let batch: Vec<Event> = events::table
                 .filter(events::id.gt(last))
                 .order(events::id)
@@ -463,6 +452,31 @@ impl Consumer {
             Ok(Some(batch.len()))
         })
         .await
+    }
+
+    /// Locks this consumer's cursor for the transaction and gives its position; `None` while
+    /// another replica holds it. The first step ever makes the cursor (at 0), so the usual
+    /// step costs one statement, not an insert attempt as well.
+    async fn claim_cursor(&self, conn: &mut PgConn) -> QueryResult<Option<i64>> {
+        let held: Option<i64> = event_cursors::table
+            .filter(event_cursors::consumer.eq(self.name))
+            .select(event_cursors::last_event_id)
+            .for_update()
+            .skip_locked()
+            .get_result(conn)
+            .await
+            .optional()?;
+        if held.is_some() {
+            return Ok(held);
+        }
+        // Missing, or locked elsewhere: an insert that conflicts tells the second case.
+        diesel::insert_into(event_cursors::table)
+            .values(event_cursors::consumer.eq(self.name))
+            .on_conflict_do_nothing()
+            .returning(event_cursors::last_event_id)
+            .get_result(conn)
+            .await
+            .optional()
     }
 
     /// Runs this consumer in the background until aborted: a full batch is followed by the

@@ -78,7 +78,8 @@ async fn confirm(
     settings: &ConfirmationSettings,
     event: &Event,
 ) -> Result<(), AppError> {
-    let order = match serde_json::from_value::<PaidData>(event.data.clone()) {
+    // Read from the event in place: the order's JSON is not copied.
+    let order = match <PaidData as serde::Deserialize>::deserialize(&event.data) {
         Ok(data) => data.order,
         Err(e) => {
             tracing::warn!(event_id = event.id, error = %e, "order.paid without an order; no confirmation");

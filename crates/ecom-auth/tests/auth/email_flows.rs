@@ -35,6 +35,30 @@ async fn mailed_token(db: &TestDb, email: &str, kind: &str) -> String {
         .collect()
 }
 
+/// After a password change or reset: each `ended` login can neither refresh nor act
+/// (`session_revoked`), [`PASSWORD`] no longer signs in, [`NEW_PASSWORD`] does (its tokens).
+async fn only_the_new_password_signs_in<S: ecom_testkit::AppService>(
+    app: &ecom_testkit::TestApp<S>,
+    email: &str,
+    ended: &[&ecom_testkit::client::Tokens],
+) -> ecom_testkit::client::Tokens {
+    for login in ended {
+        app.anonymous()
+            .refresh(&login.refresh_token)
+            .await
+            .assert_status(401);
+        app.user(&login.access_token)
+            .me()
+            .await
+            .assert_problem(401, "session_revoked");
+    }
+    app.anonymous()
+        .try_log_in(email, PASSWORD)
+        .await
+        .assert_status(401);
+    app.anonymous().log_in(email, NEW_PASSWORD).await
+}
+
 async fn mails_queued(db: &TestDb, email: &str, kind: &str) -> i64 {
     let mut conn = db.connect().await;
     mail_outbox::table
@@ -419,21 +443,9 @@ async fn forgot_answers_alike_for_every_address_and_a_reset_revokes_every_login(
         .await
         .assert_status(204);
 
-    for refresh in [&first_login.refresh_token, &second_login.refresh_token] {
-        app.anonymous().refresh(refresh).await.assert_status(401);
-    }
-    app.user(&first_login.access_token)
-        .me()
-        .await
-        .assert_problem(401, "session_revoked");
-    app.anonymous()
-        .try_log_in("fay@example.com", PASSWORD)
-        .await
-        .assert_status(401);
-    let fresh = app
-        .anonymous()
-        .log_in("fay@example.com", NEW_PASSWORD)
-        .await;
+    let fresh =
+        only_the_new_password_signs_in(&app, "fay@example.com", &[&first_login, &second_login])
+            .await;
     assert_eq!(
         app.user(&fresh.access_token).me().await.json()["email_verified"],
         true,
@@ -588,22 +600,7 @@ async fn changing_the_password_keeps_the_callers_login_and_ends_the_others() {
         .refresh(&mine.refresh_token)
         .await
         .assert_status(200);
-    app.anonymous()
-        .refresh(&other.refresh_token)
-        .await
-        .assert_status(401);
-    app.user(&other.access_token)
-        .me()
-        .await
-        .assert_problem(401, "session_revoked");
-    app.anonymous()
-        .try_log_in("hal@example.com", PASSWORD)
-        .await
-        .assert_status(401);
-    let fresh = app
-        .anonymous()
-        .log_in("hal@example.com", NEW_PASSWORD)
-        .await;
+    let fresh = only_the_new_password_signs_in(&app, "hal@example.com", &[&other]).await;
 
     // Wrong current passwords count as failed logins: over the limit, 429 for both.
     let me = app.user(&fresh.access_token);

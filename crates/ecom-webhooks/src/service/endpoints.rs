@@ -69,6 +69,31 @@ async fn checked_url(raw: &str, allow_private: bool) -> Result<String> {
     Ok(url.to_string())
 }
 
+/// Records an endpoint write (`webhook.create`, `.update`, `.delete`) with the endpoint
+/// before and after it, in the write's transaction.
+async fn audit_write(
+    conn: &mut diesel_async::AsyncPgConnection,
+    actor_id: i64,
+    action: &str,
+    before: Option<&Endpoint>,
+    after: Option<&Endpoint>,
+) -> Result<()> {
+    let target_id = after.or(before).map_or(0, |e| e.id);
+    audit::record(
+        conn,
+        AuditEntry {
+            actor_id,
+            action,
+            target_type: TARGET,
+            target_id: target_id.to_string(),
+            before: before.map(snapshot),
+            after: after.map(snapshot),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 fn snapshot(endpoint: &Endpoint) -> serde_json::Value {
     serde_json::to_value(WebhookOut::from(endpoint.clone())).unwrap_or_default()
 }
@@ -153,18 +178,7 @@ pub async fn create_endpoint(
                 .returning(Endpoint::as_returning())
                 .get_result(conn)
                 .await?;
-            audit::record(
-                conn,
-                AuditEntry {
-                    actor_id,
-                    action: "webhook.create",
-                    target_type: TARGET,
-                    target_id: endpoint.id.to_string(),
-                    before: None,
-                    after: Some(snapshot(&endpoint)),
-                },
-            )
-            .await?;
+            audit_write(conn, actor_id, "webhook.create", None, Some(&endpoint)).await?;
             Ok(endpoint)
         })
         .await?;
@@ -263,16 +277,12 @@ pub async fn update_endpoint(
                 .returning(Endpoint::as_returning())
                 .get_result(conn)
                 .await?;
-            audit::record(
+            audit_write(
                 conn,
-                AuditEntry {
-                    actor_id,
-                    action: "webhook.update",
-                    target_type: TARGET,
-                    target_id: id.to_string(),
-                    before: Some(snapshot(&before)),
-                    after: Some(snapshot(&updated)),
-                },
+                actor_id,
+                "webhook.update",
+                Some(&before),
+                Some(&updated),
             )
             .await?;
             if updated.is_active && !before.is_active {
@@ -298,18 +308,7 @@ pub async fn delete_endpoint(
             .await
             .optional()?
             .ok_or(WebhooksError::NotFound(id))?;
-        audit::record(
-            conn,
-            AuditEntry {
-                actor_id,
-                action: "webhook.delete",
-                target_type: TARGET,
-                target_id: id.to_string(),
-                before: Some(snapshot(&deleted)),
-                after: None,
-            },
-        )
-        .await?;
+        audit_write(conn, actor_id, "webhook.delete", Some(&deleted), None).await?;
         Ok(())
     })
     .await
