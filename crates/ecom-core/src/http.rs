@@ -228,6 +228,10 @@ impl AppContext {
     /// Serves anonymous catalog reads and reports from `replica` while it is up (see
     /// [`crate::read_replica`]); `/ready` shows its state.
     pub fn with_read_replica(mut self, replica: Arc<ReadReplica>) -> Self {
+        let collector = crate::read_replica::ReplicaCollector::new(replica.clone());
+        if let Err(e) = self.metrics.registry.register(Box::new(collector)) {
+            tracing::warn!(error = %e, "the read replica's metrics are not exported");
+        }
         self.read_replica = Some(web::Data::from(replica));
         self
     }

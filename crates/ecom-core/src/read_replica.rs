@@ -175,6 +175,58 @@ impl ReadReplica {
     }
 }
 
+/// Exposes the replica's state and lag as Prometheus gauges, read at scrape time:
+/// `ecom_read_replica_state` (0 up, 1 lagging, 2 down) and `ecom_read_replica_lag_seconds`
+/// (the last check's; absent while the replica does not answer).
+pub struct ReplicaCollector {
+    replica: Arc<ReadReplica>,
+    descs: Vec<prometheus::core::Desc>,
+}
+
+impl ReplicaCollector {
+    pub fn new(replica: Arc<ReadReplica>) -> Self {
+        let desc = |name: &str, help: &str| {
+            prometheus::core::Desc::new(name.into(), help.into(), vec![], Default::default())
+                .expect("static metric description is valid")
+        };
+        let descs = vec![
+            desc(
+                "ecom_read_replica_state",
+                "The read replica's state: 0 up (serving reads), 1 lagging, 2 down.",
+            ),
+            desc(
+                "ecom_read_replica_lag_seconds",
+                "How far the read replica's last check found it behind the primary.",
+            ),
+        ];
+        Self { replica, descs }
+    }
+}
+
+impl prometheus::core::Collector for ReplicaCollector {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let state = f64::from(self.replica.state().as_u8());
+        let lag = self.replica.lag().map(|l| l.as_secs_f64());
+        self.descs
+            .iter()
+            .zip([Some(state), lag])
+            .filter_map(|(desc, value)| {
+                let gauge = prometheus::Gauge::with_opts(prometheus::Opts::new(
+                    desc.fq_name.clone(),
+                    desc.help.clone(),
+                ))
+                .expect("static gauge options are valid");
+                gauge.set(value?);
+                Some(prometheus::core::Collector::collect(&gauge).remove(0))
+            })
+            .collect()
+    }
+}
+
 /// The primary's WAL positions seen by recent checks, oldest first: the replica's lag is
 /// the age of the oldest position it has not replayed yet. Measured in time (not bytes)
 /// so that `READ_REPLICA_MAX_LAG_MS` means what a shopper sees: how old a page can be.

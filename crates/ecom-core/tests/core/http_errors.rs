@@ -176,6 +176,8 @@ async fn a_read_replica_that_is_not_one_is_skipped_and_shown() {
         let ready = app.get("/ready").await.assert_status(200).json();
         assert_eq!(ready["pools"]["primary"]["state"], "up");
         assert_eq!(ready["pools"]["replica"]["state"], "down");
+        let metrics = app.get("/metrics").await.assert_status(200).text();
+        assert!(metrics.contains("ecom_read_replica_state 2"), "{metrics}");
         checker.abort();
     }
 }
