@@ -105,12 +105,19 @@ pub fn build_pool_with(
     config.custom_setup = Box::new(move |url| {
         let setup_sql = setup_sql.clone();
         let url = url.to_string();
-        async move {
+        let connect = async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
             conn.batch_execute(&setup_sql)
                 .await
                 .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
             Ok(conn)
+        };
+        // Established on the drivers' runtime, so the connection's I/O task lives there.
+        async move {
+            connection_drivers()
+                .spawn(connect)
+                .await
+                .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
         }
         .boxed()
     });
@@ -123,6 +130,25 @@ pub fn build_pool_with(
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// The runtime every pooled connection's I/O task runs on. diesel-async spawns that task
+/// on the runtime that opens the connection; pooled connections are shared by every actix
+/// worker, and each worker has a runtime of its own that ends when the worker stops during
+/// a shutdown's drain, which cut the connections it had opened under requests still
+/// running on the other workers (503s in a rolling restart). This runtime lives as long as
+/// the process.
+fn connection_drivers() -> &'static tokio::runtime::Runtime {
+    static DRIVERS: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    DRIVERS.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("ecom-db")
+            .enable_all()
+            .build()
+            .expect("the database connections' runtime starts")
+    })
 }
 
 /// Most runs of one operation under [`retry_conflicts`], the first included.

@@ -326,11 +326,11 @@ async fn close_while_draining(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let draining = req
-        .app_data::<web::Data<Draining>>()
-        .is_some_and(|d| d.is_draining());
+    let draining = req.app_data::<web::Data<Draining>>().cloned();
     let mut res = next.call(req).await?;
-    if draining {
+    // Read after the handler: a drain that began while it ran (its `/ready` said 503) must
+    // close this connection too.
+    if draining.is_some_and(|d| d.is_draining()) {
         res.response_mut()
             .head_mut()
             .set_connection_type(ConnectionType::Close);
