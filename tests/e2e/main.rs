@@ -8,6 +8,7 @@ mod contract;
 mod drills;
 mod events;
 mod legacy;
+mod load;
 mod ops;
 mod orders;
 mod schema_files;
