@@ -256,7 +256,7 @@ async fn postgres_restart_drill() {
     let db = stored(&stack.url, &shop);
 
     let statuses = record.statuses();
-    let refused = record.count(|o| matches!(o, Outcome::Refused));
+    let refused = record.count(|o| matches!(o, Outcome::Refused(_)));
     let lost = record.count(|o| matches!(o, Outcome::Lost(_)));
     let incomplete = record.count(|o| matches!(o, Outcome::Incomplete(_)));
     eprintln!(
@@ -410,7 +410,7 @@ async fn sigterm_drill() {
         .filter(|a| a.sent < listener_closed && a.done > listener_closed)
         .count();
     let statuses = record.statuses();
-    let refused = record.count(|o| matches!(o, Outcome::Refused));
+    let refused = record.count(|o| matches!(o, Outcome::Refused(_)));
     let lost: Vec<&Attempt> = record
         .attempts
         .iter()

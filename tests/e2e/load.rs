@@ -146,8 +146,8 @@ pub(crate) enum Outcome {
     Placed(i64),
     /// Any other complete answer.
     Status(u16),
-    /// No connection: the request never reached the server.
-    Refused,
+    /// No connection: the request never reached the server (what the client said).
+    Refused(String),
     /// The connection failed after it was made, before an answer's head arrived.
     Lost(String),
     /// The head arrived but the body did not: a reset mid-response.
@@ -158,7 +158,7 @@ impl Outcome {
     /// What the client library said about a failed exchange.
     pub(crate) fn failure(&self) -> Option<&str> {
         match self {
-            Outcome::Lost(why) | Outcome::Incomplete(why) => Some(why),
+            Outcome::Refused(why) | Outcome::Lost(why) | Outcome::Incomplete(why) => Some(why),
             _ => None,
         }
     }
@@ -168,7 +168,7 @@ impl Outcome {
         match self {
             Outcome::Placed(_) => false,
             Outcome::Status(s) => *s >= 500,
-            Outcome::Refused | Outcome::Lost(_) | Outcome::Incomplete(_) => true,
+            Outcome::Refused(_) | Outcome::Lost(_) | Outcome::Incomplete(_) => true,
         }
     }
 }
@@ -243,7 +243,7 @@ pub(crate) enum OnNoAnswer {
 /// crate, so the variant name in their `Debug` output tells a refused connection.
 pub(crate) fn outcome_of_error(debug: String) -> Outcome {
     if debug.starts_with("Connect(") {
-        Outcome::Refused
+        Outcome::Refused(debug)
     } else {
         Outcome::Lost(debug)
     }
@@ -336,7 +336,7 @@ async fn shopper(
                 }
                 Outcome::Status(s) if *s >= 500 => true,
                 Outcome::Status(_) => false,
-                Outcome::Refused | Outcome::Lost(_) | Outcome::Incomplete(_) => {
+                Outcome::Refused(_) | Outcome::Lost(_) | Outcome::Incomplete(_) => {
                     load.on_no_answer == OnNoAnswer::Retry
                 }
             };

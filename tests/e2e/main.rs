@@ -4,6 +4,7 @@
 mod auth;
 mod binary;
 mod catalog;
+mod cluster;
 mod contract;
 mod drills;
 mod events;
