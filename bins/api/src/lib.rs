@@ -8,6 +8,7 @@ use anyhow::Context;
 use ecom_core::db::{Database, PgPool, PoolOptions, SessionTimeouts, build_pool_with};
 use ecom_core::events::Wakeups;
 use ecom_core::migrate::{self, Direction};
+use ecom_core::read_replica::ReadReplica;
 use ecom_core::server::{self, ServerConfig, StopRequests};
 use ecom_core::settings::{Settings, resolve_secret_key};
 use ecom_core::{AppContext, Module};
@@ -158,11 +159,20 @@ async fn serve_on(settings: &Settings, url: &str) -> anyhow::Result<()> {
         ecom_orders::expiry_schedule(),
     );
     let mail = ecom_mail::spawn(settings, background.clone(), wakeups.clone())?;
-    let result = serve_until_signalled(
-        settings,
-        app_context_with(settings.clone(), pool.clone(), &secret, &wakeups)?,
-    )
-    .await;
+    let mut ctx = app_context_with(settings.clone(), pool.clone(), &secret, &wakeups)?;
+    // The read replica, checked from the background pool so checks never queue behind
+    // requests; reads use it only once a check has found it up.
+    let replica = open_read_replica(settings)?;
+    let replica_checker = replica
+        .as_ref()
+        .map(|replica| replica.spawn_checker(background.clone()));
+    if let Some(replica) = replica {
+        ctx = ctx.with_read_replica(replica);
+    }
+    let result = serve_until_signalled(settings, ctx).await;
+    if let Some(checker) = replica_checker {
+        checker.abort();
+    }
     // Each expiry is one transaction: stopping mid-round leaves no order half cancelled.
     housekeeping.abort();
     expiry.abort();
@@ -210,6 +220,30 @@ fn open_background_pool(settings: &Settings, url: &str) -> anyhow::Result<PgPool
     options.application_name = format!("{}-background", settings.project_name);
     build_pool_with(url, &options, &SessionTimeouts::from_settings(settings))
         .map_err(anyhow::Error::msg)
+}
+
+/// The read replica of `DATABASE_READ_URL`, with a pool as large as the primary's (the same
+/// per-connection timeouts); `None` without one.
+fn open_read_replica(settings: &Settings) -> anyhow::Result<Option<Arc<ReadReplica>>> {
+    let Some(url) = &settings.database_read_url else {
+        return Ok(None);
+    };
+    let mut options = PoolOptions::from_settings(settings);
+    options.application_name = format!("{}-read", settings.project_name);
+    let pool = build_pool_with(
+        url.expose(),
+        &options,
+        &SessionTimeouts::from_settings(settings),
+    )
+    .map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        max_lag_ms = settings.read_replica_max_lag_ms,
+        "anonymous catalog reads and reports go to the read replica while it keeps up"
+    );
+    Ok(Some(ReadReplica::new(
+        pool,
+        Duration::from_millis(settings.read_replica_max_lag_ms),
+    )))
 }
 
 fn warn_if_debug(settings: &Settings) {

@@ -271,13 +271,20 @@ pub async fn sales_report(
 ) -> AppResult<web::Json<SalesReportOut>> {
     let (range, top) = query.validate(chrono::Utc::now().date_naive())?;
     let (from, to) = (range.from, range.to);
-    let mut conn = db.conn().await?;
-    let report = reports::sales_report(&mut conn, range, top).await?;
-    let new_users = ecom_auth::service::accounts::count_created_between(
-        &mut conn,
-        ecom_core::calendar::utc_day_start(from),
-        ecom_core::calendar::utc_day_end(to),
-    )
-    .await?;
+    // Rollups are written on the primary; the report is read on the read replica when one
+    // is up (it may be up to READ_REPLICA_MAX_LAG_MS behind, and uses the rollups it has).
+    reports::build_rollups(&mut *db.conn().await?, range).await?;
+    let (report, new_users) = db
+        .read_replica(async |conn| {
+            let report = reports::read_sales_report(conn, range, top).await?;
+            let new_users = ecom_auth::service::accounts::count_created_between(
+                conn,
+                ecom_core::calendar::utc_day_start(from),
+                ecom_core::calendar::utc_day_end(to),
+            )
+            .await?;
+            Ok((report, new_users))
+        })
+        .await?;
     Ok(web::Json(SalesReportOut::new(report, new_users)))
 }

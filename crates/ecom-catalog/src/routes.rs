@@ -60,8 +60,9 @@ pub async fn list_categories(
     query: web::Query<PageQuery>,
 ) -> AppResult<Cached<Page<CategoryOut>>> {
     let page = query.validate()?;
-    let mut conn = db.conn().await?;
-    let categories = service::list_categories(&mut conn, page).await?;
+    let categories = db
+        .read_replica_if_anonymous(async |conn| Ok(service::list_categories(conn, page).await?))
+        .await?;
     Ok(Cached(categories.map(CategoryOut::from)))
 }
 
@@ -121,16 +122,19 @@ pub async fn list_products(
     let filter = query.validate()?;
     let after = query.cursor(&filter, &page)?;
     let reuse = Duration::from_secs(settings.search_cache_seconds);
-    let mut conn = db.conn().await?;
-    let products = service::list_products_reusing(
-        &mut conn,
-        &filter,
-        page,
-        after.as_ref(),
-        MatchSource::Reused(&searches, reuse),
-        &category_names,
-    )
-    .await?;
+    let products = db
+        .read_replica_if_anonymous(async |conn| {
+            Ok(service::list_products_reusing(
+                conn,
+                &filter,
+                page,
+                after.as_ref(),
+                MatchSource::Reused(&searches, reuse),
+                &category_names,
+            )
+            .await?)
+        })
+        .await?;
     Ok(Cached(products.map(ProductOut::from)))
 }
 
@@ -172,8 +176,10 @@ pub async fn create_product(
     ))]
 #[get("/products/{id}")]
 pub async fn get_product(db: Db, id: web::Path<i64>) -> AppResult<Cached<ProductOut>> {
-    let mut conn = db.conn().await?;
-    let product = service::get_product(&mut conn, id.into_inner()).await?;
+    let id = id.into_inner();
+    let product = db
+        .read_replica_if_anonymous(async |conn| Ok(service::get_product(conn, id).await?))
+        .await?;
     Ok(Cached(product.into()))
 }
 
@@ -343,8 +349,10 @@ pub async fn list_product_reviews(
     query: web::Query<PageQuery>,
 ) -> AppResult<Cached<Page<ReviewOut>>> {
     let page = query.validate()?;
-    let mut conn = db.conn().await?;
-    let reviews = service::list_reviews(&mut conn, id.into_inner(), page).await?;
+    let id = id.into_inner();
+    let reviews = db
+        .read_replica_if_anonymous(async |conn| Ok(service::list_reviews(conn, id, page).await?))
+        .await?;
     Ok(Cached(reviews.map(ReviewOut::from)))
 }
 

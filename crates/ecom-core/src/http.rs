@@ -30,6 +30,7 @@ use crate::access_token::AccessTokens;
 use crate::db::{PgPool, PoolCollector};
 use crate::error::{AppError, FieldError, PROBLEM_JSON, problem, problem_response};
 use crate::principal::SharedResolver;
+use crate::read_replica::{PoolState, ReadReplica};
 use crate::settings::{SecretString, Settings};
 use crate::telemetry::request_context;
 
@@ -162,6 +163,7 @@ pub struct AppContext {
     trusted_proxies: web::Data<crate::client_address::TrustedProxies>,
     draining: Draining,
     resolver: Option<web::Data<SharedResolver>>,
+    read_replica: Option<web::Data<ReadReplica>>,
     metrics: PrometheusMetrics,
     openapi: utoipa::openapi::OpenApi,
     served: web::Data<ServedPaths>,
@@ -209,6 +211,7 @@ impl AppContext {
             tokens: web::Data::new(tokens),
             draining: Draining::new(),
             resolver: None,
+            read_replica: None,
             metrics: prometheus_metrics,
             openapi,
             served,
@@ -219,6 +222,17 @@ impl AppContext {
     /// Installs the resolver the principal extractor asks for the caller's current state.
     pub fn with_resolver(mut self, resolver: SharedResolver) -> Self {
         self.resolver = Some(web::Data::new(resolver));
+        self
+    }
+
+    /// Serves anonymous catalog reads and reports from `replica` while it is up (see
+    /// [`crate::read_replica`]); `/ready` shows its state.
+    pub fn with_read_replica(mut self, replica: Arc<ReadReplica>) -> Self {
+        let collector = crate::read_replica::ReplicaCollector::new(replica.clone());
+        if let Err(e) = self.metrics.registry.register(Box::new(collector)) {
+            tracing::warn!(error = %e, "the read replica's metrics are not exported");
+        }
+        self.read_replica = Some(web::Data::from(replica));
         self
     }
 
@@ -268,6 +282,10 @@ pub fn build_app(
     let app = app.app_data(web::Data::new(ctx.metrics.registry.clone()));
     let app = match &ctx.resolver {
         Some(resolver) => app.app_data(resolver.clone()),
+        None => app,
+    };
+    let app = match &ctx.read_replica {
+        Some(replica) => app.app_data(replica.clone()),
         None => app,
     };
     let app = app.app_data(ctx.served.clone());
@@ -569,34 +587,94 @@ pub async fn health() -> web::Json<Status> {
     web::Json(Status { status: "ok" })
 }
 
-/// Readiness: the database answers a query, and the server is not shutting down.
+/// Body of `/ready`: each database pool's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    pub pools: PoolStates,
+}
+
+/// The state of the primary's pool, and of the read replica's when `DATABASE_READ_URL` is
+/// set. Only the primary decides readiness: reads skip a replica that is down or lagging.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolStates {
+    pub primary: PoolStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<PoolStatus>,
+}
+
+/// One pool's state; `lag_ms` (the replica only) is how far its last check found it
+/// behind the primary.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolStatus {
+    pub state: PoolState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<u64>,
+}
+
+/// Readiness: the primary answers a query, and the server is not shutting down. The body
+/// names each pool's state (see [`Readiness`]).
 #[utoipa::path(tag = "ops", operation_id = "getReadiness",
     responses(
-        (status = 200, description = "Ready to serve", body = Status),
-        (status = 503, description = "`service_unavailable`: the database does not answer, or the server is draining for shutdown (from the first SIGTERM or SIGINT, while it still serves for a short grace before it stops accepting)"),
+        (status = 200, description = "Ready to serve; the body names each database pool's state (`primary`, and `replica` when `DATABASE_READ_URL` is set: `up`, `lagging` or `down`; a replica that is not `up` is skipped, reads go to the primary)", body = Readiness),
+        (status = 503, description = "`service_unavailable`: the primary does not answer, or the server is draining for shutdown (from the first SIGTERM or SIGINT, while it still serves for a short grace before it stops accepting); the problem carries the same `pools` member"),
     ))]
 #[get("/ready")]
 pub async fn ready(
+    req: HttpRequest,
     draining: web::Data<Draining>,
     pool: web::Data<PgPool>,
 ) -> Result<HttpResponse, AppError> {
+    let primary = primary_answers(&pool).await;
+    let pools = PoolStates {
+        primary: PoolStatus {
+            state: if primary.is_ok() {
+                PoolState::Up
+            } else {
+                PoolState::Down
+            },
+            lag_ms: None,
+        },
+        replica: req
+            .app_data::<web::Data<ReadReplica>>()
+            .map(|r| PoolStatus {
+                state: r.state(),
+                lag_ms: r.lag().map(|l| l.as_millis() as u64),
+            }),
+    };
     if draining.is_draining() {
         // Expected during every shutdown: answered without an error log line.
         let status = StatusCode::SERVICE_UNAVAILABLE;
-        let body = problem(
+        let mut body = problem(
             status,
             "service_unavailable",
             "the server is shutting down",
             &[],
         );
+        body.extensions.insert(
+            "pools".into(),
+            serde_json::to_value(&pools).unwrap_or_default(),
+        );
         return Ok(problem_response(status, &body, None));
     }
+    match primary {
+        Ok(()) => Ok(HttpResponse::Ok().json(Readiness {
+            status: "ready",
+            pools,
+        })),
+        Err(e) => Err(e.with_extension("pools", &pools)),
+    }
+}
+
+/// Whether the primary's pool hands out a connection that answers `SELECT 1`.
+async fn primary_answers(pool: &PgPool) -> Result<(), AppError> {
     let mut conn = pool.get().await?;
     diesel::sql_query("SELECT 1")
         .execute(&mut conn)
         .await
         .map_err(AppError::unavailable)?;
-    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
+    Ok(())
 }
 
 /// Prometheus text: request counts and latency histograms per route and status, pool

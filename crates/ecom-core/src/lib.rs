@@ -2,6 +2,7 @@
 //!
 //! - [`settings`]: typed settings and development-mode rules
 //! - [`db`], [`private_pg`], [`migrate`]: the pool, the private PostgreSQL, migrations
+//! - [`read_replica`]: the optional streaming replica for anonymous reads, and its lag
 //! - [`error`]: the one error type, rendered as problem+json
 //! - [`money`], [`pagination`]: exact money and the list envelope
 //! - [`access_token`], [`principal`]: bearer tokens, the caller, permissions
@@ -31,6 +32,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod principal;
 pub mod private_pg;
+pub mod read_replica;
 pub mod request_db;
 pub mod server;
 pub mod settings;

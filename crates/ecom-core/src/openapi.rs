@@ -9,8 +9,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{FieldError, Problem};
-use crate::http::{Status, health, metrics, ready};
+use crate::http::{PoolStates, PoolStatus, Readiness, Status, health, metrics, ready};
 use crate::money::{Money, MoneyInput};
+use crate::read_replica::PoolState;
 
 /// Name of the bearer-token security scheme; domain paths reference it.
 pub const BEARER: &str = "bearer";
@@ -26,7 +27,17 @@ pub const OAUTH2_PASSWORD: &str = "oauth2_password";
             sent as a two-place string. Lists are `{items, total, limit, offset}` with `limit` 1..=100.",
         license(name = "MIT")
     ),
-    components(schemas(Problem, FieldError, Status, Money, MoneyInput)),
+    components(schemas(
+        Problem,
+        FieldError,
+        Status,
+        Readiness,
+        PoolStates,
+        PoolStatus,
+        PoolState,
+        Money,
+        MoneyInput
+    )),
     modifiers(&SecuritySchemes),
     tags((name = "ops", description = "Liveness, readiness and metrics"))
 )]

@@ -9,8 +9,9 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 
-use crate::db::{PgPool, PooledConn};
-use crate::error::AppError;
+use crate::db::{PgConn, PgPool, PooledConn};
+use crate::error::{AppError, AppResult};
+use crate::read_replica::ReadReplica;
 
 /// The handler's way to the database: the request's kept connection, or a new one.
 pub struct Db {
@@ -35,6 +36,55 @@ impl Db {
     /// The pool itself, for services that take connections as they go.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Runs `read` on the read replica when the request carries no credentials (its answer
+    /// is the same for every anonymous caller, who may see it up to
+    /// `READ_REPLICA_MAX_LAG_MS` old), else on the primary: whoever has a token reads their
+    /// own writes. See [`Db::read_replica`].
+    pub async fn read_replica_if_anonymous<T>(
+        &self,
+        read: impl AsyncFn(&mut PgConn) -> AppResult<T>,
+    ) -> AppResult<T> {
+        if self.req.headers().contains_key(header::AUTHORIZATION) {
+            let mut conn = self.conn().await?;
+            return read(&mut conn).await;
+        }
+        self.read_replica(read).await
+    }
+
+    /// Runs `read` (which must only read) on the read replica while it is up and within
+    /// `READ_REPLICA_MAX_LAG_MS`, else on the primary. A read that fails on the replica with
+    /// a server error (the replica stopped, a query cancelled by replay) runs again on the
+    /// primary, and the replica is skipped until its next check finds it up: a replica
+    /// going away costs time, never an error.
+    pub async fn read_replica<T>(
+        &self,
+        read: impl AsyncFn(&mut PgConn) -> AppResult<T>,
+    ) -> AppResult<T> {
+        let replica = self.req.app_data::<web::Data<ReadReplica>>();
+        if let Some(replica) = replica
+            && let Some(pool) = replica.usable()
+        {
+            // The caller's connection (kept when a principal was resolved) is not needed.
+            self.req.extensions_mut().remove::<KeptConn>();
+            let outcome = match pool.get().await {
+                Ok(mut conn) => read(&mut conn).await,
+                Err(e) => Err(AppError::from(e)),
+            };
+            match outcome {
+                Err(e) if e.status().is_server_error() => {
+                    tracing::warn!(
+                        code = e.code(),
+                        "a read failed on the read replica; reading from the primary"
+                    );
+                    replica.mark_down();
+                }
+                outcome => return outcome,
+            }
+        }
+        let mut conn = self.conn().await?;
+        read(&mut conn).await
     }
 }
 

@@ -70,6 +70,11 @@ pub enum LogFormat {
 pub struct Settings {
     /// PostgreSQL URL; `None` means "run on the private PostgreSQL" (development mode).
     pub database_url: Option<SecretString>,
+    /// A streaming replica of the primary for anonymous catalog reads and the sales report;
+    /// `None`: every read on the primary.
+    pub database_read_url: Option<SecretString>,
+    /// How far behind the primary the replica may be before reads skip it.
+    pub read_replica_max_lag_ms: u64,
     pub secret_key: Option<SecretString>,
     /// Explicit `DEBUG`; see [`Settings::debug`] for the effective value.
     #[serde(rename = "debug")]
@@ -208,6 +213,7 @@ impl SettingsLoader {
             .and_then(|b| b.set_default("database_pool_size", 16))
             .and_then(|b| b.set_default("database_pool_timeout_ms", 3000))
             .and_then(|b| b.set_default("database_statement_timeout_ms", 15000))
+            .and_then(|b| b.set_default("read_replica_max_lag_ms", 1000))
             .and_then(|b| b.set_default("log_format", "text"))
             .and_then(|b| b.set_default("ecom_data_dir", "./.ecom"))
             .and_then(|b| b.set_default("cors_allowed_origins", ""))
@@ -284,6 +290,8 @@ fn env_source(vars: HashMap<String, String>) -> config::Environment {
 /// Every setting's environment name.
 pub const KNOWN_NAMES: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_READ_URL",
+    "READ_REPLICA_MAX_LAG_MS",
     "SECRET_KEY",
     "DEBUG",
     "PROJECT_NAME",
@@ -397,6 +405,15 @@ impl Settings {
                 return invalid("DATABASE_URL must start with postgres:// or postgresql://");
             }
         }
+        if let Some(url) = &self.database_read_url {
+            let u = url.expose();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return invalid("DATABASE_READ_URL must start with postgres:// or postgresql://");
+            }
+            if self.database_url.is_none() {
+                return invalid("DATABASE_READ_URL needs DATABASE_URL (the replica's primary)");
+            }
+        }
         for name in KNOWN_NAMES {
             if let Some((value, range)) = self.bounded_number(name)
                 && !range.contains(&value)
@@ -484,6 +501,8 @@ impl Settings {
                 (self.database_statement_timeout_ms.into(), 1..=3_600_000)
             }
             "DATABASE_LOCK_TIMEOUT_MS" => (self.database_lock_timeout_ms.into(), 1..=3_600_000),
+            // Below the replica check's own period (250 ms) the replica would flap.
+            "READ_REPLICA_MAX_LAG_MS" => (self.read_replica_max_lag_ms.into(), 250..=3_600_000),
             "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS" => (
                 self.database_idle_in_transaction_timeout_ms.into(),
                 1..=86_400_000,

@@ -143,9 +143,43 @@ async fn pool_that_cannot_connect_answers_503() {
     let res = app.get("/ready").await;
     res.assert_problem(503, "service_unavailable");
     assert!(res.json()["request_id"].is_string());
+    assert_eq!(res.json()["pools"]["primary"]["state"], "down");
     app.get("/t/bad-sql")
         .await
         .assert_problem(503, "service_unavailable");
+}
+
+/// A read replica that does not answer, or is not a replica at all (a primary given by
+/// mistake), is found down by its check: `/ready` names it and stays 200, since reads fall
+/// back to the primary. (A real streaming replica is tested over the local cluster.)
+#[actix_web::test]
+async fn a_read_replica_that_is_not_one_is_skipped_and_shown() {
+    use ecom_core::read_replica::{CHECK_EVERY, PoolState, ReadReplica};
+    let db = TestDb::new().await;
+    let max_lag = std::time::Duration::from_secs(1);
+    let options = ecom_core::db::PoolOptions {
+        max_size: 2,
+        wait_timeout: std::time::Duration::from_millis(500),
+        statement_timeout: std::time::Duration::from_secs(5),
+        application_name: "t".into(),
+    };
+    let dead = ecom_core::db::build_pool("postgres://postgres@127.0.0.1:1/none", &options)
+        .expect("lazy pool");
+    for replica_pool in [dead, db.pool()] {
+        let replica = ReadReplica::new(replica_pool, max_lag);
+        let checker = replica.spawn_checker(db.pool());
+        tokio::time::sleep(CHECK_EVERY * 4).await;
+        assert_eq!(replica.state(), PoolState::Down);
+        assert!(replica.usable().is_none());
+        let ctx = test_context(&db, vec![], &[]).with_read_replica(replica.clone());
+        let app = test_app(ctx).await;
+        let ready = app.get("/ready").await.assert_status(200).json();
+        assert_eq!(ready["pools"]["primary"]["state"], "up");
+        assert_eq!(ready["pools"]["replica"]["state"], "down");
+        let metrics = app.get("/metrics").await.assert_status(200).text();
+        assert!(metrics.contains("ecom_read_replica_state 2"), "{metrics}");
+        checker.abort();
+    }
 }
 
 #[actix_web::test]
@@ -236,7 +270,10 @@ async fn real_socket_server_serves_and_stops_gracefully() {
         .await;
     res.assert_status(200);
     assert_eq!(res.header("x-request-id"), Some("socket-1"));
-    assert_eq!(&res.body[..], br#"{"status":"ready"}"#);
+    assert_eq!(
+        &res.body[..],
+        br#"{"status":"ready","pools":{"primary":{"state":"up"}}}"#
+    );
     server.stop().await;
 }
 

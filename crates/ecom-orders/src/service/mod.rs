@@ -30,8 +30,8 @@ pub use lifecycle::{
 };
 pub use queries::{get_order, get_order_for, list_orders, list_user_orders};
 pub use reports::{
-    MAX_REPORT_DAYS, MAX_TOP_PRODUCTS, daily_sales, orders_by_status, sales_report, sales_totals,
-    top_products,
+    MAX_REPORT_DAYS, MAX_TOP_PRODUCTS, build_rollups, daily_sales, orders_by_status,
+    read_sales_report, sales_report, sales_totals, top_products,
 };
 pub use settlement::{
     MANUAL_PAYMENT, NoPayments, PAYMENT_CAPTURED, PaidBy, PaidOutcome, PaymentsPort, REFUNDED,

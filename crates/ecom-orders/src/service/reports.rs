@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
@@ -473,7 +473,25 @@ pub async fn sales_report(
     top: i64,
 ) -> Result<SalesReport> {
     check_top(top)?;
-    in_snapshot(conn, range, |conn, src| {
+    build_rollups(conn, range).await?;
+    read_sales_report(conn, range, top).await
+}
+
+/// Builds the rollups missing for a report of `range` (on the primary): what
+/// [`sales_report`] does before reading, for a caller that reads elsewhere.
+pub async fn build_rollups(conn: &mut AsyncPgConnection, range: ReportRange) -> Result<()> {
+    rollup::ensure(conn, range, Utc::now()).await
+}
+
+/// [`sales_report`] without building rollups: only reads, so it runs on a read replica
+/// (which then uses the rollups it has replayed, and the orders for the rest).
+pub async fn read_sales_report(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    top: i64,
+) -> Result<SalesReport> {
+    check_top(top)?;
+    read_in_snapshot(conn, range, Utc::now(), |conn, src| {
         Box::pin(async move {
             let statuses = status_rows(conn, src).await?;
             Ok(SalesReport {
@@ -501,6 +519,17 @@ async fn in_snapshot<T>(
 ) -> Result<T> {
     let now = Utc::now();
     rollup::ensure(conn, range, now).await?;
+    read_in_snapshot(conn, range, now, figures).await
+}
+
+/// Reads `figures` in one [`snapshot`] from the period's sources as of `now`, as the
+/// rollups stand (nothing is written).
+async fn read_in_snapshot<T>(
+    conn: &mut AsyncPgConnection,
+    range: ReportRange,
+    now: DateTime<Utc>,
+    figures: impl for<'c> FnOnce(&'c mut AsyncPgConnection, &'c Sources) -> Figures<'c, T> + Send,
+) -> Result<T> {
     snapshot(conn)
         .run(async |conn| {
             let src = rollup::sources(conn, range, now).await?;
