@@ -409,7 +409,7 @@ async fn one_store() {
     eprintln!("cluster test 1: {} ms in all", ms(began.elapsed()));
 }
 
-/// The primary's and every replica's direct URL, then HAProxy: where round-robin goes.
+/// Every `ecom` process directly, then HAProxy: the doors round-robin goes through.
 fn every_door(cluster: &Cluster) -> Vec<String> {
     let mut doors = cluster.replicas.clone();
     doors.push(cluster.url.clone());
@@ -1175,14 +1175,13 @@ async fn kill_loses_only_requests_in_flight(cluster: &Cluster, shop: &Shop, brow
         .filter(|a| a.done < kill_issued || a.done > kill_done + Duration::from_secs(1))
         .map(|a| format!("{} {:?}", a.key, a.outcome))
         .collect();
+    // By status, or by what the client said (awc names a connection HAProxy closed while
+    // its request was in flight on the killed replica `Connect(Disconnected)`).
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
     for a in &failed {
         let kind = match &a.outcome {
             Outcome::Status(s) => s.to_string(),
-            Outcome::Refused(_) => "refused".into(),
-            Outcome::Lost(_) => "lost".into(),
-            Outcome::Incomplete(_) => "incomplete".into(),
-            Outcome::Placed(_) => "placed".into(),
+            other => other.failure().unwrap_or_default().to_string(),
         };
         *kinds.entry(kind).or_default() += 1;
     }
@@ -1289,7 +1288,7 @@ async fn standby_restart_under_catalog_load(cluster: &Cluster, browse: &[i64]) {
     );
     eprintln!(
         "h (standby stopped {} ms, under {BROWSERS} catalog clients): {} reads, {} failed, statuses {:?}; \
-         while stopped: {during}; /ready `down` probes per process {down_seen:?}; `up` on all {} ms after start-standby returned + 3 s",
+         while stopped: {during}; /ready `down` probes per process {down_seen:?}; `up` on all within {} ms of looking again (3 s after start-standby returned)",
         ms(start_issued - stop_issued),
         reads.attempts.len(),
         reads.failures().len(),
