@@ -8,26 +8,23 @@
 //! Each prints its figures (`cargo test -p ecom-api --test e2e drills -- --nocapture`).
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::Child;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ecom_core::private_pg::{LaunchOptions, PrivatePostgres, StopMode};
 use ecom_testkit::{TEST_SECRET, http_client};
-use serde_json::{Value, json};
 
-use crate::PASSWORD;
 use crate::binary::{drain_bound, free_port, send_signal, spawn_ecom, wait_exit, wait_healthy};
+use crate::load::{
+    self, Attempt, OnNoAnswer, OrderLoad, Outcome, Record, Shop, admin_token,
+    assert_acknowledged_orders_stored, ms, stock_shop, stored, wait_acks,
+};
 
 const SHOPPERS: usize = 16;
 const PRODUCTS: usize = 4;
-const STOCK: i64 = 1_000_000;
-/// Pause before retrying a failed attempt (real clients would honour `Retry-After`; the
-/// drill retries sooner to see how fast the store comes back).
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// How long one drill may run at most; it normally takes a fraction of this.
 const DRILL_BOUND: Duration = Duration::from_secs(120);
 
@@ -93,36 +90,6 @@ impl Stack {
             .collect::<Vec<_>>()
             .join("\n")
     }
-
-    /// Rows of a query, tab-separated columns, straight from the database.
-    fn query(&self, sql: &str) -> Vec<Vec<String>> {
-        // The client of the server's own installation, else whichever is on PATH.
-        let psql = ecom_core::private_pg::find_binaries()
-            .map(|dir| dir.join("psql"))
-            .filter(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from("psql"));
-        let output = Command::new(psql)
-            .args([
-                &self.url,
-                "-X",
-                "-A",
-                "-t",
-                "-F",
-                "\t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ])
-            .output()
-            .expect("psql runs");
-        crate::assert_ran(&output, sql);
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split('\t').map(str::to_string).collect())
-            .collect()
-    }
 }
 
 impl Drop for Stack {
@@ -140,246 +107,12 @@ impl Drop for Stack {
     }
 }
 
-/// The catalog and the shoppers of a drill.
-struct Shop {
-    products: Vec<i64>,
-    shoppers: Vec<String>,
-}
-
-async fn post(url: String, body: Value, token: Option<&str>) -> (u16, Value) {
-    let mut req = http_client().post(url);
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let mut res = req.send_json(&body).await.expect("answers");
-    let bytes = res.body().await.expect("body");
-    (
-        res.status().as_u16(),
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-/// A POST of the seeding that must answer `expected`; its body.
-async fn seeded(url: String, body: Value, token: Option<&str>, expected: u16) -> Value {
-    let (status, answer) = post(url.clone(), body, token).await;
-    assert_eq!(status, expected, "{url}: {answer}");
-    answer
-}
-
-async fn login(base: &str, email: &str) -> String {
-    let credentials = json!({"email": email, "password": PASSWORD});
-    let pair = seeded(format!("{base}/auth/login"), credentials, None, 200).await;
-    pair["access_token"]
-        .as_str()
-        .expect("access token")
-        .to_string()
-}
-
 /// An administrator (as `ecom create-admin` makes one), products with a large stock
 /// created through the API, and 16 signed-up shoppers.
 async fn seed(stack: &Stack) -> Shop {
     let base = stack.base();
-    let mut conn = ecom_core::db::connect(&stack.url).await.expect("connect");
-    ecom_auth::service::accounts::create_admin(&mut conn, "root@drill.example", PASSWORD.into())
-        .await
-        .expect("admin");
-    drop(conn);
-    let admin = login(&base, "root@drill.example").await;
-    let mut products = Vec::new();
-    for i in 0..PRODUCTS {
-        let item = json!({"name": format!("Drill item {i}"), "description": "", "price": "2.50", "stock": STOCK});
-        let product = seeded(format!("{base}/products"), item, Some(&admin), 201).await;
-        products.push(product["id"].as_i64().expect("product id"));
-    }
-    let mut shoppers = Vec::new();
-    for i in 0..SHOPPERS {
-        let email = format!("shopper{i}@drill.example");
-        let credentials = json!({"email": email, "password": PASSWORD});
-        seeded(format!("{base}/auth/register"), credentials, None, 201).await;
-        shoppers.push(login(&base, &email).await);
-    }
-    Shop { products, shoppers }
-}
-
-/// How one attempt to place an order ended.
-#[derive(Debug, Clone)]
-enum Outcome {
-    /// 201 with the order's id.
-    Placed(i64),
-    /// Any other complete answer.
-    Status(u16),
-    /// No connection: the request never reached the server.
-    Refused,
-    /// The connection failed after it was made, before an answer's head arrived.
-    Lost(String),
-    /// The head arrived but the body did not: a reset mid-response.
-    Incomplete(String),
-}
-
-impl Outcome {
-    /// What the client library said about a failed exchange.
-    fn failure(&self) -> Option<&str> {
-        match self {
-            Outcome::Lost(why) | Outcome::Incomplete(why) => Some(why),
-            _ => None,
-        }
-    }
-}
-
-struct Attempt {
-    key: String,
-    sent: Instant,
-    done: Instant,
-    outcome: Outcome,
-}
-
-struct Ack {
-    order_id: i64,
-    key: String,
-    units: Vec<(i64, i64)>,
-    sent: Instant,
-}
-
-/// What every shopper saw, shared by the single-threaded clients.
-#[derive(Default)]
-struct Record {
-    attempts: Vec<Attempt>,
-    acks: Vec<Ack>,
-    /// Keys given up on without an acknowledgement, with why.
-    unanswered: Vec<(String, Outcome)>,
-}
-
-impl Record {
-    fn statuses(&self) -> BTreeMap<u16, usize> {
-        let mut counts = BTreeMap::new();
-        for a in &self.attempts {
-            if let Outcome::Status(s) = a.outcome {
-                *counts.entry(s).or_default() += 1;
-            }
-        }
-        counts
-    }
-
-    fn count(&self, what: fn(&Outcome) -> bool) -> usize {
-        self.attempts.iter().filter(|a| what(&a.outcome)).count()
-    }
-
-    /// The first acknowledgement of a request sent at or after `t`.
-    fn first_ack_sent_after(&self, t: Instant) -> Option<Instant> {
-        self.attempts
-            .iter()
-            .filter(|a| a.sent >= t && matches!(a.outcome, Outcome::Placed(_)))
-            .map(|a| a.done)
-            .min()
-    }
-}
-
-/// What a shopper does when an attempt gets no answer.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnNoAnswer {
-    /// Retry with the same key (the database drill: the server stays up).
-    Retry,
-    /// Give the key up and stop (the shutdown drill: the server is going away).
-    Stop,
-}
-
-/// How an answer (or its absence) reads. awc's error types are not reachable from this
-/// crate, so the variant name in their `Debug` output tells a refused connection.
-fn outcome_of_error(debug: String) -> Outcome {
-    if debug.starts_with("Connect(") {
-        Outcome::Refused
-    } else {
-        Outcome::Lost(debug)
-    }
-}
-
-fn outcome_of_answer(status: u16, body: Result<actix_web::web::Bytes, String>) -> Outcome {
-    match body {
-        Err(e) => Outcome::Incomplete(format!("{status}: {e}")),
-        Ok(bytes) if status == 201 => {
-            let order: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            match order["id"].as_i64() {
-                Some(id) => Outcome::Placed(id),
-                None => Outcome::Incomplete(format!("201 without an order: {order}")),
-            }
-        }
-        Ok(_) => Outcome::Status(status),
-    }
-}
-
-/// One shopper: order after order, each with a fresh key retried until acknowledged,
-/// until `stop` is set (the key in hand is still seen through) or `deadline` passes.
-#[allow(clippy::too_many_arguments)]
-async fn shopper(
-    index: usize,
-    base: String,
-    token: String,
-    products: Vec<i64>,
-    record: Rc<RefCell<Record>>,
-    stop: Rc<Cell<bool>>,
-    on_no_answer: OnNoAnswer,
-    deadline: Instant,
-) {
-    let client = http_client();
-    let place = async |key: &str, body: &Value| -> Outcome {
-        let sent = client
-            .post(format!("{base}/orders"))
-            .timeout(Duration::from_secs(20))
-            .bearer_auth(&token)
-            .insert_header(("Idempotency-Key", key))
-            .send_json(body)
-            .await;
-        match sent {
-            Err(e) => outcome_of_error(format!("{e:?}")),
-            Ok(mut res) => {
-                let status = res.status().as_u16();
-                let body = res.body().await.map_err(|e| format!("{e:?}"));
-                outcome_of_answer(status, body)
-            }
-        }
-    };
-    let mut n = 0usize;
-    while !stop.get() {
-        n += 1;
-        let key = format!("drill-{index}-{n}");
-        let units = vec![
-            (products[(index + n) % products.len()], 1 + (n % 3) as i64),
-            (products[(index + n + 1) % products.len()], 1),
-        ];
-        let body = json!({"items": units.iter().map(|(p, q)| json!({"product_id": p, "quantity": q})).collect::<Vec<_>>()});
-        loop {
-            let sent = Instant::now();
-            let outcome = place(&key, &body).await;
-            let done = Instant::now();
-            record.borrow_mut().attempts.push(Attempt {
-                key: key.clone(),
-                sent,
-                done,
-                outcome: outcome.clone(),
-            });
-            let retry = match &outcome {
-                Outcome::Placed(order_id) => {
-                    record.borrow_mut().acks.push(Ack {
-                        order_id: *order_id,
-                        key: key.clone(),
-                        units: units.clone(),
-                        sent,
-                    });
-                    break;
-                }
-                Outcome::Status(s) if *s >= 500 => true,
-                Outcome::Status(_) => false,
-                Outcome::Refused | Outcome::Lost(_) | Outcome::Incomplete(_) => {
-                    on_no_answer == OnNoAnswer::Retry
-                }
-            };
-            if !retry || Instant::now() > deadline {
-                record.borrow_mut().unanswered.push((key.clone(), outcome));
-                return;
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
-        }
-    }
+    let admin = admin_token(&base, &stack.url, "root@drill.example").await;
+    stock_shop(&base, &admin, "drill", PRODUCTS, SHOPPERS).await
 }
 
 fn start_shoppers(
@@ -389,114 +122,13 @@ fn start_shoppers(
     stop: &Rc<Cell<bool>>,
     on_no_answer: OnNoAnswer,
 ) -> Vec<actix_web::rt::task::JoinHandle<()>> {
-    let deadline = Instant::now() + DRILL_BOUND;
-    shop.shoppers
-        .iter()
-        .enumerate()
-        .map(|(i, token)| {
-            actix_web::rt::spawn(shopper(
-                i,
-                stack.base(),
-                token.clone(),
-                shop.products.clone(),
-                record.clone(),
-                stop.clone(),
-                on_no_answer,
-                deadline,
-            ))
-        })
-        .collect()
-}
-
-/// Waits (bounded) until `n` more orders are acknowledged.
-async fn wait_acks(record: &Rc<RefCell<Record>>, n: usize) {
-    let target = record.borrow().acks.len() + n;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while record.borrow().acks.len() < target {
-        assert!(
-            Instant::now() < deadline,
-            "orders stopped being acknowledged"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Where the database itself stands after a drill, from the tables.
-struct Stored {
-    /// order id → its Idempotency-Key.
-    orders: HashMap<i64, String>,
-    orders_without_lines: usize,
-    /// product id → units taken off its stock.
-    stock_taken: HashMap<i64, i64>,
-    /// product id → units in order lines.
-    units_in_lines: HashMap<i64, i64>,
-}
-
-fn stored(stack: &Stack) -> Stored {
-    let int = |s: &str| s.parse::<i64>().expect("number");
-    let orders = stack
-        .query(
-            "SELECT o.id, coalesce(k.key, '') FROM orders o \
-             LEFT JOIN order_idempotency k ON k.order_id = o.id",
-        )
-        .into_iter()
-        .map(|r| (int(&r[0]), r[1].clone()))
-        .collect();
-    let orders_without_lines = int(&stack.query(
-        "SELECT count(*) FROM orders o \
-         WHERE NOT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id)",
-    )[0][0]) as usize;
-    let stock_taken = stack
-        .query("SELECT id, stock FROM products")
-        .into_iter()
-        .map(|r| (int(&r[0]), STOCK - int(&r[1])))
-        .collect();
-    let units_in_lines = stack
-        .query("SELECT product_id, sum(quantity) FROM order_lines GROUP BY product_id")
-        .into_iter()
-        .map(|r| (int(&r[0]), int(&r[1])))
-        .collect();
-    Stored {
-        orders,
-        orders_without_lines,
-        stock_taken,
-        units_in_lines,
-    }
-}
-
-/// Every acknowledged order is stored once under its key, with lines, and the stock went
-/// down by exactly the units acknowledged.
-fn assert_acknowledged_orders_stored(record: &Record, db: &Stored) {
-    let mut acked_ids = HashSet::new();
-    let mut units: HashMap<i64, i64> = HashMap::new();
-    for ack in &record.acks {
-        assert!(
-            acked_ids.insert(ack.order_id),
-            "order {} acknowledged twice",
-            ack.order_id
-        );
-        assert_eq!(
-            db.orders.get(&ack.order_id),
-            Some(&ack.key),
-            "acknowledged order {} is not stored under its key",
-            ack.order_id
-        );
-        for (product, quantity) in &ack.units {
-            *units.entry(*product).or_default() += quantity;
-        }
-    }
-    assert_eq!(db.orders_without_lines, 0, "orders without lines");
-    let taken: HashMap<i64, i64> = db
-        .stock_taken
-        .iter()
-        .filter(|(_, t)| **t != 0)
-        .map(|(k, v)| (*k, *v))
-        .collect();
-    assert_eq!(taken, units, "stock decrease = units acknowledged");
-    assert_eq!(
-        db.units_in_lines, units,
-        "units in order lines = units acknowledged"
-    );
+    let load = OrderLoad {
+        base: stack.base(),
+        keys: "drill",
+        on_no_answer,
+        deadline: Instant::now() + DRILL_BOUND,
+    };
+    load::start_shoppers(&load, shop, record, stop)
 }
 
 /// What the drill saw around one PostgreSQL restart.
@@ -581,10 +213,6 @@ fn print_timeline(record: &Record, t: Instant) {
 /// When a `/ready` probe was answered, and its status (`None`: no connection).
 type Probe = (Instant, Option<u16>);
 
-fn ms(d: Duration) -> u128 {
-    d.as_millis()
-}
-
 /// Runs a drill, failing it when it outlives [`DRILL_BOUND`] instead of hanging.
 async fn within_drill_bound(drill: impl std::future::Future<Output = ()>) {
     tokio::time::timeout(DRILL_BOUND, drill)
@@ -625,10 +253,10 @@ async fn postgres_restart_drill() {
     }
     let load_ended = Instant::now();
     let record = record.borrow();
-    let db = stored(&stack);
+    let db = stored(&stack.url, &shop);
 
     let statuses = record.statuses();
-    let refused = record.count(|o| matches!(o, Outcome::Refused));
+    let refused = record.count(|o| matches!(o, Outcome::Refused(_)));
     let lost = record.count(|o| matches!(o, Outcome::Lost(_)));
     let incomplete = record.count(|o| matches!(o, Outcome::Incomplete(_)));
     eprintln!(
@@ -759,7 +387,7 @@ async fn sigterm_drill() {
     probing.await.expect("probe task");
     let record = record.borrow();
     let probes = probes.borrow();
-    let db = stored(&stack);
+    let db = stored(&stack.url, &shop);
 
     let first_503 = probes
         .iter()
@@ -782,7 +410,7 @@ async fn sigterm_drill() {
         .filter(|a| a.sent < listener_closed && a.done > listener_closed)
         .count();
     let statuses = record.statuses();
-    let refused = record.count(|o| matches!(o, Outcome::Refused));
+    let refused = record.count(|o| matches!(o, Outcome::Refused(_)));
     let lost: Vec<&Attempt> = record
         .attempts
         .iter()

@@ -4,10 +4,12 @@
 mod auth;
 mod binary;
 mod catalog;
+mod cluster;
 mod contract;
 mod drills;
 mod events;
 mod legacy;
+mod load;
 mod ops;
 mod orders;
 mod schema_files;
