@@ -14,6 +14,7 @@
 #   CLUSTER_REPLICAS  ecom processes (default 3)
 #   ECOM_BIN          the binary (default: cargo build --release, target/release/ecom)
 #   CLUSTER_PORT      HAProxy's port (default: a free one)
+#   CLUSTER_WAIT_SECONDS  the limit of every wait (default 60)
 #   CLUSTER_SYNCHRONOUS_STANDBY=1  commits wait until the standby has applied them
 #                     (synchronous_commit = remote_apply): an anonymous read that follows a
 #                     write sees it, for scripts that check exactly that (the SDK journey)
@@ -131,8 +132,9 @@ url_port() {
   printf '%s\n' "${port%%/*}"
 }
 
-# Starts `$@` in a session of its own (so a Ctrl-C at the caller's terminal does not reach
-# it), output appended to $LOGFILE, stdin closed; sets SPAWNED to its pid.
+# Starts the command after $1 in a session of its own (a Ctrl-C at the caller's terminal
+# does not reach it), its output appended to the log $1, stdin closed; sets SPAWNED to its
+# pid (setsid execs in place, so that is the command's own).
 spawn() {
   local logfile="$1"
   shift
