@@ -7,6 +7,7 @@
 #                      there, the server runs on its own private PostgreSQL in a temp folder
 #   CONTRACT_VENV      the virtualenv of sdk/requirements.txt (default target/contract-venv)
 #   LOCALSTRIPE_VENV   localstripe's virtualenv (see sdk/localstripe.sh)
+#   CLUSTER_REPLICAS   ecom processes of start_cluster's cluster (default 3)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ECOM_BIN="${ECOM_BIN:-$ROOT/target/debug/ecom}"
@@ -107,6 +108,47 @@ stop_server() {
   fi
   if [[ -n "${DB_NAME:-}" ]]; then
     psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  [[ -n "${WORK:-}" ]] && rm -rf "$WORK"
+  exit "$status"
+}
+
+# Starts a local cluster (deploy/local-cluster.sh) in $WORK/cluster instead of one server:
+# a PostgreSQL primary and its streaming replica, CLUSTER_REPLICAS ecom processes with the
+# server's settings and HAProxy in front. Sets BASE_URL (HAProxy) and CLUSTER_DIR; creates
+# the administrator on the primary. Registers cleanup on EXIT.
+start_cluster() {
+  ensure_binary
+  work_dir
+  CLUSTER_DIR="$WORK/cluster"
+  trap stop_cluster EXIT
+  # The journey checks anonymous reads right after writes (a product's stock once an order
+  # is cancelled): commits wait for the standby's replay, so the replica's reads are fresh
+  # here (elsewhere they may be up to READ_REPLICA_MAX_LAG_MS behind, as documented).
+  local started
+  started="$(env -i PATH="$PATH" HOME="$WORK" "${SERVER_ENV[@]}" CLUSTER_DIR="$CLUSTER_DIR" \
+    ECOM_BIN="$ECOM_BIN" CLUSTER_REPLICAS="${CLUSTER_REPLICAS:-3}" CLUSTER_SYNCHRONOUS_STANDBY=1 \
+    "$ROOT/deploy/local-cluster.sh" start)"
+  BASE_URL="$(sed -n 's/^url: //p' <<<"$started")"
+  CLUSTER_DATABASE_URL="$(sed -n 's/^database: //p' <<<"$started")"
+  [[ -n "$BASE_URL" && -n "$CLUSTER_DATABASE_URL" ]] || { log "unexpected output of start: $started"; return 1; }
+  printf '%s\n' "$ADMIN_PASSWORD" | (cd "$WORK" && env -i PATH="$PATH" HOME="$WORK" \
+    DATABASE_URL="$CLUSTER_DATABASE_URL" SECRET_KEY="$SECRET" LOG_FORMAT=text RUST_LOG=warn \
+    "$ECOM_BIN" create-admin --email "$ADMIN_EMAIL" --password-stdin) >/dev/null
+  log "cluster of ${CLUSTER_REPLICAS:-3} ecom processes behind HAProxy at $BASE_URL"
+}
+
+stop_cluster() {
+  local status=$?
+  CLUSTER_DIR="$CLUSTER_DIR" "$ROOT/deploy/local-cluster.sh" stop || true
+  stop_localstripe
+  if [[ $status -ne 0 ]]; then
+    local file
+    for file in "$CLUSTER_DIR"/logs/{ecom-*,haproxy,primary,standby}.log; do
+      [[ -f "$file" ]] || continue
+      log "$(basename "$file") (last 30 lines):"
+      tail -n 30 "$file" >&2 || true
+    done
   fi
   [[ -n "${WORK:-}" ]] && rm -rf "$WORK"
   exit "$status"
