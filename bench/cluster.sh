@@ -81,6 +81,8 @@ wait_replica_up() {
   done
 }
 
+# Other work on the machine skews every figure: the load average is printed with them.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 results=()
 for replicas in $topologies; do
   echo "bench: cluster of $replicas ecom process(es)" >&2
@@ -111,6 +113,7 @@ done
 
 echo
 echo "catalog reads through HAProxy, wrk -t2 -c$connections -d$duration, $products products, $(nproc) cores"
+echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-10s %-8s %-9s %10s %9s %9s %8s %s\n' processes via scenario req/s p50_ms p99_ms non-2xx socket_errors
 for row in "${results[@]}"; do
   # shellcheck disable=SC2086
