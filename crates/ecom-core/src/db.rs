@@ -369,10 +369,7 @@ pub struct PoolCollector {
 
 impl PoolCollector {
     pub fn new(pool: PgPool) -> Self {
-        let desc = |name: &str, help: &str| {
-            prometheus::core::Desc::new(name.into(), help.into(), vec![], Default::default())
-                .expect("static metric description is valid")
-        };
+        let desc = metric_desc;
         let descs = vec![
             desc(
                 "ecom_db_pool_max_size",
@@ -405,17 +402,29 @@ impl prometheus::core::Collector for PoolCollector {
         self.descs
             .iter()
             .zip(values)
-            .map(|(desc, value)| {
-                let gauge = prometheus::Gauge::with_opts(prometheus::Opts::new(
-                    desc.fq_name.clone(),
-                    desc.help.clone(),
-                ))
-                .expect("static gauge options are valid");
-                gauge.set(value as f64);
-                prometheus::core::Collector::collect(&gauge).remove(0)
-            })
+            .map(|(desc, value)| gauge_family(desc, value as f64))
             .collect()
     }
+}
+
+/// A metric description, for collectors that read their values at scrape time.
+pub(crate) fn metric_desc(name: &str, help: &str) -> prometheus::core::Desc {
+    prometheus::core::Desc::new(name.into(), help.into(), vec![], Default::default())
+        .expect("static metric description is valid")
+}
+
+/// One gauge's family with `value`, read at scrape time.
+pub(crate) fn gauge_family(
+    desc: &prometheus::core::Desc,
+    value: f64,
+) -> prometheus::proto::MetricFamily {
+    let gauge = prometheus::Gauge::with_opts(prometheus::Opts::new(
+        desc.fq_name.clone(),
+        desc.help.clone(),
+    ))
+    .expect("static gauge options are valid");
+    gauge.set(value);
+    prometheus::core::Collector::collect(&gauge).remove(0)
 }
 
 /// The database the server runs on: the configured one, or the private PostgreSQL.

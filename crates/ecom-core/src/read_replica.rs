@@ -185,10 +185,7 @@ pub struct ReplicaCollector {
 
 impl ReplicaCollector {
     pub fn new(replica: Arc<ReadReplica>) -> Self {
-        let desc = |name: &str, help: &str| {
-            prometheus::core::Desc::new(name.into(), help.into(), vec![], Default::default())
-                .expect("static metric description is valid")
-        };
+        let desc = crate::db::metric_desc;
         let descs = vec![
             desc(
                 "ecom_read_replica_state",
@@ -214,15 +211,7 @@ impl prometheus::core::Collector for ReplicaCollector {
         self.descs
             .iter()
             .zip([Some(state), lag])
-            .filter_map(|(desc, value)| {
-                let gauge = prometheus::Gauge::with_opts(prometheus::Opts::new(
-                    desc.fq_name.clone(),
-                    desc.help.clone(),
-                ))
-                .expect("static gauge options are valid");
-                gauge.set(value?);
-                Some(prometheus::core::Collector::collect(&gauge).remove(0))
-            })
+            .filter_map(|(desc, value)| Some(crate::db::gauge_family(desc, value?)))
             .collect()
     }
 }

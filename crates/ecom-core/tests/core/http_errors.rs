@@ -125,20 +125,22 @@ async fn server_errors_hide_internals_and_carry_the_request_id() {
     }
 }
 
-#[actix_web::test]
-async fn pool_that_cannot_connect_answers_503() {
-    let db = TestDb::new().await;
-    let mut ctx = test_context(&db, vec![support::module()], &[]);
+/// A pool of a database nobody serves: nothing listens on port 1.
+fn dead_pool() -> ecom_core::db::PgPool {
     let options = ecom_core::db::PoolOptions {
         max_size: 2,
         wait_timeout: std::time::Duration::from_millis(500),
         statement_timeout: std::time::Duration::from_secs(5),
         application_name: "t".into(),
     };
-    // Nothing listens on port 1.
-    let dead = ecom_core::db::build_pool("postgres://postgres@127.0.0.1:1/none", &options)
-        .expect("lazy pool");
-    ctx.pool = actix_web::web::Data::new(dead);
+    ecom_core::db::build_pool("postgres://postgres@127.0.0.1:1/none", &options).expect("lazy pool")
+}
+
+#[actix_web::test]
+async fn pool_that_cannot_connect_answers_503() {
+    let db = TestDb::new().await;
+    let mut ctx = test_context(&db, vec![support::module()], &[]);
+    ctx.pool = actix_web::web::Data::new(dead_pool());
     let app = test_app(ctx).await;
     let res = app.get("/ready").await;
     res.assert_problem(503, "service_unavailable");
@@ -157,15 +159,7 @@ async fn a_read_replica_that_is_not_one_is_skipped_and_shown() {
     use ecom_core::read_replica::{CHECK_EVERY, PoolState, ReadReplica};
     let db = TestDb::new().await;
     let max_lag = std::time::Duration::from_secs(1);
-    let options = ecom_core::db::PoolOptions {
-        max_size: 2,
-        wait_timeout: std::time::Duration::from_millis(500),
-        statement_timeout: std::time::Duration::from_secs(5),
-        application_name: "t".into(),
-    };
-    let dead = ecom_core::db::build_pool("postgres://postgres@127.0.0.1:1/none", &options)
-        .expect("lazy pool");
-    for replica_pool in [dead, db.pool()] {
+    for replica_pool in [dead_pool(), db.pool()] {
         let replica = ReadReplica::new(replica_pool, max_lag);
         let checker = replica.spawn_checker(db.pool());
         tokio::time::sleep(CHECK_EVERY * 4).await;
