@@ -12,7 +12,7 @@
 //! sequence: the e2e binary shares two cores with the other tests.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::rc::Rc;
@@ -29,6 +29,7 @@ use crate::load::{
     assert_acknowledged_orders_stored, login, ms, outcome_of_answer, outcome_of_error, query,
     query_number, seeded, stock_shop, stored,
 };
+use crate::webhook_drill::SlowReceiver;
 
 /// The script under test, from the repository root.
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/local-cluster.sh");
@@ -391,6 +392,8 @@ async fn one_store() {
         ("LOGIN_MAX_FAILURES_PER_ADDRESS", "1000"),
         ("ORDER_PAYMENT_WINDOW_SECONDS", window.as_str()),
         ("READ_REPLICA_MAX_LAG_MS", lag.as_str()),
+        // The webhook receiver of e listens on loopback.
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
     ])
     .await;
     eprintln!(
@@ -660,8 +663,10 @@ async fn idempotency_key_replays_on_another_replica(cluster: &Cluster, admin: &s
     );
 }
 
-/// e. Unpaid orders expire once although replica 1 is killed right after placing them;
-/// the migrations ran once although every replica started at once.
+/// e. Unpaid orders expire once although replica 1 is killed right after placing them,
+/// and the event dispatcher (the fan-out consumer's cursor, the delivery leases) carries
+/// every one of their events to a webhook once per event; the migrations ran once although
+/// every replica started at once.
 async fn background_work_is_done_once(cluster: &Cluster, admin: &str) {
     const ORDERS: usize = 30;
     const START: i64 = 1000;
@@ -670,6 +675,17 @@ async fn background_work_is_done_once(cluster: &Cluster, admin: &str) {
         product(cluster, admin, "Unpaid kettle", START).await,
         product(cluster, admin, "Unpaid teapot", START).await,
     ];
+    // Answers in 200 ms, so deliveries are in flight when replica 1 dies.
+    let receiver = SlowReceiver::start();
+    let endpoint = call(
+        Method::POST,
+        &format!("{}/admin/webhooks", cluster.url),
+        Some(admin),
+        None,
+        Some(&json!({"url": receiver.url, "events": ["order.created", "order.cancelled"]})),
+    )
+    .await;
+    assert_eq!(endpoint.status, 201, "{}", endpoint.body);
     // Three clients of ten orders each, through HAProxy.
     let handles: Vec<_> = (0..3)
         .map(|client| {
@@ -779,12 +795,70 @@ async fn background_work_is_done_once(cluster: &Cluster, admin: &str) {
         "more than one process applied migrations: {appliers:?}"
     );
 
+    // Every order's two events reach the receiver, though replica 1 died with deliveries
+    // leased (they go again when the 30 s lease ends); one delivery per event, whichever
+    // replicas fanned them out.
+    let bound = Duration::from_secs(60);
+    let expected: BTreeSet<(String, i64)> = orders
+        .iter()
+        .flat_map(|id| {
+            [
+                ("order.created".to_string(), *id),
+                ("order.cancelled".to_string(), *id),
+            ]
+        })
+        .collect();
+    let got = loop {
+        let got = receiver.got();
+        let arrived: BTreeSet<(String, i64)> = got
+            .iter()
+            .map(|(_, kind, order)| (kind.clone(), *order))
+            .collect();
+        if expected.is_subset(&arrived) {
+            break got;
+        }
+        assert!(
+            placed.elapsed() < bound,
+            "{} of {} order events not delivered {} ms after replica 1 was killed",
+            expected.difference(&arrived).count(),
+            expected.len(),
+            ms(placed.elapsed())
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let all_delivered = placed.elapsed();
+    receiver.handle.stop(false).await;
+    // Only these orders' events: the earlier scenarios' unpaid orders expire too.
+    let got: Vec<_> = got
+        .into_iter()
+        .filter(|(_, _, order)| orders.contains(order))
+        .collect();
+    let webhook_ids: BTreeSet<i64> = got.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(
+        webhook_ids.len(),
+        expected.len(),
+        "one webhook-id per event: {got:?}"
+    );
+    let deliveries_per_event = query(
+        &cluster.database_url,
+        "SELECT count(*), count(DISTINCT (endpoint_id, event_id)) FROM webhook_deliveries",
+    );
+    assert_eq!(
+        deliveries_per_event[0][0], deliveries_per_event[0][1],
+        "one delivery per event and endpoint"
+    );
+    let resent = got.len() - webhook_ids.len();
+
     cluster.run(&["start-ecom", "1"], COMMAND_BOUND).await;
     eprintln!(
         "e (background work): {ORDERS} unpaid orders all cancelled {} ms after replica 1 was killed, \
-         each once (payment_timeout), stock back to {START}; {recorded} migrations recorded once each, \
+         each once (payment_timeout), stock back to {START}; their {} events delivered to a webhook \
+         {} ms after the kill, one delivery and webhook-id each ({resent} sent again after the \
+         kill: a receiver drops them by webhook-id); {recorded} migrations recorded once each, \
          applied by {} of the processes' logs",
         ms(all_cancelled),
+        expected.len(),
+        ms(all_delivered),
         appliers.len()
     );
 }

@@ -29,17 +29,18 @@ const RECEIVER_DELAY: Duration = Duration::from_millis(200);
 const KILL_AFTER_ACKS: usize = 150;
 
 /// One delivery as the receiver got it: `webhook-id`, the event's type and its order.
-type Got = (i64, String, i64);
+pub(crate) type Got = (i64, String, i64);
 
-/// A webhook receiver on loopback that answers 200 after [`RECEIVER_DELAY`].
-struct SlowReceiver {
-    url: String,
+/// A webhook receiver on loopback that answers 200 after [`RECEIVER_DELAY`] (the cluster
+/// tests use it too).
+pub(crate) struct SlowReceiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Got>>>,
-    handle: actix_web::dev::ServerHandle,
+    pub(crate) handle: actix_web::dev::ServerHandle,
 }
 
 impl SlowReceiver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let got: Arc<Mutex<Vec<Got>>> = Arc::default();
         let state = web::Data::new(got.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -62,7 +63,7 @@ impl SlowReceiver {
         }
     }
 
-    fn got(&self) -> Vec<Got> {
+    pub(crate) fn got(&self) -> Vec<Got> {
         self.got.lock().expect("receiver lock").clone()
     }
 }
