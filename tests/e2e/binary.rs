@@ -174,13 +174,18 @@ impl Drop for Server {
 async fn serves_on_a_database_url_and_stops_on_sigterm() {
     let db = TestDb::new().await;
     let port = free_port();
+    let log = std::env::temp_dir().join(format!("ecom-log-{}.txt", uuid::Uuid::new_v4().simple()));
     // DEBUG on: still no development admin, because this is not the private PostgreSQL.
-    let mut child = ecom(&[
-        ("DATABASE_URL", db.url.clone()),
-        ("SECRET_KEY", TEST_SECRET.to_string()),
-        ("PORT", port.to_string()),
-        ("DEBUG", "true".to_string()),
-    ]);
+    // No NO_COLOR: a log written to a file must carry no colour codes anyway.
+    let mut child = spawn_ecom(
+        &[
+            ("DATABASE_URL", db.url.clone()),
+            ("SECRET_KEY", TEST_SECRET.to_string()),
+            ("PORT", port.to_string()),
+            ("DEBUG", "true".to_string()),
+        ],
+        Some(&log),
+    );
     wait_healthy(port, &mut child).await;
     assert_eq!(
         development_admin_login(port).await,
@@ -189,6 +194,13 @@ async fn serves_on_a_database_url_and_stops_on_sigterm() {
     );
     let status = terminate(&mut child);
     assert!(status.success(), "graceful exit, got {status}");
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("listening"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI escapes off a terminal:\n{text}"
+    );
 }
 
 #[actix_web::test]
