@@ -796,8 +796,9 @@ async fn background_work_is_done_once(cluster: &Cluster, admin: &str) {
     );
 
     // Every order's two events reach the receiver, though replica 1 died with deliveries
-    // leased (they go again when the 30 s lease ends); one delivery per event, whichever
-    // replicas fanned them out.
+    // leased (they go again when the 30 s lease ends). A delivery row per event and
+    // endpoint is the table's unique key; what could double is the event itself (an
+    // expiry run twice), which the count of webhook-ids (event ids) would show.
     let bound = Duration::from_secs(60);
     let expected: BTreeSet<(String, i64)> = orders
         .iter()
@@ -837,15 +838,7 @@ async fn background_work_is_done_once(cluster: &Cluster, admin: &str) {
     assert_eq!(
         webhook_ids.len(),
         expected.len(),
-        "one webhook-id per event: {got:?}"
-    );
-    let deliveries_per_event = query(
-        &cluster.database_url,
-        "SELECT count(*), count(DISTINCT (endpoint_id, event_id)) FROM webhook_deliveries",
-    );
-    assert_eq!(
-        deliveries_per_event[0][0], deliveries_per_event[0][1],
-        "one delivery per event and endpoint"
+        "one event (webhook-id) per order and type, none doubled: {got:?}"
     );
     let resent = got.len() - webhook_ids.len();
 
@@ -853,7 +846,7 @@ async fn background_work_is_done_once(cluster: &Cluster, admin: &str) {
     eprintln!(
         "e (background work): {ORDERS} unpaid orders all cancelled {} ms after replica 1 was killed, \
          each once (payment_timeout), stock back to {START}; their {} events delivered to a webhook \
-         {} ms after the kill, one delivery and webhook-id each ({resent} sent again after the \
+         {} ms after the kill, one webhook-id (event) each ({resent} sent again after the \
          kill: a receiver drops them by webhook-id); {recorded} migrations recorded once each, \
          applied by {} of the processes' logs",
         ms(all_cancelled),
